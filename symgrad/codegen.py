@@ -1,0 +1,193 @@
+"""Statements that compute each recognised form in NumPy; the templates hold the file around them.
+
+Every form's code leaves an array in the target tensor's index-space (view) layout, so the terms
+of one gradient add up before the final reshape to the real shape.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import naming
+from .forms import Form
+from .ir import Op, SymgradError, Term
+from .printing import ArrayPrinter, array_code, size_code
+
+
+def shape_code(dims) -> str:
+    return "(" + "".join(size_code(d) + ", " for d in dims) + ")"
+
+
+def _align(src: str, vars_, out_vars) -> str:
+    """Index/transpose/expand ``src`` (axes named ``vars_``, None = size-1 axis read at 0) to ``out_vars``."""
+    code = src
+    if any(v is None for v in vars_):
+        code += "[" + ", ".join("0" if v is None else ":" for v in vars_) + "]"
+    present = [v for v in vars_ if v is not None]
+    order = sorted(range(len(present)), key=lambda k: list(out_vars).index(present[k]))
+    if order != list(range(len(present))):
+        code += ".transpose(" + ", ".join(map(str, order)) + ")"
+    kept = {present[k] for k in order}
+    if len(kept) != len(out_vars):
+        code += "[" + ", ".join(":" if v in kept else "None" for v in out_vars) + "]"
+    return code
+
+
+def _array(name: str, tensors) -> str:
+    """The array a form reads: the view when the tensor has split axes."""
+    t = tensors[name]
+    return naming.view(name) if len(t.split) != len(t.dims) else name
+
+
+def conv_code(form: Form, out: str, target, tensors) -> list:
+    f = form.fields
+    lhs_spec, rhs_spec, out_spec = f["dimension_numbers"]
+    rhs = f["rhs"]
+    lines = []
+    rev = [rhs_spec.index(c) for c, r in zip([c for c in rhs_spec if c not in "OI"], f["rhs_reverse"]) if r]
+    if rev or "rhs_regroup" in f:
+        expr = rhs
+        if rev:
+            expr = f"np.flip({expr}, axis={tuple(rev)})"
+        if "rhs_regroup" in f:
+            rg = f["rhs_regroup"]
+            expr = f"regroup({expr}, {size_code(rg['groups'])}, {rg['from_axis']}, {rg['to_axis']})"
+        lines.append(f"{rhs}_kernel = {expr}")
+        rhs = f"{rhs}_kernel"
+    seq = lambda xs: "(" + "".join(size_code(x) + ", " for x in xs) + ")"
+    pads = "(" + "".join(f"({size_code(lo)}, {size_code(hi)}), " for lo, hi in f["padding"]) + ")"
+    call = (f"conv_general_dilated({f['lhs']}, {rhs}, window_strides={seq(f['window_strides'])}, "
+            f"padding={pads}, lhs_dilation={seq(f['lhs_dilation'])}, rhs_dilation={seq(f['rhs_dilation'])}, "
+            f"dimension_numbers={tuple(f['dimension_numbers'])!r}, "
+            f"feature_group_count={size_code(f['feature_group_count'])}, "
+            f"batch_group_count={size_code(f['batch_group_count'])})")
+    scale = f.get("scale", 1)
+    if scale != 1:
+        call = f"{array_code(sp.sympify(scale))} * {call}"
+    lines.append(f"{out} = {call}.reshape{shape_code(target.dims)}")
+    return lines
+
+
+def elementwise_code(form: Form, out: str, target, tensors, out_vars, shaped: bool) -> list:
+    lines, mapping = [], {}
+    for k, (acc, spec) in enumerate(zip(form.term.accesses, form.layout["operands"])):
+        name = naming.aligned(spec["tensor"], k)
+        code = _align(_array(spec["tensor"], tensors), spec["vars"], out_vars) if shaped else spec["tensor"]
+        lines.append(f"{name} = {code}")
+        mapping[acc] = sp.Symbol(name)
+    value = array_code(form.term.factor.xreplace(mapping))
+    full = shaped and set(out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}
+    lines.append(f"{out} = np.broadcast_to({value}, {shape_code(target.dims)})" if full else f"{out} = {value}")
+    return lines
+
+
+def reduce_code(form: Form, out: str, target, tensors, out_vars) -> list:
+    spec = form.layout["operands"][0]
+    sums = {v for v, _, _ in form.term.sums}
+    axes = tuple(form.fields["axes"])
+    kept = [v for v in spec["vars"] if v is not None and v not in sums]
+    value = f"np.sum({_array(spec['tensor'], tensors)}, axis={axes})"
+    scale = form.fields.get("scale", 1)
+    if scale != 1:
+        value = f"{array_code(sp.sympify(scale))} * {value}"
+    lines = [f"{out} = {value}"]
+    lines.append(f"{out} = np.broadcast_to({_align(out, kept, out_vars)}, {shape_code(target.dims)})")
+    return lines
+
+
+def matmul_code(form: Form, out: str, target, tensors, out_vars) -> list:
+    sums = {v for v, _, _ in form.term.sums}
+    (l, r) = form.layout["operands"]
+    lines, names, kept = [], [], []
+    for k, spec in enumerate((l, r)):
+        other = r if spec is l else l
+        drop = [a for a, v in enumerate(spec["vars"]) if v is None]
+        own = [a for a, v in enumerate(spec["vars"]) if v in sums and v not in other["vars"]]
+        name, code = naming.aligned(spec["tensor"], k), _array(spec["tensor"], tensors)
+        if own:
+            code = f"np.sum({code}, axis={tuple(own)}, keepdims=True)"
+        if drop or own:
+            code += "[" + ", ".join("0" if a in drop + own else ":" for a in range(len(spec["vars"]))) + "]"
+        lines.append(f"{name} = {code}")
+        names.append(name)
+        kept.append([v for a, v in enumerate(spec["vars"]) if a not in drop + own])
+    contract = [v for v in kept[0] if v in sums and v in kept[1]]
+    batch = [v for v in out_vars if v in kept[0] and v in kept[1]]
+    dims = ((tuple(kept[0].index(v) for v in contract), tuple(kept[1].index(v) for v in contract)),
+            (tuple(kept[0].index(v) for v in batch), tuple(kept[1].index(v) for v in batch)))
+    result = batch + [v for v in kept[0] if v not in contract and v not in batch] \
+        + [v for v in kept[1] if v not in contract and v not in batch]
+    value = f"dot_general({names[0]}, {names[1]}, {dims[0]}, {dims[1]})"
+    scale = form.fields.get("scale", 1)
+    if scale != 1:
+        value = f"{array_code(sp.sympify(scale))} * {value}"
+    lines.append(f"{out} = {value}")
+    lines.append(f"{out} = np.broadcast_to({_align(out, result, out_vars)}, {shape_code(target.dims)})")
+    return lines
+
+
+def generic_code(term: Term, out: str, target, tensors, out_vars) -> list:
+    """Gather over the full index grid (output and summed indices), mask the guards, sum."""
+    grid = list(out_vars) + [v for v, _, _ in term.sums]
+    bounds = [(0, d - 1) for d in target.dims] + [(lo, hi) for _, lo, hi in term.sums]
+    names = {v: sp.Symbol(naming.index_var(v)) for v in grid}
+    lines = []
+    for k, (v, (lo, hi)) in enumerate(zip(grid, bounds)):
+        shape = ", ".join("-1" if a == k else "1" for a in range(len(grid)))
+        lines.append(f"{names[v]} = np.arange({size_code(lo)}, {size_code(hi)} + 1).reshape({shape},)")
+    ap = ArrayPrinter({"fully_qualified_modules": True})
+    sub = lambda e: sp.sympify(e).xreplace(names)
+    masks, mapping = [], {}
+    for k, acc in enumerate(term.accesses):
+        t = tensors[acc.base.name]
+        idx = []
+        for a, (e, dim) in enumerate(zip(acc.indices, t.dims)):
+            num, den = sp.fraction(sp.together(sub(e)))
+            at = f"{naming.gathered(acc.base.name, k)}_{a}"
+            if den == 1:
+                lines.append(f"{at} = {ap.doprint(num)} + 0 * {names[grid[0]]}" if not num.free_symbols
+                             else f"{at} = {ap.doprint(num)}")
+            else:
+                lines.append(f"{at} = ({ap.doprint(num)}) // ({ap.doprint(den)})")
+                masks.append(f"(({ap.doprint(num)}) % ({ap.doprint(den)}) == 0)")
+            masks.append(f"({at} >= 0) & ({at} < {size_code(dim)})")
+            idx.append(f"np.clip({at}, 0, {size_code(dim)} - 1)")
+        name = naming.gathered(acc.base.name, k)
+        lines.append(f"{name} = {_array(acc.base.name, tensors)}[{', '.join(idx)}]")
+        mapping[acc] = sp.Symbol(name)
+    masks += [f"({ap.doprint(sub(g))})" for g in term.guards]
+    masks += [f"({ap.doprint(sub(a))} == {ap.doprint(sub(b))})" for a, b in term.deltas]
+    value = array_code(sub(term.factor).xreplace(mapping), ap)
+    mask = " & ".join(masks) if masks else "True"
+    axes = tuple(range(len(out_vars), len(grid)))
+    extents = list(target.dims) + [hi - lo + 1 for _, lo, hi in term.sums]
+    lines.append(f"{out} = np.broadcast_to(np.where({mask}, {value}, 0), {shape_code(extents)})")
+    if axes:
+        lines.append(f"{out} = {out}.sum(axis={axes})")
+    return lines
+
+
+def form_code(form: Form, out: str, target, tensors, out_vars, op: Op) -> list:
+    kind = form.kind
+    if kind == "conv_general_dilated":
+        return conv_code(form, out, target, tensors)
+    if kind == "elementwise":
+        return elementwise_code(form, out, target, tensors, out_vars, shaped=not op.elementwise)
+    if kind == "reduce_sum":
+        return reduce_code(form, out, target, tensors, out_vars)
+    if kind == "matmul":
+        return matmul_code(form, out, target, tensors, out_vars)
+    if kind == "generic":
+        return generic_code(form.term, out, target, tensors, out_vars)
+    raise SymgradError(f"{op.name}: no code generator for form {kind!r}")
+
+
+HELPERS = {"conv_general_dilated": ["conv_general_dilated"], "matmul": ["dot_general"]}
+
+
+def helpers_for(forms) -> list:
+    names = []
+    for f in forms:
+        for h in HELPERS.get(f.kind, []):
+            if h not in names:
+                names.append(h)
+    return sorted(names)

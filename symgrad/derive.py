@@ -1,0 +1,95 @@
+"""The pipeline: op → differentiate → eliminate deltas → recognise.  Each stage only reads the
+previous stage's value, and every stage's steps are kept for the documents."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .deltas import eliminate_all
+from .diff import differentiate, forward_terms, plain, upstream
+from .forms import Form
+from .ir import Op, Step, SymgradError
+from .recognise import recognise
+
+
+@dataclass
+class Gradient:
+    """∂L/∂<wrt>[indices] = Σ terms, each with its recognised form."""
+
+    wrt: str
+    indices: tuple
+    raw: list            # terms straight from differentiation (with deltas)
+    terms: list          # after delta elimination
+    forms: list          # one Form per term
+    steps: list = field(default_factory=list)
+
+    @property
+    def kinds(self) -> list:
+        return [f.kind for f in self.forms]
+
+
+@dataclass
+class Derivation:
+    op: Op
+    forward: list        # forms of the forward rule (the emitter computes the forward with them)
+    grads: dict          # input name -> Gradient
+    seconds: float = 0.0
+
+    @property
+    def tensors(self) -> dict:
+        t = dict(self.op.tensors)
+        g = upstream(self.op)
+        t[g.name] = g
+        return t
+
+
+def check_affine(op: Op):
+    """Every tensor index must be affine in the index variables; say which one is not."""
+    idx = {plain(i) for i in op.indices}
+    for s in op.rhs.atoms(sp.Sum):
+        idx |= {plain(v) for v, _, _ in s.limits}
+    for acc in plain(op.rhs).atoms(sp.Indexed):
+        for e in acc.indices:
+            for v in e.free_symbols & idx:
+                c = sp.diff(e, v)
+                if c.has(v) or c.has(sp.Derivative) or c.has(sp.Subs):
+                    raise SymgradError(f"{op.name}: index {e} of {acc.base} is not affine in {v}; "
+                                       "indices must be a·i + b·r + c with coefficients free of indices")
+    known = {t.name for t in op.inputs}
+    for acc in op.rhs.atoms(sp.Indexed):
+        if acc.base.name not in known:
+            raise SymgradError(f"{op.name}: the rule reads {acc.base.name}, which is not an input "
+                               f"(inputs: {', '.join(sorted(known))})")
+    for fn in op.rhs.atoms(sp.Function):
+        if isinstance(fn, sp.core.function.AppliedUndef):
+            raise SymgradError(f"{op.name}: unsupported function {fn.func.__name__}; use SymPy functions "
+                               "(exp, log, erf, tanh, …) whose derivatives SymPy knows")
+
+
+def derive(op: Op, wrt=None) -> Derivation:
+    """Derive the gradient of every input (or those named in ``wrt``).
+
+    >>> from symgrad import ops
+    >>> d = derive(ops.conv(1, stride=2))
+    >>> d.grads["x"].kinds
+    ['conv_general_dilated']
+    """
+    start = time.perf_counter()
+    check_affine(op)
+    tensors = dict(op.tensors)
+    tensors[upstream(op).name] = upstream(op)
+    prefer = {plain(i) for i in op.indices}
+    out_vars = tuple(plain(i) for i in op.indices)
+    forward = [recognise(t, tensors, out_vars, op.output) for t in forward_terms(op)]
+    grads = {}
+    for t in op.inputs:
+        if wrt is not None and t.name not in wrt:
+            continue
+        j, raw, steps = differentiate(op, t.name)
+        free_ranges = {v: (0, d - 1) for v, d in zip(j, t.dims)}
+        terms, more = eliminate_all(raw, prefer, free_ranges)
+        forms = [recognise(term, tensors, j, t) for term in terms]
+        grads[t.name] = Gradient(t.name, j, raw, terms, forms, steps + more)
+    return Derivation(op, forward, grads, time.perf_counter() - start)

@@ -1,0 +1,91 @@
+"""Differentiate: ∂L/∂X[j] for L = Σ_out G[out] · Y[out], by ``sympy.diff`` on Indexed elements.
+
+The result is flattened into a list of :class:`Term` (sum of products), with SymPy's
+``KroneckerDelta`` factors kept apart as ``Term.deltas`` for the elimination pass.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .ir import Bracket, Op, SymgradError, Step, Tensor, Term
+
+#: name of the upstream gradient tensor G = ∂L/∂Y (JAX-style form fields call it "g")
+UPSTREAM = "g"
+
+
+def plain(e):
+    """Replace every ``Idx`` by its label symbol (ranges live in ``Term.sums``)."""
+    e = sp.sympify(e)
+    idxs = e.atoms(sp.Idx)
+    return e.xreplace({i: i.label for i in idxs}) if idxs else e
+
+
+def grad_indices(t: Tensor) -> tuple:
+    """Fresh index symbols for the element of ``t`` we differentiate by: ``j_0, j_1, …``."""
+    return tuple(sp.Symbol(f"j_{k}", integer=True) for k in range(len(t.dims)))
+
+
+def upstream(op: Op) -> Tensor:
+    return Tensor(UPSTREAM, op.output.dims, op.output.split)
+
+
+def _structural(expr) -> bool:
+    """Does ``expr`` hold sums, deltas or guards (and so must be split into terms)?"""
+    return expr.has(sp.Sum, sp.KroneckerDelta, Bracket)
+
+
+def terms_of(expr) -> list:
+    """Flatten nested Sum/Add/Mul into terms; brackets become guards, deltas become pairs."""
+    expr = sp.sympify(expr)
+    if isinstance(expr, sp.Add) and _structural(expr):
+        return [t for a in expr.args for t in terms_of(a)]
+    if isinstance(expr, sp.Sum):
+        limits = tuple((plain(v), plain(lo), plain(hi)) for v, lo, hi in expr.limits)
+        return [t.replace(sums=limits + t.sums) for t in terms_of(expr.function)]
+    if isinstance(expr, sp.Mul):
+        out = [Term(plain(sp.Mul(*[a for a in expr.args if not _structural(a)])))]
+        for a in [a for a in expr.args if _structural(a)]:
+            new = []
+            for left in out:
+                for right in terms_of(a):
+                    new.append(Term(left.factor * right.factor, left.sums + right.sums,
+                                    left.guards + right.guards, left.deltas + right.deltas))
+            out = new
+        return out
+    if isinstance(expr, sp.KroneckerDelta):
+        return [Term(sp.S.One, deltas=((plain(expr.args[0]), plain(expr.args[1])),))]
+    if isinstance(expr, Bracket):
+        return [Term(sp.S.One, guards=tuple(sp.And.make_args(plain(expr.args[0]))))]
+    if expr.has(sp.Sum):
+        raise SymgradError(f"a sum inside a non-linear function is not supported yet: {expr}")
+    if expr == 0:
+        return []
+    return [Term(plain(expr))]
+
+
+def forward_terms(op: Op) -> list:
+    """The forward rule itself as terms (the emitter computes the forward through these)."""
+    return terms_of(op.rhs)
+
+
+def differentiate(op: Op, wrt: str):
+    """Return ``(indices, terms, steps)`` of ∂L/∂wrt[indices] before delta elimination."""
+    target = op.input(wrt)
+    G = upstream(op)
+    out_limits = [(i, 0, i.upper) for i in op.indices]
+    loss = sp.Sum(G[op.indices] * op.rhs, *out_limits)
+    j = grad_indices(target)
+    element = target[j]
+    try:
+        raw = sp.diff(loss, element)
+    except Exception as exc:  # SymPy raises many kinds on odd input; name the op and input
+        raise SymgradError(f"{op.name}: cannot differentiate with respect to {wrt}: {exc}") from None
+    terms = [t for t in terms_of(raw) if t.factor != 0]
+    steps = [
+        Step("chain rule", f"With G = ∂L/∂{op.output.name} and L = Σ G·{op.output.name}, "
+             f"∂L/∂{wrt}[j] = Σ_out G[out] · ∂{op.output.name}[out]/∂{wrt}[j].",
+             sp.Sum(G[op.indices] * sp.Derivative(op.output[op.indices], element), *out_limits), None),
+        Step("differentiate", f"Differentiating the tensor elements gives one Kronecker delta per index of {wrt}.",
+             None, terms),
+    ]
+    return j, terms, steps

@@ -1,0 +1,200 @@
+"""Emit a standalone backward module: templates hold the file, codegen/printers the statements."""
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+
+from . import __version__, naming
+from .codegen import form_code, helpers_for, shape_code
+from .derive import Derivation
+from .forms import jsonable
+from .ir import SymgradError
+from .printing import size_code, term_text, terms_text
+
+BACKENDS = ("numpy",)
+
+
+def template_dir() -> Path:
+    """templates/ of a source checkout, or the copy packaged inside the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    return Path(str(resources.files("symgrad") / "templates"))
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def _runs(t):
+    k, out = 0, []
+    for n in t.split:
+        out.append(t.dims[k:k + n])
+        k += n
+    return out
+
+
+def _shape_text(t) -> str:
+    return "(" + ", ".join(str(sp.Mul(*run)) for run in _runs(t)) + ")"
+
+
+def bind_code(op) -> tuple:
+    """Statements that read every size from the inputs and check that the shapes agree."""
+    lines, bound = [], []
+    for t in op.inputs:
+        want = _shape_text(t)
+        lines.append(f"if {t.name}.ndim != {len(t.split)}:")
+        lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, got {{{t.name}.shape}}")')
+        for axis, run in enumerate(_runs(t)):
+            unknown = [d for d in run if d.is_Symbol and d not in bound]
+            known = sp.Mul(*[d for d in run if d not in unknown])
+            if len(unknown) > 1:
+                raise SymgradError(f"{op.name}: emitting code needs concrete values for {', '.join(map(str, unknown))}")
+            if unknown:
+                u = unknown[0]
+                if known == 1:
+                    lines.append(f"{u} = {t.name}.shape[{axis}]")
+                else:
+                    lines.append(f"{u}, _rest = divmod({t.name}.shape[{axis}], {size_code(known)})")
+                    lines.append("if _rest:")
+                    lines.append(f'    raise ValueError(f"{op.name}: axis {axis} of input {t.name} must be a multiple '
+                                 f'of {known} (shape {want}), got {{{t.name}.shape}}")')
+                lines.append(f"if {u} < 1:")
+                lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want} with {u} >= 1, '
+                             f'got {{{t.name}.shape}}")')
+                bound.append(u)
+            else:
+                lines.append(f"if {t.name}.shape[{axis}] != {size_code(sp.Mul(*run))}:")
+                lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, '
+                             f'got {{{t.name}.shape}} (axis {axis} should be {{{size_code(sp.Mul(*run))}}})")')
+    for sym, expr in op.output_sizes.items():
+        lines.append(f"{sym} = {size_code(expr)}")
+        bound.append(sym)
+    for cond, message in op.requires:
+        text = re.sub(r"\{([^{}]*)\}", lambda m: "{" + size_code(sp.sympify(m.group(1), locals=_locals(op))) + "}",
+                      message)
+        lines.append(f"if not ({size_code(cond.lhs)} >= {size_code(cond.rhs)}):")
+        lines.append(f"    raise ValueError(f{text!r})")
+    for sym in op.output_sizes:
+        lines.append(f"if {sym} < 1:")
+        lines.append(f'    raise ValueError(f"{op.name}: output size {sym} = {{{sym}}} < 1 for these shapes")')
+    return lines, bound
+
+
+def _locals(op):
+    syms = set()
+    for t in (*op.inputs, op.output):
+        for d in t.dims:
+            syms |= d.free_symbols
+    for e in op.output_sizes.values():
+        syms |= e.free_symbols
+    for c, _ in op.requires:
+        syms |= c.free_symbols
+    return {s.name: s for s in syms}
+
+
+def _views(tensors, names) -> list:
+    out = []
+    for name in names:
+        t = tensors[name]
+        if len(t.split) != len(t.dims):
+            out.append(f"{naming.view(name)} = {name}.reshape{shape_code(t.dims)}")
+    return out
+
+
+def _sum_terms(forms, target, tensors, out_vars, op, result: str) -> list:
+    lines, parts = [], []
+    used = sorted({a.base.name for f in forms for a in f.term.accesses} | {f.fields.get(k) for f in forms
+                  for k in ("lhs", "rhs") if f.fields.get(k)})
+    lines += _views(tensors, used)
+    for k, form in enumerate(forms):
+        part = naming.term(result, k)
+        lines.append(f"# {form.kind}: {term_text(form.term)}")
+        lines += form_code(form, part, target, tensors, out_vars, op)
+        parts.append(part)
+    value = " + ".join(parts) if parts else "0"
+    if op.elementwise:
+        lines.append(f"{result} = {value}")
+    else:
+        lines.append(f"{result} = np.broadcast_to({value}, {shape_code(target.dims)}).reshape{shape_code(target.shape)}")
+    return lines
+
+
+def module_context(d: Derivation) -> dict:
+    op = d.op
+    tensors = d.tensors
+    args = ", ".join(t.name for t in op.inputs)
+    out_vars = tuple(sp.Symbol(i.label.name, integer=True) for i in op.indices)
+    forward = _sum_terms(d.forward, op.output, tensors, out_vars, op, "y")
+    forward.append(f"return y.astype(np.result_type({args}), copy=False)")
+    backward, grads = [], []
+    for t in op.inputs:
+        g = d.grads[t.name]
+        backward += _sum_terms(g.forms, t, tensors, g.indices, op, naming.grad(t.name))
+        grads.append(f"{naming.grad(t.name)}.astype({t.name}.dtype, copy=False)")
+    if op.elementwise:
+        bind, sizes = [], []
+        check = [f"if {naming.GRAD_OUTPUT}.shape != {op.inputs[0].name}.shape:",
+                 f'    raise ValueError(f"{op.name}: grad_output must have the shape of {op.inputs[0].name} '
+                 f'{{{op.inputs[0].name}.shape}}, got {{{naming.GRAD_OUTPUT}.shape}}")']
+    else:
+        bind, sizes = bind_code(op)
+        want = shape_code(op.output.shape)
+        check = [f"if {naming.GRAD_OUTPUT}.shape != {want}:",
+                 f'    raise ValueError(f"{op.name}: grad_output must have shape {_shape_text(op.output)} = '
+                 f'{{{want}}}, got {{{naming.GRAD_OUTPUT}.shape}}")']
+    all_forms = d.forward + [f for g in d.grads.values() for f in g.forms]
+    code = "\n".join(forward + backward)
+    return {
+        "op": op.name, "version": __version__,
+        "params": json.dumps(jsonable(_public_params(op)), sort_keys=True),
+        "forward_rule": f"{op.output.name}[{', '.join(str(i.label) for i in op.indices)}] = {terms_text(_fwd_terms(d))}",
+        "gradients": [{"name": t.name, "indices": ", ".join(map(str, d.grads[t.name].indices)),
+                       "terms": [{"text": term_text(f.term), "kind": f.kind,
+                                  "fields": json.dumps(jsonable(f.fields), sort_keys=True)} for f in d.grads[t.name].forms]}
+                      for t in op.inputs],
+        "forward_forms": [f.kind for f in d.forward],
+        "helpers": helpers_for(all_forms),
+        "scipy": "scipy.special." in code,
+        "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
+        "bind": bind, "forward": forward, "check": check, "backward": backward,
+        "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
+        "grad_output": naming.GRAD_OUTPUT, "upstream": naming.UPSTREAM,
+    }
+
+
+def _fwd_terms(d):
+    return [f.term for f in d.forward]
+
+
+def _public_params(op) -> dict:
+    return {k: v for k, v in op.params.items() if k != "padding_spec"}
+
+
+def emit(d: Derivation, backend: str = "numpy") -> str:
+    """The module's source text; deterministic (same derivation → same bytes).
+
+    >>> from symgrad import ops, derive
+    >>> src = emit(derive(ops.gelu()))
+    >>> "def backward" in src
+    True
+    """
+    if backend not in BACKENDS:
+        raise SymgradError(f"emit: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return environment().get_template(f"{backend}/module.py.j2").render(**module_context(d))
+
+
+def load(source: str, name: str = "symgrad_emitted"):
+    """Execute emitted source as a module object (for checks and tests)."""
+    import types
+    module = types.ModuleType(name)
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+    return module

@@ -1,0 +1,185 @@
+"""The index-notation representation every stage shares.
+
+An :class:`Op` is a forward rule ``Y[indices] = rhs`` over SymPy ``IndexedBase`` tensors, with
+symbolic sizes.  A :class:`Term` is one product in a sum of products: the shape in which
+differentiation, delta elimination, recognition and emission all see an expression.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+
+class SymgradError(ValueError):
+    """A user-facing error: names the op, the parameter and what was expected."""
+
+
+def size(name: str) -> sp.Symbol:
+    """A positive integer size symbol, e.g. ``size("H")``."""
+    return sp.Symbol(name, integer=True, positive=True)
+
+
+def integer(name: str) -> sp.Symbol:
+    """An integer symbol of either sign (paddings may be negative)."""
+    return sp.Symbol(name, integer=True)
+
+
+def index(name: str, extent) -> sp.Idx:
+    """An index variable running over ``0 .. extent-1``."""
+    return sp.Idx(sp.Symbol(name, integer=True), (0, extent - 1))
+
+
+class Bracket(sp.Function):
+    """Iverson bracket ``[cond]``: 1 where ``cond`` holds, 0 elsewhere (zero padding is one)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, cond):
+        if cond is sp.true:
+            return sp.S.One
+        if cond is sp.false:
+            return sp.S.Zero
+        return None
+
+    def _eval_derivative(self, s):
+        return sp.S.Zero  # a guard on integer indices has no derivative w.r.t. tensor values
+
+    def _latex(self, printer):
+        return r"\left[%s\right]" % printer._print(self.args[0])
+
+
+def in_range(expr, extent) -> sp.Basic:
+    """The bounds guard ``0 <= expr < extent`` as one condition."""
+    return sp.And(sp.Le(0, expr), sp.Lt(expr, extent))
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor as the index notation sees it.
+
+    ``dims`` is the index-space shape; ``split`` says how many index axes each real axis holds
+    (a grouped channel axis ``C_in`` seen as ``(G, C_in/G)`` has split 2), so the real shape is
+    the product of the dims of each run.
+    """
+
+    name: str
+    dims: tuple
+    split: tuple = None
+
+    def __post_init__(self):
+        if self.split is None:
+            object.__setattr__(self, "split", (1,) * len(self.dims))
+
+    @property
+    def base(self) -> sp.IndexedBase:
+        return sp.IndexedBase(self.name)
+
+    @property
+    def shape(self) -> tuple:
+        """The real (array) shape, products of the split runs."""
+        out, k = [], 0
+        for n in self.split:
+            out.append(sp.Mul(*self.dims[k:k + n]))
+            k += n
+        return tuple(out)
+
+    def real_axis(self, view_axis: int) -> int:
+        """The real axis that holds index axis ``view_axis``."""
+        k = 0
+        for axis, n in enumerate(self.split):
+            if view_axis < k + n:
+                return axis
+            k += n
+        raise IndexError(view_axis)
+
+    def __getitem__(self, idx):
+        return self.base[idx]
+
+
+@dataclass
+class Op:
+    """A forward rule in index notation: ``output[indices] = rhs``.
+
+    ``output_sizes`` gives each output size symbol as an expression of the input sizes;
+    ``requires`` lists ``(condition, message)`` pairs that concrete sizes must satisfy;
+    ``params`` are the user-facing parameters; ``elementwise`` ops apply to arrays of any shape.
+    """
+
+    name: str
+    params: dict
+    inputs: tuple
+    output: Tensor
+    indices: tuple
+    rhs: sp.Expr
+    output_sizes: dict = field(default_factory=dict)
+    requires: list = field(default_factory=list)
+    elementwise: bool = False
+    notes: list = field(default_factory=list)
+
+    def input(self, name: str) -> Tensor:
+        for t in self.inputs:
+            if t.name == name:
+                return t
+        raise SymgradError(f"{self.name}: no input named {name!r}")
+
+    @property
+    def tensors(self) -> dict:
+        return {t.name: t for t in (*self.inputs, self.output)}
+
+
+@dataclass(frozen=True)
+class Term:
+    """One product: ``Σ_{sums} [guards] · Π deltas · factor``.
+
+    ``sums`` holds ``(variable, lo, hi)`` with inclusive bounds; ``deltas`` holds pairs ``(a, b)``
+    for ``δ(a, b)``; ``guards`` are conditions on integer indices; ``factor`` is everything else
+    (tensor elements, functions of them, constants).
+    """
+
+    factor: sp.Expr
+    sums: tuple = ()
+    guards: tuple = ()
+    deltas: tuple = ()
+
+    def replace(self, **kw) -> "Term":
+        data = dict(factor=self.factor, sums=self.sums, guards=self.guards, deltas=self.deltas)
+        data.update(kw)
+        return Term(**data)
+
+    def subs(self, mapping: dict) -> "Term":
+        """Substitute index variables everywhere (factor, guards, deltas, bounds)."""
+        sub = lambda e: sp.sympify(e).xreplace(mapping) if mapping else e
+        return Term(
+            factor=sub(self.factor),
+            sums=tuple((v, sub(lo), sub(hi)) for v, lo, hi in self.sums if v not in mapping),
+            guards=tuple(g for g in (sub(g) for g in self.guards) if g is not sp.true),
+            deltas=tuple((sub(a), sub(b)) for a, b in self.deltas),
+        )
+
+    @property
+    def accesses(self) -> list:
+        """The tensor elements the factor reads, in a stable order."""
+        return sorted(self.factor.atoms(sp.Indexed), key=sp.default_sort_key)
+
+    def expr(self) -> sp.Expr:
+        """The term as one SymPy expression (deltas as KroneckerDelta, guards as brackets)."""
+        body = self.factor
+        for a, b in self.deltas:
+            body = body * sp.KroneckerDelta(a, b, evaluate=False)
+        for g in self.guards:
+            body = body * Bracket(g, evaluate=False)
+        if self.sums:
+            body = sp.Sum(body, *[(v, lo, hi) for v, lo, hi in self.sums])
+        return body
+
+
+@dataclass
+class Step:
+    """What one stage did, for the documents: a name, a sentence, the expression before and after."""
+
+    name: str
+    text: str
+    before: object = None
+    after: object = None

@@ -1,0 +1,30 @@
+"""Every name the emitted code uses, in one place."""
+from __future__ import annotations
+
+GRAD_OUTPUT = "grad_output"
+UPSTREAM = "g"
+
+
+def view(tensor: str) -> str:
+    """The index-space view of a tensor (grouped axes split)."""
+    return f"{tensor}_v"
+
+
+def grad(tensor: str) -> str:
+    return f"d{tensor}"
+
+
+def term(target: str, k: int) -> str:
+    return f"{target}_term{k}"
+
+
+def aligned(tensor: str, k: int) -> str:
+    return f"{tensor}_{k}"
+
+
+def gathered(tensor: str, k: int) -> str:
+    return f"{tensor}_at{k}"
+
+
+def index_var(symbol) -> str:
+    return "i_" + str(symbol).replace("'", "_flip")

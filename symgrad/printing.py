@@ -1,0 +1,84 @@
+"""Expression printers: ``_print_<Node>`` dispatch over SymPy's own printers.
+
+* :class:`ArrayPrinter` — NumPy code for array expressions (SciPy for special functions);
+* :class:`SizePrinter` — plain Python integer arithmetic for sizes and index bounds;
+* :func:`term_text` — the one-line index notation the CLI and the JSON show.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.numpy import SciPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
+from sympy.printing.str import StrPrinter
+
+from .ir import Bracket, Term
+
+
+class ArrayPrinter(SciPyPrinter):
+    """NumPy/SciPy code with ``np.`` for numpy and ``scipy.special.`` kept for special functions."""
+
+    module = "np"
+
+    def _module_format(self, fqn, register=True):
+        text = super()._module_format(fqn, register)
+        return self.module + text[len("numpy"):] if text.startswith("numpy.") else text
+
+    def _print_Bracket(self, expr):
+        return "(%s)" % self._print(expr.args[0])
+
+    def _print_Indexed(self, expr):  # every tensor read is replaced by a named array before printing
+        raise ValueError(f"unresolved tensor read {expr}")
+
+
+class SizePrinter(PythonCodePrinter):
+    """Sizes are Python ints: ``floor(a/b)`` prints as ``(a) // (b)``, Min/Max as min/max."""
+
+    def _print_floor(self, expr):
+        num, den = sp.fraction(sp.together(expr.args[0]))
+        if den == 1:
+            return self._print(num)
+        return "(%s) // (%s)" % (self._print(num), self._print(den))
+
+    def _print_Rational(self, expr):
+        return "(%d / %d)" % (expr.p, expr.q)
+
+
+def array_code(expr, printer=None) -> str:
+    """Print an array expression with constants folded to floats (keeps float32 float32)."""
+    printer = printer or ArrayPrinter({"fully_qualified_modules": True})
+    folded = expr.xreplace({a: sp.Float(a.evalf(17), 17) for a in expr.atoms(sp.Rational, sp.NumberSymbol, sp.Pow)
+                            if a.is_number and not a.is_Integer})
+    return printer.doprint(folded)
+
+
+def size_code(expr) -> str:
+    return SizePrinter().doprint(sp.sympify(expr))
+
+
+class _TextPrinter(StrPrinter):
+    def _print_Bracket(self, expr):
+        return "[%s]" % self._print(expr.args[0])
+
+    def _print_Relational(self, expr):
+        op = {"==": "==", "<=": "<=", "<": "<", ">=": ">=", ">": ">", "!=": "!="}[expr.rel_op]
+        return "%s %s %s" % (self._print(expr.lhs), op, self._print(expr.rhs))
+
+    def _print_Mod(self, expr):
+        return "(%s) mod %s" % (self._print(expr.args[0]), self._print(expr.args[1]))
+
+
+def text(expr) -> str:
+    return _TextPrinter().doprint(expr)
+
+
+def term_text(term: Term) -> str:
+    """``sum_{r=0}^{K-1} [guard] g[…]*w[…]`` — index notation on one line."""
+    parts = [f"sum_{{{v}={text(lo)}..{text(hi)}}}" for v, lo, hi in term.sums]
+    parts += [f"[{text(g)}]" for g in term.guards]
+    parts += [f"delta({text(a)}, {text(b)})" for a, b in term.deltas]
+    parts.append(text(term.factor))
+    return " ".join(parts)
+
+
+def terms_text(terms) -> str:
+    return " + ".join(term_text(t) for t in terms) if terms else "0"
