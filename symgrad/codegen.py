@@ -153,7 +153,7 @@ def generic_code(term: Term, out: str, target, tensors, out_vars) -> list:
             idx.append(f"np.clip({at}, 0, {size_code(dim)} - 1)")
         name = naming.gathered(acc.base.name, k)
         lines.append(f"{name} = {_array(acc.base.name, tensors)}[{', '.join(idx)}]")
-        mapping[acc] = sp.Symbol(name)
+        mapping[sub(acc)] = sp.Symbol(name)
     masks += [f"({ap.doprint(sub(g))})" for g in term.guards]
     masks += [f"({ap.doprint(sub(a))} == {ap.doprint(sub(b))})" for a, b in term.deltas]
     value = array_code(sub(term.factor).xreplace(mapping), ap)

@@ -69,6 +69,7 @@ class Tensor:
     split: tuple = None
 
     def __post_init__(self):
+        object.__setattr__(self, "dims", tuple(sp.sympify(d) for d in self.dims))
         if self.split is None:
             object.__setattr__(self, "split", (1,) * len(self.dims))
 

@@ -1,0 +1,68 @@
+"""Independent references for the checks: PyTorch autograd (float64) for the built-in ops.
+
+These compute forward passes with PyTorch's own operators and let torch.autograd produce the
+gradients; nothing here is used by the engine.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def _conv(op, x, w, b):
+    import torch.nn.functional as F
+    p = op.params
+    nd = p["ndim"]
+    if nd > 3:
+        return None
+    pads = []
+    for lo, hi in reversed(p["padding"]):
+        pads += [int(lo), int(hi)]
+    x = F.pad(x, pads)
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+    return fn(x, w, b, stride=tuple(map(int, p["stride"])), dilation=tuple(map(int, p["dilation"])),
+              groups=int(p["groups"]))
+
+
+def _convolve(op, x, y):
+    import torch
+    import torch.nn.functional as F
+    lx, ly = x.shape[0], y.shape[0]
+    full = F.conv1d(F.pad(x, (ly - 1, ly - 1))[None, None], torch.flip(y, (0,))[None, None])[0, 0]
+    short, long_ = min(lx, ly), max(lx, ly)
+    off, n = {"full": (0, lx + ly - 1), "same": ((short - 1) // 2, long_),
+              "valid": (short - 1, long_ - short + 1)}[op.params["mode"]]
+    return full[off:off + n]
+
+
+def _matmul(op, a, b):
+    import torch
+    return torch.matmul(a, b)
+
+
+def _gelu(op, x):
+    import torch.nn.functional as F
+    return F.gelu(x, approximate=op.params["approximate"])
+
+
+REFERENCES = {"conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "convolve": _convolve,
+              "matmul": _matmul, "gelu": _gelu}
+
+
+def torch_reference(op, arrays, grad_output):
+    """(output, grads) from PyTorch autograd, or None when no reference exists for ``op``."""
+    import re
+    name = "conv" if re.fullmatch(r"conv\d+d", op.name) and op.name not in REFERENCES else op.name
+    fn = REFERENCES.get(name)
+    if fn is None or not torch_available():
+        return None
+    import torch
+    ts = [torch.tensor(arrays[t.name], requires_grad=True) for t in op.inputs]
+    out = fn(op, *ts)
+    if out is None:
+        return None
+    out.backward(torch.tensor(grad_output))
+    return out.detach().numpy(), [t.grad.numpy() for t in ts]
