@@ -126,11 +126,16 @@ def prune(term: Term, free_ranges: dict):
 
 def eliminate_all(terms: list, prefer: set, free_ranges: dict):
     """Eliminate deltas in every term and prune guards; returns ``(terms, steps)``."""
-    out = []
+    out, pointwise = [], []
     for t in terms:
         t = prune(eliminate(t, prefer), free_ranges)
-        if t is not None and t.factor != 0:
-            out.append(t)
+        if t is None or t.factor == 0:
+            continue
+        (pointwise if not (t.sums or t.guards or t.deltas) else out).append(t)
+    if pointwise:  # products without sums or guards add up into one pointwise expression
+        merged = sp.factor_terms(sp.Add(*[t.factor for t in pointwise]))
+        if merged != 0:
+            out.insert(0, Term(merged))
     steps = [Step("eliminate deltas",
                   "Each Kronecker delta is solved for one summation variable over the integers; the "
                   "solution must be an integer (divisibility guard) inside the variable's range (range guard). "

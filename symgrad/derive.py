@@ -68,6 +68,23 @@ def check_affine(op: Op):
                                "(exp, log, erf, tanh, …) whose derivatives SymPy knows")
 
 
+def rename_free(op: Op, target, j: tuple, terms: list):
+    """Give the gradient's free indices the forward rule's names where the forward reads ``target``
+    at a bare index (``∂L/∂w[f, c, r]`` rather than ``∂L/∂w[j_0, j_1, j_2]``)."""
+    reads = [a for a in plain(op.rhs).atoms(sp.Indexed) if a.base.name == target.name]
+    if not reads:
+        return j, terms
+    read = sorted(reads, key=sp.default_sort_key)[0]
+    taken = set()
+    for term in terms:
+        taken |= term.expr().free_symbols | {v for v, _, _ in term.sums}
+    mapping = {}
+    for jk, e in zip(j, read.indices):
+        if isinstance(e, sp.Symbol) and e not in taken and e not in mapping.values():
+            mapping[jk] = e
+    return tuple(mapping.get(v, v) for v in j), [t.subs(mapping) for t in terms]
+
+
 def derive(op: Op, wrt=None) -> Derivation:
     """Derive the gradient of every input (or those named in ``wrt``).
 
@@ -90,6 +107,7 @@ def derive(op: Op, wrt=None) -> Derivation:
         j, raw, steps = differentiate(op, t.name)
         free_ranges = {v: (0, d - 1) for v, d in zip(j, t.dims)}
         terms, more = eliminate_all(raw, prefer, free_ranges)
+        j, terms = rename_free(op, t, j, terms)
         forms = [recognise(term, tensors, j, t) for term in terms]
         grads[t.name] = Gradient(t.name, j, raw, terms, forms, steps + more)
     return Derivation(op, forward, grads, time.perf_counter() - start)

@@ -55,16 +55,28 @@ def size_code(expr) -> str:
     return SizePrinter().doprint(sp.sympify(expr))
 
 
+def tidy(e):
+    """An index expression as one fraction with an expanded numerator: (j + lo − d·r)/s."""
+    e = sp.sympify(e)
+    if not e.free_symbols or e.has(sp.Mod):
+        return e
+    num, den = sp.fraction(sp.together(e))
+    return sp.Mul(sp.expand(num), sp.Pow(den, -1), evaluate=False) if den != 1 else sp.expand(num)
+
+
 class _TextPrinter(StrPrinter):
+    printmethod = "_symgrad_text"  # our _print_* methods win over objects' own _sympystr
     def _print_Bracket(self, expr):
         return "[%s]" % self._print(expr.args[0])
 
     def _print_Relational(self, expr):
-        op = {"==": "==", "<=": "<=", "<": "<", ">=": ">=", ">": ">", "!=": "!="}[expr.rel_op]
-        return "%s %s %s" % (self._print(expr.lhs), op, self._print(expr.rhs))
+        return "%s %s %s" % (self._print(tidy(expr.lhs)), expr.rel_op, self._print(tidy(expr.rhs)))
+
+    def _print_Indexed(self, expr):
+        return "%s[%s]" % (self._print(expr.base.label), ", ".join(self._print(tidy(i)) for i in expr.indices))
 
     def _print_Mod(self, expr):
-        return "(%s) mod %s" % (self._print(expr.args[0]), self._print(expr.args[1]))
+        return "(%s) mod %s" % (self._print(tidy(expr.args[0])), self._print(expr.args[1]))
 
 
 def text(expr) -> str:

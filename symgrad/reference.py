@@ -18,9 +18,11 @@ def _conv(op, x, w, b):
     nd = p["ndim"]
     if nd > 3:
         return None
+    import sympy as sp
+    kernel = {k: n for k, n in zip(p["kernel_size"], w.shape[2:]) if isinstance(k, sp.Basic) and k.is_Symbol}
     pads = []
     for lo, hi in reversed(p["padding"]):
-        pads += [int(lo), int(hi)]
+        pads += [int(sp.sympify(lo).subs(kernel)), int(sp.sympify(hi).subs(kernel))]
     x = F.pad(x, pads)
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
     return fn(x, w, b, stride=tuple(map(int, p["stride"])), dilation=tuple(map(int, p["dilation"])),

@@ -27,6 +27,8 @@ def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=Tru
     name = f"conv{ndim}d"
     if not isinstance(ndim, int) or ndim < 1:
         raise SymgradError(f"conv: ndim must be an integer >= 1, got {ndim!r}")
+    if stride is None and isinstance(padding, str) and padding.strip().lower() == "same":
+        stride = 1  # torch allows 'same' only unstrided
     stride = P.per_axis(name, "stride", stride, ndim, minimum=1, symbol="s")
     dilation = P.per_axis(name, "dilation", dilation, ndim, minimum=1, symbol="d")
     ksize = P.per_axis(name, "kernel_size", kernel_size, ndim, minimum=1, symbol="K")

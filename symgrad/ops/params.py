@@ -31,6 +31,8 @@ def per_axis(op: str, name: str, value, ndim: int, *, minimum: int, symbol: str)
 def _as_int(op: str, name: str, v, minimum: int):
     if isinstance(v, sp.Basic) and not v.is_number:
         return v
+    if isinstance(v, str) and v.strip().isidentifier():  # a name keeps the parameter symbolic
+        return size(v.strip()) if minimum >= 1 else integer(v.strip())
     try:
         iv = int(str(v).strip())
     except ValueError:
@@ -46,30 +48,14 @@ PADDING_MODES = ("same", "valid", "full", "causal")
 def padding(op: str, value, ndim: int, stride: tuple, dilation: tuple, kernel: tuple) -> tuple:
     """Parse a padding spec into ``((lo, hi), ...)`` per axis.
 
-    Accepts None (symbolic lo/hi), an int, one int per axis, ``lo:hi`` pairs (negative = crop),
-    or one of 'same', 'valid', 'full', 'causal' (resolved from kernel size and dilation).
+    Accepts None (symbolic lo/hi), an int, one entry per axis, ``lo:hi`` pairs (negative = crop),
+    and the modes 'same', 'valid', 'full', 'causal' (resolved from kernel size and dilation), for
+    all axes or per axis: ``"causal,1"``.
     """
     if value is None:
         if ndim == 1:
             return ((integer("lo"), integer("hi")),)
         return tuple((integer(f"lo_{k + 1}"), integer(f"hi_{k + 1}")) for k in range(ndim))
-    if isinstance(value, str) and value.strip().lower() in PADDING_MODES:
-        mode = value.strip().lower()
-        out = []
-        for s, d, k in zip(stride, dilation, kernel):
-            total = d * (k - 1)
-            if mode == "same":
-                if s != 1:
-                    raise SymgradError(f"{op}: padding='same' needs stride 1 on every axis (as torch), got stride {s}")
-                lo = sp.floor(total / 2)
-                out.append((lo, total - lo))
-            elif mode == "valid":
-                out.append((0, 0))
-            elif mode == "full":
-                out.append((total, total))
-            else:  # causal: all padding on the left, output[i] sees inputs up to i
-                out.append((total, 0))
-        return tuple(out)
     if isinstance(value, str):
         parts = [p.strip() for p in value.split(",") if p.strip()]
     elif isinstance(value, (list, tuple)):
@@ -83,22 +69,42 @@ def padding(op: str, value, ndim: int, stride: tuple, dilation: tuple, kernel: t
             f"{op}: padding needs one value, {ndim} values (one per axis), 'lo:hi' pairs, "
             f"or one of {', '.join(PADDING_MODES)}; got {value!r}")
     out = []
-    for p in parts:
+    for p, s, d, k in zip(parts, stride, dilation, kernel):
+        if isinstance(p, str) and p.lower() in PADDING_MODES:
+            out.append(_mode(op, p.lower(), s, d, k))
+            continue
         if isinstance(p, (list, tuple)) and len(p) == 2:
             lo, hi = p
         elif isinstance(p, str) and ":" in p:
             lo, hi = p.split(":", 1)
         else:
             lo = hi = p
-            if _as_signed(op, lo) < 0:
+            v = _as_signed(op, lo)
+            if isinstance(v, int) and v < 0:
                 raise SymgradError(f"{op}: symmetric padding must be >= 0 (use 'lo:hi' pairs to crop), got {p}")
         out.append((_as_signed(op, lo), _as_signed(op, hi)))
     return tuple(out)
 
 
+def _mode(op: str, mode: str, s, d, k) -> tuple:
+    total = d * (k - 1)
+    if mode == "same":
+        if s != 1:
+            raise SymgradError(f"{op}: padding='same' needs stride 1 (as torch), got stride {s}")
+        lo = sp.floor(sp.sympify(total) / 2)
+        return (lo, total - lo)
+    if mode == "valid":
+        return (0, 0)
+    if mode == "full":
+        return (total, total)
+    return (total, 0)  # causal: all padding on the left, so output i sees inputs up to i
+
+
 def _as_signed(op: str, v) -> int:
     if isinstance(v, sp.Basic) and not v.is_number:
         return v
+    if isinstance(v, str) and v.strip().isidentifier():
+        return integer(v.strip())
     try:
         return int(str(v).strip())
     except ValueError:

@@ -1,0 +1,142 @@
+"""The ``symgrad`` command line: ops, derive, emit, check (and bench)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import ops as ops_mod
+from .ir import SymgradError
+
+CONV_OPS = ("conv", "conv1d", "conv2d", "conv3d")
+TORCH_DEFAULTS = {"stride": 1, "dilation": 1, "padding": 0, "groups": 1}
+
+
+def _add_op_args(p: argparse.ArgumentParser):
+    p.add_argument("op", help="operator name (see `symgrad ops`)")
+    g = p.add_argument_group("convolution")
+    g.add_argument("--ndim", type=int, help="spatial axes for `conv`")
+    g.add_argument("--stride", help="int, one per axis (2,1) or a name to keep it symbolic")
+    g.add_argument("--dilation", help="int, one per axis, or a name")
+    g.add_argument("--padding", help="int | one per axis | lo:hi per axis (negative crops) | same | valid | full | causal")
+    g.add_argument("--groups", help="int dividing both channel counts, or a name (symbolic)")
+    g.add_argument("--kernel-size", help="int or one per axis (default: read from w at run time)")
+    g.add_argument("--bias", dest="bias", action="store_true", default=True, help="add b (default)")
+    g.add_argument("--no-bias", dest="bias", action="store_false", help="no bias input")
+    o = p.add_argument_group("other ops")
+    o.add_argument("--mode", help="convolve: full | same | valid")
+    o.add_argument("--a-shape", help="matmul: shape pattern of a, e.g. B,M,K or 1,M,K or K")
+    o.add_argument("--b-shape", help="matmul: shape pattern of b, e.g. B,K,N or K,N or K")
+    o.add_argument("--approximate", help="gelu: none | tanh")
+
+
+def build_op(args, concrete: bool):
+    """The op the arguments describe; ``concrete`` fills unset conv parameters with torch's defaults."""
+    name = args.op
+    if name not in ops_mod.REGISTRY:
+        raise SymgradError(f"unknown op {name!r}; known ops: {', '.join(ops_mod.REGISTRY)}")
+    params = {}
+    if name in CONV_OPS:
+        if name == "conv":
+            if args.ndim is None:
+                raise SymgradError("conv: --ndim is required (number of spatial axes, >= 1)")
+            params["ndim"] = args.ndim
+        for key in ("stride", "dilation", "padding", "groups", "kernel_size"):
+            value = getattr(args, key)
+            if value is None and concrete and key in TORCH_DEFAULTS:
+                value = TORCH_DEFAULTS[key]
+            if key == "groups" and value is None:
+                value = 1
+            if value is not None:
+                params[key] = value
+        params["bias"] = args.bias
+    elif name == "convolve":
+        params["mode"] = args.mode or "full"
+    elif name == "matmul":
+        params["a_shape"], params["b_shape"] = args.a_shape, args.b_shape
+    elif name == "gelu":
+        params["approximate"] = args.approximate or "none"
+    for key in ("mode", "a_shape", "b_shape", "approximate"):
+        if getattr(args, key) is not None and key not in params:
+            raise SymgradError(f"{name}: --{key.replace('_', '-')} does not apply to {name}")
+    return ops_mod.build(name, **params)
+
+
+def _write(text: str, out):
+    if out:
+        Path(out).write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def cmd_ops(args):
+    for name, (builder, params) in ops_mod.REGISTRY.items():
+        doc = (builder.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:10s} {doc}")
+        for key, help_ in params.items():
+            print(f"    --{key.replace('_', '-'):14s} {help_}")
+    return 0
+
+
+def cmd_derive(args):
+    from .derive import derive
+    from .describe import as_json, as_text
+    d = derive(build_op(args, concrete=False))
+    if args.format == "json":
+        _write(json.dumps(as_json(d), indent=2, sort_keys=False), args.output)
+    else:
+        _write(as_text(d), args.output)
+    return 0
+
+
+def cmd_emit(args):
+    from .derive import derive
+    from .emit import emit
+    _write(emit(derive(build_op(args, concrete=True)), backend=args.backend), args.output)
+    return 0
+
+
+def cmd_check(args):
+    from .check import check, table
+    op = build_op(args, concrete=True)
+    results, ok = check(op, trials=args.trials, seed=args.seed)
+    print(table(op, results))
+    print(f"{op.name}: {'OK' if ok else 'MISMATCH'} ({len(results)} trials, seed {args.seed})")
+    return 0 if ok else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="symgrad", description="Symbolic backward passes from index notation.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("ops", help="list operators and their parameters").set_defaults(fn=cmd_ops)
+    d = sub.add_parser("derive", help="derive the gradients and their closed forms")
+    _add_op_args(d)
+    d.add_argument("--format", choices=("text", "json"), default="text")
+    d.add_argument("-o", "--output")
+    d.set_defaults(fn=cmd_derive)
+    e = sub.add_parser("emit", help="write a standalone backward module")
+    _add_op_args(e)
+    e.add_argument("--backend", choices=("numpy",), default="numpy")
+    e.add_argument("-o", "--output")
+    e.set_defaults(fn=cmd_emit)
+    c = sub.add_parser("check", help="verify the emitted module numerically")
+    _add_op_args(c)
+    c.add_argument("--trials", type=int, default=5)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(fn=cmd_check)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SymgradError as exc:
+        print(f"symgrad: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

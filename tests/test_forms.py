@@ -1,0 +1,132 @@
+"""Acceptance 1: the recognised conv forms have the parameters the mathematics says, and pasting
+them into jax.lax.conv_general_dilated (or a loop reference of it) reproduces the gradient."""
+import json
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad
+from symgrad.reference import REFERENCES
+from symgrad.cli import main
+from conftest import HAS_JAX, needs_torch
+import xla_reference
+
+
+def derive_json(capsys, *argv):
+    assert main(["derive", *argv, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_conv2d_acceptance_form_fields(capsys):
+    d = derive_json(capsys, "conv2d", "--stride", "2,1", "--dilation", "1,2", "--padding", "1:0,2:1")
+    dx, dw, db = (d["grads"][k]["form"] for k in "xwb")
+    assert dw["kind"] == "conv_general_dilated"
+    assert dw["window_strides"] == [1, 2]          # = forward dilation
+    assert dw["rhs_dilation"] == [2, 1]            # = forward stride
+    assert dw["lhs"] == "x" and dw["rhs"] == "g"
+    assert dw["dimension_numbers"][0] == "CNHW"    # batch and channel axes of x swapped
+    assert dx["kind"] == "conv_general_dilated"
+    assert dx["lhs_dilation"] == [2, 1]            # zero insertion by the stride
+    assert dx["rhs_dilation"] == [1, 2]
+    assert dx["window_strides"] == [1, 1]
+    assert dx["rhs_reverse"] == [True, True]
+    assert dx["dimension_numbers"][1] == "IOHW"    # kernel in/out channels swapped
+    assert db["kind"] == "reduce_sum" and db["axes"] == [0, 2, 3]
+    # padding low sides: dW keeps the forward's, dX gets K' - 1 - lo (K' = dilated kernel)
+    assert dw["padding"][0][0] == 1 and dw["padding"][1][0] == 2
+    assert sp.sympify(dx["padding"][0][0]) == sp.sympify("K_1 - 2")
+    assert sp.sympify(dx["padding"][1][0]) == sp.sympify("2*K_2 - 4")
+
+
+def test_symbolic_conv1d_stride_dilation_interchanged():
+    d = symgrad.derive(symgrad.ops.conv(1))
+    s, dil, lo = sp.Symbol("s", integer=True, positive=True), sp.Symbol("d", integer=True, positive=True), \
+        sp.Symbol("lo", integer=True)
+    dw, dx = d.grads["w"].forms[0].fields, d.grads["x"].forms[0].fields
+    assert dw["window_strides"] == [dil] and dw["rhs_dilation"] == [s]
+    assert dx["lhs_dilation"] == [s] and dx["rhs_dilation"] == [dil] and dx["rhs_reverse"] == [True]
+    K, L, O = (sp.Symbol(n, integer=True, positive=True) for n in ("K", "L", "O"))
+    # DESIGN §2: dX padding (K'-1-lo, n - O' + lo), dW padding (lo, O' - n - lo + K' - 1)
+    Kd, Od = (K - 1) * dil + 1, (O - 1) * s + 1
+    assert sp.simplify(dx["padding"][0][0] - (Kd - 1 - lo)) == 0
+    assert sp.simplify(dx["padding"][0][1] - (L - Od + lo)) == 0
+    assert sp.simplify(dw["padding"][0][1] - (Od - L - lo + Kd - 1)) == 0
+
+
+NUMERIC = ("window_strides", "padding", "lhs_dilation", "rhs_dilation", "feature_group_count", "batch_group_count")
+
+
+def _resolve(value, sizes):
+    """Size expressions in a form (e.g. "L - 2*O + 2") evaluated at concrete sizes."""
+    if isinstance(value, list):
+        return [_resolve(v, sizes) for v in value]
+    if isinstance(value, str):
+        syms = {k: sp.Symbol(k, integer=True, positive=True) for k in sizes}
+        return int(sp.sympify(value, locals=syms).subs({syms[k]: v for k, v in sizes.items()}))
+    return value
+
+
+def _apply_form(form, arrays, sizes, conv):
+    """Evaluate a conv_general_dilated form exactly as a user would paste it."""
+    f = {k: _resolve(v, sizes) if k in NUMERIC else v for k, v in form.items()}
+    rhs = arrays[f["rhs"]]
+    spatial = [k for k, c in enumerate(f["dimension_numbers"][1]) if c not in "OI"]
+    rhs = np.flip(rhs, axis=tuple(a for a, r in zip(spatial, f["rhs_reverse"]) if r))
+    if "rhs_regroup" in f:
+        rg = f["rhs_regroup"]
+        shape = list(rhs.shape)
+        groups, src, dst = rg["groups"], rg["from_axis"], rg["to_axis"]
+        rhs = rhs.reshape(shape[:src] + [groups, shape[src] // groups] + shape[src + 1:])
+        rhs = np.moveaxis(rhs, src, dst if dst < src else dst)
+        merged = list(rhs.shape)
+        at = dst if dst < src else dst
+        merged[at:at + 2] = [merged[at] * merged[at + 1]]
+        rhs = rhs.reshape(merged)
+    return np.asarray(conv(arrays[f["lhs"]], np.ascontiguousarray(rhs), f["window_strides"],
+                           [tuple(p) for p in f["padding"]], f["lhs_dilation"], f["rhs_dilation"],
+                           tuple(f["dimension_numbers"]), feature_group_count=f["feature_group_count"],
+                           batch_group_count=f["batch_group_count"]))
+
+
+CASES = [  # every parameter given, so the forms carry numbers and sizes only
+    ("conv2d", ["--stride", "2,1", "--dilation", "1,2", "--padding", "1:0,2:1", "--groups", "1"], (2, 3, 7, 9), (4, 3, 3, 2)),
+    ("conv1d", ["--stride", "3", "--dilation", "2", "--padding", "2:-1", "--groups", "1"], (2, 2, 13), (3, 2, 3)),
+    ("conv1d", ["--stride", "2", "--dilation", "1", "--groups", "2", "--padding", "1"], (3, 4, 9), (6, 2, 3)),
+    ("conv2d", ["--dilation", "2,1", "--groups", "3", "--padding", "same"], (2, 3, 5, 6), (3, 1, 2, 3)),
+    ("conv3d", ["--stride", "1,2,1", "--dilation", "1", "--groups", "2", "--padding", "0:1,1:0,causal"],
+     (1, 4, 4, 5, 3), (2, 2, 2, 1, 2)),
+]
+
+
+def _conv_impls():
+    impls = [("loop reference", xla_reference.conv_general_dilated)]
+    if HAS_JAX:
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        impls.append(("jax", jax.lax.conv_general_dilated))
+    return impls
+
+
+@needs_torch
+@pytest.mark.parametrize("name,argv,xshape,wshape", CASES)
+def test_forms_pasted_into_conv_general_dilated(capsys, name, argv, xshape, wshape):
+    import torch
+    import torch.nn.functional as F
+    op = symgrad.ops.build(name, **{k.lstrip("-"): v for k, v in zip(argv[::2], argv[1::2])})
+    d = derive_json(capsys, name, *argv)
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal(xshape), rng.standard_normal(wshape)
+    b = rng.standard_normal(wshape[0])
+    arrays = {"x": x, "w": w, "b": b}
+    from symgrad.evaluate import bind_sizes
+    sizes = {str(k): v for k, v in bind_sizes(op, arrays).items()}
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    out = REFERENCES[name](op, *ts)
+    g = rng.standard_normal(tuple(out.shape))
+    out.backward(torch.tensor(g))
+    arrays["g"] = g
+    for label, conv in _conv_impls():
+        for k, t in zip("xw", ts[:2]):
+            got = _apply_form(d["grads"][k]["form"], arrays, sizes, conv)
+            np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=f"{label} d{k}")
