@@ -125,6 +125,19 @@ def matmul_code(form: Form, out: str, target, tensors, out_vars) -> list:
     return lines
 
 
+def guard_code(g, printer) -> str:
+    """A guard in exact integer arithmetic: ``a <= b`` with fractions becomes ``num(b − a) >= 0``."""
+    if isinstance(g, (sp.Le, sp.Lt, sp.Ge, sp.Gt)) or (isinstance(g, sp.Eq) and not g.has(sp.Mod)):
+        if isinstance(g, (sp.Ge, sp.Gt)):
+            g = g.reversed
+        num, den = sp.fraction(sp.together(g.rhs - g.lhs))
+        if not den.is_positive:
+            raise SymgradError(f"cannot decide the sign of {den} in guard {g}")
+        rel = {sp.Le: ">=", sp.Lt: ">", sp.Eq: "=="}[type(g)]
+        return f"{printer.doprint(sp.expand(num))} {rel} 0"
+    return printer.doprint(g)
+
+
 def generic_code(term: Term, out: str, target, tensors, out_vars) -> list:
     """Gather over the full index grid (output and summed indices), mask the guards, sum."""
     grid = list(out_vars) + [v for v, _, _ in term.sums]
@@ -154,7 +167,7 @@ def generic_code(term: Term, out: str, target, tensors, out_vars) -> list:
         name = naming.gathered(acc.base.name, k)
         lines.append(f"{name} = {_array(acc.base.name, tensors)}[{', '.join(idx)}]")
         mapping[sub(acc)] = sp.Symbol(name)
-    masks += [f"({ap.doprint(sub(g))})" for g in term.guards]
+    masks += [f"({guard_code(sub(g), ap)})" for g in term.guards]
     masks += [f"({ap.doprint(sub(a))} == {ap.doprint(sub(b))})" for a, b in term.deltas]
     value = array_code(sub(term.factor).xreplace(mapping), ap)
     mask = " & ".join(masks) if masks else "True"

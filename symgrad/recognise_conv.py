@@ -95,6 +95,17 @@ def _orient(term, tensors, out_vars, free_ranges):
     return None
 
 
+def _multiple_of(e, den, index_vars) -> bool:
+    """Is ``e`` an integer multiple of ``den`` for every integer index (SymPy reduces Mod's argument)?"""
+    q = sp.expand(e / den)
+    if q == 0:
+        return True
+    vars_ = sorted(q.free_symbols & {index_vars["o"], index_vars["t"]}, key=str)
+    poly = sp.Poly(q, *vars_) if vars_ else None
+    coeffs = poly.coeffs() if poly is not None else [q]
+    return all(c.is_integer for c in coeffs)
+
+
 def _guard_ok(g, pairs):
     """Is ``g`` the divisibility or the range condition of one lhs read (implied by conv semantics)?"""
     for p in pairs:
@@ -102,7 +113,7 @@ def _guard_ok(g, pairs):
             continue
         value, numer, den, dim = p["value"], p["numer"], p["den"], p["lhs_dim"]
         if isinstance(g, sp.Eq) and isinstance(g.lhs, sp.Mod) and g.rhs == 0:
-            return g.lhs.args[1] == den and sp.expand(g.lhs.args[0] - numer) == 0
+            return g.lhs.args[1] == den and _multiple_of(sp.expand(g.lhs.args[0] - numer), den, index_vars=p)
         if isinstance(g, (sp.Ge, sp.Gt)):
             g = g.reversed
         if not isinstance(g, (sp.Le, sp.Lt)):

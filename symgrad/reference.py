@@ -12,7 +12,7 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def _conv(op, x, w, b):
+def _conv(op, x, w, b=None):
     import torch.nn.functional as F
     p = op.params
     nd = p["ndim"]
