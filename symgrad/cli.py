@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import ops as ops_mod
 from .ir import SymgradError
+from .shapes import concrete_sizes, parse_shapes
 
 CONV_OPS = ("conv", "conv1d", "conv2d", "conv3d")
 TORCH_DEFAULTS = {"stride": 1, "dilation": 1, "padding": 0, "groups": 1}
@@ -29,6 +30,8 @@ def _add_op_args(p: argparse.ArgumentParser):
     o.add_argument("--a-shape", help="matmul: shape pattern of a, e.g. B,M,K or 1,M,K or K")
     o.add_argument("--b-shape", help="matmul: shape pattern of b, e.g. B,K,N or K,N or K")
     o.add_argument("--approximate", help="gelu: none | tanh")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
+                   help="concrete shape of an input (repeat per input): checked, and sizes become numbers")
 
 
 def build_op(args, concrete: bool):
@@ -83,24 +86,29 @@ def cmd_ops(args):
 def cmd_derive(args):
     from .derive import derive
     from .describe import as_json, as_text
-    d = derive(build_op(args, concrete=False))
+    op = build_op(args, concrete=False)
+    sizes = concrete_sizes(op, parse_shapes(op, args.input_shape))
+    d = derive(op)
     if args.format == "json":
-        _write(json.dumps(as_json(d), indent=2, sort_keys=False), args.output)
+        _write(json.dumps(as_json(d, sizes), indent=2, sort_keys=False), args.output)
     else:
-        _write(as_text(d), args.output)
+        _write(as_text(d, sizes), args.output)
     return 0
 
 
 def cmd_emit(args):
     from .derive import derive
     from .emit import emit
-    _write(emit(derive(build_op(args, concrete=True)), backend=args.backend), args.output)
+    op = build_op(args, concrete=True)
+    concrete_sizes(op, parse_shapes(op, args.input_shape))
+    _write(emit(derive(op), backend=args.backend), args.output)
     return 0
 
 
 def cmd_check(args):
     from .check import check, table
     op = build_op(args, concrete=True)
+    concrete_sizes(op, parse_shapes(op, args.input_shape))
     results, ok = check(op, trials=args.trials, seed=args.seed)
     print(table(op, results))
     print(f"{op.name}: {'OK' if ok else 'MISMATCH'} ({len(results)} trials, seed {args.seed})")

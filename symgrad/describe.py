@@ -52,9 +52,22 @@ def _maybe_negative(*values) -> bool:
     return any(sp.sympify(v).is_negative for v in values)
 
 
-def as_json(d: Derivation) -> dict:
+def _concrete(value, sizes):
+    if not sizes:
+        return value
+    if isinstance(value, dict):
+        return {k: _concrete(v, sizes) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_concrete(v, sizes) for v in value]
+    if isinstance(value, sp.Basic):
+        return sp.sympify(value).subs(sizes)
+    return value
+
+
+def as_json(d: Derivation, sizes=None) -> dict:
+    """The JSON summary; with ``sizes`` every size expression is evaluated."""
     op = d.op
-    return jsonable({
+    return jsonable(_concrete({
         "op": op.name,
         "params": {k: v for k, v in op.params.items() if k != "padding_spec"},
         "inputs": [t.name for t in op.inputs],
@@ -67,7 +80,7 @@ def as_json(d: Derivation) -> dict:
                          "form": _form_json(g.forms)}
                   for name, g in d.grads.items()},
         "seconds": round(d.seconds, 3),
-    })
+    }, sizes))
 
 
 def _form_json(forms) -> dict:
@@ -76,14 +89,16 @@ def _form_json(forms) -> dict:
     return {"kind": "sum", "terms": [dict(kind=f.kind, **f.fields) for f in forms]}
 
 
-def as_text(d: Derivation) -> str:
+def as_text(d: Derivation, sizes=None) -> str:
     op = d.op
     lines = [f"{op.name}  " + ", ".join(f"{k}={text(v) if isinstance(v, sp.Basic) else v}"
                                          for k, v in op.params.items() if k != "padding_spec")]
     shapes = ", ".join(f"{t.name} {tuple(map(str, t.shape))}" for t in op.inputs)
     lines.append(f"shapes: {shapes} -> {op.output.name} {tuple(map(str, op.output.shape))}".replace("'", ""))
     for k, v in op.output_sizes.items():
-        lines.append(f"  {k} = {text(v)}")
+        lines.append(f"  {k} = {text(v)}" + (f" = {sizes[k]}" if sizes and k in sizes else ""))
+    if sizes:
+        lines.append("  sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
     for note in op.notes:
         lines.append(f"  note: {note}")
     idx = ", ".join(str(i.label) for i in op.indices)
@@ -98,7 +113,7 @@ def as_text(d: Derivation) -> str:
             for sentence in describe(f):
                 lines.append(f"      - {sentence}")
             if f.kind not in ("elementwise",):
-                lines.append(f"      fields: {json.dumps(jsonable(f.fields))}")
+                lines.append(f"      fields: {json.dumps(jsonable(_concrete(f.fields, sizes)))}")
     lines.append("")
     lines.append(f"derived in {d.seconds:.2f} s")
     return "\n".join(lines)
