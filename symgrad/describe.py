@@ -72,7 +72,7 @@ def as_json(d: Derivation, sizes=None) -> dict:
         "params": {k: v for k, v in op.params.items() if k != "padding_spec"},
         "inputs": [t.name for t in op.inputs],
         "shapes": {t.name: [str(s) for s in t.shape] for t in (*op.inputs, op.output)},
-        "output_sizes": {str(k): str(v) for k, v in op.output_sizes.items()},
+        "output_sizes": {str(k): v for k, v in op.output_sizes.items()},
         "forward": {"expr": " + ".join(term_text(f.term) for f in d.forward),
                     "forms": [dict(kind=f.kind, **f.fields) for f in d.forward]},
         "grads": {name: {"indices": [str(i) for i in g.indices],

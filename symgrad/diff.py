@@ -55,7 +55,8 @@ def terms_of(expr) -> list:
     if isinstance(expr, sp.KroneckerDelta):
         return [Term(sp.S.One, deltas=((plain(expr.args[0]), plain(expr.args[1])),))]
     if isinstance(expr, Bracket):
-        return [Term(sp.S.One, guards=tuple(sp.And.make_args(plain(expr.args[0]))))]
+        conds = sorted(sp.And.make_args(plain(expr.args[0])), key=sp.default_sort_key)  # hash-free order
+        return [Term(sp.S.One, guards=tuple(conds))]
     if expr.has(sp.Sum):
         raise SymgradError(f"a sum inside a non-linear function is not supported yet: {expr}")
     if expr == 0:

@@ -18,7 +18,7 @@ def _axis_names(ndim: int, stem: str) -> list:
 
 
 def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=True, kernel_size=None) -> Op:
-    """``ndim``-d convolution; parameters left as None stay symbolic.
+    """N-d convolution (torch semantics); parameters left as None stay symbolic.
 
     >>> op = conv(2, stride=2, padding="same")  # doctest: +SKIP  ('same' needs stride 1)
     >>> conv(1).name
@@ -46,7 +46,7 @@ def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=Tru
     i = [index(v, o) for v, o in zip(_axis_names(ndim, "i"), O)]
     r = [index(v, k) for v, k in zip(_axis_names(ndim, "r"), ksize)]
     gdims = (groups,) if grouped else ()
-    g = (index("g", groups),) if grouped else ()
+    g = (index("gamma", groups),) if grouped else ()  # not "g": that is the upstream gradient
     gsplit = 2 if grouped else 1
 
     x = Tensor("x", (N, *gdims, C, *L), (1, gsplit) + (1,) * ndim)
@@ -82,12 +82,15 @@ def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=Tru
 
 
 def conv1d(**kw) -> Op:
+    """1-d convolution, torch.nn.functional.conv1d semantics."""
     return conv(1, **kw)
 
 
 def conv2d(**kw) -> Op:
+    """2-d convolution, torch.nn.functional.conv2d semantics."""
     return conv(2, **kw)
 
 
 def conv3d(**kw) -> Op:
+    """3-d convolution, torch.nn.functional.conv3d semantics."""
     return conv(3, **kw)

@@ -79,6 +79,9 @@ def padding(op: str, value, ndim: int, stride: tuple, dilation: tuple, kernel: t
             lo, hi = p.split(":", 1)
         else:
             lo = hi = p
+            if isinstance(p, str) and p.strip().isidentifier():
+                raise SymgradError(f"{op}: padding must be integers, 'lo:hi' pairs (names allowed: 'p:p') or one of "
+                                   f"{', '.join(PADDING_MODES)}; got {p!r}")
             v = _as_signed(op, lo)
             if isinstance(v, int) and v < 0:
                 raise SymgradError(f"{op}: symmetric padding must be >= 0 (use 'lo:hi' pairs to crop), got {p}")

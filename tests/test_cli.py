@@ -1,0 +1,157 @@
+"""The command line: every command, and bad input answered with exit 2 and one clear line."""
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from symgrad.cli import main
+from symgrad.emit import load
+from conftest import needs_torch
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_ops_lists_every_op(capsys):
+    code, out, _ = run(capsys, "ops")
+    assert code == 0
+    for name in ("conv1d", "conv2d", "conv3d", "conv", "convolve", "matmul", "gelu", "--padding", "--mode"):
+        assert name in out
+
+
+def test_derive_symbolic_conv1d_text(capsys):
+    code, out, _ = run(capsys, "derive", "conv1d")
+    assert code == 0
+    assert "dL/dw[f, c, r]" in out and "window stride d, kernel dilation s" in out
+    assert "s−1 zeros inserted between elements of g" in out and "kernel reversed" in out
+    assert "mod s == 0" in out
+
+
+def test_derive_json_schema(capsys):
+    code, out, _ = run(capsys, "derive", "matmul", "--a-shape", "B,M,K", "--b-shape", "K,N", "--format", "json")
+    d = json.loads(out)
+    assert code == 0 and d["op"] == "matmul" and d["inputs"] == ["a", "b"]
+    assert set(d["grads"]) == {"a", "b"}
+    for g in d["grads"].values():
+        assert set(g) >= {"expr", "form"} and g["form"]["kind"] == "matmul"
+
+
+def test_derive_json_conv_form_fields_exactly_design(capsys):
+    _, out, _ = run(capsys, "derive", "conv3d", "--stride", "2", "--groups", "2", "--format", "json")
+    form = json.loads(out)["grads"]["w"]["form"]
+    assert set(form) == {"kind", "lhs", "rhs", "rhs_reverse", "window_strides", "padding", "lhs_dilation",
+                         "rhs_dilation", "dimension_numbers", "feature_group_count", "batch_group_count"}
+    assert form["batch_group_count"] == 2 and form["rhs_dilation"] == [2, 2, 2]
+    dx = json.loads(out)["grads"]["x"]["form"]
+    assert dx["feature_group_count"] == 2 and dx["rhs_regroup"] == {"groups": 2, "from_axis": 0, "to_axis": 1}
+
+
+def test_input_shapes_make_sizes_concrete(capsys):
+    code, out, _ = run(capsys, "derive", "conv2d", "--stride", "1", "--dilation", "1", "--padding", "1,2",
+                       "--input-shape", "x=1,20,64,128", "--input-shape", "w=16,20,3,5", "--input-shape", "b=16",
+                       "--format", "json")
+    d = json.loads(out)
+    assert code == 0
+    assert d["output_sizes"] == {"O_1": 64, "O_2": 128}  # Conv2d(20, 16, (3, 5), padding=(1, 2)) keeps 64×128
+    assert d["grads"]["x"]["form"]["padding"] == [[1, 1], [2, 2]]
+
+
+def test_emit_writes_file_and_module_runs(tmp_path, capsys):
+    path = tmp_path / "conv_bwd.py"
+    code, _, _ = run(capsys, "emit", "conv2d", "--stride", "2", "--padding", "1", "-o", str(path))
+    assert code == 0
+    mod = load(path.read_text())
+    x, w, b = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), np.zeros(3)
+    y = mod.forward(x, w, b)
+    assert y.shape == (1, 3, 3, 3)
+    dx, dw, db = mod.backward(np.ones_like(y), x, w, b)
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
+
+
+@needs_torch
+def test_check_passes_and_prints_table(capsys):
+    code, out, _ = run(capsys, "check", "conv1d", "--stride", "2", "--dilation", "2", "--padding", "1:-1",
+                       "--trials", "3", "--seed", "5")
+    assert code == 0
+    assert "torch:x" in out and "fd:w" in out and "OK" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["derive", "conv2d", "--stride", "0"], "stride must be an integer >= 1, got 0"),
+    (["derive", "conv1d", "--dilation", "-1"], "dilation must be an integer >= 1, got -1"),
+    (["derive", "conv2d", "--stride", "1,2,3"], "stride needs one value or 2"),
+    (["derive", "conv1d", "--padding", "-2"], "symmetric padding must be >= 0"),
+    (["derive", "conv1d", "--padding", "same", "--stride", "2"], "padding='same' needs stride 1"),
+    (["derive", "conv1d", "--padding", "sideways"], "padding must be integers"),
+    (["derive", "conv1d", "--groups", "0"], "groups must be an integer >= 1"),
+    (["emit", "conv1d", "--groups", "2", "--input-shape", "x=1,3,8", "--input-shape", "w=4,1,3",
+      "--input-shape", "b=4"], "axis 1 of input x must be a multiple of 2"),
+    (["check", "conv1d", "--input-shape", "x=1,1,2", "--input-shape", "w=1,1,5", "--input-shape", "b=1"],
+     "kernel (dilated extent 5) larger than the padded input (2)"),
+    (["derive", "pool"], "unknown op 'pool'"),
+    (["derive", "convolve", "--mode", "middle"], "mode must be one of full, same, valid"),
+    (["derive", "gelu", "--approximate", "sigmoid"], "approximate must be one of none, tanh"),
+    (["derive", "matmul", "--a-shape", "M,K", "--b-shape", "J,N"], "contracted sizes differ"),
+    (["derive", "matmul", "--a-shape", "2,M,K", "--b-shape", "3,K,N"], "batch axis 0 does not broadcast"),
+    (["derive", "conv"], "--ndim is required"),
+    (["derive", "gelu", "--mode", "full"], "--mode does not apply to gelu"),
+])
+def test_bad_parameters_exit_2_with_one_clear_line(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_emitted_module_rejects_mismatched_shapes(capsys):
+    _, src, _ = run(capsys, "emit", "conv2d", "--groups", "2")
+    mod = load(src)
+    x, w, b = np.ones((1, 4, 6, 6)), np.ones((4, 2, 3, 3)), np.ones(4)
+    with pytest.raises(ValueError, match=r"conv2d: input w must have shape \(2\*C_out, C_in, K_1, K_2\)"):
+        mod.forward(x, np.ones((4, 3, 3, 3)), b)
+    with pytest.raises(ValueError, match="input b must have shape"):
+        mod.forward(x, w, np.ones(5))
+    with pytest.raises(ValueError, match="grad_output must have shape"):
+        mod.backward(np.ones((1, 4, 5, 5)), x, w, b)
+    with pytest.raises(ValueError, match="input x must have shape"):
+        mod.forward(np.ones((4, 6, 6)), w, b)
+    _, src, _ = run(capsys, "emit", "gelu")
+    with pytest.raises(ValueError, match="gelu: grad_output must have the shape of x"):
+        load(src).backward(np.ones(3), np.ones(4))
+
+
+def _imports(src):
+    names = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("argv", [["conv3d", "--groups", "2"], ["convolve", "--mode", "same"], ["matmul"],
+                                  ["gelu"], ["gelu", "--approximate", "tanh"]])
+def test_emitted_code_is_standalone_and_deterministic(capsys, argv):
+    _, first, _ = run(capsys, "emit", *argv)
+    _, second, _ = run(capsys, "emit", *argv)
+    assert first == second
+    assert _imports(first) <= {"numpy", "scipy.special"}
+    assert "symgrad" not in _imports(first)
+    assert first.startswith('"""') and "recognised form:" in first
+
+
+def test_emit_is_byte_identical_across_processes(tmp_path):
+    outs = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        outs.append(subprocess.run([sys.executable, "-m", "symgrad.cli", "emit", "conv2d", "--groups", "2",
+                                    "--stride", "2,1"], env=env, capture_output=True, check=True).stdout)
+    assert outs[0] == outs[1]

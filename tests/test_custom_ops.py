@@ -1,0 +1,108 @@
+"""Acceptance 4: a new op is its index-notation definition and nothing else; the same pipeline
+derives, recognises, emits and checks it."""
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad
+from symgrad.check import check
+from symgrad.emit import emit, load
+from symgrad.ir import Bracket, Op, SymgradError, Tensor, in_range, index, size
+from conftest import needs_torch
+
+
+def avg_pool1d(kernel=3, stride=2):
+    """y[n, c, i] = (1/k) Σ_r x[n, c, s·i + r] — strided average pooling, no padding."""
+    N, C, L, O = size("N"), size("C"), size("L"), size("O")
+    n, c, i, r = index("n", N), index("c", C), index("i", O), index("r", kernel)
+    x = Tensor("x", (N, C, L))
+    rhs = sp.Sum(x[n, c, stride * i + r], (r, 0, kernel - 1)) / kernel
+    return Op("avg_pool1d", {"kernel": kernel, "stride": stride}, (x,), Tensor("y", (N, C, O)), (n, c, i), rhs,
+              output_sizes={O: sp.floor((L - kernel) / stride) + 1},
+              requires=[(sp.Ge(L, kernel), "avg_pool1d: input length {L} shorter than the window " + str(kernel))])
+
+
+def bilinear():
+    """y[n, o] = Σ_{i,j} u[n, i] · A[o, i, j] · v[n, j] + b[o]  (torch.nn.functional.bilinear)."""
+    N, I, J, O = size("N"), size("I"), size("J"), size("O")
+    n, o, i, j = index("n", N), index("o", O), index("i", I), index("j", J)
+    u, A, v, b = Tensor("u", (N, I)), Tensor("A", (O, I, J)), Tensor("v", (N, J)), Tensor("b", (O,))
+    rhs = sp.Sum(u[n, i] * A[o, i, j] * v[n, j], (i, 0, I - 1), (j, 0, J - 1)) + b[o]
+    return Op("bilinear", {}, (u, A, v, b), Tensor("y", (N, O)), (n, o), rhs)
+
+
+def shifted_correlation():
+    """y[i] = Σ_r x[2·i + r + 1] · w[r] · [2·i + r + 1 < L] — a strided, shifted 1-D correlation."""
+    L, K, O = size("L"), size("K"), size("O")
+    i, r = index("i", O), index("r", K)
+    x, w = Tensor("x", (L,)), Tensor("w", (K,))
+    pos = 2 * i + r + 1
+    rhs = sp.Sum(x[pos] * w[r] * Bracket(in_range(pos, L)), (r, 0, K - 1))
+    return Op("shifted_correlation", {}, (x, w), Tensor("y", (O,)), (i,), rhs,
+              output_sizes={O: sp.floor((L - 2) / 2) + 1})
+
+
+@pytest.mark.parametrize("make", [avg_pool1d, bilinear, shifted_correlation])
+def test_custom_op_checks_against_finite_differences(make):
+    results, ok = check(make(), trials=4, seed=3)
+    assert ok, [r.errors for r in results]
+    assert all(any(k.startswith("fd:") for k in r.errors) for r in results)
+
+
+def test_avg_pool_gradient_is_a_spread_of_g():
+    d = symgrad.derive(avg_pool1d())
+    (term,) = d.grads["x"].terms
+    assert not term.deltas
+    assert any(g.has(sp.Mod) for g in term.guards)  # stride 2: only every other window start
+    assert d.grads["x"].kinds == ["generic"]          # a constant kernel is not a tensor operand
+
+
+def test_shifted_correlation_is_recognised_as_convolution():
+    d = symgrad.derive(shifted_correlation())
+    assert d.forward[0].kind == "conv_general_dilated"
+    fx, fw = d.grads["x"].forms[0].fields, d.grads["w"].forms[0].fields
+    assert fx["lhs_dilation"] == [2] and fx["rhs_reverse"] == [True]
+    assert fw["rhs_dilation"] == [2] and fw["window_strides"] == [1]
+
+
+@needs_torch
+def test_custom_ops_match_torch():
+    import torch
+    import torch.nn.functional as F
+    rng = np.random.default_rng(0)
+    mod = load(emit(symgrad.derive(avg_pool1d())))
+    x = rng.standard_normal((2, 3, 11))
+    g = rng.standard_normal((2, 3, 5))
+    xt = torch.tensor(x, requires_grad=True)
+    F.avg_pool1d(xt, 3, 2).backward(torch.tensor(g))
+    np.testing.assert_allclose(mod.forward(x), F.avg_pool1d(torch.tensor(x), 3, 2).numpy(), atol=1e-12)
+    np.testing.assert_allclose(mod.backward(g, x)[0], xt.grad.numpy(), atol=1e-12)
+
+    mod = load(emit(symgrad.derive(bilinear())))
+    u, A, v, b = rng.standard_normal((4, 3)), rng.standard_normal((2, 3, 5)), rng.standard_normal((4, 5)), \
+        rng.standard_normal(2)
+    ts = [torch.tensor(a, requires_grad=True) for a in (u, A, v, b)]
+    y = F.bilinear(ts[0], ts[2], ts[1], ts[3])
+    g = rng.standard_normal(tuple(y.shape))
+    y.backward(torch.tensor(g))
+    np.testing.assert_allclose(mod.forward(u, A, v, b), y.detach().numpy(), atol=1e-12)
+    for got, t in zip(mod.backward(g, u, A, v, b), ts):
+        np.testing.assert_allclose(got, t.grad.numpy(), atol=1e-12)
+
+
+def test_non_affine_index_is_refused():
+    L, O = size("L"), size("O")
+    i = index("i", O)
+    x = Tensor("x", (L,))
+    op = Op("square_index", {}, (x,), Tensor("y", (O,)), (i,), x[i * i])
+    with pytest.raises(SymgradError, match="square_index.*not affine"):
+        symgrad.derive(op)
+
+
+def test_unknown_function_is_refused():
+    E = size("E")
+    e = index("e", E)
+    x = Tensor("x", (E,))
+    op = Op("mystery", {}, (x,), Tensor("y", (E,)), (e,), sp.Function("f")(x[e]), elementwise=True)
+    with pytest.raises(SymgradError, match="mystery: unsupported function f"):
+        symgrad.derive(op)
