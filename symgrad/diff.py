@@ -74,11 +74,10 @@ def differentiate(op: Op, wrt: str):
     target = op.input(wrt)
     G = upstream(op)
     out_limits = [(i, 0, i.upper) for i in op.indices]
-    loss = sp.Sum(G[op.indices] * op.rhs, *out_limits)
     j = grad_indices(target)
     element = target[j]
-    try:
-        raw = sp.diff(loss, element)
+    try:  # the derivative commutes with the sum over the output: differentiate the summand only
+        raw = sp.Sum(sp.diff(G[op.indices] * op.rhs, element), *out_limits)
     except Exception as exc:  # SymPy raises many kinds on odd input; name the op and input
         raise SymgradError(f"{op.name}: cannot differentiate with respect to {wrt}: {exc}") from None
     terms = [t for t in terms_of(raw) if t.factor != 0]

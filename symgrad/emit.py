@@ -147,6 +147,7 @@ def module_context(d: Derivation) -> dict:
                  f'{{{op.inputs[0].name}.shape}}, got {{{naming.GRAD_OUTPUT}.shape}}")']
     else:
         bind, sizes = bind_code(op)
+        _require_concrete(d, sizes)
         want = shape_code(op.output.shape)
         check = [f"if {naming.GRAD_OUTPUT}.shape != {want}:",
                  f'    raise ValueError(f"{op.name}: grad_output must have shape {_shape_text(op.output)} = '
@@ -169,6 +170,33 @@ def module_context(d: Derivation) -> dict:
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
         "grad_output": naming.GRAD_OUTPUT, "upstream": naming.UPSTREAM,
     }
+
+
+def _require_concrete(d: Derivation, bound):
+    """Every symbol the code uses must be a size read from the inputs; parameters must be numbers."""
+    used = set()
+    numeric = ("window_strides", "padding", "lhs_dilation", "rhs_dilation", "feature_group_count",
+               "batch_group_count", "rhs_regroup", "axes", "scale")
+    for f in d.forward + [f for g in d.grads.values() for f in g.forms]:
+        for v in _walk([f.fields[k] for k in numeric if k in f.fields]):
+            used |= sp.sympify(v).free_symbols if isinstance(v, sp.Basic) else set()
+    for e in d.op.output_sizes.values():
+        used |= e.free_symbols
+    loose = sorted(str(s) for s in used - set(bound))
+    if loose:
+        raise SymgradError(f"{d.op.name}: emitting code needs concrete parameter values; symbolic: "
+                           f"{', '.join(loose)} (the CLI's emit fills unset ones with PyTorch's defaults)")
+
+
+def _walk(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _walk(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _walk(v)
+    else:
+        yield value
 
 
 def _fwd_terms(d):

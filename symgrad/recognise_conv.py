@@ -120,12 +120,12 @@ def _guard_ok(g, pairs):
             return False
         gap = g.rhs - g.lhs  # >= 0, or > 0 when strict
         strict = isinstance(g, sp.Lt)
-        k = sp.simplify(gap - value)
+        k = sp.expand(gap - value)
         if not k.free_symbols & {p["o"], p["t"]}:  # value + k >= 0 : a lower bound
-            return sp.simplify(k - (1 if strict else 0)) == 0
-        k = sp.simplify(gap + value)
+            return sp.expand(k - (1 if strict else 0)) == 0
+        k = sp.expand(gap + value)
         if not k.free_symbols & {p["o"], p["t"]}:  # k - value >= 0 : an upper bound
-            return sp.simplify(k - (dim if strict else dim - 1)) == 0
+            return sp.expand(k - (dim if strict else dim - 1)) == 0
         return False
     return False
 
