@@ -138,8 +138,10 @@ def module_context(d: Derivation) -> dict:
     backward, grads = [], []
     for t in op.inputs:
         g = d.grads[t.name]
-        backward += _sum_terms(g.forms, t, tensors, g.indices, op, naming.grad(t.name))
-        grads.append(f"{naming.grad(t.name)}.astype({t.name}.dtype, copy=False)")
+        body = _sum_terms(g.forms, t, tensors, g.indices, op, naming.grad(t.name))
+        body.append(f"return {naming.grad(t.name)}.astype({t.name}.dtype, copy=False)")
+        backward.append({"name": t.name, "function": naming.grad_function(t.name), "body": body})
+        grads.append(f"{naming.grad_function(t.name)}({naming.GRAD_OUTPUT}, {args})")
     if op.elementwise:
         bind, sizes = [], []
         check = [f"if {naming.GRAD_OUTPUT}.shape != {op.inputs[0].name}.shape:",
@@ -153,7 +155,7 @@ def module_context(d: Derivation) -> dict:
                  f'    raise ValueError(f"{op.name}: grad_output must have shape {_shape_text(op.output)} = '
                  f'{{{want}}}, got {{{naming.GRAD_OUTPUT}.shape}}")']
     all_forms = d.forward + [f for g in d.grads.values() for f in g.forms]
-    code = "\n".join(forward + backward)
+    code = "\n".join(forward + [line for b in backward for line in b["body"]])
     return {
         "op": op.name, "version": __version__,
         "params": json.dumps(jsonable(_public_params(op)), sort_keys=True),

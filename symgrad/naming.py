@@ -28,3 +28,8 @@ def gathered(tensor: str, k: int) -> str:
 
 def index_var(symbol) -> str:
     return "i_" + str(symbol).replace("'", "_flip")
+
+
+def grad_function(tensor: str) -> str:
+    """The emitted function computing one input's gradient."""
+    return f"grad_{tensor}"
