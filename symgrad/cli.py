@@ -14,8 +14,8 @@ CONV_OPS = ("conv", "conv1d", "conv2d", "conv3d")
 TORCH_DEFAULTS = {"stride": 1, "dilation": 1, "padding": 0, "groups": 1}
 
 
-def _add_op_args(p: argparse.ArgumentParser):
-    p.add_argument("op", help="operator name (see `symgrad ops`)")
+def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
+    p.add_argument("op", nargs="?" if optional else None, help="operator name (see `symgrad ops`)")
     g = p.add_argument_group("convolution")
     g.add_argument("--ndim", type=int, help="spatial axes for `conv`")
     g.add_argument("--stride", help="int, one per axis (2,1) or a name to keep it symbolic")
@@ -115,6 +115,25 @@ def cmd_check(args):
     return 0 if ok else 1
 
 
+def cmd_bench(args):
+    from . import bench
+    if args.suite:
+        bench.suite(args.output or "BENCHMARKS.md", threads=tuple(args.threads or (1, 2)), repeats=args.repeats)
+        return 0
+    if not args.op:
+        raise SymgradError("bench: give an op (with --input-shape for every input) or --suite")
+    op = build_op(args, concrete=True)
+    shapes = parse_shapes(op, args.input_shape)
+    concrete_sizes(op, shapes)
+    params = {k: getattr(args, k) for k in ("stride", "dilation", "padding", "groups", "kernel_size", "mode",
+                                           "a_shape", "b_shape", "approximate") if getattr(args, k) is not None}
+    if op.name.startswith("conv"):
+        params = dict(TORCH_DEFAULTS, **params, bias=args.bias)
+    for t in args.threads or (1,):
+        print(bench.format_result(op.name, t, bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="symgrad", description="Symbolic backward passes from index notation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -134,6 +153,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--trials", type=int, default=5)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(fn=cmd_check)
+    bn = sub.add_parser("bench", help="time the emitted module against PyTorch (CPU)")
+    _add_op_args(bn, optional=True)
+    bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")
+    bn.add_argument("--threads", type=int, action="append", help="thread count (repeat for several)")
+    bn.add_argument("--repeats", type=int, default=5)
+    bn.add_argument("-o", "--output", help="with --suite: the Markdown file (default BENCHMARKS.md)")
+    bn.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -1,0 +1,192 @@
+"""``symgrad bench``: time emitted modules against PyTorch in one process, same thread count.
+
+Thread counts must be fixed before NumPy's BLAS starts, so each measurement runs in a child
+process with OPENBLAS/OMP/MKL thread variables set (and ``torch.set_num_threads``).  Peak memory is
+the child's peak resident set above its baseline after the inputs are made, per method.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+SUITE = [
+    ("resnet 3x3", "conv2d", {"stride": 1, "padding": 1, "dilation": 1, "groups": 1},
+     {"x": (8, 64, 56, 56), "w": (64, 64, 3, 3), "b": (64,)}),
+    ("stride 2", "conv2d", {"stride": 2, "padding": 1, "dilation": 1, "groups": 1},
+     {"x": (8, 128, 28, 28), "w": (128, 128, 3, 3), "b": (128,)}),
+    ("depthwise 3x3", "conv2d", {"stride": 1, "padding": 1, "dilation": 1, "groups": 64},
+     {"x": (8, 64, 56, 56), "w": (64, 1, 3, 3), "b": (64,)}),
+    ("dilated d=2", "conv2d", {"stride": 1, "padding": 2, "dilation": 2, "groups": 1},
+     {"x": (8, 64, 56, 56), "w": (64, 64, 3, 3), "b": (64,)}),
+    ("conv1d k=5", "conv1d", {"stride": 1, "padding": 2, "dilation": 1, "groups": 1},
+     {"x": (16, 256, 1024), "w": (256, 256, 5), "b": (256,)}),
+    ("causal conv1d k=5", "conv1d", {"stride": 1, "padding": "causal", "dilation": 1, "groups": 1},
+     {"x": (16, 256, 1024), "w": (256, 256, 5), "b": (256,)}),
+    ("matmul 16x512^3", "matmul", {"a_shape": "B,M,K", "b_shape": "B,K,N"},
+     {"a": (16, 512, 512), "b": (16, 512, 512)}),
+    ("gelu 2^23", "gelu", {"approximate": "none"}, {"x": (1 << 23,)}),
+]
+
+
+def _env(threads: int) -> dict:
+    env = dict(os.environ)
+    for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[key] = str(threads)
+    return env
+
+
+def _child(task: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "symgrad.bench", json.dumps(task)], env=_env(task["threads"]),
+                          capture_output=True, text=True)
+    if proc.returncode:
+        from .ir import SymgradError
+        raise SymgradError("bench: " + proc.stderr.strip().splitlines()[-1] if proc.stderr else "bench child failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _setup(task):
+    import numpy as np
+    import symgrad
+    from symgrad.emit import emit, load
+    op = symgrad.ops.build(task["op"], **task["params"])
+    module = load(emit(symgrad.derive(op)))
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(task["shapes"][t.name], dtype=np.float32) for t in op.inputs]
+    return op, module, arrays
+
+
+def _median_time(fn, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def _torch_fns(op, arrays, threads):
+    import torch
+    from symgrad.reference import REFERENCES
+    torch.set_num_threads(threads)
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ref = REFERENCES[op.name]
+    with torch.no_grad():
+        y = ref(op, *[t.detach() for t in ts])
+    g = torch.ones_like(y)
+
+    def forward():
+        with torch.no_grad():
+            ref(op, *[t.detach() for t in ts])
+
+    def grad(k):
+        def run():
+            out = ref(op, *ts)
+            torch.autograd.grad(out, [ts[k]], g)
+        return run
+
+    def backward():
+        out = ref(op, *ts)
+        torch.autograd.grad(out, ts, g)
+    return forward, grad, backward, g.numpy()
+
+
+def run_timing(task: dict) -> dict:
+    """Child side: times of the emitted module and of torch, per method."""
+    op, module, arrays = _setup(task)
+    reps, warm = task["repeats"], task["warmup"]
+    t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"])
+    out = {"emitted": {}, "torch": {}}
+    out["emitted"]["forward"] = _median_time(lambda: module.forward(*arrays), reps, warm)
+    out["torch"]["forward"] = _median_time(t_fwd, reps, warm)
+    for k, t in enumerate(op.inputs):
+        fn = getattr(module, f"grad_{t.name}")
+        out["emitted"][f"d{t.name}"] = _median_time(lambda: fn(g, *arrays), reps, warm)
+        fwd = out["torch"]["forward"]
+        # torch computes a gradient only after a forward under autograd: subtract that forward
+        out["torch"][f"d{t.name}"] = max(_median_time(t_grad(k), reps, warm) - fwd, 1e-9)
+    out["emitted"]["forward+backward"] = _median_time(lambda: (module.forward(*arrays), module.backward(g, *arrays)),
+                                                      reps, warm)
+    out["torch"]["forward+backward"] = _median_time(t_bwd, reps, warm)
+    return out
+
+
+def run_memory(task: dict) -> dict:
+    """Child side: peak RSS above baseline for one method's forward + backward."""
+    import resource
+    op, module, arrays = _setup(task)
+    if task["method"] == "torch":
+        _, _, t_bwd, g = _torch_fns(op, arrays, task["threads"])
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t_bwd()
+    else:
+        import numpy as np
+        g = np.ones(module.forward(*arrays).shape, np.float32)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        module.forward(*arrays)
+        module.backward(g, *arrays)
+    return {"peak_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}
+
+
+def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2) -> dict:
+    task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
+            "warmup": warmup, "mode": "time"}
+    result = _child(task)
+    for method in ("emitted", "torch"):
+        time.sleep(0.5)  # let spinning BLAS threads settle between methods
+        result[method]["peak_mib"] = _child(dict(task, mode="memory", method=method))["peak_mib"]
+    return result
+
+
+def format_result(name, threads, result) -> str:
+    keys = [k for k in result["emitted"] if k != "peak_mib"]
+    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''})"]
+    for k in keys:
+        e, t = result["emitted"][k], result["torch"][k]
+        lines.append(f"  {k:18s} emitted {e * 1e3:9.2f} ms   torch {t * 1e3:9.2f} ms   ratio {e / t:5.2f}")
+    em, tm = result["emitted"]["peak_mib"], result["torch"]["peak_mib"]
+    lines.append(f"  {'peak memory':18s} emitted {em:9.1f} MiB  torch {tm:9.1f} MiB  ratio {em / max(tm, 1e-9):5.2f}")
+    return "\n".join(lines)
+
+
+def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=5) -> str:
+    import platform
+    import numpy
+    rows = []
+    for name, op, params, shapes in SUITE:
+        for t in threads:
+            r = bench(op, params, shapes, threads=t, repeats=repeats)
+            print(format_result(name, t, r), flush=True)
+            rows.append((name, t, r))
+    try:
+        import torch
+        tv = torch.__version__
+    except ImportError:
+        tv = "-"
+    head = ["# Benchmarks: emitted NumPy modules vs PyTorch (CPU, float32)", "",
+            f"Measured by `symgrad bench --suite` on {platform.machine()} with {os.cpu_count()} cores, "
+            f"numpy {numpy.__version__}, torch {tv}; median of {repeats} runs after warm-up, both sides with the "
+            "same thread count. Ratio = emitted time / torch time (lower is better; < 1 means faster than torch). "
+            "Torch's per-gradient time is its autograd call minus its forward.", "",
+            "| case | threads | forward | " + " | ".join(["grads (each)", "fwd+bwd", "peak mem"]) + " |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, t, r in rows:
+        e, tr = r["emitted"], r["torch"]
+        grads = ", ".join(f"{k} {e[k] / tr[k]:.2f}" for k in e if k.startswith("d"))
+        head.append(f"| {name} | {t} | {e['forward'] / tr['forward']:.2f} | {grads} | "
+                    f"{e['forward+backward'] / tr['forward+backward']:.2f} | "
+                    f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) |")
+    text = "\n".join(head) + "\n"
+    with open(path, "w") as fh:
+        fh.write(text)
+    return text
+
+
+if __name__ == "__main__":
+    task = json.loads(sys.argv[1])
+    print(json.dumps(run_timing(task) if task["mode"] == "time" else run_memory(task)))
