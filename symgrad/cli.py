@@ -145,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_derive)
     e = sub.add_parser("emit", help="write a standalone backward module")
     _add_op_args(e)
-    e.add_argument("--backend", choices=("numpy",), default="numpy")
+    e.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     e.add_argument("-o", "--output")
     e.set_defaults(fn=cmd_emit)
     c = sub.add_parser("check", help="verify the emitted module numerically")

@@ -38,7 +38,7 @@ def _array(name: str, tensors) -> str:
     return naming.view(name) if len(t.split) != len(t.dims) else name
 
 
-def conv_code(form: Form, out: str, target, tensors) -> list:
+def conv_code(form: Form, out: str, target, tensors, printer=None) -> list:
     f = form.fields
     lhs_spec, rhs_spec, out_spec = f["dimension_numbers"]
     rhs = f["rhs"]
@@ -47,7 +47,7 @@ def conv_code(form: Form, out: str, target, tensors) -> list:
     if rev or "rhs_regroup" in f:
         expr = rhs
         if rev:
-            expr = f"np.flip({expr}, axis={tuple(rev)})"
+            expr = f"xp.flip({expr}, axis={tuple(rev)})"
         if "rhs_regroup" in f:
             rg = f["rhs_regroup"]
             expr = f"regroup({expr}, {size_code(rg['groups'])}, {rg['from_axis']}, {rg['to_axis']})"
@@ -62,39 +62,39 @@ def conv_code(form: Form, out: str, target, tensors) -> list:
             f"batch_group_count={size_code(f['batch_group_count'])})")
     scale = f.get("scale", 1)
     if scale != 1:
-        call = f"{array_code(sp.sympify(scale))} * {call}"
+        call = f"{array_code(sp.sympify(scale), printer)} * {call}"
     lines.append(f"{out} = {call}.reshape{shape_code(target.dims)}")
     return lines
 
 
-def elementwise_code(form: Form, out: str, target, tensors, out_vars, shaped: bool) -> list:
+def elementwise_code(form: Form, out: str, target, tensors, out_vars, shaped: bool, printer=None) -> list:
     lines, mapping = [], {}
     for k, (acc, spec) in enumerate(zip(form.term.accesses, form.layout["operands"])):
         name = naming.aligned(spec["tensor"], k)
         code = _align(_array(spec["tensor"], tensors), spec["vars"], out_vars) if shaped else spec["tensor"]
         lines.append(f"{name} = {code}")
         mapping[acc] = sp.Symbol(name)
-    value = array_code(form.term.factor.xreplace(mapping))
+    value = array_code(form.term.factor.xreplace(mapping), printer)
     full = shaped and set(out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}
-    lines.append(f"{out} = np.broadcast_to({value}, {shape_code(target.dims)})" if full else f"{out} = {value}")
+    lines.append(f"{out} = xp.broadcast_to({value}, {shape_code(target.dims)})" if full else f"{out} = {value}")
     return lines
 
 
-def reduce_code(form: Form, out: str, target, tensors, out_vars) -> list:
+def reduce_code(form: Form, out: str, target, tensors, out_vars, printer=None) -> list:
     spec = form.layout["operands"][0]
     sums = {v for v, _, _ in form.term.sums}
     axes = tuple(form.fields["axes"])
     kept = [v for v in spec["vars"] if v is not None and v not in sums]
-    value = f"np.sum({_array(spec['tensor'], tensors)}, axis={axes})"
+    value = f"xp.sum({_array(spec['tensor'], tensors)}, axis={axes})"
     scale = form.fields.get("scale", 1)
     if scale != 1:
-        value = f"{array_code(sp.sympify(scale))} * {value}"
+        value = f"{array_code(sp.sympify(scale), printer)} * {value}"
     lines = [f"{out} = {value}"]
-    lines.append(f"{out} = np.broadcast_to({_align(out, kept, out_vars)}, {shape_code(target.dims)})")
+    lines.append(f"{out} = xp.broadcast_to({_align(out, kept, out_vars)}, {shape_code(target.dims)})")
     return lines
 
 
-def matmul_code(form: Form, out: str, target, tensors, out_vars) -> list:
+def matmul_code(form: Form, out: str, target, tensors, out_vars, printer=None) -> list:
     sums = {v for v, _, _ in form.term.sums}
     (l, r) = form.layout["operands"]
     lines, names, kept = [], [], []
@@ -104,7 +104,7 @@ def matmul_code(form: Form, out: str, target, tensors, out_vars) -> list:
         own = [a for a, v in enumerate(spec["vars"]) if v in sums and v not in other["vars"]]
         name, code = naming.aligned(spec["tensor"], k), _array(spec["tensor"], tensors)
         if own:
-            code = f"np.sum({code}, axis={tuple(own)}, keepdims=True)"
+            code = f"xp.sum({code}, axis={tuple(own)}, keepdims=True)"
         if drop or own:
             code += "[" + ", ".join("0" if a in drop + own else ":" for a in range(len(spec["vars"]))) + "]"
         lines.append(f"{name} = {code}")
@@ -119,9 +119,9 @@ def matmul_code(form: Form, out: str, target, tensors, out_vars) -> list:
     value = f"dot_general({names[0]}, {names[1]}, {dims[0]}, {dims[1]})"
     scale = form.fields.get("scale", 1)
     if scale != 1:
-        value = f"{array_code(sp.sympify(scale))} * {value}"
+        value = f"{array_code(sp.sympify(scale), printer)} * {value}"
     lines.append(f"{out} = {value}")
-    lines.append(f"{out} = np.broadcast_to({_align(out, result, out_vars)}, {shape_code(target.dims)})")
+    lines.append(f"{out} = xp.broadcast_to({_align(out, result, out_vars)}, {shape_code(target.dims)})")
     return lines
 
 
@@ -138,7 +138,7 @@ def guard_code(g, printer) -> str:
     return printer.doprint(g)
 
 
-def generic_code(term: Term, out: str, target, tensors, out_vars) -> list:
+def generic_code(term: Term, out: str, target, tensors, out_vars, printer=None) -> list:
     """Gather over the full index grid (output and summed indices), mask the guards, sum."""
     grid = list(out_vars) + [v for v, _, _ in term.sums]
     bounds = [(0, d - 1) for d in target.dims] + [(lo, hi) for _, lo, hi in term.sums]
@@ -146,8 +146,8 @@ def generic_code(term: Term, out: str, target, tensors, out_vars) -> list:
     lines = []
     for k, (v, (lo, hi)) in enumerate(zip(grid, bounds)):
         shape = ", ".join("-1" if a == k else "1" for a in range(len(grid)))
-        lines.append(f"{names[v]} = np.arange({size_code(lo)}, {size_code(hi)} + 1).reshape({shape},)")
-    ap = ArrayPrinter({"fully_qualified_modules": True})
+        lines.append(f"{names[v]} = xp.arange({size_code(lo)}, {size_code(hi)} + 1).reshape({shape},)")
+    ap = printer or ArrayPrinter({"fully_qualified_modules": True})
     sub = lambda e: sp.sympify(e).xreplace(names)
     masks, mapping = [], {}
     for k, acc in enumerate(term.accesses):
@@ -163,7 +163,7 @@ def generic_code(term: Term, out: str, target, tensors, out_vars) -> list:
                 lines.append(f"{at} = ({ap.doprint(num)}) // ({ap.doprint(den)})")
                 masks.append(f"(({ap.doprint(num)}) % ({ap.doprint(den)}) == 0)")
             masks.append(f"({at} >= 0) & ({at} < {size_code(dim)})")
-            idx.append(f"np.clip({at}, 0, {size_code(dim)} - 1)")
+            idx.append(f"xp.clip({at}, 0, {size_code(dim)} - 1)")
         name = naming.gathered(acc.base.name, k)
         lines.append(f"{name} = {_array(acc.base.name, tensors)}[{', '.join(idx)}]")
         mapping[sub(acc)] = sp.Symbol(name)
@@ -173,24 +173,24 @@ def generic_code(term: Term, out: str, target, tensors, out_vars) -> list:
     mask = " & ".join(masks) if masks else "True"
     axes = tuple(range(len(out_vars), len(grid)))
     extents = list(target.dims) + [hi - lo + 1 for _, lo, hi in term.sums]
-    lines.append(f"{out} = np.broadcast_to(np.where({mask}, {value}, 0), {shape_code(extents)})")
+    lines.append(f"{out} = xp.broadcast_to(xp.where({mask}, {value}, 0), {shape_code(extents)})")
     if axes:
         lines.append(f"{out} = {out}.sum(axis={axes})")
     return lines
 
 
-def form_code(form: Form, out: str, target, tensors, out_vars, op: Op) -> list:
+def form_code(form: Form, out: str, target, tensors, out_vars, op: Op, printer=None) -> list:
     kind = form.kind
     if kind == "conv_general_dilated":
-        return conv_code(form, out, target, tensors)
+        return conv_code(form, out, target, tensors, printer)
     if kind == "elementwise":
-        return elementwise_code(form, out, target, tensors, out_vars, shaped=not op.elementwise)
+        return elementwise_code(form, out, target, tensors, out_vars, not op.elementwise, printer)
     if kind == "reduce_sum":
-        return reduce_code(form, out, target, tensors, out_vars)
+        return reduce_code(form, out, target, tensors, out_vars, printer)
     if kind == "matmul":
-        return matmul_code(form, out, target, tensors, out_vars)
+        return matmul_code(form, out, target, tensors, out_vars, printer)
     if kind == "generic":
-        return generic_code(form.term, out, target, tensors, out_vars)
+        return generic_code(form.term, out, target, tensors, out_vars, printer)
     raise SymgradError(f"{op.name}: no code generator for form {kind!r}")
 
 

@@ -14,9 +14,15 @@ from .codegen import form_code, helpers_for, shape_code
 from .derive import Derivation
 from .forms import jsonable
 from .ir import SymgradError
-from .printing import size_code, term_text, terms_text
+from .printing import ArrayPrinter, CuPyArrayPrinter, size_code, term_text, terms_text
 
-BACKENDS = ("numpy",)
+#: backend -> what differs between the emitted files: the array module and where erf lives
+BACKENDS = {
+    "numpy": {"name": "NumPy", "array_module": "numpy", "import": "import numpy as xp",
+              "printer": ArrayPrinter, "special_import": "import scipy.special"},
+    "cupy": {"name": "CuPy", "array_module": "cupy", "import": "import cupy as xp",
+             "printer": CuPyArrayPrinter, "special_import": "import cupyx.scipy.special"},
+}
 
 
 def template_dir() -> Path:
@@ -110,7 +116,7 @@ def _views(tensors, names) -> list:
     return out
 
 
-def _sum_terms(forms, target, tensors, out_vars, op, result: str) -> list:
+def _sum_terms(forms, target, tensors, out_vars, op, result: str, printer) -> list:
     lines, parts = [], []
     used = sorted({a.base.name for f in forms for a in f.term.accesses} | {f.fields.get(k) for f in forms
                   for k in ("lhs", "rhs") if f.fields.get(k)})
@@ -118,27 +124,29 @@ def _sum_terms(forms, target, tensors, out_vars, op, result: str) -> list:
     for k, form in enumerate(forms):
         part = naming.term(result, k)
         lines.append(f"# {form.kind}: {term_text(form.term)}")
-        lines += form_code(form, part, target, tensors, out_vars, op)
+        lines += form_code(form, part, target, tensors, out_vars, op, printer)
         parts.append(part)
     value = " + ".join(parts) if parts else "0"
     if op.elementwise:
         lines.append(f"{result} = {value}")
     else:
-        lines.append(f"{result} = np.broadcast_to({value}, {shape_code(target.dims)}).reshape{shape_code(target.shape)}")
+        lines.append(f"{result} = xp.broadcast_to({value}, {shape_code(target.dims)}).reshape{shape_code(target.shape)}")
     return lines
 
 
-def module_context(d: Derivation) -> dict:
+def module_context(d: Derivation, backend: str = "numpy") -> dict:
     op = d.op
+    spec = BACKENDS[backend]
+    printer = spec["printer"]({"fully_qualified_modules": True})
     tensors = d.tensors
     args = ", ".join(t.name for t in op.inputs)
     out_vars = tuple(sp.Symbol(i.label.name, integer=True) for i in op.indices)
-    forward = _sum_terms(d.forward, op.output, tensors, out_vars, op, "y")
-    forward.append(f"return y.astype(np.result_type({args}), copy=False)")
+    forward = _sum_terms(d.forward, op.output, tensors, out_vars, op, "y", printer)
+    forward.append(f"return y.astype(xp.result_type({args}), copy=False)")
     backward, grads = [], []
     for t in op.inputs:
         g = d.grads[t.name]
-        body = _sum_terms(g.forms, t, tensors, g.indices, op, naming.grad(t.name))
+        body = _sum_terms(g.forms, t, tensors, g.indices, op, naming.grad(t.name), printer)
         body.append(f"return {naming.grad(t.name)}.astype({t.name}.dtype, copy=False)")
         backward.append({"name": t.name, "function": naming.grad_function(t.name), "body": body})
         grads.append(f"{naming.grad_function(t.name)}({naming.GRAD_OUTPUT}, {args})")
@@ -166,7 +174,9 @@ def module_context(d: Derivation) -> dict:
                       for t in op.inputs],
         "forward_forms": [f.kind for f in d.forward],
         "helpers": helpers_for(all_forms),
-        "scipy": "scipy.special." in code,
+        "backend_name": spec["name"], "array_module": spec["array_module"],
+        "imports": (["import math", ""] if helpers_for(all_forms) else [])
+        + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code else []),
         "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "bind": bind, "forward": forward, "check": check, "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
@@ -219,7 +229,7 @@ def emit(d: Derivation, backend: str = "numpy") -> str:
     """
     if backend not in BACKENDS:
         raise SymgradError(f"emit: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    return environment().get_template(f"{backend}/module.py.j2").render(**module_context(d))
+    return environment().get_template("module.py.j2").render(**module_context(d, backend))
 
 
 def load(source: str, name: str = "symgrad_emitted"):

@@ -37,7 +37,7 @@ def evaluate(terms, target: Tensor, tensors: dict, out_vars, sizes: dict, arrays
     """Σ terms as an array in ``target``'s real layout."""
     concrete = Tensor(target.name, tuple(sp.sympify(d).subs(sizes) for d in target.dims), target.split)
     shapes = {n: Tensor(n, tuple(sp.sympify(d).subs(sizes) for d in t.dims), t.split) for n, t in tensors.items()}
-    namespace = {"np": np, "scipy": scipy}
+    namespace = {"xp": np, "scipy": scipy}
     for name, a in arrays.items():
         t = shapes[name]
         namespace[name] = a

@@ -15,12 +15,15 @@ from .ir import Bracket, Term
 
 
 class ArrayPrinter(SciPyPrinter):
-    """NumPy/SciPy code with ``np.`` for numpy and ``scipy.special.`` kept for special functions."""
+    """Array code for ``xp`` (numpy as xp); special functions from ``scipy.special``."""
 
-    module = "np"
+    module = "xp"
+    special = "scipy.special."
 
     def _module_format(self, fqn, register=True):
         text = super()._module_format(fqn, register)
+        if text.startswith("scipy.special."):
+            return self.special + text[len("scipy.special."):]
         return self.module + text[len("numpy"):] if text.startswith("numpy.") else text
 
     def _print_Bracket(self, expr):
@@ -28,6 +31,12 @@ class ArrayPrinter(SciPyPrinter):
 
     def _print_Indexed(self, expr):  # every tensor read is replaced by a named array before printing
         raise ValueError(f"unresolved tensor read {expr}")
+
+
+class CuPyArrayPrinter(ArrayPrinter):
+    """The same code for ``xp`` = cupy; special functions from ``cupyx.scipy.special``."""
+
+    special = "cupyx.scipy.special."
 
 
 class SizePrinter(PythonCodePrinter):

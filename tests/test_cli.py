@@ -143,7 +143,7 @@ def test_emitted_code_is_standalone_and_deterministic(capsys, argv):
     _, first, _ = run(capsys, "emit", *argv)
     _, second, _ = run(capsys, "emit", *argv)
     assert first == second
-    assert _imports(first) <= {"numpy", "scipy.special"}
+    assert _imports(first) <= {"numpy", "scipy.special", "math"}
     assert "symgrad" not in _imports(first)
     assert first.startswith('"""') and "recognised form:" in first
 
@@ -155,3 +155,14 @@ def test_emit_is_byte_identical_across_processes(tmp_path):
         outs.append(subprocess.run([sys.executable, "-m", "symgrad.cli", "emit", "conv2d", "--groups", "2",
                                     "--stride", "2,1"], env=env, capture_output=True, check=True).stdout)
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("argv", [["conv2d", "--groups", "2", "--stride", "2"], ["conv1d", "--padding", "causal"],
+                                  ["convolve", "--mode", "valid"], ["matmul", "--a-shape", "1,M,K"], ["gelu"],
+                                  ["gelu", "--approximate", "tanh"]])
+def test_cupy_source_is_valid_and_imports_only_gpu_modules(capsys, argv):
+    code, src, _ = run(capsys, "emit", *argv, "--backend", "cupy")
+    assert code == 0
+    compile(src, "<cupy module>", "exec")
+    assert _imports(src) <= {"cupy", "cupyx.scipy.special", "numpy", "math"}
+    assert "import numpy as xp" not in src and "import cupy as xp" in src
