@@ -117,6 +117,8 @@ def cmd_check(args):
 
 def cmd_bench(args):
     from . import bench
+    if args.backend == "cupy":
+        return _bench_gpu(args)
     if args.suite:
         bench.suite(args.output or "BENCHMARKS.md", threads=tuple(args.threads or (1, 2)), repeats=args.repeats)
         return 0
@@ -131,6 +133,23 @@ def cmd_bench(args):
         params = dict(TORCH_DEFAULTS, **params, bias=args.bias)
     for t in args.threads or (1,):
         print(bench.format_result(op.name, t, bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats)))
+    return 0
+
+
+def _bench_gpu(args):
+    from . import bench_gpu
+    if args.suite:
+        bench_gpu.suite(args.output or "BENCHMARKS-gpu.md", dtypes=tuple(args.dtype or ["float32"]))
+        return 0
+    op = build_op(args, concrete=True)
+    shapes = parse_shapes(op, args.input_shape)
+    concrete_sizes(op, shapes)
+    params = {k: getattr(args, k) for k in ("stride", "dilation", "padding", "groups", "mode", "a_shape", "b_shape",
+                                           "approximate") if getattr(args, k) is not None}
+    if op.name.startswith("conv"):
+        params = dict(TORCH_DEFAULTS, **params, bias=args.bias)
+    for dt in args.dtype or ["float32"]:
+        print(bench_gpu.format_result(op.name, dt, bench_gpu.bench_gpu(op.name, params, shapes, dt)))
     return 0
 
 
@@ -158,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")
     bn.add_argument("--threads", type=int, action="append", help="thread count (repeat for several)")
     bn.add_argument("--repeats", type=int, default=5)
+    bn.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                    help="numpy: CPU against torch CPU; cupy: GPU against torch with cuDNN")
+    bn.add_argument("--dtype", action="append", help="cupy: float32 (default), float16, ...")
     bn.add_argument("-o", "--output", help="with --suite: the Markdown file (default BENCHMARKS.md)")
     bn.set_defaults(fn=cmd_bench)
     return p
