@@ -10,7 +10,7 @@ import sympy as sp
 from . import naming
 from .forms import Form
 from .ir import Op, SymgradError, Term
-from .printing import ArrayPrinter, array_code, size_code
+from .printing import ArrayPrinter, array_code, c_code, size_code
 
 
 def shape_code(dims) -> str:
@@ -74,6 +74,12 @@ def elementwise_code(form: Form, out: str, target, tensors, out_vars, shaped: bo
         code = _align(_array(spec["tensor"], tensors), spec["vars"], out_vars) if shaped else spec["tensor"]
         lines.append(f"{name} = {code}")
         mapping[acc] = sp.Symbol(name)
+    if getattr(printer, "fused_elementwise", False) and not shaped:
+        params = ", ".join(f"T {m}" for m in mapping.values())
+        body = f"out = {c_code(form.term.factor.xreplace(mapping))}"
+        args = ", ".join(str(m) for m in mapping.values())
+        lines.append(f"{out} = fused({params!r}, {body!r}, {('symgrad_' + out)!r})({args})")
+        return lines
     value = array_code(form.term.factor.xreplace(mapping), printer)
     full = shaped and set(out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}
     lines.append(f"{out} = xp.broadcast_to({value}, {shape_code(target.dims)})" if full else f"{out} = {value}")

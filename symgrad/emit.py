@@ -163,6 +163,7 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
                  f'    raise ValueError(f"{op.name}: grad_output must have shape {_shape_text(op.output)} = '
                  f'{{{want}}}, got {{{naming.GRAD_OUTPUT}.shape}}")']
     all_forms = d.forward + [f for g in d.grads.values() for f in g.forms]
+    helpers = helpers_for(all_forms)
     code = "\n".join(forward + [line for b in backward for line in b["body"]])
     return {
         "op": op.name, "version": __version__,
@@ -173,9 +174,9 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
                                   "fields": json.dumps(jsonable(f.fields), sort_keys=True)} for f in d.grads[t.name].forms]}
                       for t in op.inputs],
         "forward_forms": [f.kind for f in d.forward],
-        "helpers": helpers_for(all_forms),
+        "helpers": helpers + (["fused_elementwise"] if "fused(" in code else []),
         "backend_name": spec["name"], "array_module": spec["array_module"],
-        "imports": (["import math", ""] if helpers_for(all_forms) else [])
+        "imports": (["import math", ""] if helpers else [])
         + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code else []),
         "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "bind": bind, "forward": forward, "check": check, "backward": backward,

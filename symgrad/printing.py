@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.printing.str import StrPrinter
@@ -37,6 +38,7 @@ class CuPyArrayPrinter(ArrayPrinter):
     """The same code for ``xp`` = cupy; special functions from ``cupyx.scipy.special``."""
 
     special = "cupyx.scipy.special."
+    fused_elementwise = True  # pointwise expressions become one CUDA kernel (see codegen)
 
 
 class SizePrinter(PythonCodePrinter):
@@ -103,3 +105,19 @@ def term_text(term: Term) -> str:
 
 def terms_text(terms) -> str:
     return " + ".join(term_text(t) for t in terms) if terms else "0"
+
+
+class _CudaPrinter(C99CodePrinter):
+    """Small integer powers as products (no pow overload questions for float T)."""
+
+    def _print_Pow(self, expr):
+        if expr.exp.is_Integer and 2 <= expr.exp <= 4:
+            base = self.parenthesize(expr.base, 100)
+            return "(" + "*".join([base] * int(expr.exp)) + ")"
+        return super()._print_Pow(expr)
+
+
+def c_code(expr) -> str:
+    """CUDA C for a pointwise expression (inside cupy.ElementwiseKernel; erf, exp, tanh are CUDA's)."""
+    return _CudaPrinter().doprint(expr.xreplace({a: sp.Float(a.evalf(17), 17) for a in expr.atoms(sp.Rational, sp.NumberSymbol, sp.Pow)
+                                   if a.is_number and not a.is_Integer}))
