@@ -76,9 +76,11 @@ def elementwise_code(form: Form, out: str, target, tensors, out_vars, shaped: bo
         mapping[acc] = sp.Symbol(name)
     if getattr(printer, "fused_elementwise", False) and not shaped:
         params = ", ".join(f"T {m}" for m in mapping.values())
-        body = f"out = {c_code(form.term.factor.xreplace(mapping))}"
+        factor = form.term.factor.xreplace(mapping)
         args = ", ".join(str(m) for m in mapping.values())
-        lines.append(f"{out} = fused({params!r}, {body!r}, {('symgrad_' + out)!r})({args})")
+        first = str(next(iter(mapping.values())))
+        lines.append(f"body = {c_code(factor)!r} if {first}.dtype == xp.float64 else {c_code(factor, single=True)!r}")
+        lines.append(f"{out} = fused({params!r}, body, {('symgrad_' + out)!r})({args})")
         return lines
     value = array_code(form.term.factor.xreplace(mapping), printer)
     full = shaped and set(out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import sympy as sp
+import sympy.codegen.ast  # noqa: F401  (type aliases for single-precision C)
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
@@ -117,7 +118,17 @@ class _CudaPrinter(C99CodePrinter):
         return super()._print_Pow(expr)
 
 
-def c_code(expr) -> str:
-    """CUDA C for a pointwise expression (inside cupy.ElementwiseKernel; erf, exp, tanh are CUDA's)."""
-    return _CudaPrinter().doprint(expr.xreplace({a: sp.Float(a.evalf(17), 17) for a in expr.atoms(sp.Rational, sp.NumberSymbol, sp.Pow)
-                                   if a.is_number and not a.is_Integer}))
+def c_code(expr, single: bool = False, out: str = "out") -> str:
+    """CUDA C statements computing ``out`` from a pointwise expression, common subexpressions named
+    once (inside cupy.ElementwiseKernel; erf, exp, tanh are CUDA's).  ``single``: float arithmetic
+    (``erff``, ``1.0F``) with the inputs read as float — for float32 and float16 arrays."""
+    folded = expr.xreplace({a: sp.Float(a.evalf(17), 17) for a in expr.atoms(sp.Rational, sp.NumberSymbol, sp.Pow)
+                            if a.is_number and not a.is_Integer})
+    if single:
+        folded = folded.xreplace({v: sp.Symbol(f"((float){v})") for v in folded.free_symbols})
+    temps, (reduced,) = sp.cse(folded, symbols=sp.numbered_symbols("t"), optimizations="basic")
+    settings = {"type_aliases": {sp.codegen.ast.real: sp.codegen.ast.float32}} if single else {}
+    p = _CudaPrinter(settings)
+    ctype = "float" if single else "double"
+    lines = [f"{ctype} {name} = {p.doprint(value)};" for name, value in temps]
+    return " ".join(lines + [f"{out} = {p.doprint(reduced)};"])
