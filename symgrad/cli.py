@@ -91,6 +91,16 @@ def cmd_derive(args):
     d = derive(op)
     if args.format == "json":
         _write(json.dumps(as_json(d, sizes), indent=2, sort_keys=False), args.output)
+    elif args.format in ("markdown", "latex", "pdf"):
+        from .document import compile_pdf, document_context, render
+        context = document_context(d, f"Backward pass of {op.name}")
+        if args.format == "pdf":
+            if not args.output:
+                raise SymgradError("derive --format pdf needs -o FILE.pdf")
+            compile_pdf(render(context, "latex"), Path(args.output))
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            _write(render(context, args.format), args.output)
     else:
         _write(as_text(d, sizes), args.output)
     return 0
@@ -153,13 +163,20 @@ def _bench_gpu(args):
     return 0
 
 
+def cmd_docs(args):
+    from .derivations import generate
+    for path in generate(Path(args.output)):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="symgrad", description="Symbolic backward passes from index notation.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("ops", help="list operators and their parameters").set_defaults(fn=cmd_ops)
     d = sub.add_parser("derive", help="derive the gradients and their closed forms")
     _add_op_args(d)
-    d.add_argument("--format", choices=("text", "json"), default="text")
+    d.add_argument("--format", choices=("text", "json", "markdown", "latex", "pdf"), default="text")
     d.add_argument("-o", "--output")
     d.set_defaults(fn=cmd_derive)
     e = sub.add_parser("emit", help="write a standalone backward module")
@@ -172,6 +189,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--trials", type=int, default=5)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(fn=cmd_check)
+    dc = sub.add_parser("docs", help="regenerate the derivation documents (derivations/)")
+    dc.add_argument("-o", "--output", default="derivations")
+    dc.set_defaults(fn=cmd_docs)
     bn = sub.add_parser("bench", help="time the emitted module against PyTorch (CPU)")
     _add_op_args(bn, optional=True)
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")

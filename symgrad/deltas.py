@@ -35,8 +35,9 @@ def _sign(c):
     return None
 
 
-def eliminate(term: Term, prefer: set) -> Term:
-    """Remove every delta that involves a summation variable; the rest become equality guards."""
+def eliminate(term: Term, prefer: set, solved: list = None) -> Term:
+    """Remove every delta that involves a summation variable; the rest become equality guards.
+    Each solution ``(variable, value, guards)`` is appended to ``solved`` when given."""
     while term.deltas:
         ranges = {v: (lo, hi) for v, lo, hi in term.sums}
         best = None
@@ -61,6 +62,8 @@ def eliminate(term: Term, prefer: set) -> Term:
         new_guards = [sp.Le(lo, value), sp.Le(value, hi)]
         if den != 1:
             new_guards.insert(0, sp.Eq(sp.Mod(numer, den), 0))
+        if solved is not None:
+            solved.append((v, value, tuple(new_guards)))
         rest = term.deltas[:k] + term.deltas[k + 1:]
         term = term.replace(deltas=rest, guards=term.guards + tuple(new_guards)).subs({v: value})
     return term
@@ -126,9 +129,9 @@ def prune(term: Term, free_ranges: dict):
 
 def eliminate_all(terms: list, prefer: set, free_ranges: dict):
     """Eliminate deltas in every term and prune guards; returns ``(terms, steps)``."""
-    out, pointwise = [], []
+    out, pointwise, solved = [], [], []
     for t in terms:
-        t = prune(eliminate(t, prefer), free_ranges)
+        t = prune(eliminate(t, prefer, solved), free_ranges)
         if t is None or t.factor == 0:
             continue
         (pointwise if not (t.sums or t.guards or t.deltas) else out).append(t)
@@ -140,4 +143,5 @@ def eliminate_all(terms: list, prefer: set, free_ranges: dict):
                   "Each Kronecker delta is solved for one summation variable over the integers; the "
                   "solution must be an integer (divisibility guard) inside the variable's range (range guard). "
                   "Guards that the index ranges already imply are dropped.", terms, out)]
+    steps[0].solved = solved
     return out, steps

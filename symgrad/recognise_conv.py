@@ -65,6 +65,7 @@ def _reindex(term, acc, axis, e, t, tensors, free_ranges):
     new = new.subs({t: t_of_u})
     new = new.replace(sums=sums)
     step = Step("change of variable", f"Sum over {u} = {e} (the index of {acc.base.name}) instead of {t}.", term, new)
+    step.substitution = {u: e}
     return prune(new, free_ranges), step
 
 
@@ -184,6 +185,7 @@ def match_conv(term: Term, tensors, out_vars, target):
         steps.append(Step("flip the kernel", "Substituting " + ", ".join(f"{t} = {e}" for t, e in flip.items())
                           + " makes the summed index enter with a positive coefficient: the kernel is read reversed.",
                           term, flipped_term))
+        steps[-1].substitution = flip
         term = flipped_term
     fields = {
         "lhs": lhs.base.name, "rhs": rhs.base.name,

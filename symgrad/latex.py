@@ -1,0 +1,77 @@
+"""LaTeX for index notation: a LatexPrinter subclass (sums with ranges, Iverson brackets,
+divisibility as ``s \\mid n``, Kronecker deltas) and the rendering of terms and steps."""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from .ir import Term
+from .printing import tidy
+
+
+class IndexLatexPrinter(LatexPrinter):
+
+    def _print_Symbol(self, expr, style="plain"):
+        name = expr.name
+        if name.endswith("'"):
+            return super()._print_Symbol(sp.Symbol(name[:-1])) + "'"
+        if name == "gamma":
+            return r"\gamma"
+        stem, _, sub = name.partition("_")
+        if stem in ("lo", "hi"):  # padding amounts
+            return r"p^{\mathrm{%s}}%s" % (stem, "_{%s}" % sub if sub else "")
+        return super()._print_Symbol(expr)
+
+    def _print_Indexed(self, expr):
+        base = self._print(expr.base.label)
+        return "%s_{%s}" % (base, ", ".join(self._print(tidy(i)) for i in expr.indices))
+
+    def _print_Bracket(self, expr):
+        return r"\left[%s\right]" % self._print(expr.args[0])
+
+    def _print_Relational(self, expr):
+        if isinstance(expr, sp.Eq) and isinstance(expr.lhs, sp.Mod) and expr.rhs == 0:
+            num, den = expr.lhs.args
+            return r"%s \mid %s" % (self._print(den), self.parenthesize(tidy(num), 1000))
+        op = {"==": "=", "<=": r"\le", "<": "<", ">=": r"\ge", ">": ">"}[expr.rel_op]
+        return "%s %s %s" % (self._print(tidy(expr.lhs)), op, self._print(tidy(expr.rhs)))
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        return r"\delta_{%s,\, %s}" % (self._print(tidy(expr.args[0])), self._print(tidy(expr.args[1])))
+
+
+_P = IndexLatexPrinter()
+
+
+def tex(expr) -> str:
+    return _P.doprint(expr)
+
+
+def term_lines(term: Term) -> list:
+    """A term as display lines: the sums, then the guards and deltas, then the summand."""
+    lines = []
+    if term.sums:
+        lines.append(r"\,".join(r"\sum_{%s=%s}^{%s}" % (tex(v), tex(lo), tex(hi)) for v, lo, hi in term.sums))
+    conds = [r"\left[%s\right]" % tex(g) for g in term.guards]
+    conds += [tex(sp.KroneckerDelta(a, b, evaluate=False)) for a, b in term.deltas]
+    for k in range(0, len(conds), 2):
+        lines.append(r"\,".join(conds[k:k + 2]))
+    lines.append(tex(term.factor))
+    return lines
+
+
+def term_tex(term: Term) -> str:
+    return r"\,".join(term_lines(term))
+
+
+def terms_aligned(lhs: str, terms) -> str:
+    """``lhs = Σ …`` as an aligned block, one line per sum / pair of guards / summand."""
+    rows, first = [], True
+    for t in terms or []:
+        for k, line in enumerate(term_lines(t)):
+            lead = (lhs + " &= " if first else "&" + (r"\phantom{=}+ " if k == 0 else r"\phantom{=}\quad "))
+            rows.append(lead + line)
+            first = False
+    if not rows:
+        rows = [lhs + " &= 0"]
+    return r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"

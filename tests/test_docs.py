@@ -1,0 +1,139 @@
+"""Issue 3: the derivation documents are the engine's own steps, regenerate byte-identically,
+compile with a real TeX engine, and state the seeds' claims (checked here independently)."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad
+from symgrad.cli import main
+from symgrad.derivations import generate, specs
+from symgrad.latex import terms_aligned
+from test_symbolic import fd_gradient, sizes_for
+from symgrad.evaluate import evaluate
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKED_IN = ROOT / "derivations"
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    out = tmp_path_factory.mktemp("derivations")
+    generate(out)
+    return out
+
+
+def test_checked_in_documents_are_current(fresh):
+    """Fails when derivations/ is stale: regenerate with `symgrad docs`."""
+    made = sorted(p.name for p in fresh.iterdir())
+    assert made == sorted(p.name for p in CHECKED_IN.iterdir() if p.suffix in (".md", ".tex", ".png"))
+    for name in made:
+        assert (fresh / name).read_bytes() == (CHECKED_IN / name).read_bytes(), f"{name} is stale"
+
+
+def test_regeneration_is_byte_identical(fresh, tmp_path):
+    generate(tmp_path)
+    for p in fresh.iterdir():
+        assert (tmp_path / p.name).read_bytes() == p.read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (install texlive-latex-base)")
+@pytest.mark.parametrize("stem", [s[0] for s in specs()])
+def test_latex_compiles(fresh, tmp_path, stem):
+    for p in fresh.iterdir():
+        shutil.copy(p, tmp_path)
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{stem}.tex"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / f"{stem}.pdf").stat().st_size > 1000
+
+
+VALUES = {"conv1d": {"s": 2, "d": 2, "lo": 1, "hi": 0},
+          "conv2d": {"s_1": 2, "s_2": 1, "d_1": 1, "d_2": 2, "lo_1": 1, "hi_1": 0, "lo_2": 0, "hi_2": 1, "G": 2}}
+SHAPES = {"conv1d": {"x": (1, 2, 9), "w": (2, 2, 2), "b": (2,)}, "conv1d_causal": {"x": (1, 1, 6), "w": (1, 1, 3), "b": (1,)},
+          "conv2d": {"x": (1, 2, 5, 4), "w": (2, 1, 2, 2), "b": (2,)},
+          "convolve_full": {"x": (5,), "y": (3,)}, "convolve_same": {"x": (5,), "y": (3,)},
+          "convolve_same_even": {"x": (6,), "y": (4,)}, "convolve_valid": {"x": (6,), "y": (3,)},
+          "matmul_batched": {"a": (2, 2, 3), "b": (2, 3, 2)}, "gelu_exact": {"x": (4,)}, "gelu_tanh": {"x": (4,)}}
+
+
+@pytest.mark.parametrize("spec", specs(), ids=[s[0] for s in specs()])
+def test_boxed_results_are_the_engines_and_match_finite_differences(fresh, spec):
+    stem, _, op, *_ = spec
+    d = symgrad.derive(op)
+    text = (fresh / f"{stem}.md").read_text()
+    rng = np.random.default_rng(2)
+    arrays = {n: rng.standard_normal(s) for n, s in SHAPES[stem].items()}
+    sizes = sizes_for(op, VALUES.get(stem, {}), arrays)
+    if op.elementwise:
+        sizes[sp.Symbol("E", integer=True, positive=True)] = arrays["x"].size
+        out_shape = arrays["x"].shape
+    else:
+        out_shape = [int(sp.sympify(s).subs(sizes)) for s in op.output.shape]
+    g = rng.standard_normal(out_shape)
+    for name, grad in d.grads.items():
+        boxed = [f.term for f in grad.forms]
+        lhs = r"\frac{\partial L}{\partial %s_{%s}}" % (name, ", ".join(sp.latex(i) for i in grad.indices))
+        assert "\\boxed{" + terms_aligned(lhs, boxed) in text.replace("\\boxed{ ", "\\boxed{")
+        got = evaluate(boxed, op.input(name), d.tensors, grad.indices, sizes, dict(arrays, g=g))
+        eps = 1e-6 if op.name == "gelu" else 0.5
+        want = fd_gradient(op, d.tensors, sizes, arrays, name, g, eps)
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7)
+
+
+# the seeds' Jacobian claims, as independent expectations: entry (i, j) -> (tensor, tap) or None
+JACOBIANS = {
+    "conv1d": lambda i, j, k: ("w", j - i) if 0 <= j - i < k else None,                 # cross-correlation
+    "conv1d_causal": lambda i, j, k: ("w", j - i + k - 1) if 0 <= i - j < k else None,  # seed 003: w_{i-j} reversed
+    "convolve_full": lambda i, j, k: ("y", i - j) if 0 <= i - j < k else None,          # seed 003 left-padded
+    "convolve_same": lambda i, j, k: ("y", i - j + 1) if 0 <= i - j + 1 < k else None,
+    "convolve_same_even": lambda i, j, k: ("y", i - j + 1) if 0 <= i - j + 1 < k else None,
+    "convolve_valid": lambda i, j, k: ("y", i + k - 1 - j) if 0 <= i + k - 1 - j < k else None,  # seed 003 standard
+}
+
+
+@pytest.mark.parametrize("stem", sorted(JACOBIANS))
+def test_worked_jacobians_match_the_seed_formulas(stem):
+    spec = next(s for s in specs() if s[0] == stem)
+    jac = spec[5]
+    k = 4 if stem == "convolve_same_even" else 3
+    rows = [r.split("&") for r in jac["matrix"].split(r"\begin{matrix}")[1].split(r"\end{matrix}")[0].split(r"\\")]
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            want = JACOBIANS[stem](i, j, k)
+            cell = cell.strip()
+            assert cell == ("0" if want is None else f"{want[0]}_{{{want[1]}}}"), (stem, i, j, cell)
+
+
+def test_seed_002_claims_are_stated(fresh):
+    text = (fresh / "conv1d.md").read_text() + (fresh / "conv2d.md").read_text()
+    for claim in ("stride and dilation trade places", "batch and channel axes", "zeros between its elements",
+                  "reversed kernel", "transposed convolution", "output padding", "a crop", "$K' - 1 - p^{\\mathrm{lo}}$"):
+        assert claim in text, claim
+
+
+def test_transposed_convolution_output_padding_claim():
+    """dX = conv_transpose(g, w, stride s, padding p, output_padding = hi' - lo') for symmetric padding p."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    for s, dil, p, L, K in [(2, 1, 1, 10, 3), (3, 2, 2, 17, 3), (2, 1, 0, 9, 2)]:
+        op = symgrad.ops.conv(1, stride=s, dilation=dil, padding=p)
+        form = symgrad.derive(op).grads["x"].forms[0].fields
+        O = (L + 2 * p - dil * (K - 1) - 1) // s + 1
+        subs = {sp.Symbol("L", integer=True, positive=True): L, sp.Symbol("K", integer=True, positive=True): K,
+                sp.Symbol("O", integer=True, positive=True): O}
+        lo, hi = (int(sp.sympify(v).subs(subs)) for v in form["padding"][0])
+        g, w = torch.randn(1, 2, O, dtype=torch.float64), torch.randn(2, 3, K, dtype=torch.float64)
+        x = torch.zeros(1, 3, L, dtype=torch.float64, requires_grad=True)
+        F.conv1d(x, w, stride=s, padding=p, dilation=dil).backward(g)
+        t = F.conv_transpose1d(g, w, stride=s, padding=p, dilation=dil, output_padding=hi - lo)
+        assert torch.allclose(t, x.grad)
+
+
+def test_pdf_without_tex_engine_fails_clearly(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["derive", "gelu", "--format", "pdf", "-o", str(tmp_path / "g.pdf")]) == 2
+    assert "no TeX engine found" in capsys.readouterr().err
