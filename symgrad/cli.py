@@ -134,6 +134,14 @@ def cmd_bench(args):
         return 0
     if not args.op:
         raise SymgradError("bench: give an op (with --input-shape for every input) or --suite")
+    op, params, shapes = _bench_case(args)
+    for t in args.threads or (1,):
+        print(bench.format_result(op.name, t, bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats)))
+    return 0
+
+
+def _bench_case(args):
+    """The op, its parameters as the benchmark child rebuilds them, and the checked input shapes."""
     op = build_op(args, concrete=True)
     shapes = parse_shapes(op, args.input_shape)
     concrete_sizes(op, shapes)
@@ -141,9 +149,7 @@ def cmd_bench(args):
                                            "a_shape", "b_shape", "approximate") if getattr(args, k) is not None}
     if op.name.startswith("conv"):
         params = dict(TORCH_DEFAULTS, **params, bias=args.bias)
-    for t in args.threads or (1,):
-        print(bench.format_result(op.name, t, bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats)))
-    return 0
+    return op, params, shapes
 
 
 def _bench_gpu(args):
@@ -151,13 +157,7 @@ def _bench_gpu(args):
     if args.suite:
         bench_gpu.suite(args.output or "BENCHMARKS-gpu.md", dtypes=tuple(args.dtype or ["float32"]))
         return 0
-    op = build_op(args, concrete=True)
-    shapes = parse_shapes(op, args.input_shape)
-    concrete_sizes(op, shapes)
-    params = {k: getattr(args, k) for k in ("stride", "dilation", "padding", "groups", "mode", "a_shape", "b_shape",
-                                           "approximate") if getattr(args, k) is not None}
-    if op.name.startswith("conv"):
-        params = dict(TORCH_DEFAULTS, **params, bias=args.bias)
+    op, params, shapes = _bench_case(args)
     for dt in args.dtype or ["float32"]:
         print(bench_gpu.format_result(op.name, dt, bench_gpu.bench_gpu(op.name, params, shapes, dt)))
     return 0
