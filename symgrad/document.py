@@ -17,6 +17,10 @@ from .latex import tex, terms_aligned
 from .png import grid_png
 
 
+def _shape_tex(shape) -> str:
+    return "(" + ", ".join(tex(d) for d in shape) + ")"
+
+
 def _d(name, idx):
     return r"\frac{\partial L}{\partial %s_{%s}}" % (name, ", ".join(tex(i) for i in idx))
 
@@ -62,7 +66,7 @@ def gradient_sections(d: Derivation) -> list:
             "text": f"Differentiating each tensor element (`sympy.diff`) gives one Kronecker delta per index of ${name}$.",
             "math": terms_aligned(_d(name, raw_vars), g.raw)}]
         solved = getattr(g.steps[-1], "solved", [])
-        sols = ", ".join(f"${tex(v)} = {tex(val)}$" for v, val, _ in solved)
+        sols = ", ".join(dict.fromkeys(f"${tex(v)} = {tex(val)}$" for v, val, _ in solved))
         guard_text = ""
         if any(any(isinstance(c, sp.Eq) and c.has(sp.Mod) for c in gs) for _, _, gs in solved):
             guard_text = (" A solution with a coefficient other than ±1 exists only where the divisor divides the "
@@ -130,8 +134,8 @@ def document_context(d: Derivation, title: str, notes=(), shapes_example=None, j
         "title": title, "op": op.name,
         "params": [(r"\text{%s}" % k.replace("_", r"\_"), _tex_value(v))
                    for k, v in op.params.items() if k != "padding_spec"],
-        "inputs": [(t.name, tex(sp.Tuple(*t.shape))) for t in op.inputs],
-        "output": (op.output.name, tex(sp.Tuple(*op.output.shape))),
+        "inputs": [(t.name, _shape_tex(t.shape)) for t in op.inputs],
+        "output": (op.output.name, _shape_tex(op.output.shape)),
         "output_sizes": [(tex(k), tex(v)) for k, v in op.output_sizes.items()],
         "forward": terms_aligned(f"{op.output.name}_{{{idx}}}", forward_terms(op)),
         "forward_forms": [f.kind for f in d.forward],

@@ -66,10 +66,10 @@ def match_matmul(term: Term, tensors, out_vars, target):
     scale, rest = constant_scale(term.factor)
     if term.guards or not isinstance(rest, sp.Mul) or len(rest.args) != 2:
         return None
-    lhs, rhs = sorted(rest.args, key=lambda a: a.base.name == "g", reverse=True) \
-        if all(isinstance(a, sp.Indexed) for a in rest.args) else (None, None)
-    if lhs is None or lhs.base == rhs.base:
+    if not all(isinstance(a, sp.Indexed) for a in rest.args) or rest.args[0].base == rest.args[1].base:
         return None
+    order = list(tensors)  # the op's inputs in order, then its output, then g
+    lhs, rhs = sorted(rest.args, key=lambda a: order.index(a.base.name))
     plain = _subscripts([lhs, rhs], tensors, out_vars)
     if plain is None:
         return None

@@ -13,7 +13,7 @@ APPROXIMATIONS = ("none", "tanh")
 
 
 def gelu(approximate: str = "none") -> Op:
-    """GELU on arrays of any shape (the index ``e`` runs over all elements).
+    """GELU on arrays of any shape (the index ``i`` runs over all elements).
 
     >>> gelu("tanh").params
     {'approximate': 'tanh'}
@@ -21,12 +21,12 @@ def gelu(approximate: str = "none") -> Op:
     if approximate not in APPROXIMATIONS:
         raise SymgradError(f"gelu: approximate must be one of {', '.join(APPROXIMATIONS)}, got {approximate!r}")
     E = size("E")
-    e = index("e", E)
+    i = index("i", E)  # not "e": that reads as Euler's number in the formulas
     x = Tensor("x", (E,))
-    v = x[e]
+    v = x[i]
     if approximate == "none":
         rhs = v / 2 * (1 + sp.erf(v / sp.sqrt(2)))
     else:
         rhs = v / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (v + sp.Rational(44715, 1000000) * v ** 3)))
     return Op(name="gelu", params={"approximate": approximate}, inputs=(x,), output=Tensor("y", (E,)),
-              indices=(e,), rhs=rhs, elementwise=True)
+              indices=(i,), rhs=rhs, elementwise=True)
