@@ -47,8 +47,20 @@ def tex(expr) -> str:
     return _P.doprint(expr)
 
 
+def _name_functions(expr):
+    """Long pointwise expressions read better with each special-function value named once:
+    returns (expr with \\tau_k in place of tanh(…)/erf(…), [(\\tau_k, the application)])."""
+    if len(tex(expr)) < 200:
+        return expr, []
+    apps = sorted({a for a in expr.atoms(sp.Function) if a.has(sp.Indexed) and a.func in (sp.tanh, sp.erf)},
+                  key=sp.default_sort_key)
+    names = [(sp.Symbol(r"\tau_{%d}" % k), a) for k, a in enumerate(apps)]
+    return sp.factor_terms(expr.xreplace({a: n for n, a in names})), names
+
+
 def term_lines(term: Term) -> list:
-    """A term as display lines: the sums, then the guards and deltas, then the summand."""
+    """A term as display lines: the sums, then the guards and deltas, then the summand (and the
+    special-function values it names, when it is long)."""
     lines = []
     if term.sums:
         lines.append(r"\,".join(r"\sum_{%s=%s}^{%s}" % (tex(v), tex(lo), tex(hi)) for v, lo, hi in term.sums))
@@ -56,7 +68,9 @@ def term_lines(term: Term) -> list:
     conds += [tex(sp.KroneckerDelta(a, b, evaluate=False)) for a, b in term.deltas]
     for k in range(0, len(conds), 2):
         lines.append(r"\,".join(conds[k:k + 2]))
-    lines.append(tex(term.factor))
+    factor, names = _name_functions(term.factor)
+    lines.append(tex(factor))
+    lines += [r"\text{with } %s = %s" % (tex(n), tex(a)) for n, a in names]
     return lines
 
 
