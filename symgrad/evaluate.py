@@ -15,19 +15,21 @@ from .codegen import generic_code
 from .ir import Tensor
 
 
-def bind_sizes(op, arrays: dict) -> dict:
-    """Size symbol -> int from concrete input arrays (and the output sizes they imply)."""
-    sizes = {}
+def bind_sizes(op, arrays: dict, known: dict = None) -> dict:
+    """Size symbol -> int from concrete input arrays (and the output sizes they imply).
+
+    ``known`` pre-binds symbols (e.g. a symbolic stride evaluated at 2) before the shapes are read.
+    """
+    sizes = dict(known or {})
     for t in op.inputs:
         a = arrays[t.name]
         k = 0
         for axis, n in enumerate(t.split):
-            run = t.dims[k:k + n]
+            run = [sp.sympify(d).subs(sizes) for d in t.dims[k:k + n]]
             k += n
-            known = sp.Mul(*[d for d in run if not d.free_symbols - set(sizes)]).subs(sizes)
-            unknown = [d for d in run if d.free_symbols - set(sizes)]
+            unknown = [d for d in run if d.free_symbols]
             if len(unknown) == 1 and unknown[0].is_Symbol:
-                sizes[unknown[0]] = a.shape[axis] // int(known)
+                sizes[unknown[0]] = a.shape[axis] // int(sp.Mul(*[d for d in run if not d.free_symbols]))
     for sym, expr in op.output_sizes.items():
         sizes[sym] = int(sp.sympify(expr).subs(sizes))
     return sizes

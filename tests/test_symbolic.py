@@ -8,7 +8,7 @@ import sympy as sp
 
 import symgrad
 from symgrad.diff import forward_terms, plain
-from symgrad.evaluate import evaluate
+from symgrad.evaluate import bind_sizes, evaluate
 
 # (op, values for its symbols, input shapes)
 CASES = [
@@ -28,28 +28,11 @@ CASES = [
 
 
 def sizes_for(op, values, arrays):
-    subs = {}
+    """Sizes read from the arrays, with the op's symbolic parameters evaluated at ``values``."""
     syms = set()
     for e in [op.rhs, *op.output_sizes.values(), *(d for t in op.inputs for d in t.dims)]:
         syms |= sp.sympify(e).free_symbols
-    for s in syms:
-        if s.name in values:
-            subs[s] = values[s.name]
-    from symgrad.evaluate import bind_sizes
-    concrete = symgrad.ops.build  # noqa: F841  (documentation: values are substituted, nothing re-derived)
-    op_sizes = {}
-    for t in op.inputs:
-        k = 0
-        for axis, n in enumerate(t.split):
-            run = [sp.sympify(d).subs(subs) for d in t.dims[k:k + n]]
-            k += n
-            unknown = [d for d in run if d.free_symbols]
-            if len(unknown) == 1 and unknown[0].is_Symbol:
-                op_sizes[unknown[0]] = arrays[t.name].shape[axis] // int(sp.Mul(*[d for d in run if not d.free_symbols]))
-    subs.update(op_sizes)
-    for sym, expr in op.output_sizes.items():
-        subs[sym] = int(sp.sympify(expr).subs(subs))
-    return subs
+    return bind_sizes(op, arrays, {s: values[s.name] for s in syms if s.name in values})
 
 
 def fd_gradient(op, tensors, sizes, arrays, wrt, g, eps):
