@@ -38,6 +38,12 @@ def _array(name: str, tensors) -> str:
     return naming.view(name) if len(t.split) != len(t.dims) else name
 
 
+def _scaled(code: str, fields: dict, printer) -> str:
+    """``code`` times the form's constant factor, when it has one other than 1."""
+    scale = fields.get("scale", 1)
+    return code if scale == 1 else f"{array_code(sp.sympify(scale), printer)} * {code}"
+
+
 def conv_code(form: Form, out: str, target, tensors, printer=None) -> list:
     f = form.fields
     lhs_spec, rhs_spec, out_spec = f["dimension_numbers"]
@@ -60,9 +66,7 @@ def conv_code(form: Form, out: str, target, tensors, printer=None) -> list:
             f"dimension_numbers={tuple(f['dimension_numbers'])!r}, "
             f"feature_group_count={size_code(f['feature_group_count'])}, "
             f"batch_group_count={size_code(f['batch_group_count'])})")
-    scale = f.get("scale", 1)
-    if scale != 1:
-        call = f"{array_code(sp.sympify(scale), printer)} * {call}"
+    call = _scaled(call, f, printer)
     lines.append(f"{out} = {call}.reshape{shape_code(target.dims)}")
     return lines
 
@@ -93,10 +97,7 @@ def reduce_code(form: Form, out: str, target, tensors, out_vars, printer=None) -
     sums = {v for v, _, _ in form.term.sums}
     axes = tuple(form.fields["axes"])
     kept = [v for v in spec["vars"] if v is not None and v not in sums]
-    value = f"xp.sum({_array(spec['tensor'], tensors)}, axis={axes})"
-    scale = form.fields.get("scale", 1)
-    if scale != 1:
-        value = f"{array_code(sp.sympify(scale), printer)} * {value}"
+    value = _scaled(f"xp.sum({_array(spec['tensor'], tensors)}, axis={axes})", form.fields, printer)
     lines = [f"{out} = {value}"]
     lines.append(f"{out} = xp.broadcast_to({_align(out, kept, out_vars)}, {shape_code(target.dims)})")
     return lines
@@ -124,10 +125,7 @@ def matmul_code(form: Form, out: str, target, tensors, out_vars, printer=None) -
             (tuple(kept[0].index(v) for v in batch), tuple(kept[1].index(v) for v in batch)))
     result = batch + [v for v in kept[0] if v not in contract and v not in batch] \
         + [v for v in kept[1] if v not in contract and v not in batch]
-    value = f"dot_general({names[0]}, {names[1]}, {dims[0]}, {dims[1]})"
-    scale = form.fields.get("scale", 1)
-    if scale != 1:
-        value = f"{array_code(sp.sympify(scale), printer)} * {value}"
+    value = _scaled(f"dot_general({names[0]}, {names[1]}, {dims[0]}, {dims[1]})", form.fields, printer)
     lines.append(f"{out} = {value}")
     lines.append(f"{out} = xp.broadcast_to({_align(out, result, out_vars)}, {shape_code(target.dims)})")
     return lines

@@ -9,8 +9,7 @@ import sympy as sp
 
 from .deltas import eliminate_all
 from .diff import differentiate, forward_terms, plain, upstream
-from .forms import Form
-from .ir import Op, Step, SymgradError
+from .ir import Op, SymgradError
 from .recognise import recognise
 
 

@@ -1,6 +1,7 @@
 """Derivation documents (Markdown and LaTeX) rendered from the steps the engine really took."""
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import tempfile
@@ -105,7 +106,6 @@ def _expand_output(op, sizes, index_values):
         term = term.subs(subs)
         ranges = [range(int(lo), int(hi) + 1) for _, lo, hi in term.sums]
         names = [v for v, _, _ in term.sums]
-        import itertools
         for values in itertools.product(*ranges):
             here = dict(zip(names, values))
             if all(bool(sp.sympify(gd).subs(here)) for gd in term.guards):

@@ -40,16 +40,8 @@ def environment() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True)
 
 
-def _runs(t):
-    k, out = 0, []
-    for n in t.split:
-        out.append(t.dims[k:k + n])
-        k += n
-    return out
-
-
 def _shape_text(t) -> str:
-    return "(" + ", ".join(str(sp.Mul(*run)) for run in _runs(t)) + ")"
+    return "(" + ", ".join(str(d) for d in t.shape) + ")"
 
 
 def bind_code(op) -> tuple:
@@ -59,7 +51,7 @@ def bind_code(op) -> tuple:
         want = _shape_text(t)
         lines.append(f"if {t.name}.ndim != {len(t.split)}:")
         lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, got {{{t.name}.shape}}")')
-        for axis, run in enumerate(_runs(t)):
+        for axis, run in enumerate([t.dims[a] for a in r] for r in t.runs):
             unknown = [d for d in run if d.is_Symbol and d not in bound]
             known = sp.Mul(*[d for d in run if d not in unknown])
             if len(unknown) > 1:

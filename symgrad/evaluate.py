@@ -23,10 +23,8 @@ def bind_sizes(op, arrays: dict, known: dict = None) -> dict:
     sizes = dict(known or {})
     for t in op.inputs:
         a = arrays[t.name]
-        k = 0
-        for axis, n in enumerate(t.split):
-            run = [sp.sympify(d).subs(sizes) for d in t.dims[k:k + n]]
-            k += n
+        for axis, axes in enumerate(t.runs):
+            run = [sp.sympify(t.dims[a]).subs(sizes) for a in axes]
             unknown = [d for d in run if d.free_symbols]
             if len(unknown) == 1 and unknown[0].is_Symbol:
                 sizes[unknown[0]] = a.shape[axis] // int(sp.Mul(*[d for d in run if not d.free_symbols]))

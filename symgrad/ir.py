@@ -78,22 +78,18 @@ class Tensor:
         return sp.IndexedBase(self.name)
 
     @property
-    def shape(self) -> tuple:
-        """The real (array) shape, products of the split runs."""
+    def runs(self) -> tuple:
+        """The index axes each real axis holds: ``((0,), (1, 2), (3,))`` for a grouped channel axis."""
         out, k = [], 0
         for n in self.split:
-            out.append(sp.Mul(*self.dims[k:k + n]))
+            out.append(tuple(range(k, k + n)))
             k += n
         return tuple(out)
 
-    def real_axis(self, view_axis: int) -> int:
-        """The real axis that holds index axis ``view_axis``."""
-        k = 0
-        for axis, n in enumerate(self.split):
-            if view_axis < k + n:
-                return axis
-            k += n
-        raise IndexError(view_axis)
+    @property
+    def shape(self) -> tuple:
+        """The real (array) shape, products of the split runs."""
+        return tuple(sp.Mul(*[self.dims[a] for a in run]) for run in self.runs)
 
     def __getitem__(self, idx):
         return self.base[idx]

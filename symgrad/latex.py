@@ -74,10 +74,6 @@ def term_lines(term: Term) -> list:
     return lines
 
 
-def term_tex(term: Term) -> str:
-    return r"\,".join(term_lines(term))
-
-
 def terms_aligned(lhs: str, terms) -> str:
     """``lhs = Σ …`` as an aligned block, one line per sum / pair of guards / summand."""
     rows, first = [], True

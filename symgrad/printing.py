@@ -13,7 +13,7 @@ from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.printing.str import StrPrinter
 
-from .ir import Bracket, Term
+from .ir import Term
 
 
 class ArrayPrinter(SciPyPrinter):

@@ -205,14 +205,6 @@ def match_conv(term: Term, tensors, out_vars, target):
     return Form("conv_general_dilated", fields, term, steps=steps)
 
 
-def _runs(tensor):
-    k, out = 0, []
-    for n in tensor.split:
-        out.append(list(range(k, k + n)))
-        k += n
-    return out
-
-
 def _dimension_numbers(lhs, rhs, L, R, target, out_vars, sums, pairs):
     """lhs/rhs/out specs over real axes, group counts and any rhs regrouping; None if no fit."""
     letters = spatial_letters(len(pairs))
@@ -242,7 +234,7 @@ def _dimension_numbers(lhs, rhs, L, R, target, out_vars, sums, pairs):
 
     def spec(tensor, index_of, spatial, letter_of):
         text, merged = "", None
-        for run in _runs(tensor):
+        for run in tensor.runs:
             vs = [e for e in (index_of.get(ax) for ax in run)]
             if len(run) == 1 and run[0] in spatial:
                 text += spatial[run[0]]

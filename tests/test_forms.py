@@ -112,7 +112,6 @@ def _conv_impls():
 @pytest.mark.parametrize("name,argv,xshape,wshape", CASES)
 def test_forms_pasted_into_conv_general_dilated(capsys, name, argv, xshape, wshape):
     import torch
-    import torch.nn.functional as F
     op = symgrad.ops.build(name, **{k.lstrip("-"): v for k, v in zip(argv[::2], argv[1::2])})
     d = derive_json(capsys, name, *argv)
     rng = np.random.default_rng(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..ir import Op, SymgradError, Tensor, index, size
+from ..ir import Op, SymgradError, Tensor, index
 from . import params as P
 
 
