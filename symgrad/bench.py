@@ -59,16 +59,39 @@ def _setup(task):
     return op, module, arrays
 
 
-def _median_time(fn, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def _interleaved_medians(pairs: dict, repeats: int, warmup: int, pause: float = 0.0) -> dict:
+    """Median time of each function, the functions taking turns within every repeat.
+
+    Taking turns puts both sides of a comparison under the same machine conditions (a shared
+    VM's speed drifts by tens of percent over seconds), which back-to-back blocks would not.
+    ``pause`` seconds of sleep before each turn let the other library's worker threads stop
+    spinning (OpenBLAS and OpenMP threads busy-wait after a call and would steal the cores).
+    """
+    for fn in pairs.values():
+        for _ in range(warmup):
+            fn()
+    times = {key: [] for key in pairs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]
+        for key, fn in pairs.items():
+            time.sleep(pause)
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return {key: sorted(ts)[len(ts) // 2] for key, ts in times.items()}
+
+
+def _warm_blas():
+    """One 1024-square SGEMM before any timing.
+
+    Measured on the reference machine (OpenBLAS 0.3.31, Haswell kernels on AMD EPYC): until a
+    process has run one SGEMM with an output dimension of a few hundred, SGEMMs with a 64-wide
+    output run about 3x slower (same kernel, same buffers; the state persists afterwards).  Any
+    program that has done one large matrix product is in the fast state; the benchmark measures
+    that steady state rather than the first-call anomaly of the BLAS.
+    """
+    import numpy as np
+    a = np.ones((1024, 1024), np.float32)
+    a @ a
 
 
 def _torch_fns(op, arrays, threads):
@@ -93,20 +116,21 @@ def _torch_fns(op, arrays, threads):
 
 
 def run_timing(task: dict) -> dict:
-    """Child side: times of the emitted module and of torch, per method."""
+    """Child side: times of the emitted module and of torch, per method, taking turns."""
     op, module, arrays = _setup(task)
+    _warm_blas()
     reps, warm = task["repeats"], task["warmup"]
     t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"])
     out = {"emitted": {}, "torch": {}}
-    out["emitted"]["forward"] = _median_time(lambda: module.forward(*arrays), reps, warm)
-    out["torch"]["forward"] = _median_time(t_fwd, reps, warm)
+    methods = {"forward": (lambda: module.forward(*arrays), t_fwd)}
     for k, t in enumerate(op.inputs):
         fn = getattr(module, f"grad_{t.name}")
-        out["emitted"][f"d{t.name}"] = _median_time(lambda: fn(g, *arrays), reps, warm)
-        out["torch"][f"d{t.name}"] = _median_time(t_grad(k), reps, warm)
-    out["emitted"]["forward+backward"] = _median_time(lambda: (module.forward(*arrays), module.backward(g, *arrays)),
-                                                      reps, warm)
-    out["torch"]["forward+backward"] = _median_time(t_bwd, reps, warm)
+        methods[f"d{t.name}"] = ((lambda fn=fn: fn(g, *arrays)), t_grad(k))
+    methods["forward+backward"] = (lambda: (module.forward(*arrays), module.backward(g, *arrays)), t_bwd)
+    for key, (emitted, torch_fn) in methods.items():
+        medians = _interleaved_medians({"emitted": emitted, "torch": torch_fn}, reps, warm,
+                                       pause=0.2 if task["threads"] > 1 else 0.0)
+        out["emitted"][key], out["torch"][key] = medians["emitted"], medians["torch"]
     return out
 
 
@@ -124,6 +148,7 @@ def run_memory(task: dict) -> dict:
     Linux: writing 5 to /proc/self/clear_refs resets the peak (VmHWM) to the current RSS.
     """
     op, module, arrays = _setup(task)
+    _warm_blas()
     if task["method"] == "torch":
         import torch
         from symgrad.reference import REFERENCES
@@ -183,7 +208,9 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=5) -> str:
     head = ["# Benchmarks: emitted NumPy modules vs PyTorch (CPU, float32)", "",
             f"Measured by `symgrad bench --suite` on {platform.machine()} with {os.cpu_count()} cores, "
             f"numpy {numpy.__version__}, torch {tv}; median of {repeats} runs after warm-up, both sides with the "
-            "same thread count. Ratio = emitted time / torch time (lower is better; < 1 means faster than torch). "
+            "same thread count, the two sides taking turns run by run (with 2+ threads, 0.2 s of sleep before "
+            "each turn so neither library's spinning worker threads steal the cores), after one large NumPy "
+            "SGEMM (see `_warm_blas` in symgrad/bench.py). Ratio = emitted time / torch time (lower is better; < 1 means faster than torch). "
             "Torch's per-gradient time is one `autograd.grad` call for that input on a graph built once; "
             "fwd+bwd is a forward under autograd plus the full backward. Peak memory: the child process's peak "
             "resident set above its baseline once inputs exist (for torch, including its allocator's caching).", "",

@@ -13,15 +13,16 @@ from . import __version__, naming
 from .codegen import form_code, helpers_for, shape_code
 from .derive import Derivation
 from .forms import jsonable
+from .formulation import formulation
 from .ir import SymgradError
 from .printing import ArrayPrinter, CuPyArrayPrinter, size_code, term_text, terms_text
 
 #: backend -> what differs between the emitted files: the array module and where erf lives
 BACKENDS = {
     "numpy": {"name": "NumPy", "array_module": "numpy", "import": "import numpy as xp",
-              "printer": ArrayPrinter, "special_import": "import scipy.special"},
+              "printer": ArrayPrinter, "special_import": "import scipy.special", "chunk_bytes": "1 << 20", "blockwise": True},
     "cupy": {"name": "CuPy", "array_module": "cupy", "import": "import cupy as xp",
-             "printer": CuPyArrayPrinter, "special_import": "import cupyx.scipy.special"},
+             "printer": CuPyArrayPrinter, "special_import": "import cupyx.scipy.special", "chunk_bytes": "None", "blockwise": False},
 }
 
 
@@ -108,6 +109,10 @@ def _views(tensors, names) -> list:
     return out
 
 
+# forms whose code returns an array made for the term (never a view of an input): sums may go into it
+FRESH_RESULT = ("conv_general_dilated",)
+
+
 def _sum_terms(forms, target, tensors, out_vars, op, result: str, printer) -> list:
     lines, parts = [], []
     used = sorted({a.base.name for f in forms for a in f.term.accesses} | {f.fields.get(k) for f in forms
@@ -118,7 +123,11 @@ def _sum_terms(forms, target, tensors, out_vars, op, result: str, printer) -> li
         lines.append(f"# {form.kind}: {term_text(form.term)}")
         lines += form_code(form, part, target, tensors, out_vars, op, printer)
         parts.append(part)
-    value = " + ".join(parts) if parts else "0"
+    fresh = [p for p, f in zip(parts, forms) if f.kind in FRESH_RESULT]
+    if fresh and len(parts) > 1:  # add into the convolution's own result, not a new temporary
+        value = f"_add_terms({', '.join(fresh[:1] + [p for p in parts if p != fresh[0]])})"
+    else:
+        value = " + ".join(parts) if parts else "0"
     if op.elementwise:
         lines.append(f"{result} = {value}")
     else:
@@ -156,6 +165,7 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
                  f'{{{want}}}, got {{{naming.GRAD_OUTPUT}.shape}}")']
     all_forms = d.forward + [f for g in d.grads.values() for f in g.forms]
     helpers = helpers_for(all_forms)
+    blockwise = op.elementwise and spec["blockwise"]  # CuPy fuses elementwise work into one kernel instead
     code = "\n".join(forward + [line for b in backward for line in b["body"]])
     return {
         "op": op.name, "version": __version__,
@@ -163,12 +173,17 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "forward_rule": f"{op.output.name}[{', '.join(str(i.label) for i in op.indices)}] = {terms_text(_fwd_terms(d))}",
         "gradients": [{"name": t.name, "indices": ", ".join(map(str, d.grads[t.name].indices)),
                        "terms": [{"text": term_text(f.term), "kind": f.kind,
-                                  "fields": json.dumps(jsonable(f.fields), sort_keys=True)} for f in d.grads[t.name].forms]}
+                                  "fields": json.dumps(jsonable(f.fields), sort_keys=True),
+                                  "formulation": formulation(f.kind, f.fields, backend, blockwise)} for f in d.grads[t.name].forms]}
                       for t in op.inputs],
         "forward_forms": [f.kind for f in d.forward],
-        "helpers": helpers + (["fused_elementwise"] if "fused(" in code else []),
-        "backend_name": spec["name"], "array_module": spec["array_module"],
-        "imports": (["import math", ""] if helpers else [])
+        "forward_formulations": [f"{f.kind}: {formulation(f.kind, f.fields, backend, blockwise)}" for f in d.forward],
+        "helpers": helpers + (["fused_elementwise"] if "fused(" in code else [])
+        + (["add_terms"] if "_add_terms(" in code else []) + (["blockwise"] if blockwise else []),
+        "blockwise": blockwise,
+        "backend_name": spec["name"], "array_module": spec["array_module"], "chunk_bytes": spec["chunk_bytes"],
+        "imports": (["import concurrent.futures", "import math", "import os", ""] if blockwise
+                    else ["import math", ""] if helpers else [])
         + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code else []),
         "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "bind": bind, "forward": forward, "check": check, "backward": backward,

@@ -1,0 +1,51 @@
+"""How the emitted code computes each recognised form: the sentence the module header carries.
+
+The NumPy helpers choose among their formulations from the form's parameters (and, for the
+loop over taps versus output positions, the sizes at run time); this module says which rule
+applies, so that a reader of the emitted file knows what runs without reading the helpers.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+
+def _all_one(values) -> bool:
+    return all(sp.sympify(v) == 1 for v in values)
+
+
+def _conv(fields: dict, backend: str) -> str:
+    unit_stride = _all_one(fields["window_strides"])
+    unit_lhs = _all_one(fields["lhs_dilation"])
+    depthwise = " (broadcast multiply-add per tap when each group has one input channel)"
+    if not unit_lhs and unit_stride and fields["batch_group_count"] == 1:
+        return ("transposed convolution by scatter: one GEMM per kernel tap on the undilated input, "
+                "added into every lhs_dilation-th output position (no zero insertion)")
+    prefix = "" if unit_lhs else "zero-inserted input (lhs_dilation), then "
+    loops = []
+    if unit_stride and fields["batch_group_count"] == 1:
+        chunk = "in cache-sized batch chunks" if backend == "numpy" else "over the whole batch"
+        loops.append(f"one GEMM per kernel tap on the flattened padded input (no im2col copy), "
+                     f"accumulated {chunk}{depthwise}, when the kernel has at most 4x as many taps "
+                     f"as there are output positions")
+    if _all_one(fields["rhs_dilation"]):
+        loops.append("one GEMM per output position with channels and kernel extent merged into one "
+                     "long inner dimension, when there are fewer output positions than kernel taps "
+                     "(a weight gradient)")
+    fallback = "im2col windows (sliding_window_view) and one batched GEMM per group"
+    if not loops:
+        return prefix + fallback
+    return prefix + "; else ".join(loops) + f"; else {fallback}"
+
+
+def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool = False) -> str:
+    if kind == "conv_general_dilated":
+        return _conv(fields, backend)
+    if kind == "matmul":
+        return "one batched BLAS matrix product (dot_general)"
+    if kind == "reduce_sum":
+        return "one reduction (xp.sum)"
+    if kind == "elementwise":
+        if backend == "cupy":
+            return "one fused elementwise kernel"
+        return "array expression (ufuncs)" + (", in cache-sized blocks shared among threads" if blockwise else "")
+    return "gather loop over the derived index expression (no closed form recognised)"

@@ -1,0 +1,64 @@
+"""The CPU fast paths (issue: fast NumPy kernels) against PyTorch, on the code paths the sweep's
+small shapes do not reach by themselves:
+- batch chunks in the per-tap loop and channel chunks in the per-output-position loop (forced by
+  shrinking the module's cache budget to one byte, so every chunk is a single batch item),
+- blockwise elementwise evaluation over several blocks with a ragged last block, on two threads,
+- float32 inputs on the suite's layer types, within 1e-5 of the float64 reference.
+"""
+import numpy as np
+import pytest
+
+from conftest import needs_torch
+from test_sweep import CONFIGS, module_for, run_config
+
+CHUNKED = [c for c in CONFIGS if c[0] in ("conv1d", "conv2d", "conv3d") and c[2]["x"][0] >= 2][::4]
+ELEMENTWISE = [c for c in CONFIGS if c[0] == "gelu"]
+
+
+def _module(name, params):
+    return module_for(name, tuple(sorted(params.items())))
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", CHUNKED, ids=[f"{c[0]}-{k}" for k, c in enumerate(CHUNKED)])
+def test_batch_and_channel_chunks(monkeypatch, name, params, shapes):
+    monkeypatch.setattr(_module(name, params), "_CHUNK_BYTES", 1)
+    errors = run_config(name, params, shapes)
+    assert max(errors.values()) <= 1e-10, errors
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", ELEMENTWISE, ids=[f"gelu-{k}" for k in range(len(ELEMENTWISE))])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blockwise_elementwise(monkeypatch, name, params, shapes, threads):
+    module = _module(name, params)
+    monkeypatch.setattr(module, "_BLOCK", 7)
+    monkeypatch.setattr(module, "_THREADS", threads)
+    for dtype, tol in ((np.float64, 1e-10), (np.float32, 1e-5)):
+        errors = run_config(name, params, shapes, dtype=dtype)
+        assert max(errors.values()) <= tol, (dtype, errors)
+
+
+def test_chunk_settings_are_what_the_paths_read():
+    conv = _module(*CHUNKED[0][:2])
+    gelu = _module(*ELEMENTWISE[0][:2])
+    assert conv._CHUNK_BYTES == 1 << 20 and conv._batch_chunk(1 << 19) == 2 and conv._batch_chunk(1 << 30) == 1
+    assert gelu._BLOCK > 1 and gelu._THREADS >= 1
+
+
+SUITE_LIKE = [  # the benchmark layers, scaled down
+    ("conv2d", {"stride": 1, "padding": 1, "dilation": 1, "groups": 1}, {"x": (2, 8, 12, 12), "w": (8, 8, 3, 3), "b": (8,)}),
+    ("conv2d", {"stride": 2, "padding": 1, "dilation": 1, "groups": 1}, {"x": (2, 8, 12, 12), "w": (8, 8, 3, 3), "b": (8,)}),
+    ("conv2d", {"stride": 1, "padding": 1, "dilation": 1, "groups": 8}, {"x": (2, 8, 12, 12), "w": (8, 1, 3, 3), "b": (8,)}),
+    ("conv2d", {"stride": 1, "padding": 2, "dilation": 2, "groups": 1}, {"x": (2, 8, 12, 12), "w": (8, 8, 3, 3), "b": (8,)}),
+    ("conv1d", {"stride": 1, "padding": 2, "dilation": 1, "groups": 1}, {"x": (2, 16, 40), "w": (16, 16, 5), "b": (16,)}),
+    ("conv1d", {"stride": 1, "padding": "causal", "dilation": 1, "groups": 1}, {"x": (2, 16, 40), "w": (16, 16, 5), "b": (16,)}),
+    ("matmul", {"a_shape": "B,M,K", "b_shape": "B,K,N"}, {"a": (3, 16, 8), "b": (3, 8, 12)}),
+]
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", SUITE_LIKE, ids=[f"{c[0]}-{k}" for k, c in enumerate(SUITE_LIKE)])
+def test_float32_within_1e5_of_float64(name, params, shapes):
+    errors = run_config(name, params, shapes, dtype=np.float32)
+    assert max(errors.values()) <= 1e-5, errors
