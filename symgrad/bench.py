@@ -175,7 +175,6 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2) -> dict:
             "warmup": warmup, "mode": "time", "source": source}
     result = _child(task)
     for method in ("emitted", "torch"):
-        time.sleep(0.5)  # let spinning BLAS threads settle between methods
         result[method]["peak_mib"] = _child(dict(task, mode="memory", method=method))["peak_mib"]
     return result
 
