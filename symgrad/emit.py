@@ -15,12 +15,12 @@ from .derive import Derivation
 from .forms import jsonable
 from .formulation import formulation
 from .ir import SymgradError
-from .printing import ArrayPrinter, CuPyArrayPrinter, size_code, term_text, terms_text
+from .printing import CuPyArrayPrinter, ModuleArrayPrinter, size_code, term_text, terms_text
 
 #: backend -> what differs between the emitted files: the array module and where erf lives
 BACKENDS = {
     "numpy": {"name": "NumPy", "array_module": "numpy", "import": "import numpy as xp",
-              "printer": ArrayPrinter, "special_import": "import scipy.special", "chunk_bytes": "1 << 20", "blockwise": True},
+              "printer": ModuleArrayPrinter, "special_import": "import scipy.special", "chunk_bytes": "1 << 20", "blockwise": True},
     "cupy": {"name": "CuPy", "array_module": "cupy", "import": "import cupy as xp",
              "printer": CuPyArrayPrinter, "special_import": "import cupyx.scipy.special", "chunk_bytes": "None", "blockwise": False},
 }
@@ -179,12 +179,13 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "forward_forms": [f.kind for f in d.forward],
         "forward_formulations": [f"{f.kind}: {formulation(f.kind, f.fields, backend, blockwise)}" for f in d.forward],
         "helpers": helpers + (["fused_elementwise"] if "fused(" in code else [])
-        + (["add_terms"] if "_add_terms(" in code else []) + (["blockwise"] if blockwise else []),
+        + (["add_terms"] if "_add_terms(" in code else []) + (["blockwise"] if blockwise else [])
+        + (["erf"] if "_erf(" in code else []),
         "blockwise": blockwise,
         "backend_name": spec["name"], "array_module": spec["array_module"], "chunk_bytes": spec["chunk_bytes"],
         "imports": (["import concurrent.futures", "import math", "import os", ""] if blockwise
                     else ["import math", ""] if helpers else [])
-        + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code else []),
+        + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code or "_erf(" in code else []),
         "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "bind": bind, "forward": forward, "check": check, "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),

@@ -47,5 +47,7 @@ def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool
     if kind == "elementwise":
         if backend == "cupy":
             return "one fused elementwise kernel"
-        return "array expression (ufuncs)" + (", in cache-sized blocks shared among threads" if blockwise else "")
+        erf = ("; erf of float32 by a rational approximation (_erf, max abs error 4.5e-7)"
+               if "erf(" in str(fields.get("expr", "")) else "")
+        return "array expression (ufuncs)" + (", in cache-sized blocks shared among threads" if blockwise else "") + erf
     return "gather loop over the derived index expression (no closed form recognised)"
