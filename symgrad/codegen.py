@@ -10,7 +10,7 @@ import sympy as sp
 from . import naming
 from .forms import Form
 from .ir import Op, SymgradError, Term
-from .printing import ArrayPrinter, array_code, c_code, size_code
+from .printing import ArrayPrinter, array_code, array_statements, c_code, size_code
 
 
 def shape_code(dims) -> str:
@@ -86,9 +86,9 @@ def elementwise_code(form: Form, out: str, target, tensors, out_vars, shaped: bo
         lines.append(f"body = {c_code(factor)!r} if {first}.dtype == xp.float64 else {c_code(factor, single=True)!r}")
         lines.append(f"{out} = fused({params!r}, body, {('symgrad_' + out)!r})({args})")
         return lines
-    value = array_code(form.term.factor.xreplace(mapping), printer)
-    full = shaped and set(out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}
-    lines.append(f"{out} = xp.broadcast_to({value}, {shape_code(target.dims)})" if full else f"{out} = {value}")
+    lines += array_statements(form.term.factor.xreplace(mapping), out, printer)
+    if shaped and set(out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}:
+        lines.append(f"{out} = xp.broadcast_to({out}, {shape_code(target.dims)})")
     return lines
 
 

@@ -167,6 +167,7 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
     helpers = helpers_for(all_forms)
     blockwise = op.elementwise and spec["blockwise"]  # CuPy fuses elementwise work into one kernel instead
     code = "\n".join(forward + [line for b in backward for line in b["body"]])
+    special = [f for f in ("erf", "tanh") if f"_{f}(" in code]  # float32 approximations (helpers/special)
     return {
         "op": op.name, "version": __version__,
         "params": json.dumps(jsonable(_public_params(op)), sort_keys=True),
@@ -180,12 +181,12 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "forward_formulations": [f"{f.kind}: {formulation(f.kind, f.fields, backend, blockwise)}" for f in d.forward],
         "helpers": helpers + (["fused_elementwise"] if "fused(" in code else [])
         + (["add_terms"] if "_add_terms(" in code else []) + (["blockwise"] if blockwise else [])
-        + (["erf"] if "_erf(" in code else []),
+        + (["special"] if special else []), "special": special,
         "blockwise": blockwise,
         "backend_name": spec["name"], "array_module": spec["array_module"], "chunk_bytes": spec["chunk_bytes"],
         "imports": (["import concurrent.futures", "import math", "import os", ""] if blockwise
                     else ["import math", ""] if helpers else [])
-        + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code or "_erf(" in code else []),
+        + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code or "erf" in special else []),
         "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "bind": bind, "forward": forward, "check": check, "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),

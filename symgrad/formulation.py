@@ -47,7 +47,9 @@ def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool
     if kind == "elementwise":
         if backend == "cupy":
             return "one fused elementwise kernel"
-        erf = ("; erf of float32 by a rational approximation (_erf, max abs error 4.5e-7)"
-               if "erf(" in str(fields.get("expr", "")) else "")
-        return "array expression (ufuncs)" + (", in cache-sized blocks shared among threads" if blockwise else "") + erf
+        expr = str(fields.get("expr", ""))
+        special = [f for f in ("erf", "tanh") if f + "(" in expr]
+        note = (f"; {' and '.join(special)} of float32 by rational approximations (max abs error 4.5e-7)"
+                if special else "")
+        return "array expression (ufuncs)" + (", in cache-sized blocks shared among threads" if blockwise else "") + note
     return "gather loop over the derived index expression (no closed form recognised)"

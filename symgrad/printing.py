@@ -1,7 +1,7 @@
 """Expression printers: ``_print_<Node>`` dispatch over SymPy's own printers.
 
 * :class:`ArrayPrinter` — NumPy code for array expressions (SciPy for special functions);
-  :class:`ModuleArrayPrinter` (emitted NumPy modules: float32 erf by the module's helper) and
+  :class:`ModuleArrayPrinter` (emitted NumPy modules: float32 erf/tanh by the module's helpers) and
   :class:`CuPyArrayPrinter` (cupy, cupyx.scipy.special) refine it;
 * :class:`SizePrinter` — plain Python integer arithmetic for sizes and index bounds;
 * :func:`term_text` — the one-line index notation the CLI and the JSON show.
@@ -23,7 +23,7 @@ class ArrayPrinter(SciPyPrinter):
 
     module = "xp"
     special = "scipy.special."
-    fast_erf = False  # True: erf(...) prints as _erf(...), the emitted module's helper (helpers/erf)
+    fast_float32 = False  # True: erf/tanh print as _erf/_tanh, the emitted module's helpers (helpers/special)
 
     def _module_format(self, fqn, register=True):
         text = super()._module_format(fqn, register)
@@ -34,20 +34,34 @@ class ArrayPrinter(SciPyPrinter):
     def _print_Bracket(self, expr):
         return "(%s)" % self._print(expr.args[0])
 
+    def _print_Pow(self, expr, rational=False):
+        """Small integer powers as products: NumPy's ``x**3`` calls pow() per element (35x slower
+        than ``x*x*x`` on float32); ``x**2`` and ``x**-1`` have fast paths of their own."""
+        n = expr.exp
+        if n.is_Integer and 3 <= abs(n) <= 4 and expr.base.is_Atom and not expr.base.is_number:
+            product = "*".join([self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE["Mul"])] * abs(int(n)))
+            return f"({product})" if n > 0 else f"(1/({product}))"
+        return super()._print_Pow(expr, rational=rational)
+
     def _print_erf(self, expr):
-        if self.fast_erf:
+        if self.fast_float32:
             return "_erf(%s)" % self._print(expr.args[0])
         return super()._print_erf(expr)
+
+    def _print_tanh(self, expr):
+        if self.fast_float32:
+            return "_tanh(%s)" % self._print(expr.args[0])
+        return super()._print_tanh(expr)
 
     def _print_Indexed(self, expr):  # every tensor read is replaced by a named array before printing
         raise ValueError(f"unresolved tensor read {expr}")
 
 
 class ModuleArrayPrinter(ArrayPrinter):
-    """Code for emitted NumPy modules: erf through the module's ``_erf``, which evaluates float32
-    by a rational approximation instead of SciPy's double-precision loop (4x faster)."""
+    """Code for emitted NumPy modules: erf and tanh through the module's ``_erf``/``_tanh``, which
+    evaluate float32 by rational approximations (4x faster than SciPy's erf, 1.4x than NumPy's tanh)."""
 
-    fast_erf = True
+    fast_float32 = True
 
 
 class CuPyArrayPrinter(ArrayPrinter):
@@ -70,12 +84,24 @@ class SizePrinter(PythonCodePrinter):
         return "(%d / %d)" % (expr.p, expr.q)
 
 
+def fold_constants(expr):
+    """Numeric constants (1/2, sqrt(2), pi) as 17-digit floats: Python floats keep float32 float32."""
+    return expr.xreplace({a: sp.Float(a.evalf(17), 17) for a in expr.atoms(sp.Rational, sp.NumberSymbol, sp.Pow)
+                          if a.is_number and not a.is_Integer})
+
+
 def array_code(expr, printer=None) -> str:
     """Print an array expression with constants folded to floats (keeps float32 float32)."""
     printer = printer or ArrayPrinter({"fully_qualified_modules": True})
-    folded = expr.xreplace({a: sp.Float(a.evalf(17), 17) for a in expr.atoms(sp.Rational, sp.NumberSymbol, sp.Pow)
-                            if a.is_number and not a.is_Integer})
-    return printer.doprint(folded)
+    return printer.doprint(fold_constants(expr))
+
+
+def array_statements(expr, out: str, printer=None) -> list:
+    """``out = expr`` as statements, each common subexpression computed once into ``out_s<k>``
+    (the tanh in a tanh-GELU gradient appears three times in the derived expression)."""
+    printer = printer or ArrayPrinter({"fully_qualified_modules": True})
+    temps, (reduced,) = sp.cse(fold_constants(expr), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
+    return [f"{name} = {printer.doprint(value)}" for name, value in temps] + [f"{out} = {printer.doprint(reduced)}"]
 
 
 def size_code(expr) -> str:
@@ -137,8 +163,7 @@ def c_code(expr, single: bool = False, out: str = "out") -> str:
     """CUDA C statements computing ``out`` from a pointwise expression, common subexpressions named
     once (inside cupy.ElementwiseKernel; erf, exp, tanh are CUDA's).  ``single``: float arithmetic
     (``erff``, ``1.0F``) with the inputs read as float — for float32 and float16 arrays."""
-    folded = expr.xreplace({a: sp.Float(a.evalf(17), 17) for a in expr.atoms(sp.Rational, sp.NumberSymbol, sp.Pow)
-                            if a.is_number and not a.is_Integer})
+    folded = fold_constants(expr)
     if single:
         folded = folded.xreplace({v: sp.Symbol(f"((float){v})") for v in folded.free_symbols})
     temps, (reduced,) = sp.cse(folded, symbols=sp.numbered_symbols("t"), optimizations="basic")

@@ -1,5 +1,6 @@
-"""The float32 erf the NumPy modules carry (templates/helpers/erf.py.j2): accuracy against float64
-erf on a dense grid and at the edges, dtypes, and its use outside elementwise ops."""
+"""The float32 erf and tanh the NumPy modules carry (templates/helpers/special.py.j2): accuracy
+against float64 on a dense grid and at the edges, dtypes, and erf outside elementwise ops; the
+printer's common subexpressions and integer powers."""
 import math
 
 import numpy as np
@@ -11,29 +12,45 @@ import symgrad
 from symgrad.check import check
 from symgrad.emit import emit, load
 from symgrad.ir import Op, Tensor, index, size
+from symgrad.printing import array_code
 
 
 @pytest.fixture(scope="module")
-def erf():
-    return load(emit(symgrad.derive(symgrad.ops.gelu("none"))), "gelu_erf")._erf
+def gelu_erf():
+    return load(emit(symgrad.derive(symgrad.ops.gelu("none"))), "gelu_erf")
 
 
-def _grid():
-    dense = np.linspace(-6.0, 6.0, 1_200_001, dtype=np.float32)
+@pytest.fixture(scope="module")
+def erf(gelu_erf):
+    return gelu_erf._erf
+
+
+@pytest.fixture(scope="module")
+def tanh_source():
+    return emit(symgrad.derive(symgrad.ops.gelu("tanh")))
+
+
+def _grid(span):
+    dense = np.linspace(-span, span, 1_200_001, dtype=np.float32)
     tiny_to_huge = np.float32(10.0) ** np.arange(-37.0, 38.0, 0.01, dtype=np.float32)
     return np.concatenate([dense, tiny_to_huge, -tiny_to_huge])
 
 
-def test_float32_accuracy_against_float64(erf):
-    z = _grid()
-    got = erf(z)
+@pytest.mark.parametrize("name,span,reference", [("erf", 6.0, scipy.special.erf), ("tanh", 12.0, np.tanh)])
+def test_float32_accuracy_against_float64(gelu_erf, tanh_source, name, span, reference):
+    function = getattr(gelu_erf if name == "erf" else load(tanh_source, "gelu_tanh"), f"_{name}")
+    z = _grid(span)
+    got = function(z)
     assert got.dtype == np.float32
-    want = scipy.special.erf(z.astype(np.float64))
+    want = reference(z.astype(np.float64))
     error = np.abs(got.astype(np.float64) - want)
     assert error.max() <= 5e-7, (error.max(), z[error.argmax()])
     normal = np.abs(z) >= 1e-30  # relative accuracy wherever x * P / Q stays a normal float32
     assert (error[normal] / np.abs(want[normal])).max() <= 2e-6
     assert np.array_equal(np.sign(got), np.sign(z))  # odd, and exactly 0 at 0
+    assert np.isnan(function(np.float32(np.nan))) and function(np.float32(np.inf)) == 1.0
+    z64 = np.linspace(-5, 5, 1001)
+    assert np.array_equal(function(z64), reference(z64))  # float64: SciPy/NumPy unchanged, bit for bit
 
 
 def test_edges(erf):
@@ -45,9 +62,8 @@ def test_edges(erf):
     assert erf(np.float32(0.5)) == pytest.approx(math.erf(0.5), abs=5e-7)  # a scalar works too
 
 
-def test_other_dtypes(erf):
+def test_float16_is_computed_in_float32(erf):
     z = np.linspace(-5, 5, 1001)
-    assert np.array_equal(erf(z), scipy.special.erf(z))  # float64: SciPy unchanged, bit for bit
     half = erf(z.astype(np.float16))
     assert half.dtype == np.float32
     assert np.abs(half - scipy.special.erf(z.astype(np.float16).astype(np.float64))).max() <= 5e-7
@@ -81,3 +97,22 @@ def test_erf_inside_a_contraction():
 def test_cupy_source_keeps_cupyx_erf():
     source = emit(symgrad.derive(erf_features()), backend="cupy")
     assert "_erf(" not in source and "cupyx.scipy.special.erf(" in source
+
+
+def test_only_the_functions_used_are_emitted(tanh_source):
+    assert "def _tanh(" in tanh_source and "def _erf(" not in tanh_source and "scipy" not in tanh_source
+    erf_source = emit(symgrad.derive(symgrad.ops.gelu("none")))
+    assert "def _erf(" in erf_source and "def _tanh(" not in erf_source
+
+
+def test_common_subexpressions_once(tanh_source):
+    """The derived tanh-GELU gradient holds tanh(...) three times; the block computes it once."""
+    block = tanh_source.split("def _grad_x_block")[1].split("\ndef ")[0]
+    assert block.count("_tanh(") == 1 and "dx_term0_s0 = _tanh(" in block
+
+
+def test_small_integer_powers_print_as_products():
+    x, y = sp.symbols("x y")
+    assert array_code(x**3) == "(x*x*x)" and array_code(2 * y / x**4) == "2*y/(x*x*x*x)"
+    assert array_code(x**-3) == "(1/(x*x*x))" and array_code(x**2) == "x**2"
+    assert array_code((x + y)**3) == "(x + y)**3"  # a compound base is not repeated
