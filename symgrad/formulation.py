@@ -49,7 +49,7 @@ def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool
             return "one fused elementwise kernel"
         expr = str(fields.get("expr", ""))
         special = [f for f in ("erf", "tanh") if f + "(" in expr]
-        note = (f"; {' and '.join(special)} of float32 by rational approximations (max abs error 4.5e-7)"
+        note = (f"; {' and '.join(special)} of float32 by rational approximations (max abs error <= 4.5e-7)"
                 if special else "")
         return "array expression (ufuncs)" + (", in cache-sized blocks shared among threads" if blockwise else "") + note
     return "gather loop over the derived index expression (no closed form recognised)"
