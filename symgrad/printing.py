@@ -12,6 +12,7 @@ import sympy as sp
 import sympy.codegen.ast  # noqa: F401  (type aliases for single-precision C)
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import SciPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.printing.str import StrPrinter
 
@@ -35,13 +36,25 @@ class ArrayPrinter(SciPyPrinter):
         return "(%s)" % self._print(expr.args[0])
 
     def _print_Pow(self, expr, rational=False):
-        """Small integer powers as products: NumPy's ``x**3`` calls pow() per element (35x slower
-        than ``x*x*x`` on float32); ``x**2`` and ``x**-1`` have fast paths of their own."""
-        n = expr.exp
-        if n.is_Integer and 3 <= abs(n) <= 4 and expr.base.is_Atom and not expr.base.is_number:
-            product = "*".join([self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE["Mul"])] * abs(int(n)))
-            return f"({product})" if n > 0 else f"(1/({product}))"
-        return super()._print_Pow(expr, rational=rational)
+        """Powers NumPy has no fast path for, as the operations that are fast: ``x**3`` as
+        ``x*x*x``, ``x**-1`` as ``1/x``, ``x**0.5`` as ``xp.sqrt(x)``, ``x**-1.5`` as
+        ``1/(x*xp.sqrt(x))``.  NumPy's power calls pow() per element for other exponents: on
+        float32, ``x**3`` is 35x slower than ``x*x*x`` and ``x**-0.5`` 10x slower than
+        ``1/xp.sqrt(x)``; only ``x**2`` (kept) is fast.  The exponent may be a folded Float."""
+        base, n = expr.base, expr.exp
+        twice = float(2 * n) if n.is_number and n.is_real else 0.5
+        if base.is_number or not twice.is_integer() or not 1 <= abs(twice) <= 8 or twice == 4:
+            return super()._print_Pow(expr, rational=rational)
+        twice = int(twice)
+        if twice == -4:
+            return f"(1/{self.parenthesize(base, PRECEDENCE['Pow'])}**2)"
+        b = self.parenthesize(base, PRECEDENCE["Mul"])
+        whole, half = divmod(abs(twice), 2)
+        if whole > 1 and not base.is_Atom:  # a compound base is not repeated
+            return super()._print_Pow(expr, rational=rational)
+        factors = [b] * whole + ([f"{self._module_format('numpy.sqrt')}({self._print(base)})"] if half else [])
+        product = "*".join(factors)
+        return f"({product})" if twice > 0 else f"(1/({product}))" if len(factors) > 1 else f"(1/{product})"
 
     def _print_erf(self, expr):
         if self.fast_float32:

@@ -111,8 +111,19 @@ def test_common_subexpressions_once(tanh_source):
     assert block.count("_tanh(") == 1 and "dx_term0_s0 = _tanh(" in block
 
 
-def test_small_integer_powers_print_as_products():
+def test_powers_print_as_fast_operations():
+    """NumPy's power calls pow() per element except for the exponent 2: other small integer and
+    half-integer exponents print as products, reciprocals and square roots."""
     x, y = sp.symbols("x y")
     assert array_code(x**3) == "(x*x*x)" and array_code(2 * y / x**4) == "2*y/(x*x*x*x)"
     assert array_code(x**-3) == "(1/(x*x*x))" and array_code(x**2) == "x**2"
+    assert array_code(1 / (x + y)) == "(1/(x + y))" and array_code((x + y)**-2) == "(1/(x + y)**2)"
+    assert array_code(sp.sqrt(x + y)) == "(xp.sqrt(x + y))" and array_code(1 / sp.sqrt(x)) == "(1/xp.sqrt(x))"
+    assert array_code(x**sp.Rational(-3, 2)) == "(1/(x*xp.sqrt(x)))"
     assert array_code((x + y)**3) == "(x + y)**3"  # a compound base is not repeated
+    assert array_code(x**sp.Rational(1, 3)) == "x**0.33333333333333333" and array_code(x**y) == "x**y"
+    values = {"xp": np, "x": np.linspace(0.5, 3.0, 7), "y": np.linspace(-0.2, 0.4, 7)}
+    for e in (x**3, x**-3, 2 * y / x**4, 1 / (x + y), (x + y)**-2, 1 / sp.sqrt(x + y), x**sp.Rational(5, 2),
+              (x + y)**sp.Rational(-3, 2), x**sp.Rational(-7, 2), -x**3):
+        want = sp.lambdify((x, y), e, "numpy")(values["x"], values["y"])
+        assert np.allclose(eval(array_code(e), values), want, rtol=1e-14, atol=0), e
