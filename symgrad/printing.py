@@ -48,7 +48,7 @@ class ArrayPrinter(SciPyPrinter):
         twice = int(twice)
         if twice == -4:
             return f"(1/{self.parenthesize(base, PRECEDENCE['Pow'])}**2)"
-        b = self.parenthesize(base, PRECEDENCE["Mul"])
+        b = self.parenthesize(base, PRECEDENCE["Mul"])  # a product base gets brackets
         whole, half = divmod(abs(twice), 2)
         if whole > 1 and not base.is_Atom:  # a compound base is not repeated
             return super()._print_Pow(expr, rational=rational)

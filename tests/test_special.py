@@ -121,6 +121,7 @@ def test_powers_print_as_fast_operations():
     assert array_code(sp.sqrt(x + y)) == "(xp.sqrt(x + y))" and array_code(1 / sp.sqrt(x)) == "(1/xp.sqrt(x))"
     assert array_code(x**sp.Rational(-3, 2)) == "(1/(x*xp.sqrt(x)))"
     assert array_code((x + y)**3) == "(x + y)**3"  # a compound base is not repeated
+    assert array_code(sp.Pow(x * y, -1, evaluate=False)) == "(1/(x*y))"  # a product base keeps its brackets
     assert array_code(x**sp.Rational(1, 3)) == "x**0.33333333333333333" and array_code(x**y) == "x**y"
     values = {"xp": np, "x": np.linspace(0.5, 3.0, 7), "y": np.linspace(-0.2, 0.4, 7)}
     for e in (x**3, x**-3, 2 * y / x**4, 1 / (x + y), (x + y)**-2, 1 / sp.sqrt(x + y), x**sp.Rational(5, 2),
