@@ -51,5 +51,5 @@ def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool
         special = [f for f in ("erf", "tanh") if f + "(" in expr]
         note = (f"; {' and '.join(special)} of float32 by rational approximations (max abs error <= 4.5e-7)"
                 if special else "")
-        return "array expression (ufuncs)" + (", in cache-sized blocks shared among threads" if blockwise else "") + note
+        return "array expression (ufuncs)" + (", in cache-sized blocks (threads: SYMGRAD_NUM_THREADS)" if blockwise else "") + note
     return "gather loop over the derived index expression (no closed form recognised)"
