@@ -93,14 +93,9 @@ def polynomial(op) -> bool:
     return bool(flat.xreplace(dict(zip(reads, entries))).is_polynomial(*entries))
 
 
-def fd_step(op) -> float:
-    return 1e-3 if polynomial(op) else 1e-6
-
-
-def tolerance(op, key: str) -> float:
-    if key.startswith("fd:"):
-        return 1e-8 if polynomial(op) else 1e-6
-    return 1e-10
+def fd_settings(op) -> tuple:
+    """(step, tolerance) of the finite-difference comparison, decided once per op."""
+    return (1e-3, 1e-8) if polynomial(op) else (1e-6, 1e-6)
 
 
 def check(op, trials: int = 5, seed: int = 0):
@@ -108,8 +103,9 @@ def check(op, trials: int = 5, seed: int = 0):
     rng = np.random.default_rng(seed)
     derivation = derive(op)
     module = load(emit(derivation))
-    results = [run_trial(op, module, derivation, rng, fd_step(op)) for _ in range(trials)]
-    ok = all(err <= tolerance(op, k) for r in results for k, err in r.errors.items())
+    step, fd_tolerance = fd_settings(op)
+    results = [run_trial(op, module, derivation, rng, step) for _ in range(trials)]
+    ok = all(err <= (fd_tolerance if k.startswith("fd:") else 1e-10) for r in results for k, err in r.errors.items())
     return results, ok
 
 

@@ -15,7 +15,7 @@ from .derive import Derivation
 from .forms import jsonable
 from .formulation import formulation
 from .ir import SymgradError
-from .printing import CuPyArrayPrinter, ModuleArrayPrinter, size_code, term_text, terms_text
+from .printing import FLOAT32_APPROXIMATED, CuPyArrayPrinter, ModuleArrayPrinter, size_code, term_text, terms_text
 
 #: backend -> what differs between the emitted files: the array module and where erf lives
 BACKENDS = {
@@ -167,7 +167,7 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
     helpers = helpers_for(all_forms)
     blockwise = op.elementwise and spec["blockwise"]  # CuPy fuses elementwise work into one kernel instead
     code = "\n".join(forward + [line for b in backward for line in b["body"]])
-    special = [f for f in ("erf", "tanh") if f"_{f}(" in code]  # float32 approximations (helpers/special)
+    special = [f for f in FLOAT32_APPROXIMATED if f"_{f}(" in code]  # the helpers/special functions used
     return {
         "op": op.name, "version": __version__,
         "params": json.dumps(jsonable(_public_params(op)), sort_keys=True),

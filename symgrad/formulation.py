@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .printing import FLOAT32_APPROXIMATED
+
 
 def _all_one(values) -> bool:
     return all(sp.sympify(v) == 1 for v in values)
@@ -48,7 +50,7 @@ def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool
         if backend == "cupy":
             return "one fused elementwise kernel"
         expr = str(fields.get("expr", ""))
-        special = [f for f in ("erf", "tanh") if f + "(" in expr]
+        special = [f for f in FLOAT32_APPROXIMATED if f + "(" in expr]
         note = (f"; {' and '.join(special)} of float32 by rational approximations (max abs error <= 4.5e-7)"
                 if special else "")
         return "array expression (ufuncs)" + (", in cache-sized blocks (threads: SYMGRAD_NUM_THREADS)" if blockwise else "") + note

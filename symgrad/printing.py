@@ -19,6 +19,10 @@ from sympy.printing.str import StrPrinter
 from .ir import Term
 
 
+#: functions the emitted NumPy modules evaluate on float32 by rational approximations (helpers/special)
+FLOAT32_APPROXIMATED = ("erf", "tanh")
+
+
 class ArrayPrinter(SciPyPrinter):
     """Array code for ``xp`` (numpy as xp); special functions from ``scipy.special``."""
 
