@@ -25,7 +25,7 @@ def _conv(fields: dict, backend: str) -> str:
     prefix = "" if unit_lhs else "zero-inserted input (lhs_dilation), then "
     loops = []
     if unit_stride and fields["batch_group_count"] == 1:
-        chunk = "in cache-sized batch chunks" if backend == "numpy" else "over the whole batch"
+        chunk = "in cache-sized batch chunks, each padded in place" if backend == "numpy" else "over the whole batch"
         loops.append(f"one GEMM per kernel tap on the flattened padded input (no im2col copy), "
                      f"accumulated {chunk}{depthwise}, when the kernel has at most 4x as many taps "
                      f"as there are output positions")
