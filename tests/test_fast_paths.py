@@ -2,6 +2,8 @@
 small shapes do not reach by themselves:
 - batch chunks in the per-tap loop and channel chunks in the per-output-position loop (forced by
   shrinking the module's cache budget to one byte, so every chunk is a single batch item),
+- chunks of two with a ragged last one (sweep configurations with the batch made 5), so the
+  per-chunk padding buffer is reused and then used in part (its zero borders must survive),
 - blockwise elementwise evaluation over several blocks with a ragged last block, on two threads,
 - float32 inputs on the suite's layer types, within 1e-5 of the float64 reference.
 """
@@ -23,6 +25,17 @@ def _module(name, params):
 @pytest.mark.parametrize("name,params,shapes", CHUNKED, ids=[f"{c[0]}-{k}" for k, c in enumerate(CHUNKED)])
 def test_batch_and_channel_chunks(monkeypatch, name, params, shapes):
     monkeypatch.setattr(_module(name, params), "_CHUNK_BYTES", 1)
+    errors = run_config(name, params, shapes)
+    assert max(errors.values()) <= 1e-10, errors
+
+
+RAGGED = [(name, params, dict(shapes, x=(5,) + tuple(shapes["x"][1:]))) for name, params, shapes in CHUNKED]
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", RAGGED, ids=[f"{c[0]}-{k}" for k, c in enumerate(RAGGED)])
+def test_ragged_batch_chunks(monkeypatch, name, params, shapes):
+    monkeypatch.setattr(_module(name, params), "_batch_chunk", lambda per_item_bytes: 2)
     errors = run_config(name, params, shapes)
     assert max(errors.values()) <= 1e-10, errors
 
