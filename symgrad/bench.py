@@ -1,7 +1,7 @@
 """``symgrad bench``: time emitted modules against PyTorch in one process, same thread count.
 
 Thread counts must be fixed before NumPy's BLAS starts, so each measurement runs in a child
-process with OPENBLAS/OMP/MKL thread variables set (and ``torch.set_num_threads``).  Peak memory is
+process with OPENBLAS/OMP/MKL/NUMBA thread variables set (and ``torch.set_num_threads``).  Peak memory is
 the child's peak resident set above its baseline after the inputs are made, per method.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ SUITE = [
 
 def _env(threads: int) -> dict:
     env = dict(os.environ)
-    for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[key] = str(threads)
     return env
 
@@ -199,14 +199,15 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=5) -> str:
             r = bench(op, params, shapes, threads=t, repeats=repeats)
             print(format_result(name, t, r), flush=True)
             rows.append((name, t, r))
-    try:
-        import torch
-        tv = torch.__version__
-    except ImportError:
-        tv = "-"
+    versions = {}
+    for name in ("torch", "numba"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = "not installed"
     head = ["# Benchmarks: emitted NumPy modules vs PyTorch (CPU, float32)", "",
             f"Measured by `symgrad bench --suite` on {platform.machine()} with {os.cpu_count()} cores, "
-            f"numpy {numpy.__version__}, torch {tv}; median of {repeats} runs after warm-up, both sides with the "
+            f"numpy {numpy.__version__}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
             "same thread count, the two sides taking turns run by run (with 2+ threads, 0.2 s of sleep before "
             "each turn so neither library's spinning worker threads steal the cores), after one large NumPy "
             "SGEMM (see `_warm_blas` in symgrad/bench.py). Ratio = emitted time / torch time (lower is better; < 1 means faster than torch). "

@@ -10,7 +10,7 @@ import sympy as sp
 from . import naming
 from .forms import Form
 from .ir import Op, SymgradError, Term
-from .printing import ArrayPrinter, array_code, array_statements, c_code, size_code
+from .printing import ArrayPrinter, array_code, array_statements, c_code, element_statements, size_code
 
 
 def shape_code(dims) -> str:
@@ -198,6 +198,25 @@ def form_code(form: Form, out: str, target, tensors, out_vars, op: Op, printer=N
     if kind == "generic":
         return generic_code(form.term, out, target, tensors, out_vars, printer)
     raise SymgradError(f"{op.name}: no code generator for form {kind!r}")
+
+
+#: names the numba loop factories define or bind; a tensor with one of them gets no loop
+ELEMENT_RESERVED = {"_F", "_erf", "_tanh", "math", "numba", "element", "loop", "out", "k"}
+
+
+def element_code(forms, out: str):
+    """Statements computing one element of an elementwise op's result, for the numba loops, or
+    None when a form is not a plain pointwise expression or has no scalar code."""
+    if not all(f.kind == "elementwise" and not (f.term.sums or f.term.guards or f.term.deltas) for f in forms):
+        return None
+    names = {a.base.name for f in forms for a in f.term.accesses}
+    if names & ELEMENT_RESERVED or any(n.startswith(out + "_s") for n in names):
+        return None
+    expr = sp.Add(*[f.term.factor.xreplace({a: sp.Symbol(a.base.name) for a in f.term.accesses}) for f in forms])
+    try:
+        return element_statements(expr, out)
+    except ValueError:
+        return None
 
 
 HELPERS = {"conv_general_dilated": ["conv_general_dilated"], "matmul": ["dot_general"]}

@@ -10,7 +10,7 @@ import jinja2
 import sympy as sp
 
 from . import __version__, naming
-from .codegen import form_code, helpers_for, shape_code
+from .codegen import element_code, form_code, helpers_for, shape_code
 from .derive import Derivation
 from .forms import jsonable
 from .formulation import formulation
@@ -142,15 +142,19 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
     tensors = d.tensors
     args = ", ".join(t.name for t in op.inputs)
     out_vars = tuple(sp.Symbol(i.label.name, integer=True) for i in op.indices)
+    blockwise = op.elementwise and spec["blockwise"]  # CuPy fuses elementwise work into one kernel instead
     forward = _sum_terms(d.forward, op.output, tensors, out_vars, op, "y", printer)
     forward.append(f"return y.astype(xp.result_type({args}), copy=False)")
+    forward_loop = _loop(d.forward, "y", args) if blockwise else None
     backward, grads = [], []
     for t in op.inputs:
         g = d.grads[t.name]
         body = _sum_terms(g.forms, t, tensors, g.indices, op, naming.grad(t.name), printer)
         body.append(f"return {naming.grad(t.name)}.astype({t.name}.dtype, copy=False)")
-        backward.append({"name": t.name, "function": naming.grad_function(t.name), "body": body})
+        loop = _loop(g.forms, naming.grad(t.name), f"{naming.UPSTREAM}, {args}") if blockwise else None
+        backward.append({"name": t.name, "function": naming.grad_function(t.name), "body": body, "loop": loop})
         grads.append(f"{naming.grad_function(t.name)}({naming.GRAD_OUTPUT}, {args})")
+    jit = forward_loop is not None or any(b["loop"] for b in backward)
     if op.elementwise:
         bind, sizes = [], []
         check = [f"if {naming.GRAD_OUTPUT}.shape != {op.inputs[0].name}.shape:",
@@ -165,7 +169,6 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
                  f'{{{want}}}, got {{{naming.GRAD_OUTPUT}.shape}}")']
     all_forms = d.forward + [f for g in d.grads.values() for f in g.forms]
     helpers = helpers_for(all_forms)
-    blockwise = op.elementwise and spec["blockwise"]  # CuPy fuses elementwise work into one kernel instead
     code = "\n".join(forward + [line for b in backward for line in b["body"]])
     special = [f for f in FLOAT32_APPROXIMATED if f"_{f}(" in code]  # the helpers/special functions used
     return {
@@ -175,14 +178,19 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "gradients": [{"name": t.name, "indices": ", ".join(map(str, d.grads[t.name].indices)),
                        "terms": [{"text": term_text(f.term), "kind": f.kind,
                                   "fields": json.dumps(jsonable(f.fields), sort_keys=True),
-                                  "formulation": formulation(f.kind, f.fields, backend, blockwise)} for f in d.grads[t.name].forms]}
-                      for t in op.inputs],
+                                  "formulation": formulation(f.kind, f.fields, backend, blockwise, b["loop"] is not None)}
+                                 for f in d.grads[t.name].forms]}
+                      for t, b in zip(op.inputs, backward)],
         "forward_forms": [f.kind for f in d.forward],
-        "forward_formulations": [f"{f.kind}: {formulation(f.kind, f.fields, backend, blockwise)}" for f in d.forward],
+        "forward_formulations": [f"{f.kind}: {formulation(f.kind, f.fields, backend, blockwise, forward_loop is not None)}"
+                                  for f in d.forward],
         "helpers": helpers + (["fused_elementwise"] if "fused(" in code else [])
         + (["add_terms"] if "_add_terms(" in code else []) + (["blockwise"] if blockwise else [])
-        + (["special"] if special else []), "special": special,
-        "blockwise": blockwise,
+        + (["special"] if special else []) + (["jit"] if jit else []), "special": special,
+        "blockwise": blockwise, "forward_loop": forward_loop,
+        "special_params": "".join(f", _{f}" for f in special),
+        "special_scalar32": "".join(f"_{f}32, " for f in special),
+        "special_scalar64": "".join(f"math.{f}, " for f in special),
         "backend_name": spec["name"], "array_module": spec["array_module"], "chunk_bytes": spec["chunk_bytes"],
         "imports": (["import concurrent.futures", "import math", "import os", ""] if blockwise
                     else ["import math", ""] if helpers else [])
@@ -192,6 +200,15 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
         "grad_output": naming.GRAD_OUTPUT, "upstream": naming.UPSTREAM,
     }
+
+
+def _loop(forms, result: str, params: str):
+    """The numba loop's parts for one elementwise function (helpers/jit), or None without one."""
+    lines = element_code(forms, result)
+    if lines is None:
+        return None
+    reads = ", ".join(f"{p}[k]" for p in params.split(", "))
+    return {"params": params, "lines": lines, "result": result, "reads": reads}
 
 
 def _require_concrete(d: Derivation, bound):

@@ -39,7 +39,7 @@ def _conv(fields: dict, backend: str) -> str:
     return prefix + "; else ".join(loops) + f"; else {fallback}"
 
 
-def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool = False) -> str:
+def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool = False, jit: bool = False) -> str:
     if kind == "conv_general_dilated":
         return _conv(fields, backend)
     if kind == "matmul":
@@ -53,5 +53,7 @@ def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool
         special = [f for f in FLOAT32_APPROXIMATED if f + "(" in expr]
         note = (f"; {' and '.join(special)} of float32 by rational approximations (max abs error <= 4.5e-7)"
                 if special else "")
-        return "array expression (ufuncs)" + (", in cache-sized blocks (threads: SYMGRAD_NUM_THREADS)" if blockwise else "") + note
+        loop = "one loop compiled by numba when it is installed (threads: NUMBA_NUM_THREADS), else " if jit else ""
+        blocks = ", in cache-sized blocks (threads: SYMGRAD_NUM_THREADS)" if blockwise else ""
+        return f"{loop}array expression (ufuncs){blocks}{note}"
     return "gather loop over the derived index expression (no closed form recognised)"

@@ -88,6 +88,58 @@ class CuPyArrayPrinter(ArrayPrinter):
     fused_elementwise = True  # pointwise expressions become one CUDA kernel (see codegen)
 
 
+class ElementPrinter(PythonCodePrinter):
+    """Scalar code for one element, compiled by numba: every number is cast by ``_F`` (the
+    array's float type, so float32 arithmetic stays float32: numba would widen ``x*0.5`` to
+    float64), integer powers are products, erf and tanh are the ``_erf``/``_tanh`` the module
+    passes in (float32 rational approximations or C's libm), other functions come from math."""
+
+    def _print_Float(self, expr):
+        return f"_F({super()._print_Float(expr)})"
+
+    def _print_Integer(self, expr):
+        return f"_F({int(expr)})"
+
+    def _print_Rational(self, expr):
+        return self._print_Float(sp.Float(expr, 17))
+
+    _print_Zero = _print_One = _print_NegativeOne = _print_Integer
+    _print_Half = _print_Rational
+
+    def _print_Pow(self, expr, rational=False):
+        base, n = expr.base, expr.exp
+        twice = float(2 * n) if n.is_number and n.is_real else 0.5
+        if not twice.is_integer() or not 1 <= abs(twice) <= 16:
+            return f"{self.parenthesize(base, PRECEDENCE['Pow'])}**{self.parenthesize(n, PRECEDENCE['Pow'])}"
+        whole, half = divmod(abs(int(twice)), 2)
+        factors = [self.parenthesize(base, PRECEDENCE["Mul"])] * whole + [f"math.sqrt({self._print(base)})"] * half
+        product = "*".join(factors)
+        return f"({product})" if twice > 0 else f"(_F(1)/({product}))"
+
+    def _print_erf(self, expr):
+        return "_erf(%s)" % self._print(expr.args[0])
+
+    def _print_tanh(self, expr):
+        return "_tanh(%s)" % self._print(expr.args[0])
+
+    def _print_sign(self, expr):
+        z = self._print(expr.args[0])
+        return f"(_F(0) if {z} == 0 else math.copysign(_F(1), {z}))"
+
+    def _print_Indexed(self, expr):
+        raise ValueError(f"unresolved tensor read {expr}")
+
+    def _print_not_supported(self, expr):
+        raise ValueError(f"no scalar code for {expr}")
+
+
+def element_statements(expr, out: str) -> list:
+    """``out = expr`` for one element as statements, common subexpressions named once."""
+    printer = ElementPrinter({"fully_qualified_modules": True, "strict": True})
+    temps, (reduced,) = sp.cse(fold_constants(expr), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
+    return [f"{name} = {printer.doprint(value)}" for name, value in temps] + [f"{out} = {printer.doprint(reduced)}"]
+
+
 class SizePrinter(PythonCodePrinter):
     """Sizes are Python ints: ``floor(a/b)`` prints as ``(a) // (b)``, Min/Max as min/max."""
 

@@ -1,0 +1,169 @@
+"""Elementwise ops as numba loops (templates/helpers/jit.py.j2, templates/loop.py.j2): the compiled
+loop against the NumPy block path of the same module and against PyTorch, per dtype; which arrays
+take which path; the scalar float32 erf/tanh; the module without numba; the scalar printer."""
+import numpy as np
+import pytest
+import scipy.special
+import sympy as sp
+
+import symgrad
+from symgrad.codegen import element_code
+from symgrad.emit import emit, load
+from symgrad.ir import Op, Tensor, index, size
+from symgrad.printing import element_statements
+from conftest import needs_torch
+
+numba = pytest.importorskip("numba")
+
+SIZE = (1 << 16) + 3  # over _JIT_MIN, and not a multiple of any vector width
+
+
+def softplus_mix():
+    """y[e] = log(1 + exp(a[e])) · b[e] + sqrt(b[e]² + 1) / (1 + a[e]²)³ — two inputs, several functions."""
+    E = size("E")
+    e = index("e", E)
+    a, b = Tensor("a", (E,)), Tensor("b", (E,))
+    rhs = sp.log(1 + sp.exp(a[e])) * b[e] + sp.sqrt(b[e] ** 2 + 1) / (1 + a[e] ** 2) ** 3
+    return Op("softplus_mix", {}, (a, b), Tensor("y", (E,)), (e,), rhs, elementwise=True)
+
+
+OPS = {"gelu_erf": lambda: symgrad.ops.gelu("none"), "gelu_tanh": lambda: symgrad.ops.gelu("tanh"),
+       "softplus_mix": softplus_mix}
+
+
+@pytest.fixture(scope="module", params=sorted(OPS))
+def module(request):
+    op = OPS[request.param]()
+    return op, load(emit(symgrad.derive(op)), request.param)
+
+
+def _inputs(op, dtype, n=SIZE, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(n).astype(dtype) * 3 for _ in op.inputs]
+
+
+def _block_path(m, function, arrays, dtype):
+    """The same function computed by the module's NumPy block path."""
+    return m._blockwise(getattr(m, f"_{function}_block"), arrays, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loop_matches_the_numpy_path(module, dtype):
+    op, m = module
+    arrays = _inputs(op, dtype)
+    g = np.random.default_rng(9).standard_normal(SIZE).astype(dtype)
+    m._COMPILED.clear()
+    pairs = [(m.forward(*arrays), _block_path(m, "forward", tuple(arrays), dtype))]
+    for t in op.inputs:
+        got = getattr(m, f"grad_{t.name}")(g, *arrays)
+        pairs.append((got, _block_path(m, f"grad_{t.name}", (g, *arrays), dtype)))
+    assert len(m._COMPILED) == 1 + len(op.inputs)  # every function ran as a loop
+    assert all(key[1] == np.dtype(dtype) for key in m._COMPILED)
+    for got, want in pairs:
+        assert got.dtype == dtype and got.shape == want.shape
+        scale = np.abs(want).max()
+        # float32: the two paths round differently (one fused expression against ufunc passes)
+        assert np.abs(got - want).max() <= (2e-6 if dtype == np.float32 else 1e-13) * scale
+
+
+@needs_torch
+def test_loop_matches_torch(module):
+    """float64 loops against PyTorch's autograd at 1e-10; float32 loops within 1e-5 of them."""
+    import torch
+    from symgrad.reference import REFERENCES
+    op, m = module
+    arrays = _inputs(op, np.float64)
+    g = np.random.default_rng(9).standard_normal(SIZE)
+    if op.name in REFERENCES:
+        ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+        y = REFERENCES[op.name](op, *ts)
+    else:
+        ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+        a, b = ts
+        y = torch.log1p(torch.exp(a)) * b + torch.sqrt(b ** 2 + 1) / (1 + a ** 2) ** 3
+    want = [y.detach().numpy()] + [t.numpy() for t in torch.autograd.grad(y, ts, torch.tensor(g))]
+    got64 = [m.forward(*arrays)] + list(m.backward(g, *arrays))
+    got32 = [m.forward(*[a.astype(np.float32) for a in arrays])] + list(
+        m.backward(g.astype(np.float32), *[a.astype(np.float32) for a in arrays]))
+    for w, a64, a32 in zip(want, got64, got32):
+        scale = max(1.0, np.abs(w).max())
+        assert np.abs(a64 - w).max() <= 1e-10 * scale
+        assert a32.dtype == np.float32 and np.abs(a32 - w).max() <= 1e-5 * scale
+
+
+def test_which_arrays_take_the_loop():
+    m = load(emit(symgrad.derive(symgrad.ops.gelu("none"))), "gelu_paths")
+    x = np.linspace(-4, 4, SIZE, dtype=np.float32)
+    m._COMPILED.clear()
+    small = m.forward(x[:1000])  # under _JIT_MIN: NumPy, nothing compiled
+    half = m.forward(x.astype(np.float16))  # float16: NumPy (computed in float32)
+    mixed = m.grad_x(np.ones(SIZE), x)  # float64 upstream, float32 x: NumPy, dtype of x
+    assert not m._COMPILED
+    assert small.dtype == np.float32 and half.dtype == np.float16 and mixed.dtype == np.float32
+    strided = np.linspace(-4, 4, 2 * SIZE, dtype=np.float32).reshape(2, SIZE)[:, ::2]  # not contiguous
+    assert np.array_equal(m.forward(strided), m.forward(np.ascontiguousarray(strided)))
+    assert list(m._COMPILED) == [(m._forward_loop, np.dtype(np.float32))]
+    cube = m.forward(x[:65536].reshape(16, 64, 64))
+    assert cube.shape == (16, 64, 64) and np.array_equal(cube.reshape(-1), m.forward(x[:65536]))
+    with pytest.raises(ValueError, match="gelu: grad_output must have the shape of x"):
+        m.grad_x(np.ones(SIZE + 1, np.float32), x)
+
+
+def test_without_numba_the_block_path_runs():
+    source = emit(symgrad.derive(symgrad.ops.gelu("tanh")))
+    assert "\nimport numba" not in source  # only inside the helper's try/except
+    m = load(source, "gelu_no_numba")
+    x = np.linspace(-6, 6, SIZE, dtype=np.float32)
+    with_loop = m.forward(x)
+    m.numba = None
+    m._COMPILED.clear()
+    without = m.forward(x)
+    assert not m._COMPILED
+    assert np.abs(with_loop - without).max() <= 2e-6 * np.abs(without).max()
+
+
+@pytest.mark.parametrize("name,span,reference", [("erf", 6.0, scipy.special.erf), ("tanh", 12.0, np.tanh)])
+def test_scalar_float32_special_functions(name, span, reference):
+    """_erf32/_tanh32 (one element, in the loops) as accurate as the NumPy helpers, with the edges."""
+    m = load(emit(symgrad.derive(symgrad.ops.gelu("none" if name == "erf" else "tanh"))), f"scalar_{name}")
+    scalar = getattr(m, f"_{name}32")
+    loop = numba.vectorize(["float32(float32)"])(lambda z: scalar(z))
+    z = np.concatenate([np.linspace(-span, span, 600_001, dtype=np.float32),
+                        np.float32(10.0) ** np.arange(-37.0, 38.0, 0.01, dtype=np.float32)])
+    z = np.concatenate([z, -z])
+    got = loop(z)
+    want = reference(z.astype(np.float64))
+    assert got.dtype == np.float32
+    assert np.abs(got - want).max() <= 5e-7
+    assert np.array_equal(got, getattr(m, f"_{name}")(z))  # the NumPy helper, bit for bit
+    with np.errstate(invalid="ignore"):
+        edges = loop(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=np.float32))
+    assert np.isnan(edges[0]) and edges[1:3].tolist() == [1.0, -1.0]
+    assert edges[3] == 0 and not np.signbit(edges[3]) and np.signbit(edges[4])
+
+
+def test_element_printer():
+    x, y = sp.symbols("x y")
+    assert element_statements(2 * x + 1, "out") == ["out = _F(2)*x + _F(1)"]
+    assert element_statements(x ** -3 + sp.sqrt(y) * x ** sp.Rational(3, 2), "out") == [
+        "out = (x*math.sqrt(x))*(math.sqrt(y)) + (_F(1)/(x*x*x))"]
+    assert element_statements(sp.exp(-x ** 2 / 2) * sp.erf(x) + sp.tanh(y), "r") == [
+        "r = _tanh(y) + math.exp(-_F(0.5)*(x*x))*_erf(x)"]
+    assert element_statements(sp.tanh(x) ** 2 + sp.tanh(x), "r") == ["r_s0 = _tanh(x)", "r = r_s0*(r_s0 + _F(1))"]
+    with pytest.raises(ValueError, match="no scalar code"):
+        element_statements(sp.DiracDelta(x), "r")
+
+
+def test_no_loop_where_a_name_would_clash():
+    """An input called ``out`` (the loop's own argument) keeps the module on the NumPy path."""
+    E = size("E")
+    e = index("e", E)
+    out = Tensor("out", (E,))
+    op = Op("square", {}, (out,), Tensor("y", (E,)), (e,), out[e] ** 2, elementwise=True)
+    d = symgrad.derive(op)
+    assert element_code(d.forward, "y") is None
+    source = emit(d)
+    assert "_loop" not in source and "return _blockwise(_forward_block" in source
+    m = load(source, "square")
+    v = np.arange(SIZE, dtype=np.float64)
+    assert np.array_equal(m.forward(v), v * v) and np.array_equal(m.grad_out(np.ones(SIZE), v), 2 * v)
