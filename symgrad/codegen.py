@@ -201,7 +201,7 @@ def form_code(form: Form, out: str, target, tensors, out_vars, op: Op, printer=N
 
 
 #: names the numba loop factories define or bind; a tensor with one of them gets no loop
-ELEMENT_RESERVED = {"_F", "_erf", "_tanh", "math", "numba", "element", "loop", "out", "k"}
+ELEMENT_RESERVED = {"_F", "_erf", "_tanh", "_exp", "math", "numba", "element", "loop", "out", "k"}
 
 
 def element_code(forms, out: str):

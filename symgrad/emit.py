@@ -15,7 +15,7 @@ from .derive import Derivation
 from .forms import jsonable
 from .formulation import formulation
 from .ir import SymgradError
-from .printing import FLOAT32_APPROXIMATED, CuPyArrayPrinter, ModuleArrayPrinter, size_code, term_text, terms_text
+from .printing import ELEMENT_FUNCTIONS, FLOAT32_APPROXIMATED, CuPyArrayPrinter, ModuleArrayPrinter, size_code, term_text, terms_text
 
 #: backend -> what differs between the emitted files: the array module and where erf lives
 BACKENDS = {
@@ -171,6 +171,9 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
     helpers = helpers_for(all_forms)
     code = "\n".join(forward + [line for b in backward for line in b["body"]])
     special = [f for f in FLOAT32_APPROXIMATED if f"_{f}(" in code]  # the helpers/special functions used
+    loops = [forward_loop] + [b["loop"] for b in backward]
+    element = "\n".join(line for loop in loops if loop for line in loop["lines"])
+    scalar = [f for f in ELEMENT_FUNCTIONS if f"_{f}(" in element]  # the loops' float32 functions (helpers/jit)
     return {
         "op": op.name, "version": __version__,
         "params": json.dumps(jsonable(_public_params(op)), sort_keys=True),
@@ -186,11 +189,10 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
                                   for f in d.forward],
         "helpers": helpers + (["fused_elementwise"] if "fused(" in code else [])
         + (["add_terms"] if "_add_terms(" in code else []) + (["blockwise"] if blockwise else [])
-        + (["special"] if special else []) + (["jit"] if jit else []), "special": special,
+        + (["special"] if special else []) + (["jit"] if jit else []), "special": special, "scalar": scalar,
         "blockwise": blockwise, "forward_loop": forward_loop,
-        "special_params": "".join(f", _{f}" for f in special),
-        "special_scalar32": "".join(f"_{f}32, " for f in special),
-        "special_scalar64": "".join(f"math.{f}, " for f in special),
+        "scalar_params": "".join(f", _{f}" for f in scalar),
+        "scalar32": "".join(f"_{f}32, " for f in scalar), "scalar64": "".join(f"math.{f}, " for f in scalar),
         "backend_name": spec["name"], "array_module": spec["array_module"], "chunk_bytes": spec["chunk_bytes"],
         "imports": (["import concurrent.futures", "import math", "import os", ""] if blockwise
                     else ["import math", ""] if helpers else [])

@@ -53,7 +53,8 @@ def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool
         special = [f for f in FLOAT32_APPROXIMATED if f + "(" in expr]
         note = (f"; {' and '.join(special)} of float32 by rational approximations (max abs error <= 4.5e-7)"
                 if special else "")
-        loop = "one loop compiled by numba when it is installed (threads: NUMBA_NUM_THREADS), else " if jit else ""
+        exp = "; float32 exp by Cephes' expf, vectorised, within an ulp" if jit and "exp(" in expr else ""
+        loop = f"one loop compiled by numba when it is installed (threads: NUMBA_NUM_THREADS{exp}), else " if jit else ""
         blocks = ", in cache-sized blocks (threads: SYMGRAD_NUM_THREADS)" if blockwise else ""
         return f"{loop}array expression (ufuncs){blocks}{note}"
     return "gather loop over the derived index expression (no closed form recognised)"

@@ -21,6 +21,8 @@ from .ir import Term
 
 #: functions the emitted NumPy modules evaluate on float32 by rational approximations (helpers/special)
 FLOAT32_APPROXIMATED = ("erf", "tanh")
+#: functions the numba loops take as arguments: float32 versions LLVM can vectorise (helpers/jit), or libm's
+ELEMENT_FUNCTIONS = FLOAT32_APPROXIMATED + ("exp",)
 
 
 class ArrayPrinter(SciPyPrinter):
@@ -91,8 +93,8 @@ class CuPyArrayPrinter(ArrayPrinter):
 class ElementPrinter(PythonCodePrinter):
     """Scalar code for one element, compiled by numba: every number is cast by ``_F`` (the
     array's float type, so float32 arithmetic stays float32: numba would widen ``x*0.5`` to
-    float64), integer powers are products, erf and tanh are the ``_erf``/``_tanh`` the module
-    passes in (float32 rational approximations or C's libm), other functions come from math."""
+    float64), integer powers are products, erf, tanh and exp are the ``_erf``/``_tanh``/``_exp``
+    the module passes in (float32 versions LLVM vectorises, or C's libm), others come from math."""
 
     def _print_Float(self, expr):
         return f"_F({super()._print_Float(expr)})"
@@ -116,11 +118,12 @@ class ElementPrinter(PythonCodePrinter):
         product = "*".join(factors)
         return f"({product})" if twice > 0 else f"(_F(1)/({product}))"
 
-    def _print_erf(self, expr):
-        return "_erf(%s)" % self._print(expr.args[0])
+    def _print_Function(self, expr):
+        if expr.func.__name__ in ELEMENT_FUNCTIONS:
+            return "_%s(%s)" % (expr.func.__name__, self._print(expr.args[0]))
+        return super()._print_Function(expr)
 
-    def _print_tanh(self, expr):
-        return "_tanh(%s)" % self._print(expr.args[0])
+    _print_erf = _print_tanh = _print_exp = _print_Function
 
     def _print_sign(self, expr):
         z = self._print(expr.args[0])
