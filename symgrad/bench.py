@@ -59,8 +59,8 @@ def _setup(task):
     return op, module, arrays
 
 
-def _interleaved_medians(pairs: dict, repeats: int, warmup: int, pause: float = 0.0) -> dict:
-    """Median time of each function, the functions taking turns within every repeat.
+def _interleaved_times(pairs: dict, repeats: int, warmup: int, pause: float = 0.0) -> dict:
+    """Times of each function, the functions taking turns within every repeat.
 
     Taking turns puts both sides of a comparison under the same machine conditions (a shared
     VM's speed drifts by tens of percent over seconds), which back-to-back blocks would not.
@@ -77,7 +77,13 @@ def _interleaved_medians(pairs: dict, repeats: int, warmup: int, pause: float = 
             start = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - start)
-    return {key: sorted(ts)[len(ts) // 2] for key, ts in times.items()}
+    return times
+
+
+def _quartiles(values) -> tuple:
+    """(lower quartile, median, upper quartile) by nearest rank."""
+    v = sorted(values)
+    return v[len(v) // 4], v[len(v) // 2], v[(3 * len(v)) // 4]
 
 
 def _warm_blas():
@@ -121,16 +127,18 @@ def run_timing(task: dict) -> dict:
     _warm_blas()
     reps, warm = task["repeats"], task["warmup"]
     t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"])
-    out = {"emitted": {}, "torch": {}}
+    out = {"emitted": {}, "torch": {}, "ratio": {}}
     methods = {"forward": (lambda: module.forward(*arrays), t_fwd)}
     for k, t in enumerate(op.inputs):
         fn = getattr(module, f"grad_{t.name}")
         methods[f"d{t.name}"] = ((lambda fn=fn: fn(g, *arrays)), t_grad(k))
     methods["forward+backward"] = (lambda: (module.forward(*arrays), module.backward(g, *arrays)), t_bwd)
     for key, (emitted, torch_fn) in methods.items():
-        medians = _interleaved_medians({"emitted": emitted, "torch": torch_fn}, reps, warm,
-                                       pause=0.2 if task["threads"] > 1 else 0.0)
-        out["emitted"][key], out["torch"][key] = medians["emitted"], medians["torch"]
+        times = _interleaved_times({"emitted": emitted, "torch": torch_fn}, reps, warm,
+                                   pause=0.2 if task["threads"] > 1 else 0.0)
+        out["emitted"][key], out["torch"][key] = (_quartiles(times[k])[1] for k in ("emitted", "torch"))
+        # the ratio of each turn's pair: drift of the machine over the run cancels within a pair
+        out["ratio"][key] = _quartiles([e / t for e, t in zip(times["emitted"], times["torch"])])
     return out
 
 
@@ -184,13 +192,15 @@ def format_result(name, threads, result) -> str:
     lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''})"]
     for k in keys:
         e, t = result["emitted"][k], result["torch"][k]
-        lines.append(f"  {k:18s} emitted {e * 1e3:9.2f} ms   torch {t * 1e3:9.2f} ms   ratio {e / t:5.2f}")
+        low, mid, high = result["ratio"][k]
+        lines.append(f"  {k:18s} emitted {e * 1e3:9.2f} ms   torch {t * 1e3:9.2f} ms   ratio {mid:5.2f} "
+                     f"(quartiles {low:.2f}-{high:.2f})")
     em, tm = result["emitted"]["peak_mib"], result["torch"]["peak_mib"]
     lines.append(f"  {'peak memory':18s} emitted {em:9.1f} MiB  torch {tm:9.1f} MiB  ratio {em / max(tm, 1e-9):5.2f}")
     return "\n".join(lines)
 
 
-def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=5) -> str:
+def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
     import platform
     import numpy
     rows = []
@@ -210,7 +220,9 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=5) -> str:
             f"numpy {numpy.__version__}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
             "same thread count, the two sides taking turns run by run (with 2+ threads, 0.2 s of sleep before "
             "each turn so neither library's spinning worker threads steal the cores), after one large NumPy "
-            "SGEMM (see `_warm_blas` in symgrad/bench.py). Ratio = emitted time / torch time (lower is better; < 1 means faster than torch). "
+            "SGEMM (see `_warm_blas` in symgrad/bench.py). Ratio = emitted time / torch time (lower is better; < 1 means faster than torch), "
+            "the median over the runs of each run's pair (the two sides of one turn), so drift between turns cancels; "
+            "fwd+bwd also gives the quartiles of those pair ratios, the spread the machine gave. "
             "Torch's per-gradient time is one `autograd.grad` call for that input on a graph built once; "
             "fwd+bwd is a forward under autograd plus the full backward. Peak memory: the child process's peak "
             "resident set above its baseline once inputs exist (for torch, including its allocator's caching).", "",
@@ -218,9 +230,10 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=5) -> str:
             "| --- | --- | --- | --- | --- | --- |"]
     for name, t, r in rows:
         e, tr = r["emitted"], r["torch"]
-        grads = ", ".join(f"{k} {e[k] / tr[k]:.2f}" for k in e if k.startswith("d"))
-        head.append(f"| {name} | {t} | {e['forward'] / tr['forward']:.2f} | {grads} | "
-                    f"{e['forward+backward'] / tr['forward+backward']:.2f} | "
+        ratio = r["ratio"]
+        grads = ", ".join(f"{k} {ratio[k][1]:.2f}" for k in e if k.startswith("d"))
+        low, mid, high = ratio["forward+backward"]
+        head.append(f"| {name} | {t} | {ratio['forward'][1]:.2f} | {grads} | {mid:.2f} ({low:.2f}-{high:.2f}) | "
                     f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) |")
     text = "\n".join(head) + "\n"
     with open(path, "w") as fh:

@@ -196,7 +196,7 @@ def parser() -> argparse.ArgumentParser:
     _add_op_args(bn, optional=True)
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")
     bn.add_argument("--threads", type=int, action="append", help="thread count (repeat for several)")
-    bn.add_argument("--repeats", type=int, default=5)
+    bn.add_argument("--repeats", type=int, default=9)
     bn.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                     help="numpy: CPU against torch CPU; cupy: GPU against torch with cuDNN")
     bn.add_argument("--dtype", action="append", help="cupy: float32 (default), float16, ...")

@@ -173,3 +173,17 @@ def test_cupy_source_is_valid_and_imports_only_gpu_modules(capsys, argv):
     compile(src, "<cupy module>", "exec")
     assert _imports(src) <= {"cupy", "cupyx.scipy.special", "numpy", "math"}
     assert "import numpy as xp" not in src and "import cupy as xp" in src
+
+
+@needs_torch
+def test_bench_reports_every_method_with_pair_ratios(capsys):
+    """The benchmark is a command and a table: it runs (children, same thread count) and reports each
+    method's times, the median pair ratio with its quartiles, and peak memory.  No timing is asserted."""
+    code, out, _ = run(capsys, "bench", "gelu", "--input-shape", "x=70000", "--repeats", "3", "--threads", "1")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "gelu (1 thread)"
+    for method in ("forward", "dx", "forward+backward"):
+        line = next(line for line in lines if line.split()[0] == method)
+        assert "emitted" in line and "torch" in line and "ratio" in line and "(quartiles " in line
+    assert any(line.split()[:2] == ["peak", "memory"] for line in lines)
