@@ -29,6 +29,10 @@ def _conv(fields: dict, backend: str) -> str:
         loops.append(f"one GEMM per kernel tap on the flattened padded input (no im2col copy), "
                      f"accumulated {chunk}{depthwise}, when the kernel has at most 4x as many taps "
                      f"as there are output positions")
+    if not unit_stride and fields["batch_group_count"] == 1:
+        loops.append("the input split into its window-stride phases, each a unit-stride convolution with the "
+                     "taps that fall on it: one GEMM per kernel tap over the whole batch (no im2col copy), "
+                     "when the kernel has at most 4x as many taps as there are output positions")
     if _all_one(fields["rhs_dilation"]):
         loops.append("one GEMM per output position with channels and kernel extent merged into one "
                      "long inner dimension, when there are fewer output positions than kernel taps "
