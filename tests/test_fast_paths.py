@@ -5,7 +5,9 @@ small shapes do not reach by themselves:
 - chunks of two with a ragged last one (sweep configurations with the batch made 5), so the
   per-chunk padding buffer is reused and then used in part (its zero borders must survive),
 - blockwise elementwise evaluation over several blocks with a ragged last block, on two threads,
-- float32 inputs on the suite's layer types, within 1e-5 of the float64 reference.
+- float32 inputs on the suite's layer types, within 1e-5 of the float64 reference,
+- strided windows by stride phases, on cases chosen to reach its corners (phases no tap falls on,
+  dilations sharing a factor with the stride, groups, 1-3 spatial axes).
 """
 import numpy as np
 import pytest
@@ -50,6 +52,30 @@ def test_blockwise_elementwise(monkeypatch, name, params, shapes, threads):
     for dtype, tol in ((np.float64, 1e-10), (np.float32, 1e-5)):
         errors = run_config(name, params, shapes, dtype=dtype)
         assert max(errors.values()) <= tol, (dtype, errors)
+
+
+PHASES = [  # (op, params, shapes): the forward's window stride > 1
+    ("conv2d", {"stride": "2,3", "dilation": "2,1", "padding": "1:0,2:1", "groups": 2, "bias": True},
+     {"x": (3, 4, 11, 13), "w": (6, 2, 3, 4), "b": (6,)}),
+    ("conv1d", {"stride": "4", "dilation": "1", "padding": "1", "groups": 1, "bias": False},
+     {"x": (2, 3, 17), "w": (5, 3, 2)}),  # kernel shorter than the stride: two phases get no tap
+    ("conv1d", {"stride": "2", "dilation": "2", "padding": "3", "groups": 1, "bias": True},
+     {"x": (2, 2, 15), "w": (3, 2, 4), "b": (3,)}),  # every tap on one phase
+    ("conv3d", {"stride": "2,1,3", "dilation": "1,3,2", "padding": "0", "groups": 3, "bias": False},
+     {"x": (2, 3, 7, 9, 10), "w": (3, 1, 3, 2, 2)}),  # depthwise, 3-d
+]
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", PHASES, ids=[f"{c[0]}-{k}" for k, c in enumerate(PHASES)])
+def test_strided_windows_by_phases(monkeypatch, name, params, shapes):
+    module = _module(name, params)
+    calls = []
+    real = module._polyphase
+    monkeypatch.setattr(module, "_polyphase", lambda *args: calls.append(args[2]) or real(*args))
+    errors = run_config(name, params, shapes)
+    assert max(errors.values()) <= 1e-10, errors
+    assert tuple(int(s) for s in params["stride"].split(",")) in calls  # the forward took the phases
 
 
 def test_chunk_settings_are_what_the_paths_read():
