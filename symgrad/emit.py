@@ -194,7 +194,8 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "scalar_params": "".join(f", _{f}" for f in scalar),
         "scalar32": "".join(f"_{f}32, " for f in scalar), "scalar64": "".join(f"math.{f}, " for f in scalar),
         "backend_name": spec["name"], "array_module": spec["array_module"], "chunk_bytes": spec["chunk_bytes"],
-        "imports": (["import concurrent.futures", "import math", "import os", ""] if blockwise
+        "imports": (["import concurrent.futures", "import math", "import os"] + (["import warnings"] if jit else []) + [""]
+                    if blockwise
                     else ["import math", ""] if helpers else [])
         + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code or "erf" in special else []),
         "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),

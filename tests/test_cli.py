@@ -144,7 +144,7 @@ def test_emitted_code_is_standalone_and_deterministic(capsys, argv):
     _, second, _ = run(capsys, "emit", *argv)
     assert first == second
     optional = {"numba", "numba.extending", "llvmlite"}  # numba and its own dependency
-    assert _imports(first) <= {"numpy", "scipy.special", "math", "os", "concurrent.futures"} | optional
+    assert _imports(first) <= {"numpy", "scipy.special", "math", "os", "concurrent.futures", "warnings"} | optional
     # numba is optional: imported only under `try: ... except ImportError`
     guarded = set().union(*[_imports(ast.unparse(stmt)) for node in ast.walk(ast.parse(first))
                             if isinstance(node, ast.Try)

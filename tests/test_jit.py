@@ -1,6 +1,8 @@
 """Elementwise ops as numba loops (templates/helpers/jit.py.j2, templates/loop.py.j2): the compiled
 loop against the NumPy block path of the same module and against PyTorch, per dtype; which arrays
 take which path; the scalar float32 erf/tanh; the module without numba; the scalar printer."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.special
@@ -120,6 +122,31 @@ def test_without_numba_the_block_path_runs():
     without = m.forward(x)
     assert not m._COMPILED
     assert np.abs(with_loop - without).max() <= 2e-6 * np.abs(without).max()
+
+
+def test_numba_disabled_or_failing_takes_the_numpy_path(monkeypatch):
+    m = load(emit(symgrad.derive(symgrad.ops.gelu("none"))), "gelu_fallbacks")
+    x = np.linspace(-4, 4, SIZE, dtype=np.float32)
+    want = _block_path(m, "forward", (x,), np.float32)
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)  # loops would run in Python
+    assert np.array_equal(m.forward(x), want) and not m._COMPILED
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", False)
+
+    def plain_python(value):  # not compiled: numba cannot call it
+        return value
+
+    def unsupported_loop(_F, *functions):
+        def loop(out, x):
+            for k in numba.prange(out.size):
+                out[k] = plain_python(x[k])
+        return loop
+    monkeypatch.setattr(m, "_forward_loop", unsupported_loop)
+    with pytest.warns(RuntimeWarning, match="gelu: numba could not compile unsupported_loop for float32 .*NumPy"):
+        assert np.array_equal(m.forward(x), want)
+    assert m._COMPILED == {(unsupported_loop, np.dtype(np.float32)): None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once; afterwards the NumPy path without a word
+        assert np.array_equal(m.forward(x), want)
 
 
 @pytest.mark.parametrize("name,span,reference", [("erf", 6.0, scipy.special.erf), ("tanh", 12.0, np.tanh)])
