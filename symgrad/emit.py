@@ -145,16 +145,17 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
     blockwise = op.elementwise and spec["blockwise"]  # CuPy fuses elementwise work into one kernel instead
     forward = _sum_terms(d.forward, op.output, tensors, out_vars, op, "y", printer)
     forward.append(f"return y.astype(xp.result_type({args}), copy=False)")
-    forward_loop = _loop(d.forward, "y", args) if blockwise else None
+    forward_loop = _loop(d.forward, "y", [t.name for t in op.inputs]) if blockwise else None
     backward, grads = [], []
     for t in op.inputs:
         g = d.grads[t.name]
         body = _sum_terms(g.forms, t, tensors, g.indices, op, naming.grad(t.name), printer)
         body.append(f"return {naming.grad(t.name)}.astype({t.name}.dtype, copy=False)")
-        loop = _loop(g.forms, naming.grad(t.name), f"{naming.UPSTREAM}, {args}") if blockwise else None
+        loop = _loop(g.forms, naming.grad(t.name), [naming.UPSTREAM] + [u.name for u in op.inputs]) if blockwise else None
         backward.append({"name": t.name, "function": naming.grad_function(t.name), "body": body, "loop": loop})
         grads.append(f"{naming.grad_function(t.name)}({naming.GRAD_OUTPUT}, {args})")
-    jit = forward_loop is not None or any(b["loop"] for b in backward)
+    loops = [forward_loop] + [b["loop"] for b in backward]
+    jit = any(loops)
     if op.elementwise:
         bind, sizes = [], []
         check = [f"if {naming.GRAD_OUTPUT}.shape != {op.inputs[0].name}.shape:",
@@ -171,7 +172,6 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
     helpers = helpers_for(all_forms)
     code = "\n".join(forward + [line for b in backward for line in b["body"]])
     special = [f for f in FLOAT32_APPROXIMATED if f"_{f}(" in code]  # the helpers/special functions used
-    loops = [forward_loop] + [b["loop"] for b in backward]
     element = "\n".join(line for loop in loops if loop for line in loop["lines"])
     scalar = [f for f in ELEMENT_FUNCTIONS if f"_{f}(" in element]  # the loops' float32 functions (helpers/jit)
     return {
@@ -205,13 +205,14 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
     }
 
 
-def _loop(forms, result: str, params: str):
-    """The numba loop's parts for one elementwise function (helpers/jit), or None without one."""
+def _loop(forms, result: str, names: list):
+    """The numba loop's parts for one elementwise function of the arrays ``names`` (helpers/jit),
+    or None without one."""
     lines = element_code(forms, result)
     if lines is None:
         return None
-    reads = ", ".join(f"{p}[k]" for p in params.split(", "))
-    return {"params": params, "lines": lines, "result": result, "reads": reads}
+    return {"params": ", ".join(names), "lines": lines, "result": result,
+            "reads": ", ".join(f"{name}[k]" for name in names)}
 
 
 def _require_concrete(d: Derivation, bound):
