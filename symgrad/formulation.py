@@ -20,8 +20,11 @@ def _conv(fields: dict, backend: str) -> str:
     unit_lhs = _all_one(fields["lhs_dilation"])
     depthwise = " (broadcast multiply-add per tap when each group has one input channel)"
     if not unit_lhs and unit_stride and fields["batch_group_count"] == 1:
-        return ("transposed convolution by scatter: one GEMM per kernel tap on the undilated input, "
-                "added into every lhs_dilation-th output position (no zero insertion)")
+        return ("transposed convolution by output phase (no zero insertion): the outputs of each "
+                "lhs_dilation phase meet only every few kernel taps, so each phase is a unit-stride "
+                "convolution of the undilated input with those taps, one GEMM per tap "
+                f"{'in cache-sized batch chunks' if backend == 'numpy' else 'over the whole batch'}, "
+                "written into its strided share of the output")
     prefix = "" if unit_lhs else "zero-inserted input (lhs_dilation), then "
     loops = []
     if unit_stride and fields["batch_group_count"] == 1:

@@ -6,8 +6,11 @@ small shapes do not reach by themselves:
   per-chunk padding buffer is reused and then used in part (its zero borders must survive),
 - blockwise elementwise evaluation over several blocks with a ragged last block, on two threads,
 - float32 inputs on the suite's layer types, within 1e-5 of the float64 reference,
-- strided windows by stride phases, on cases chosen to reach its corners (phases no tap falls on,
-  dilations sharing a factor with the stride, groups, 1-3 spatial axes).
+- strided windows by stride phases, and their input gradients by output phases, on cases chosen
+  to reach their corners (phases no tap falls on, dilations sharing a factor with the stride,
+  groups, 1-3 spatial axes),
+- the helper itself against a loop reference of XLA's convolution on lax-level calls: transposed
+  convolutions with phases that meet no tap, negative padding, crops past an axis's end.
 """
 import numpy as np
 import pytest
@@ -71,11 +74,13 @@ PHASES = [  # (op, params, shapes): the forward's window stride > 1
 def test_strided_windows_by_phases(monkeypatch, name, params, shapes):
     module = _module(name, params)
     calls = []
-    real = module._polyphase
-    monkeypatch.setattr(module, "_polyphase", lambda *args: calls.append(args[2]) or real(*args))
+    forward, transposed = module._polyphase, module._output_phases
+    monkeypatch.setattr(module, "_polyphase", lambda *args: calls.append(("forward", args[2])) or forward(*args))
+    monkeypatch.setattr(module, "_output_phases", lambda *args: calls.append(("dx", args[3])) or transposed(*args))
     errors = run_config(name, params, shapes)
     assert max(errors.values()) <= 1e-10, errors
-    assert tuple(int(s) for s in params["stride"].split(",")) in calls  # the forward took the phases
+    stride = tuple(int(s) for s in params["stride"].split(","))
+    assert ("forward", stride) in calls and ("dx", stride) in calls  # the forward and dx took the phases
 
 
 def test_chunk_settings_are_what_the_paths_read():
@@ -101,3 +106,44 @@ SUITE_LIKE = [  # the benchmark layers, scaled down
 def test_float32_within_1e5_of_float64(name, params, shapes):
     errors = run_config(name, params, shapes, dtype=np.float32)
     assert max(errors.values()) <= 1e-5, errors
+
+
+def _helper_cases():
+    """lax-level calls of the emitted conv_general_dilated that the derived gradients reach only in
+    part: transposed convolutions (lhs_dilation > 1) whose output phases meet no tap, one tap or
+    taps sharing a factor with the dilation, with negative padding, and crops past an axis's end."""
+    rng = np.random.default_rng(7)
+    cases = [  # (lhs shape, rhs shape, window_strides, padding, lhs_dilation, rhs_dilation, groups)
+        ((2, 3, 5), (4, 3, 2), (1,), [(0, 0)], (4,), (1,), 1),            # ld > k: phases with no tap
+        ((2, 3, 6), (4, 3, 3), (1,), [(-2, 3)], (2,), (2,), 1),           # ld divides rd: taps on one phase
+        ((2, 4, 5, 4), (6, 2, 3, 2), (1, 1), [(1, -1), (2, 0)], (3, 2), (2, 3), 2),
+        ((1, 2, 4), (3, 2, 2), (1,), [(-6, 5)], (1,), (1,), 1),           # the crop passes the far end
+        ((1, 2, 4), (3, 2, 2), (1,), [(5, -6)], (1,), (1,), 1),           # the far crop eats the front padding
+        ((1, 2, 3), (2, 2, 1), (2,), [(-5, 4)], (3,), (1,), 1),
+    ]
+    for _ in range(12):  # random transposed convolutions, 1-2 spatial axes
+        nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        size = tuple(int(v) for v in rng.integers(1, 6, nsp))
+        kernel = tuple(int(v) for v in rng.integers(1, 4, nsp))
+        ld = tuple(int(v) for v in rng.integers(2, 4, nsp))
+        rd = tuple(int(v) for v in rng.integers(1, 4, nsp))
+        pads = [tuple(int(v) for v in rng.integers(-2, 4, 2)) for _ in range(nsp)]
+        if any((q - 1) * l + 1 + lo + hi < (k - 1) * r + 1 for q, l, (lo, hi), k, r in zip(size, ld, pads, kernel, rd)):
+            continue
+        cases.append(((2, 2 * groups) + size, (2 * groups, 2) + kernel, (1,) * nsp, pads, ld, rd, groups))
+    return cases
+
+
+@pytest.mark.parametrize("case", _helper_cases())
+def test_conv_helper_against_loop_reference(case):
+    import xla_reference
+    lhs_shape, rhs_shape, strides, padding, ld, rd, groups = case
+    rng = np.random.default_rng(3)
+    lhs, rhs = rng.standard_normal(lhs_shape), rng.standard_normal(rhs_shape)
+    spatial = "HWD"[:len(lhs_shape) - 2]
+    numbers = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
+    module = _module(*CHUNKED[0][:2])
+    want = xla_reference.conv_general_dilated(lhs, rhs, strides, padding, ld, rd, numbers, groups)
+    got = module.conv_general_dilated(lhs, rhs, strides, padding, ld, rd, numbers, groups)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
