@@ -37,9 +37,10 @@ def _conv(fields: dict, backend: str) -> str:
                      "taps that fall on it: one GEMM per kernel tap over the whole batch (no im2col copy), "
                      "when the kernel has at most 4x as many taps as there are output positions")
     if _all_one(fields["rhs_dilation"]):
-        loops.append("one GEMM per output position with channels and kernel extent merged into one "
-                     "long inner dimension, when there are fewer output positions than kernel taps "
-                     "(a weight gradient)")
+        inner = ("per contracted channel, on views of the input in its own memory order"
+                 if backend == "numpy" else "with channels and kernel extent merged into one long inner dimension")
+        loops.append(f"one GEMM per output position {inner}, when there are fewer output positions "
+                     f"than kernel taps (a weight gradient)")
     fallback = "im2col windows (sliding_window_view) and one batched GEMM per group"
     if not loops:
         return prefix + fallback

@@ -2,6 +2,8 @@
 small shapes do not reach by themselves:
 - batch chunks in the per-tap loop and channel chunks in the per-output-position loop (forced by
   shrinking the module's cache budget to one byte, so every chunk is a single batch item),
+- no chunks at all (the CuPy modules' setting: the whole batch at once, and channels merged into
+  one long inner dimension for weight gradients),
 - chunks of two with a ragged last one (sweep configurations with the batch made 5), so the
   per-chunk padding buffer is reused and then used in part (its zero borders must survive),
 - blockwise elementwise evaluation over several blocks with a ragged last block, on two threads,
@@ -30,6 +32,16 @@ def _module(name, params):
 @pytest.mark.parametrize("name,params,shapes", CHUNKED, ids=[f"{c[0]}-{k}" for k, c in enumerate(CHUNKED)])
 def test_batch_and_channel_chunks(monkeypatch, name, params, shapes):
     monkeypatch.setattr(_module(name, params), "_CHUNK_BYTES", 1)
+    errors = run_config(name, params, shapes)
+    assert max(errors.values()) <= 1e-10, errors
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", CHUNKED, ids=[f"{c[0]}-{k}" for k, c in enumerate(CHUNKED)])
+def test_whole_batch_paths_as_on_the_gpu(monkeypatch, name, params, shapes):
+    """No cache budget (the CuPy modules' setting): whole-batch chunks and the merged long-K GEMM
+    per output position, run here through NumPy so the CPU suite checks the GPU's formulation."""
+    monkeypatch.setattr(_module(name, params), "_CHUNK_BYTES", None)
     errors = run_config(name, params, shapes)
     assert max(errors.values()) <= 1e-10, errors
 
