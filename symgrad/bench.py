@@ -100,6 +100,32 @@ def _warm_blas():
     a @ a
 
 
+GAUGE = (64, 64, 3364)  # M, K, N of the gauge SGEMM: the ResNet layer's per-tap product
+
+
+def _gauge(pause: float) -> dict:
+    """GFLOP/s of one fixed SGEMM (``GAUGE``) in NumPy's BLAS and in torch, at the child's thread
+    count (torch's set already): what the machine gave each library at that moment.  On the 2-vCPU
+    reference VM the same 2-thread NumPy SGEMM ran at two cores' speed in some processes and at
+    one core's in others, minutes apart; run before and after the timings, the gauge shows which.
+    """
+    import numpy as np
+    import torch
+    m, k, n = GAUGE
+    a, b, c = np.ones((m, k), np.float32), np.ones((k, n), np.float32), np.empty((m, n), np.float32)
+    ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+    rates = {}
+    for name, fn in (("numpy", lambda: np.matmul(a, b, out=c)), ("torch", lambda: torch.mm(ta, tb, out=tc))):
+        time.sleep(pause)
+        fn()
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 0.05:
+            fn()
+            count += 1
+        rates[name] = 2 * m * k * n * count / (time.perf_counter() - start) / 1e9
+    return rates
+
+
 def _torch_fns(op, arrays, threads):
     import torch
     from symgrad.reference import REFERENCES
@@ -127,19 +153,25 @@ def run_timing(task: dict) -> dict:
     _warm_blas()
     reps, warm = task["repeats"], task["warmup"]
     t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"])
-    out = {"emitted": {}, "torch": {}, "ratio": {}}
+    pause = 0.2 if task["threads"] > 1 else 0.0
+    out = {"emitted": {}, "torch": {}, "ratio": {}, "gauge": [_gauge(pause)]}
     methods = {"forward": (lambda: module.forward(*arrays), t_fwd)}
     for k, t in enumerate(op.inputs):
         fn = getattr(module, f"grad_{t.name}")
         methods[f"d{t.name}"] = ((lambda fn=fn: fn(g, *arrays)), t_grad(k))
     methods["forward+backward"] = (lambda: (module.forward(*arrays), module.backward(g, *arrays)), t_bwd)
     for key, (emitted, torch_fn) in methods.items():
-        times = _interleaved_times({"emitted": emitted, "torch": torch_fn}, reps, warm,
-                                   pause=0.2 if task["threads"] > 1 else 0.0)
+        times = _interleaved_times({"emitted": emitted, "torch": torch_fn}, reps, warm, pause=pause)
         out["emitted"][key], out["torch"][key] = (_quartiles(times[k])[1] for k in ("emitted", "torch"))
         # the ratio of each turn's pair: drift of the machine over the run cancels within a pair
         out["ratio"][key] = _quartiles([e / t for e, t in zip(times["emitted"], times["torch"])])
+    out["gauge"].append(_gauge(pause))
     return out
+
+
+def _gauge_text(result) -> str:
+    """'numpy 166/168, torch 140/139': GFLOP/s of the gauge SGEMM before/after the timings."""
+    return ", ".join(f"{lib} {'/'.join(f'{g[lib]:.0f}' for g in result['gauge'])}" for lib in ("numpy", "torch"))
 
 
 def _status_kib(field: str) -> int:
@@ -190,6 +222,7 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2) -> dict:
 def format_result(name, threads, result) -> str:
     keys = [k for k in result["emitted"] if k != "peak_mib"]
     lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''})"]
+    lines.append(f"  {'gauge SGEMM':18s} {'x'.join(map(str, GAUGE))} (M, K, N) GFLOP/s before/after: {_gauge_text(result)}")
     for k in keys:
         e, t = result["emitted"][k], result["torch"][k]
         low, mid, high = result["ratio"][k]
@@ -225,16 +258,20 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
             "fwd+bwd also gives the quartiles of those pair ratios, the spread the machine gave. "
             "Torch's per-gradient time is one `autograd.grad` call for that input on a graph built once; "
             "fwd+bwd is a forward under autograd plus the full backward. Peak memory: the child process's peak "
-            "resident set above its baseline once inputs exist (for torch, including its allocator's caching).", "",
-            "| case | threads | forward | " + " | ".join(["grads (each)", "fwd+bwd", "peak mem"]) + " |",
-            "| --- | --- | --- | --- | --- | --- |"]
+            "resident set above its baseline once inputs exist (for torch, including its allocator's caching). "
+            f"Gauge: GFLOP/s of one {'x'.join(map(str, GAUGE))} (M, K, N) SGEMM in each library, in the timing "
+            "child, before/after its timings: what the machine gave each side (a 2-thread NumPy gauge near the "
+            "1-thread one means the second core was not there for that case).", "",
+            "| case | threads | forward | " + " | ".join(["grads (each)", "fwd+bwd", "peak mem", "gauge"]) + " |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, t, r in rows:
         e, tr = r["emitted"], r["torch"]
         ratio = r["ratio"]
         grads = ", ".join(f"{k} {ratio[k][1]:.2f}" for k in e if k.startswith("d"))
         low, mid, high = ratio["forward+backward"]
         head.append(f"| {name} | {t} | {ratio['forward'][1]:.2f} | {grads} | {mid:.2f} ({low:.2f}-{high:.2f}) | "
-                    f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) |")
+                    f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) | "
+                    f"{_gauge_text(r)} |")
     text = "\n".join(head) + "\n"
     with open(path, "w") as fh:
         fh.write(text)

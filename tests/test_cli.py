@@ -178,7 +178,8 @@ def test_cupy_source_is_valid_and_imports_only_gpu_modules(capsys, argv):
 @needs_torch
 def test_bench_reports_every_method_with_pair_ratios(capsys):
     """The benchmark is a command and a table: it runs (children, same thread count) and reports each
-    method's times, the median pair ratio with its quartiles, and peak memory.  No timing is asserted."""
+    method's times, the median pair ratio with its quartiles, peak memory, and the gauge SGEMM's rate
+    in each library before and after.  No timing is asserted."""
     code, out, _ = run(capsys, "bench", "gelu", "--input-shape", "x=70000", "--repeats", "3", "--threads", "1")
     assert code == 0
     lines = out.splitlines()
@@ -187,3 +188,8 @@ def test_bench_reports_every_method_with_pair_ratios(capsys):
         line = next(line for line in lines if line.split()[0] == method)
         assert "emitted" in line and "torch" in line and "ratio" in line and "(quartiles " in line
     assert any(line.split()[:2] == ["peak", "memory"] for line in lines)
+    gauge = next(line for line in lines if line.split()[:2] == ["gauge", "SGEMM"])
+    rates = gauge.split("before/after: ")[1]  # "numpy A/B, torch C/D"
+    for part, lib in zip(rates.split(", "), ("numpy", "torch")):
+        name, values = part.split()
+        assert name == lib and all(float(v) > 0 for v in values.split("/"))
