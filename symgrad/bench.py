@@ -65,7 +65,12 @@ def _interleaved_times(pairs: dict, repeats: int, warmup: int, pause: float = 0.
     Taking turns puts both sides of a comparison under the same machine conditions (a shared
     VM's speed drifts by tens of percent over seconds), which back-to-back blocks would not.
     ``pause`` seconds of sleep before each turn let the other library's worker threads stop
-    spinning (OpenBLAS and OpenMP threads busy-wait after a call and would steal the cores).
+    spinning (OpenBLAS and OpenMP threads busy-wait after a call and would steal the cores).  A
+    pause is followed by one untimed call of the same function, so the timed call runs as in a
+    loop that keeps the machine busy: on the 2-vCPU reference VM the first call after 0.2 s of
+    idling ran its threads at well under their speed (measured: the emitted ResNet forward's two
+    threads took 16-26 ms of wall time for 12 ms of CPU time each; after a call, 12 ms for 12 ms;
+    torch's stride-2 forward took longer on 2 threads than on 1).
     """
     for fn in pairs.values():
         for _ in range(warmup):
@@ -73,7 +78,9 @@ def _interleaved_times(pairs: dict, repeats: int, warmup: int, pause: float = 0.
     times = {key: [] for key in pairs}
     for _ in range(repeats):
         for key, fn in pairs.items():
-            time.sleep(pause)
+            if pause:
+                time.sleep(pause)
+                fn()
             start = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - start)
@@ -251,8 +258,9 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
     head = ["# Benchmarks: emitted NumPy modules vs PyTorch (CPU, float32)", "",
             f"Measured by `symgrad bench --suite` on {platform.machine()} with {os.cpu_count()} cores, "
             f"numpy {numpy.__version__}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
-            "same thread count, the two sides taking turns run by run (with 2+ threads, 0.2 s of sleep before "
-            "each turn so neither library's spinning worker threads steal the cores), after one large NumPy "
+            "same thread count, the two sides taking turns run by run (with 2+ threads, each turn is 0.2 s of sleep, "
+            "so neither library's spinning worker threads steal the cores, then one untimed call, so the timed one "
+            "finds the machine awake as in a loop), after one large NumPy "
             "SGEMM (see `_warm_blas` in symgrad/bench.py). Ratio = emitted time / torch time (lower is better; < 1 means faster than torch), "
             "the median over the runs of each run's pair (the two sides of one turn), so drift between turns cancels; "
             "fwd+bwd also gives the quartiles of those pair ratios, the spread the machine gave. "

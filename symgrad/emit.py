@@ -20,9 +20,11 @@ from .printing import ELEMENT_FUNCTIONS, FLOAT32_APPROXIMATED, CuPyArrayPrinter,
 #: backend -> what differs between the emitted files: the array module and where erf lives
 BACKENDS = {
     "numpy": {"name": "NumPy", "array_module": "numpy", "import": "import numpy as xp",
-              "printer": ModuleArrayPrinter, "special_import": "import scipy.special", "chunk_bytes": "1 << 20", "blockwise": True},
+              "printer": ModuleArrayPrinter, "special_import": "import scipy.special", "chunk_bytes": "1 << 20", "blockwise": True,
+              "threads": True},
     "cupy": {"name": "CuPy", "array_module": "cupy", "import": "import cupy as xp",
-             "printer": CuPyArrayPrinter, "special_import": "import cupyx.scipy.special", "chunk_bytes": "None", "blockwise": False},
+             "printer": CuPyArrayPrinter, "special_import": "import cupyx.scipy.special", "chunk_bytes": "None", "blockwise": False,
+             "threads": False},
 }
 
 
@@ -187,22 +189,29 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "forward_forms": [f.kind for f in d.forward],
         "forward_formulations": [f"{f.kind}: {formulation(f.kind, f.fields, backend, blockwise, forward_loop is not None)}"
                                   for f in d.forward],
-        "helpers": helpers + (["fused_elementwise"] if "fused(" in code else [])
+        "helpers": helpers + (["threads"] if "conv_general_dilated" in helpers else []) + (["fused_elementwise"] if "fused(" in code else [])
         + (["add_terms"] if "_add_terms(" in code else []) + (["blockwise"] if blockwise else [])
         + (["special"] if special else []) + (["jit"] if jit else []), "special": special, "scalar": scalar,
         "blockwise": blockwise, "forward_loop": forward_loop,
         "scalar_params": "".join(f", _{f}" for f in scalar),
         "scalar32": "".join(f"_{f}32, " for f in scalar), "scalar64": "".join(f"math.{f}, " for f in scalar),
         "backend_name": spec["name"], "array_module": spec["array_module"], "chunk_bytes": spec["chunk_bytes"],
-        "imports": (["import concurrent.futures", "import math", "import os"] + (["import warnings"] if jit else []) + [""]
-                    if blockwise
-                    else ["import math", ""] if helpers else [])
+        "threads": spec["threads"],
+        "imports": _standard_imports(blockwise, jit, helpers, spec["threads"])
         + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code or "erf" in special else []),
         "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "bind": bind, "forward": forward, "check": check, "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
         "grad_output": naming.GRAD_OUTPUT, "upstream": naming.UPSTREAM,
     }
+
+
+def _standard_imports(blockwise: bool, jit: bool, helpers: list, threads: bool) -> list:
+    """The standard-library imports the module's helpers use, then a blank line (none: no lines)."""
+    threaded = threads and "conv_general_dilated" in helpers
+    names = (["concurrent.futures"] if blockwise or threaded else []) + (["math"] if blockwise or helpers else []) \
+        + (["os"] if blockwise else []) + (["warnings"] if jit else [])
+    return [f"import {name}" for name in names] + [""] if names else []
 
 
 def _loop(forms, result: str, names: list):

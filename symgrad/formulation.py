@@ -28,17 +28,18 @@ def _conv(fields: dict, backend: str) -> str:
     prefix = "" if unit_lhs else "zero-inserted input (lhs_dilation), then "
     loops = []
     if unit_stride and fields["batch_group_count"] == 1:
-        chunk = "in cache-sized batch chunks, each padded in place" if backend == "numpy" else "over the whole batch"
+        chunk = ("in cache-sized batch chunks, each padded in place, dealt out to the worker threads"
+                 if backend == "numpy" else "over the whole batch")
         loops.append(f"one GEMM per kernel tap on the flattened padded input (no im2col copy), "
                      f"accumulated {chunk}{depthwise}, when the kernel has at most 4x as many taps "
                      f"as there are output positions")
     if not unit_stride and fields["batch_group_count"] == 1:
         loops.append("the input split into its window-stride phases, each a unit-stride convolution with the "
-                     "taps that fall on it: one GEMM per kernel tap over the whole batch (no im2col copy), "
+                     "taps that fall on it, computed per tap as above (no im2col copy), "
                      "when the kernel has at most 4x as many taps as there are output positions")
     if _all_one(fields["rhs_dilation"]):
-        inner = ("per contracted channel, on views of the input in its own memory order"
-                 if backend == "numpy" else "with channels and kernel extent merged into one long inner dimension")
+        inner = ("per contracted channel, padded into a cache-sized buffer, the channels dealt out to the "
+                 "worker threads" if backend == "numpy" else "with channels and kernel extent merged into one long inner dimension")
         loops.append(f"one GEMM per output position {inner}, when there are fewer output positions "
                      f"than kernel taps (a weight gradient)")
     fallback = "im2col windows (sliding_window_view) and one batched GEMM per group"

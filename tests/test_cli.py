@@ -143,7 +143,7 @@ def test_emitted_code_is_standalone_and_deterministic(capsys, argv):
     _, first, _ = run(capsys, "emit", *argv)
     _, second, _ = run(capsys, "emit", *argv)
     assert first == second
-    optional = {"numba", "numba.extending", "llvmlite"}  # numba and its own dependency
+    optional = {"numba", "numba.extending", "llvmlite", "threadpoolctl"}  # numba (and its own dependency), threadpoolctl
     assert _imports(first) <= {"numpy", "scipy.special", "math", "os", "concurrent.futures", "warnings"} | optional
     # numba is optional: imported only under `try: ... except ImportError`
     guarded = set().union(*[_imports(ast.unparse(stmt)) for node in ast.walk(ast.parse(first))
@@ -151,6 +151,7 @@ def test_emitted_code_is_standalone_and_deterministic(capsys, argv):
                             and any(getattr(h.type, "id", None) == "ImportError" for h in node.handlers)
                             for stmt in node.body])
     assert _imports(first) & optional == guarded and ("numba" in guarded) == (argv[0] == "gelu")
+    assert ("threadpoolctl" in guarded) == argv[0].startswith("conv")  # the convolutions' worker threads
     assert "symgrad" not in _imports(first)
     assert first.startswith('"""') and "recognised form:" in first
 

@@ -6,6 +6,8 @@ small shapes do not reach by themselves:
   one long inner dimension for weight gradients),
 - chunks of two with a ragged last one (sweep configurations with the batch made 5), so the
   per-chunk padding buffer is reused and then used in part (its zero borders must survive),
+- batch chunks and weight-gradient channels dealt out to three worker threads, whatever this
+  machine's BLAS has (and how the batch is split into their runs),
 - blockwise elementwise evaluation over several blocks with a ragged last block, on two threads,
 - float32 inputs on the suite's layer types, within 1e-5 of the float64 reference,
 - strided windows by stride phases, and their input gradients by output phases, on cases chosen
@@ -55,6 +57,55 @@ def test_ragged_batch_chunks(monkeypatch, name, params, shapes):
     monkeypatch.setattr(_module(name, params), "_batch_chunk", lambda per_item_bytes: 2)
     errors = run_config(name, params, shapes)
     assert max(errors.values()) <= 1e-10, errors
+
+
+def _on_three_threads(monkeypatch, name, params, shapes):
+    """Run a configuration with three worker threads (whatever this machine's BLAS has) and batch
+    chunks of one item; return the runs each split dealt out."""
+    module = _module(name, params)
+    monkeypatch.setattr(module, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(module, "_workers", lambda: 3)
+    runs, split = [], module._split
+    monkeypatch.setattr(module, "_split", lambda n, step: runs.append(split(n, step)[1]) or split(n, step))
+    errors = run_config(name, params, shapes)
+    assert max(errors.values()) <= 1e-10, errors
+    assert all(len(parts) == min(3, parts[-1][1]) for parts in runs)
+    return runs
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", RAGGED, ids=[f"{c[0]}-{k}" for k, c in enumerate(RAGGED)])
+def test_threads_share_chunks_and_channels(monkeypatch, name, params, shapes):
+    """Batch chunks dealt out to the threads, and the contracted channels of weight gradients
+    summed from partial results (tiny layers may take im2col only, with no split)."""
+    _on_three_threads(monkeypatch, name, params, shapes)
+
+
+@needs_torch
+def test_threads_on_a_resnet_layer(monkeypatch):
+    """The forward, dx (per tap) and dw (per output position, over the 5 images) each split 1 + 2 + 2."""
+    name, params, shapes = SUITE_LIKE[0]
+    runs = _on_three_threads(monkeypatch, name, params, dict(shapes, x=(5, 8, 12, 12)))
+    assert runs == [[(0, 1), (1, 3), (3, 5)]] * 3
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+@pytest.mark.parametrize("n", [1, 2, 5, 9])
+@pytest.mark.parametrize("step", [1, 2, 4, 16])
+def test_split_deals_out_whole_chunks(monkeypatch, workers, n, step):
+    module = _module(*CHUNKED[0][:2])
+    monkeypatch.setattr(module, "_workers", lambda: workers)
+    size, runs = module._split(n, step)
+    assert 1 <= size <= step
+    assert len(runs) == min(workers, n, -(-n // size)) and len(runs) == min(workers, n)  # every worker busy
+    assert runs[0][0] == 0 and runs[-1][1] == n and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+    assert all(stop > start and (start % size == 0) for start, stop in runs)
+
+
+def test_conv_modules_run_serially_without_threadpoolctl(monkeypatch):
+    module = _module(*CHUNKED[0][:2])
+    monkeypatch.setattr(module, "threadpoolctl", None)
+    assert module._workers() == 1 and module._split(8, 1) == (1, [(0, 8)])
 
 
 @needs_torch
