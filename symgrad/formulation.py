@@ -23,7 +23,7 @@ def _conv(fields: dict, backend: str) -> str:
         return ("transposed convolution by output phase (no zero insertion): the outputs of each "
                 "lhs_dilation phase meet only every few kernel taps, so each phase is a unit-stride "
                 "convolution of the undilated input with those taps, one GEMM per tap "
-                f"{'in cache-sized batch chunks' if backend == 'numpy' else 'over the whole batch'}, "
+                f"{'in cache-sized batch chunks on the calling thread' if backend == 'numpy' else 'over the whole batch'}, "
                 "written into its strided share of the output")
     prefix = "" if unit_lhs else "zero-inserted input (lhs_dilation), then "
     loops = []
@@ -35,8 +35,8 @@ def _conv(fields: dict, backend: str) -> str:
                      f"as there are output positions")
     if not unit_stride and fields["batch_group_count"] == 1:
         loops.append("the input split into its window-stride phases, each a unit-stride convolution with the "
-                     "taps that fall on it, computed per tap as above (no im2col copy), "
-                     "when the kernel has at most 4x as many taps as there are output positions")
+                     f"taps that fall on it, one GEMM per kernel tap (no im2col copy)"
+                     f"{' on the calling thread' if backend == 'numpy' else ''}, when the kernel has at most 4x as many taps as there are output positions")
     if _all_one(fields["rhs_dilation"]):
         inner = ("per contracted channel, padded into a cache-sized buffer, the channels dealt out to the "
                  "worker threads" if backend == "numpy" else "with channels and kernel extent merged into one long inner dimension")
