@@ -189,7 +189,7 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "forward_forms": [f.kind for f in d.forward],
         "forward_formulations": [f"{f.kind}: {formulation(f.kind, f.fields, backend, blockwise, forward_loop is not None)}"
                                   for f in d.forward],
-        "helpers": helpers + (["threads"] if "conv_general_dilated" in helpers else []) + (["fused_elementwise"] if "fused(" in code else [])
+        "helpers": helpers + (["fused_elementwise"] if "fused(" in code else [])
         + (["add_terms"] if "_add_terms(" in code else []) + (["blockwise"] if blockwise else [])
         + (["special"] if special else []) + (["jit"] if jit else []), "special": special, "scalar": scalar,
         "blockwise": blockwise, "forward_loop": forward_loop,
@@ -208,8 +208,7 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
 
 def _standard_imports(blockwise: bool, jit: bool, helpers: list, threads: bool) -> list:
     """The standard-library imports the module's helpers use, then a blank line (none: no lines)."""
-    threaded = threads and "conv_general_dilated" in helpers
-    names = (["concurrent.futures"] if blockwise or threaded else []) + (["math"] if blockwise or helpers else []) \
+    names = (["concurrent.futures"] if blockwise or (threads and "threads" in helpers) else []) + (["math"] if blockwise or helpers else []) \
         + (["os"] if blockwise else []) + (["warnings"] if jit else [])
     return [f"import {name}" for name in names] + [""] if names else []
 
