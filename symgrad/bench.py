@@ -31,15 +31,21 @@ SUITE = [
 ]
 
 
-def _env(threads: int) -> dict:
+def _env(threads: int, bind: bool = False) -> dict:
+    """The child's environment: ``threads`` for every library; with ``bind``, OMP_PROC_BIND=true,
+    which binds torch's OpenMP threads and the emitted modules' worker threads one to a CPU (else
+    the variable is removed, so neither side binds)."""
     env = dict(os.environ)
     for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[key] = str(threads)
+    env.pop("OMP_PROC_BIND", None)
+    if bind:
+        env["OMP_PROC_BIND"] = "true"
     return env
 
 
 def _child(task: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "symgrad.bench", json.dumps(task)], env=_env(task["threads"]),
+    proc = subprocess.run([sys.executable, "-m", "symgrad.bench", json.dumps(task)], env=_env(task["threads"], task.get("bind", False)),
                           capture_output=True, text=True)
     if proc.returncode:
         from .ir import SymgradError
@@ -214,21 +220,21 @@ def run_memory(task: dict) -> dict:
     return {"peak_mib": (_status_kib("VmHWM") - base) / 1024}
 
 
-def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2) -> dict:
+def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False) -> dict:
     import symgrad
     from symgrad.emit import emit
     source = emit(symgrad.derive(symgrad.ops.build(op_name, **params)))
     task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
-            "warmup": warmup, "mode": "time", "source": source}
+            "warmup": warmup, "mode": "time", "source": source, "bind": bind}
     result = _child(task)
     for method in ("emitted", "torch"):
         result[method]["peak_mib"] = _child(dict(task, mode="memory", method=method))["peak_mib"]
     return result
 
 
-def format_result(name, threads, result) -> str:
+def format_result(name, threads, result, bind=False) -> str:
     keys = [k for k in result["emitted"] if k != "peak_mib"]
-    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''})"]
+    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}{', bound' if bind else ''})"]
     lines.append(f"  {'gauge SGEMM':18s} {'x'.join(map(str, GAUGE))} (M, K, N) GFLOP/s before/after: {_gauge_text(result)}")
     for k in keys:
         e, t = result["emitted"][k], result["torch"][k]
@@ -245,10 +251,10 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
     import numpy
     rows = []
     for name, op, params, shapes in SUITE:
-        for t in threads:
-            r = bench(op, params, shapes, threads=t, repeats=repeats)
-            print(format_result(name, t, r), flush=True)
-            rows.append((name, t, r))
+        for t, bind in [(t, bind) for t in threads for bind in ((False, True) if t > 1 else (False,))]:
+            r = bench(op, params, shapes, threads=t, repeats=repeats, bind=bind)
+            print(format_result(name, t, r, bind), flush=True)
+            rows.append((name, f"{t} bound" if bind else str(t), r))
     versions = {}
     for name in ("torch", "numba"):
         try:
@@ -269,7 +275,11 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
             "resident set above its baseline once inputs exist (for torch, including its allocator's caching). "
             f"Gauge: GFLOP/s of one {'x'.join(map(str, GAUGE))} (M, K, N) SGEMM in each library, in the timing "
             "child, before/after its timings: what the machine gave each side (a 2-thread NumPy gauge near the "
-            "1-thread one means the second core was not there for that case).", "",
+            "1-thread one means the second core was not there for that case). Rows '2 bound' run with "
+            "OMP_PROC_BIND=true in the child: torch's OpenMP threads and the emitted modules' worker threads are "
+            "bound one to a CPU; unbound, this VM's kernel (booted with sched_vcpu_pack) packs short bursts of "
+            "work onto one vCPU, which the emitted modules' sleeping workers suffer from and OpenMP's spinning "
+            "threads escape.", "",
             "| case | threads | forward | " + " | ".join(["grads (each)", "fwd+bwd", "peak mem", "gauge"]) + " |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, t, r in rows:

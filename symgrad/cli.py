@@ -136,7 +136,8 @@ def cmd_bench(args):
         raise SymgradError("bench: give an op (with --input-shape for every input) or --suite")
     op, params, shapes = _bench_case(args)
     for t in args.threads or (1,):
-        print(bench.format_result(op.name, t, bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats)))
+        result = bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats, bind=args.bind)
+        print(bench.format_result(op.name, t, result, bind=args.bind))
     return 0
 
 
@@ -197,6 +198,8 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")
     bn.add_argument("--threads", type=int, action="append", help="thread count (repeat for several)")
     bn.add_argument("--repeats", type=int, default=9)
+    bn.add_argument("--bind", action="store_true",
+                    help="OMP_PROC_BIND=true for both sides: threads bound one to a CPU")
     bn.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                     help="numpy: CPU against torch CPU; cupy: GPU against torch with cuDNN")
     bn.add_argument("--dtype", action="append", help="cupy: float32 (default), float16, ...")

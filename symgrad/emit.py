@@ -208,8 +208,9 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
 
 def _standard_imports(blockwise: bool, jit: bool, helpers: list, threads: bool) -> list:
     """The standard-library imports the module's helpers use, then a blank line (none: no lines)."""
-    names = (["concurrent.futures"] if blockwise or (threads and "threads" in helpers) else []) + (["math"] if blockwise or helpers else []) \
-        + (["os"] if blockwise else []) + (["warnings"] if jit else [])
+    pool = threads and "threads" in helpers
+    names = (["concurrent.futures"] if blockwise or pool else []) + (["math"] if blockwise or helpers else []) \
+        + (["os"] if blockwise or pool else []) + (["warnings"] if jit else [])
     return [f"import {name}" for name in names] + [""] if names else []
 
 

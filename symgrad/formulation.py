@@ -18,34 +18,26 @@ def _all_one(values) -> bool:
 def _conv(fields: dict, backend: str) -> str:
     unit_stride = _all_one(fields["window_strides"])
     unit_lhs = _all_one(fields["lhs_dilation"])
-    depthwise = " (broadcast multiply-add per tap when each group has one input channel)"
-    if not unit_lhs and unit_stride and fields["batch_group_count"] == 1:
+    single_batch_group = sp.sympify(fields["batch_group_count"]) == 1
+    chunks = ("in cache-sized batch chunks dealt out to the worker threads" if backend == "numpy"
+              else "over the whole batch")
+    if not unit_lhs and unit_stride and single_batch_group:
         return ("transposed convolution by output phase (no zero insertion): the outputs of each "
                 "lhs_dilation phase meet only every few kernel taps, so each phase is a unit-stride "
-                "convolution of the undilated input with those taps, one GEMM per tap "
-                f"{'in cache-sized batch chunks on the calling thread' if backend == 'numpy' else 'over the whole batch'}, "
-                "written into its strided share of the output")
+                f"convolution of the undilated input with those taps, one GEMM per tap {chunks}, "
+                "written straight into its strided share of the output")
     prefix = "" if unit_lhs else "zero-inserted input (lhs_dilation), then "
-    loops = []
-    if unit_stride and fields["batch_group_count"] == 1:
-        chunk = ("in cache-sized batch chunks, each padded in place, dealt out to the worker threads"
-                 if backend == "numpy" else "over the whole batch")
-        loops.append(f"one GEMM per kernel tap on the flattened padded input (no im2col copy), "
-                     f"accumulated {chunk}{depthwise}, when the kernel has at most 4x as many taps "
-                     f"as there are output positions")
-    if not unit_stride and fields["batch_group_count"] == 1:
-        loops.append("the input split into its window-stride phases, each a unit-stride convolution with the "
-                     f"taps that fall on it, one GEMM per kernel tap (no im2col copy)"
-                     f"{' on the calling thread' if backend == 'numpy' else ''}, when the kernel has at most 4x as many taps as there are output positions")
-    if _all_one(fields["rhs_dilation"]):
-        inner = ("per contracted channel, padded into a cache-sized buffer, the channels dealt out to the "
-                 "worker threads" if backend == "numpy" else "with channels and kernel extent merged into one long inner dimension")
-        loops.append(f"one GEMM per output position {inner}, when there are fewer output positions "
-                     f"than kernel taps (a weight gradient)")
-    fallback = "im2col windows (sliding_window_view) and one batched GEMM per group"
-    if not loops:
-        return prefix + fallback
-    return prefix + "; else ".join(loops) + f"; else {fallback}"
+    dilation = "" if _all_one(fields["rhs_dilation"]) else " (split into the phases of the kernel dilation)"
+    inner = ("per contracted channel, the channels dealt out to the worker threads" if backend == "numpy"
+             else "with channels and kernel extent merged into one long inner dimension")
+    text = (f"one GEMM per output position of the flattened padded input{dilation} {inner}, when there are "
+            "fewer output positions than kernel taps (a weight gradient); else ")
+    if not single_batch_group:
+        return prefix + text + "im2col windows (sliding_window_view) and one batched GEMM per group"
+    phases = "" if unit_stride else ", the input split into its window-stride phases in one buffer"
+    depthwise = " (a broadcast multiply-add per tap when each group has one input channel)"
+    return prefix + text + (f"one GEMM per kernel tap on the flattened padded input{phases} (no im2col copy), "
+                            f"accumulated {chunks}{depthwise}")
 
 
 def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool = False, jit: bool = False) -> str:

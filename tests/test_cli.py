@@ -194,3 +194,17 @@ def test_bench_reports_every_method_with_pair_ratios(capsys):
     for part, lib in zip(rates.split(", "), ("numpy", "torch")):
         name, values = part.split()
         assert name == lib and all(float(v) > 0 for v in values.split("/"))
+
+
+def test_bench_child_environment_binds_only_when_asked(monkeypatch):
+    from symgrad.bench import _env
+    monkeypatch.setenv("OMP_PROC_BIND", "spread")  # the parent's setting does not leak into unbound runs
+    unbound, bound = _env(2), _env(2, bind=True)
+    assert "OMP_PROC_BIND" not in unbound and bound["OMP_PROC_BIND"] == "true"
+    assert all(env[key] == "2" for env in (unbound, bound) for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"))
+
+
+@needs_torch
+def test_bench_bound_threads(capsys):
+    code, out, _ = run(capsys, "bench", "gelu", "--input-shape", "x=70000", "--repeats", "3", "--threads", "2", "--bind")
+    assert code == 0 and out.splitlines()[0] == "gelu (2 threads, bound)"

@@ -16,8 +16,13 @@ small shapes do not reach by themselves:
 - the helper itself against a loop reference of XLA's convolution on lax-level calls: transposed
   convolutions with phases that meet no tap, negative padding, crops past an axis's end.
 """
+import os
+
 import numpy as np
 import pytest
+
+import symgrad
+from symgrad.emit import emit, load
 
 from conftest import needs_torch
 from test_sweep import CONFIGS, module_for, run_config
@@ -113,6 +118,46 @@ def test_conv_modules_run_serially_without_threadpoolctl(monkeypatch):
     assert module._workers() == 1 and module._split(8, 1) == (1, [(0, 8)])
 
 
+def test_worker_pool_is_kept_and_made_anew_in_a_forked_child(monkeypatch):
+    module = _module(*CHUNKED[0][:2])
+    monkeypatch.setattr(module, "_POOL", {})
+    first = module._pool(2)
+    assert module._pool(1) is first and module._pool(2) is first  # kept from call to call
+    assert module._pool(3) is not first  # more threads wanted: a bigger pool
+    bigger = module._pool(3)
+    monkeypatch.setattr(module.os, "getpid", lambda: -1)  # as seen from a forked child
+    assert module._pool(2) is not bigger
+    for pool in (first, bigger, module._POOL["pool"]):
+        pool.shutdown()
+
+
+@pytest.mark.parametrize("value,bound", [("true", True), ("Spread", True), (" close ", True), ("false", False),
+                                         ("", False), ("master", False), ("primary", False)])
+def test_omp_proc_bind_values(monkeypatch, value, bound):
+    """true/close/spread bind one thread to a CPU; false, unset and primary/master (every thread on
+    the caller's CPU) do not."""
+    monkeypatch.setenv("OMP_PROC_BIND", value)
+    name, params = CHUNKED[0][:2]
+    source = emit(symgrad.derive(symgrad.ops.build(name, **params)))
+    assert load(source)._BIND is bound
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs thread affinity and two CPUs")
+def test_bound_threads_run_on_a_cpu_each(monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    module = _module(*CHUNKED[0][:2])
+    monkeypatch.setattr(module, "_BIND", True)
+    monkeypatch.setattr(module, "_POOL", {})
+    caller = os.sched_getaffinity(0)
+    try:
+        seen = module._in_parallel(lambda start, stop: os.sched_getaffinity(0), [(0, 1), (1, 2)])
+        assert seen == [{cpu} for cpu in sorted(caller)[:2]]
+    finally:
+        os.sched_setaffinity(0, caller)
+        module._POOL["pool"].shutdown()
+
+
 @needs_torch
 @pytest.mark.parametrize("name,params,shapes", ELEMENTWISE, ids=[f"gelu-{k}" for k in range(len(ELEMENTWISE))])
 @pytest.mark.parametrize("threads", [1, 2])
@@ -137,18 +182,32 @@ PHASES = [  # (op, params, shapes): the forward's window stride > 1
 ]
 
 
+PHASE_SETTINGS = {  # module settings the phase paths run under: chunks, threads, the GPU's formulation
+    "default": {},
+    "one-item chunks, three threads": {"_CHUNK_BYTES": 1, "_workers": lambda: 3},
+    "whole batch (GPU)": {"_CHUNK_BYTES": None},
+}
+
+
 @needs_torch
+@pytest.mark.parametrize("setting", PHASE_SETTINGS)
 @pytest.mark.parametrize("name,params,shapes", PHASES, ids=[f"{c[0]}-{k}" for k, c in enumerate(PHASES)])
-def test_strided_windows_by_phases(monkeypatch, name, params, shapes):
+def test_strided_windows_by_phases(monkeypatch, name, params, shapes, setting):
+    """The forward reads its input by stride phase (taps on one shared grid), dx is computed by
+    output phase, and dw reads the input by phases of the kernel dilation (the forward's stride)."""
     module = _module(name, params)
+    for key, value in PHASE_SETTINGS[setting].items():
+        monkeypatch.setattr(module, key, value)
     calls = []
-    forward, transposed = module._polyphase, module._output_phases
-    monkeypatch.setattr(module, "_polyphase", lambda *args: calls.append(("forward", args[2])) or forward(*args))
+    taps, outputs, transposed = module._flat_shift_taps, module._flat_shift_outputs, module._output_phases
+    monkeypatch.setattr(module, "_flat_shift_taps", lambda *args, **kw: calls.append(("taps", args[3])) or taps(*args, **kw))
+    monkeypatch.setattr(module, "_flat_shift_outputs", lambda *args: calls.append(("outputs", args[4])) or outputs(*args))
     monkeypatch.setattr(module, "_output_phases", lambda *args: calls.append(("dx", args[3])) or transposed(*args))
     errors = run_config(name, params, shapes)
     assert max(errors.values()) <= 1e-10, errors
     stride = tuple(int(s) for s in params["stride"].split(","))
-    assert ("forward", stride) in calls and ("dx", stride) in calls  # the forward and dx took the phases
+    assert ("taps", stride) in calls and ("dx", stride) in calls
+    assert ("outputs", stride) in calls or name == "conv1d"  # conv1d's short inputs give dw more outputs than taps
 
 
 def test_chunk_settings_are_what_the_paths_read():
@@ -189,6 +248,28 @@ def _helper_cases():
         ((1, 2, 4), (3, 2, 2), (1,), [(5, -6)], (1,), (1,), 1),           # the far crop eats the front padding
         ((1, 2, 3), (2, 2, 1), (2,), [(-5, 4)], (3,), (1,), 1),
     ]
+    for _ in range(12):  # random strided windows with dilated kernels (the forward's and dw's phases)
+        nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        size = tuple(int(v) for v in rng.integers(3, 12, nsp))
+        kernel = tuple(int(v) for v in rng.integers(1, 5, nsp))
+        strides = tuple(int(v) for v in rng.integers(1, 4, nsp))
+        rd = tuple(int(v) for v in rng.integers(1, 4, nsp))
+        pads = [tuple(int(v) for v in rng.integers(-2, 4, 2)) for _ in range(nsp)]
+        if any(q + lo + hi < (k - 1) * r + 1 for q, (lo, hi), k, r in zip(size, pads, kernel, rd)):
+            continue
+        cases.append(((2, 2 * groups) + size, (2 * groups, 2) + kernel, strides, pads, (1,) * nsp, rd, groups))
+    for _ in range(12):  # weight-gradient shapes (fewer outputs than taps): window stride s, dilation d
+        nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        out = tuple(int(v) for v in rng.integers(1, 4, nsp))
+        strides = tuple(int(v) for v in rng.integers(1, 4, nsp))
+        rd = tuple(int(v) for v in rng.integers(1, 4, nsp))
+        kernel = tuple(int(v) for v in rng.integers(3, 7, nsp))
+        pads = [tuple(int(v) for v in rng.integers(-1, 3, 2)) for _ in range(nsp)]
+        size = tuple(s * (m - 1) + (k - 1) * d + 1 - lo - hi + int(rng.integers(0, s))
+                     for m, s, k, d, (lo, hi) in zip(out, strides, kernel, rd, pads))
+        if min(size) < 1:
+            continue
+        cases.append(((2, 2 * groups) + size, (2 * groups, 2) + kernel, strides, pads, (1,) * nsp, rd, groups))
     for _ in range(12):  # random transposed convolutions, 1-2 spatial axes
         nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
         size = tuple(int(v) for v in rng.integers(1, 6, nsp))
@@ -202,8 +283,9 @@ def _helper_cases():
     return cases
 
 
+@pytest.mark.parametrize("setting", PHASE_SETTINGS)
 @pytest.mark.parametrize("case", _helper_cases())
-def test_conv_helper_against_loop_reference(case):
+def test_conv_helper_against_loop_reference(monkeypatch, case, setting):
     import xla_reference
     lhs_shape, rhs_shape, strides, padding, ld, rd, groups = case
     rng = np.random.default_rng(3)
@@ -211,6 +293,8 @@ def test_conv_helper_against_loop_reference(case):
     spatial = "HWD"[:len(lhs_shape) - 2]
     numbers = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
     module = _module(*CHUNKED[0][:2])
+    for key, value in PHASE_SETTINGS[setting].items():
+        monkeypatch.setattr(module, key, value)
     want = xla_reference.conv_general_dilated(lhs, rhs, strides, padding, ld, rd, numbers, groups)
     got = module.conv_general_dilated(lhs, rhs, strides, padding, ld, rd, numbers, groups)
     assert got.shape == want.shape
