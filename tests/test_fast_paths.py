@@ -71,10 +71,9 @@ def _on_three_threads(monkeypatch, name, params, shapes):
     monkeypatch.setattr(module, "_CHUNK_BYTES", 1)
     monkeypatch.setattr(module, "_workers", lambda: 3)
     runs, split = [], module._split
-    def recorded(n, step, threads=True):  # the splits dealt out to threads (phase paths keep one run)
-        if threads:
-            runs.append(split(n, step)[1])
-        return split(n, step, threads)
+    def recorded(n, step):  # the splits dealt out to threads
+        runs.append(split(n, step)[1])
+        return split(n, step)
 
     monkeypatch.setattr(module, "_split", recorded)
     errors = run_config(name, params, shapes)
