@@ -277,9 +277,9 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
             "child, before/after its timings: what the machine gave each side (a 2-thread NumPy gauge near the "
             "1-thread one means the second core was not there for that case). Rows '2 bound' run with "
             "OMP_PROC_BIND=true in the child: torch's OpenMP threads and the emitted modules' worker threads are "
-            "bound one to a CPU; unbound, this VM's kernel (booted with sched_vcpu_pack) packs short bursts of "
-            "work onto one vCPU, which the emitted modules' sleeping workers suffer from and OpenMP's spinning "
-            "threads escape.", "",
+            "bound one to a CPU; unbound, on the 2-vCPU reference VM (its kernel booted with sched_vcpu_pack) the "
+            "two threads of a short convolution often shared one vCPU, the other idle; OpenMP's spinning threads "
+            "escape that, the emitted modules' sleeping workers do not.", "",
             "| case | threads | forward | " + " | ".join(["grads (each)", "fwd+bwd", "peak mem", "gauge"]) + " |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, t, r in rows:
