@@ -65,6 +65,9 @@ def _setup(task):
     return op, module, arrays
 
 
+SETTLE = 0.1  # seconds of untimed calls after each pause (see _interleaved_times)
+
+
 def _interleaved_times(pairs: dict, repeats: int, warmup: int, pause: float = 0.0) -> dict:
     """Times of each function, the functions taking turns within every repeat.
 
@@ -72,11 +75,15 @@ def _interleaved_times(pairs: dict, repeats: int, warmup: int, pause: float = 0.
     VM's speed drifts by tens of percent over seconds), which back-to-back blocks would not.
     ``pause`` seconds of sleep before each turn let the other library's worker threads stop
     spinning (OpenBLAS and OpenMP threads busy-wait after a call and would steal the cores).  A
-    pause is followed by one untimed call of the same function, so the timed call runs as in a
-    loop that keeps the machine busy: on the 2-vCPU reference VM the first call after 0.2 s of
-    idling ran its threads at well under their speed (measured: the emitted ResNet forward's two
-    threads took 16-26 ms of wall time for 12 ms of CPU time each; after a call, 12 ms for 12 ms;
-    torch's stride-2 forward took longer on 2 threads than on 1).
+    pause is followed by untimed calls of the same function, for ``SETTLE`` seconds (at least one
+    call), so the timed call runs as in a loop that keeps the machine busy.  On the 2-vCPU
+    reference VM, whose kernel packs the threads of a lightly loaded VM onto one vCPU, threads
+    that have idled run well under their speed for a while: the emitted ResNet forward's two
+    threads took 16-26 ms of wall time for 12 ms of CPU time each right after 0.2 s of sleep;
+    the stride-2 layer's fwd+bwd on 2 threads took 20, 26 and 19 ms in the first three calls
+    after the sleep and 15 ms from the fourth on (medians of 6; with threads bound one to a CPU,
+    15-16 ms from the first call); torch's stride-2 forward took longer on 2 threads than on 1
+    when timed straight after the sleep.
     """
     for fn in pairs.values():
         for _ in range(warmup):
@@ -86,7 +93,10 @@ def _interleaved_times(pairs: dict, repeats: int, warmup: int, pause: float = 0.
         for key, fn in pairs.items():
             if pause:
                 time.sleep(pause)
+                settled = time.perf_counter() + SETTLE
                 fn()
+                while time.perf_counter() < settled:
+                    fn()
             start = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - start)
@@ -265,8 +275,8 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
             f"Measured by `symgrad bench --suite` on {platform.machine()} with {os.cpu_count()} cores, "
             f"numpy {numpy.__version__}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
             "same thread count, the two sides taking turns run by run (with 2+ threads, each turn is 0.2 s of sleep, "
-            "so neither library's spinning worker threads steal the cores, then one untimed call, so the timed one "
-            "finds the machine awake as in a loop), after one large NumPy "
+            f"so neither library's spinning worker threads steal the cores, then {SETTLE:g} s of untimed calls (at least "
+            "one), so the timed one finds the machine awake as in a loop), after one large NumPy "
             "SGEMM (see `_warm_blas` in symgrad/bench.py). Ratio = emitted time / torch time (lower is better; < 1 means faster than torch), "
             "the median over the runs of each run's pair (the two sides of one turn), so drift between turns cancels; "
             "fwd+bwd also gives the quartiles of those pair ratios, the spread the machine gave. "

@@ -10,11 +10,15 @@ small shapes do not reach by themselves:
   machine's BLAS has (and how the batch is split into their runs),
 - blockwise elementwise evaluation over several blocks with a ragged last block, on two threads,
 - float32 inputs on the suite's layer types, within 1e-5 of the float64 reference,
-- strided windows by stride phases, and their input gradients by output phases, on cases chosen
-  to reach their corners (phases no tap falls on, dilations sharing a factor with the stride,
-  groups, 1-3 spatial axes),
-- the helper itself against a loop reference of XLA's convolution on lax-level calls: transposed
-  convolutions with phases that meet no tap, negative padding, crops past an axis's end.
+- strided windows by stride phases, their input gradients by output phases and their weight
+  gradients by phases of the kernel dilation, on cases chosen to reach their corners (phases no
+  tap falls on, dilations sharing a factor with the stride, groups, 1-3 spatial axes), under the
+  default settings, one-item chunks on three threads, and the GPU's whole batch,
+- the helper itself against a loop reference of XLA's convolution on lax-level calls, under the
+  same three settings: strided dilated windows, weight-gradient shapes with both stride and
+  dilation, transposed convolutions with phases that meet no tap, negative padding, crops past an
+  axis's end,
+- the worker pool (kept between calls, made anew after a fork) and OMP_PROC_BIND's binding.
 """
 import os
 
