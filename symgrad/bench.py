@@ -45,8 +45,8 @@ def _env(threads: int, bind: bool = False) -> dict:
 
 
 def _child(task: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "symgrad.bench", json.dumps(task)], env=_env(task["threads"], task.get("bind", False)),
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "symgrad.bench", json.dumps(task)],
+                          env=_env(task["threads"], task.get("bind", False)), capture_output=True, text=True)
     if proc.returncode:
         from .ir import SymgradError
         raise SymgradError("bench: " + proc.stderr.strip().splitlines()[-1] if proc.stderr else "bench child failed")

@@ -213,6 +213,19 @@ def test_strided_windows_by_phases(monkeypatch, name, params, shapes, setting):
     assert ("outputs", stride) in calls or name == "conv1d"  # conv1d's short inputs give dw more outputs than taps
 
 
+def test_headers_name_the_phase_paths():
+    """The module header says how each convolution runs: a strided layer's forward on its stride
+    phases, dx by output phase, dw on the phases of the kernel dilation; a unit-stride layer's
+    header mentions no phases."""
+    def computed(params):
+        source = emit(symgrad.derive(symgrad.ops.build("conv2d", **params)))
+        header = source.split('"""')[1]
+        return [line for line in header.splitlines() if "computed by:" in line or "conv_general_dilated:" in line]
+    forward, dx, dw, _ = computed({"stride": 2, "padding": 1, "dilation": 1, "groups": 1})
+    assert "window-stride phases" in forward and "by output phase" in dx and "phases of the kernel dilation" in dw
+    assert not any("phase" in line for line in computed({"stride": 1, "padding": 1, "dilation": 1, "groups": 1}))
+
+
 def test_chunk_settings_are_what_the_paths_read():
     conv = _module(*CHUNKED[0][:2])
     gelu = _module(*ELEMENTWISE[0][:2])
