@@ -73,7 +73,15 @@ def work(op, shapes, itemsize) -> dict:
     return {"forward": (20 * n, 2 * n * itemsize), "backward": (40 * n, 3 * n * itemsize)}
 
 
-def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30) -> dict:
+def _gemms_to_matmul(module):
+    """The module with its GEMMs left to cupy.matmul (its cuBLAS route refused): the formulation
+    before the direct cuBLAS calls, for an A/B on the same shapes."""
+    if hasattr(module, "_gemm"):
+        module._gemm = lambda a, b, out, beta: False
+    return module
+
+
+def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30, gemm="cublas") -> dict:
     import cupy
     import torch
     from . import derive, ops
@@ -84,6 +92,8 @@ def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30) -> dict:
     torch.backends.cudnn.benchmark = True
     op = ops.build(op_name, **params)
     module = load(emit(derive(op), "cupy"))
+    if gemm == "matmul":
+        _gemms_to_matmul(module)
     arrays = [cupy.random.standard_normal(shapes[t.name], dtype=cupy.float32).astype(dtype) for t in op.inputs]
     g = cupy.ones(module.forward(*arrays).shape, dtype=dtype)
     ts = [torch.from_dlpack(a).requires_grad_(True) for a in arrays]
@@ -109,11 +119,12 @@ def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30) -> dict:
     res["work"] = work(op, shapes, itemsize)
     res["floor"] = {k: max(f / (FP32_PEAK_TFLOPS * 1e12), b / bw) for k, (f, b) in res["work"].items()}
     res["copy_bandwidth"] = bw
+    res["gemm"] = gemm
     return res
 
 
 def format_result(name, dtype, r) -> str:
-    lines = [f"{name} ({dtype}; copy bandwidth {r['copy_bandwidth'] / 1e12:.2f} TB/s)"]
+    lines = [f"{name} ({dtype}; GEMMs by {r['gemm']}; copy bandwidth {r['copy_bandwidth'] / 1e12:.2f} TB/s)"]
     for k in ("forward", "backward"):
         e, t = r["emitted"][k], r["torch"][k]
         flops, io = r["work"][k]
@@ -122,25 +133,27 @@ def format_result(name, dtype, r) -> str:
     return "\n".join(lines)
 
 
-def suite(path="BENCHMARKS-gpu.md", dtypes=("float32",)) -> str:
+def suite(path="BENCHMARKS-gpu.md", dtypes=("float32",), gemms=("cublas",)) -> str:
     import cupy
     rows = []
     for name, op, params, shapes in SUITE:
         for dt in dtypes:
-            r = bench_gpu(op, params, shapes, dt)
-            print(format_result(name, dt, r), flush=True)
-            rows.append((name, dt, r))
-            cupy.get_default_memory_pool().free_all_blocks()
+            for gemm in gemms:
+                r = bench_gpu(op, params, shapes, dt, gemm=gemm)
+                print(format_result(name, dt, r), flush=True)
+                rows.append((name, dt, r))
+                cupy.get_default_memory_pool().free_all_blocks()
     dev = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     head = [f"## GPU: emitted CuPy modules vs PyTorch (cuDNN / cuBLAS), {dev}", "",
             "CUDA-event medians, TF32 off on both sides. Ratio = emitted / torch. Torch's backward is one "
             "`autograd.grad` over all inputs on a graph built once. Floor = roofline (fp32 67 TFLOP/s, measured copy bandwidth).", "",
-            "| case | dtype | fwd ms (torch) | fwd ratio | bwd ms (torch) | bwd ratio | bwd TFLOP/s | bwd GB/s | bwd floor ms |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "| case | dtype | GEMMs | fwd ms (torch) | fwd ratio | bwd ms (torch) | bwd ratio | bwd TFLOP/s | bwd GB/s "
+            "| bwd floor ms |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, dt, r in rows:
         e, t = r["emitted"], r["torch"]
         f, b = r["work"]["backward"]
-        head.append(f"| {name} | {dt} | {e['forward'] * 1e3:.3f} ({t['forward'] * 1e3:.3f}) | "
+        head.append(f"| {name} | {dt} | {r['gemm']} | {e['forward'] * 1e3:.3f} ({t['forward'] * 1e3:.3f}) | "
                     f"{e['forward'] / t['forward']:.2f} | {e['backward'] * 1e3:.3f} ({t['backward'] * 1e3:.3f}) | "
                     f"{e['backward'] / t['backward']:.2f} | {f / e['backward'] / 1e12:.1f} | "
                     f"{b / e['backward'] / 1e9:.0f} | {r['floor']['backward'] * 1e3:.3f} |")

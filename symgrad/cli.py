@@ -129,6 +129,8 @@ def cmd_bench(args):
     from . import bench
     if args.backend == "cupy":
         return _bench_gpu(args)
+    if args.gemm:
+        raise SymgradError("bench: --gemm compares GEMM routes on the GPU; it needs --backend cupy")
     if args.suite:
         bench.suite(args.output or "BENCHMARKS.md", threads=tuple(args.threads or (1, 2)), repeats=args.repeats)
         return 0
@@ -155,12 +157,14 @@ def _bench_case(args):
 
 def _bench_gpu(args):
     from . import bench_gpu
+    gemms = tuple(args.gemm or ["cublas"])
     if args.suite:
-        bench_gpu.suite(args.output or "BENCHMARKS-gpu.md", dtypes=tuple(args.dtype or ["float32"]))
+        bench_gpu.suite(args.output or "BENCHMARKS-gpu.md", dtypes=tuple(args.dtype or ["float32"]), gemms=gemms)
         return 0
     op, params, shapes = _bench_case(args)
     for dt in args.dtype or ["float32"]:
-        print(bench_gpu.format_result(op.name, dt, bench_gpu.bench_gpu(op.name, params, shapes, dt)))
+        for gemm in gemms:
+            print(bench_gpu.format_result(op.name, dt, bench_gpu.bench_gpu(op.name, params, shapes, dt, gemm=gemm)))
     return 0
 
 
@@ -203,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                     help="numpy: CPU against torch CPU; cupy: GPU against torch with cuDNN")
     bn.add_argument("--dtype", action="append", help="cupy: float32 (default), float16, ...")
+    bn.add_argument("--gemm", action="append", choices=("cublas", "matmul"),
+                    help="cupy (repeat to compare): cublas, the module as emitted (default); matmul, its GEMMs "
+                         "left to cupy.matmul")
     bn.add_argument("-o", "--output", help="with --suite: the Markdown file (default BENCHMARKS.md)")
     bn.set_defaults(fn=cmd_bench)
     return p

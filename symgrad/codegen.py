@@ -219,7 +219,7 @@ def element_code(forms, out: str):
         return None
 
 
-HELPERS = {"conv_general_dilated": ["conv_general_dilated", "threads"], "matmul": ["dot_general"]}
+HELPERS = {"conv_general_dilated": ["conv_general_dilated", "gemm", "threads"], "matmul": ["dot_general", "gemm"]}
 
 
 def helpers_for(forms) -> list:

@@ -17,14 +17,14 @@ from .formulation import formulation
 from .ir import SymgradError
 from .printing import ELEMENT_FUNCTIONS, FLOAT32_APPROXIMATED, CuPyArrayPrinter, ModuleArrayPrinter, size_code, term_text, terms_text
 
-#: backend -> what differs between the emitted files: the array module and where erf lives
+#: backend -> what differs between the emitted files: the array module, where erf lives, what the GEMMs need
 BACKENDS = {
     "numpy": {"name": "NumPy", "array_module": "numpy", "import": "import numpy as xp",
               "printer": ModuleArrayPrinter, "special_import": "import scipy.special", "chunk_bytes": "1 << 20", "blockwise": True,
-              "threads": True},
+              "threads": True, "gemm_import": None},
     "cupy": {"name": "CuPy", "array_module": "cupy", "import": "import cupy as xp",
              "printer": CuPyArrayPrinter, "special_import": "import cupyx.scipy.special", "chunk_bytes": "None", "blockwise": False,
-             "threads": False},
+             "threads": False, "gemm_import": "import numpy  # host scalars for cuBLAS"},
 }
 
 
@@ -198,7 +198,8 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "backend_name": spec["name"], "array_module": spec["array_module"], "chunk_bytes": spec["chunk_bytes"],
         "threads": spec["threads"],
         "imports": _standard_imports(blockwise, jit, helpers, spec["threads"])
-        + [spec["import"]] + ([spec["special_import"]] if "scipy.special." in code or "erf" in special else []),
+        + [spec["import"]] + ([spec["gemm_import"]] if spec["gemm_import"] and "gemm" in helpers else [])
+        + ([spec["special_import"]] if "scipy.special." in code or "erf" in special else []),
         "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "bind": bind, "forward": forward, "check": check, "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),

@@ -16,11 +16,17 @@ def _all_one(values) -> bool:
 
 
 def _conv(fields: dict, backend: str) -> str:
+    gemms = "" if backend == "numpy" else ("; each GEMM one cuBLAS call that reads its operands where they lie "
+                                           "and adds into the result (beta = 1)")
+    return _conv_paths(fields, backend) + gemms
+
+
+def _conv_paths(fields: dict, backend: str) -> str:
+    chunks = ("in cache-sized batch chunks dealt out to the worker threads" if backend == "numpy"
+              else "over the whole batch")
     unit_stride = _all_one(fields["window_strides"])
     unit_lhs = _all_one(fields["lhs_dilation"])
     single_batch_group = sp.sympify(fields["batch_group_count"]) == 1
-    chunks = ("in cache-sized batch chunks dealt out to the worker threads" if backend == "numpy"
-              else "over the whole batch")
     if not unit_lhs and unit_stride and single_batch_group:
         return ("transposed convolution by output phase (no zero insertion): the outputs of each "
                 "lhs_dilation phase meet only every few kernel taps, so each phase is a unit-stride "
@@ -44,6 +50,8 @@ def formulation(kind: str, fields: dict, backend: str = "numpy", blockwise: bool
     if kind == "conv_general_dilated":
         return _conv(fields, backend)
     if kind == "matmul":
+        if backend == "cupy":
+            return "one strided-batched cuBLAS GEMM on the operands as they lie, transposes by flag (dot_general)"
         return "one batched BLAS matrix product (dot_general)"
     if kind == "reduce_sum":
         return "one reduction (xp.sum)"

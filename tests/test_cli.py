@@ -102,6 +102,7 @@ def test_check_passes_and_prints_table(capsys):
     (["derive", "matmul", "--a-shape", "2,M,K", "--b-shape", "3,K,N"], "batch axis 0 does not broadcast"),
     (["derive", "conv"], "--ndim is required"),
     (["derive", "gelu", "--mode", "full"], "--mode does not apply to gelu"),
+    (["bench", "gelu", "--input-shape", "x=8", "--gemm", "matmul"], "--gemm compares GEMM routes on the GPU"),
 ])
 def test_bad_parameters_exit_2_with_one_clear_line(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
@@ -174,6 +175,8 @@ def test_cupy_source_is_valid_and_imports_only_gpu_modules(capsys, argv):
     compile(src, "<cupy module>", "exec")
     assert _imports(src) <= {"cupy", "cupyx.scipy.special", "numpy", "math"}
     assert "import numpy as xp" not in src and "import cupy as xp" in src
+    gemms = argv[0] in ("conv2d", "conv1d", "convolve", "matmul")  # their GEMMs are cuBLAS calls on views
+    assert ("xp.cuda.cublas.gemmStridedBatchedEx(" in src) == gemms and ("cuBLAS" in src.split('"""')[1]) == gemms
 
 
 @needs_torch

@@ -3,7 +3,8 @@ small shapes do not reach by themselves:
 - batch chunks in the per-tap loop and channel chunks in the per-output-position loop (forced by
   shrinking the module's cache budget to one byte, so every chunk is a single batch item),
 - no chunks at all (the CuPy modules' setting: the whole batch at once, and channels merged into
-  one long inner dimension for weight gradients),
+  one long inner dimension for weight gradients), with the CuPy modules' GEMM helpers making
+  every GEMM as a cuBLAS call, cuBLAS emulated on host memory (tests/cublas_emulator.py),
 - chunks of two with a ragged last one (sweep configurations with the batch made 5), so the
   per-chunk padding buffer is reused and then used in part (its zero borders must survive),
 - batch chunks and weight-gradient channels dealt out to three worker threads, whatever this
@@ -29,8 +30,13 @@ import symgrad
 from symgrad.emit import emit, load
 
 from conftest import needs_torch
+from cublas_emulator import cupy_helpers
 from test_sweep import CONFIGS, module_for, run_config
 
+GPU_HELPERS, GPU_CUBLAS = cupy_helpers()
+# the CuPy modules' setting: the whole batch at once, and their GEMM helpers (cuBLAS emulated)
+GPU_SETTING = {"_CHUNK_BYTES": None, "_SCRATCH": False,
+               **{name: GPU_HELPERS[name] for name in ("_accumulate", "_matmul")}}
 CHUNKED = [c for c in CONFIGS if c[0] in ("conv1d", "conv2d", "conv3d") and c[2]["x"][0] >= 2][::4]
 ELEMENTWISE = [c for c in CONFIGS if c[0] == "gelu"]
 
@@ -50,11 +56,16 @@ def test_batch_and_channel_chunks(monkeypatch, name, params, shapes):
 @needs_torch
 @pytest.mark.parametrize("name,params,shapes", CHUNKED, ids=[f"{c[0]}-{k}" for k, c in enumerate(CHUNKED)])
 def test_whole_batch_paths_as_on_the_gpu(monkeypatch, name, params, shapes):
-    """No cache budget (the CuPy modules' setting): whole-batch chunks and the merged long-K GEMM
-    per output position, run here through NumPy so the CPU suite checks the GPU's formulation."""
-    monkeypatch.setattr(_module(name, params), "_CHUNK_BYTES", None)
+    """The CuPy modules' formulation run through NumPy: no cache budget (whole-batch chunks, the
+    merged long-K GEMM per output position), every GEMM made as the cuBLAS call the CuPy module
+    makes (strided operands in place, beta = 1 accumulation), cuBLAS emulated."""
+    module = _module(name, params)
+    for key, value in GPU_SETTING.items():
+        monkeypatch.setattr(module, key, value)
+    gemms = len(GPU_CUBLAS.calls)
     errors = run_config(name, params, shapes)
     assert max(errors.values()) <= 1e-10, errors
+    assert len(GPU_CUBLAS.calls) > gemms and not GPU_CUBLAS.refused
 
 
 RAGGED = [(name, params, dict(shapes, x=(5,) + tuple(shapes["x"][1:]))) for name, params, shapes in CHUNKED]
@@ -188,7 +199,7 @@ PHASES = [  # (op, params, shapes): the forward's window stride > 1
 PHASE_SETTINGS = {  # module settings the phase paths run under: chunks, threads, the GPU's formulation
     "default": {},
     "one-item chunks, three threads": {"_CHUNK_BYTES": 1, "_workers": lambda: 3},
-    "whole batch (GPU)": {"_CHUNK_BYTES": None},
+    "whole batch, cuBLAS emulated (GPU)": GPU_SETTING,
 }
 
 
@@ -201,6 +212,7 @@ def test_strided_windows_by_phases(monkeypatch, name, params, shapes, setting):
     module = _module(name, params)
     for key, value in PHASE_SETTINGS[setting].items():
         monkeypatch.setattr(module, key, value)
+    gemms = len(GPU_CUBLAS.calls)
     calls = []
     taps, outputs, transposed = module._flat_shift_taps, module._flat_shift_outputs, module._output_phases
     monkeypatch.setattr(module, "_flat_shift_taps", lambda *args, **kw: calls.append(("taps", args[3])) or taps(*args, **kw))
@@ -211,6 +223,7 @@ def test_strided_windows_by_phases(monkeypatch, name, params, shapes, setting):
     stride = tuple(int(s) for s in params["stride"].split(","))
     assert ("taps", stride) in calls and ("dx", stride) in calls
     assert ("outputs", stride) in calls or name == "conv1d"  # conv1d's short inputs give dw more outputs than taps
+    assert (len(GPU_CUBLAS.calls) > gemms) == (PHASE_SETTINGS[setting] is GPU_SETTING) and not GPU_CUBLAS.refused
 
 
 def test_headers_name_the_phase_paths():
@@ -311,7 +324,10 @@ def test_conv_helper_against_loop_reference(monkeypatch, case, setting):
     module = _module(*CHUNKED[0][:2])
     for key, value in PHASE_SETTINGS[setting].items():
         monkeypatch.setattr(module, key, value)
+    gemms = len(GPU_CUBLAS.calls)
     want = xla_reference.conv_general_dilated(lhs, rhs, strides, padding, ld, rd, numbers, groups)
     got = module.conv_general_dilated(lhs, rhs, strides, padding, ld, rd, numbers, groups)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert not GPU_CUBLAS.refused  # on the GPU every GEMM reads its operands in place
+    assert len(GPU_CUBLAS.calls) == gemms or PHASE_SETTINGS[setting] is GPU_SETTING
