@@ -81,7 +81,7 @@ def _gemms_to_matmul(module):
     return module
 
 
-def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30, gemm="cublas") -> dict:
+def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30, gemm="cublas", conv_path="taps") -> dict:
     import cupy
     import torch
     from . import derive, ops
@@ -94,6 +94,8 @@ def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30, gemm="cublas
     module = load(emit(derive(op), "cupy"))
     if gemm == "matmul":
         _gemms_to_matmul(module)
+    if conv_path == "im2col" and hasattr(module, "_IM2COL"):
+        module._IM2COL = True
     arrays = [cupy.random.standard_normal(shapes[t.name], dtype=cupy.float32).astype(dtype) for t in op.inputs]
     g = cupy.ones(module.forward(*arrays).shape, dtype=dtype)
     ts = [torch.from_dlpack(a).requires_grad_(True) for a in arrays]
@@ -119,12 +121,12 @@ def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30, gemm="cublas
     res["work"] = work(op, shapes, itemsize)
     res["floor"] = {k: max(f / (FP32_PEAK_TFLOPS * 1e12), b / bw) for k, (f, b) in res["work"].items()}
     res["copy_bandwidth"] = bw
-    res["gemm"] = gemm
+    res["route"] = f"{gemm}, {conv_path}" if op.name.startswith("conv") else gemm
     return res
 
 
 def format_result(name, dtype, r) -> str:
-    lines = [f"{name} ({dtype}; GEMMs by {r['gemm']}; copy bandwidth {r['copy_bandwidth'] / 1e12:.2f} TB/s)"]
+    lines = [f"{name} ({dtype}; GEMMs by {r['route']}; copy bandwidth {r['copy_bandwidth'] / 1e12:.2f} TB/s)"]
     for k in ("forward", "backward"):
         e, t = r["emitted"][k], r["torch"][k]
         flops, io = r["work"][k]
@@ -133,13 +135,14 @@ def format_result(name, dtype, r) -> str:
     return "\n".join(lines)
 
 
-def suite(path="BENCHMARKS-gpu.md", dtypes=("float32",), gemms=("cublas",)) -> str:
+def suite(path="BENCHMARKS-gpu.md", dtypes=("float32",), gemms=("cublas",), conv_paths=("taps",)) -> str:
     import cupy
     rows = []
     for name, op, params, shapes in SUITE:
+        routes = [(g, c) for g in gemms for c in (conv_paths if op.startswith("conv") else conv_paths[:1])]
         for dt in dtypes:
-            for gemm in gemms:
-                r = bench_gpu(op, params, shapes, dt, gemm=gemm)
+            for gemm, conv_path in routes:
+                r = bench_gpu(op, params, shapes, dt, gemm=gemm, conv_path=conv_path)
                 print(format_result(name, dt, r), flush=True)
                 rows.append((name, dt, r))
                 cupy.get_default_memory_pool().free_all_blocks()
@@ -147,13 +150,13 @@ def suite(path="BENCHMARKS-gpu.md", dtypes=("float32",), gemms=("cublas",)) -> s
     head = [f"## GPU: emitted CuPy modules vs PyTorch (cuDNN / cuBLAS), {dev}", "",
             "CUDA-event medians, TF32 off on both sides. Ratio = emitted / torch. Torch's backward is one "
             "`autograd.grad` over all inputs on a graph built once. Floor = roofline (fp32 67 TFLOP/s, measured copy bandwidth).", "",
-            "| case | dtype | GEMMs | fwd ms (torch) | fwd ratio | bwd ms (torch) | bwd ratio | bwd TFLOP/s | bwd GB/s "
+            "| case | dtype | route | fwd ms (torch) | fwd ratio | bwd ms (torch) | bwd ratio | bwd TFLOP/s | bwd GB/s "
             "| bwd floor ms |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, dt, r in rows:
         e, t = r["emitted"], r["torch"]
         f, b = r["work"]["backward"]
-        head.append(f"| {name} | {dt} | {r['gemm']} | {e['forward'] * 1e3:.3f} ({t['forward'] * 1e3:.3f}) | "
+        head.append(f"| {name} | {dt} | {r['route']} | {e['forward'] * 1e3:.3f} ({t['forward'] * 1e3:.3f}) | "
                     f"{e['forward'] / t['forward']:.2f} | {e['backward'] * 1e3:.3f} ({t['backward'] * 1e3:.3f}) | "
                     f"{e['backward'] / t['backward']:.2f} | {f / e['backward'] / 1e12:.1f} | "
                     f"{b / e['backward'] / 1e9:.0f} | {r['floor']['backward'] * 1e3:.3f} |")

@@ -129,8 +129,8 @@ def cmd_bench(args):
     from . import bench
     if args.backend == "cupy":
         return _bench_gpu(args)
-    if args.gemm:
-        raise SymgradError("bench: --gemm compares GEMM routes on the GPU; it needs --backend cupy")
+    if args.gemm or args.conv_path:
+        raise SymgradError("bench: --gemm and --conv-path compare routes on the GPU; they need --backend cupy")
     if args.suite:
         bench.suite(args.output or "BENCHMARKS.md", threads=tuple(args.threads or (1, 2)), repeats=args.repeats)
         return 0
@@ -157,14 +157,17 @@ def _bench_case(args):
 
 def _bench_gpu(args):
     from . import bench_gpu
-    gemms = tuple(args.gemm or ["cublas"])
+    gemms, paths = tuple(args.gemm or ["cublas"]), tuple(args.conv_path or ["taps"])
     if args.suite:
-        bench_gpu.suite(args.output or "BENCHMARKS-gpu.md", dtypes=tuple(args.dtype or ["float32"]), gemms=gemms)
+        bench_gpu.suite(args.output or "BENCHMARKS-gpu.md", dtypes=tuple(args.dtype or ["float32"]), gemms=gemms,
+                        conv_paths=paths)
         return 0
     op, params, shapes = _bench_case(args)
     for dt in args.dtype or ["float32"]:
         for gemm in gemms:
-            print(bench_gpu.format_result(op.name, dt, bench_gpu.bench_gpu(op.name, params, shapes, dt, gemm=gemm)))
+            for path in paths:
+                result = bench_gpu.bench_gpu(op.name, params, shapes, dt, gemm=gemm, conv_path=path)
+                print(bench_gpu.format_result(op.name, dt, result))
     return 0
 
 
@@ -210,6 +213,9 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--gemm", action="append", choices=("cublas", "matmul"),
                     help="cupy (repeat to compare): cublas, the module as emitted (default); matmul, its GEMMs "
                          "left to cupy.matmul")
+    bn.add_argument("--conv-path", action="append", choices=("taps", "im2col"),
+                    help="cupy (repeat to compare): a convolution's few-taps case by per-tap GEMMs (default) or "
+                         "im2col windows and one GEMM")
     bn.add_argument("-o", "--output", help="with --suite: the Markdown file (default BENCHMARKS.md)")
     bn.set_defaults(fn=cmd_bench)
     return p

@@ -73,18 +73,20 @@ class ElementwiseKernel:
         total += a * b
 
 
-def cupy_helpers(helpers=("conv_general_dilated", "dot_general")):
-    """The CuPy modules' GEMM helpers (their namespace) over NumPy arrays, cuBLAS emulated, host
-    addresses standing in for device ones; and the emulated cuBLAS, which also records the GEMMs
-    the helper did not give it."""
+def fake_cupy():
+    """A stand-in for the cupy module over NumPy: NumPy's functions, cuBLAS emulated, the one
+    elementwise kernel the helpers build; and the emulated cuBLAS."""
     cublas = Cublas()
     xp = types.ModuleType("cupy_on_numpy")
     xp.__getattr__ = lambda name: getattr(np, name)
     xp.cuda = types.SimpleNamespace(cublas=cublas, device=types.SimpleNamespace(get_cublas_handle=lambda: 0))
     xp.ElementwiseKernel = ElementwiseKernel
-    source = environment().get_template("helpers/gemm.py.j2").render(array_module="cupy", helpers=list(helpers))
-    namespace = {"xp": xp, "numpy": np}
-    exec(compile(source, "<gemm helper, CuPy>", "exec"), namespace)
+    return xp, cublas
+
+
+def on_host(namespace, cublas):
+    """Point the CuPy helpers in ``namespace`` (a module's dict) at host memory, and record in
+    cublas.refused the GEMMs they do not give to cuBLAS."""
     namespace["_address"] = lambda a: a.ctypes.data
     gemm = namespace["_gemm"]
 
@@ -94,4 +96,15 @@ def cupy_helpers(helpers=("conv_general_dilated", "dot_general")):
             cublas.refused.append(tuple((x.shape, x.strides, x.dtype.name) for x in (a, b, out)))
         return done
     namespace["_gemm"] = recorded
+
+
+def cupy_helpers(helpers=("conv_general_dilated", "dot_general")):
+    """The CuPy modules' GEMM helpers (their namespace) over NumPy arrays, cuBLAS emulated, host
+    addresses standing in for device ones; and the emulated cuBLAS, which also records the GEMMs
+    the helper did not give it."""
+    xp, cublas = fake_cupy()
+    source = environment().get_template("helpers/gemm.py.j2").render(array_module="cupy", helpers=list(helpers))
+    namespace = {"xp": xp, "numpy": np}
+    exec(compile(source, "<gemm helper, CuPy>", "exec"), namespace)
+    on_host(namespace, cublas)
     return namespace, cublas

@@ -102,7 +102,7 @@ def test_check_passes_and_prints_table(capsys):
     (["derive", "matmul", "--a-shape", "2,M,K", "--b-shape", "3,K,N"], "batch axis 0 does not broadcast"),
     (["derive", "conv"], "--ndim is required"),
     (["derive", "gelu", "--mode", "full"], "--mode does not apply to gelu"),
-    (["bench", "gelu", "--input-shape", "x=8", "--gemm", "matmul"], "--gemm compares GEMM routes on the GPU"),
+    (["bench", "gelu", "--input-shape", "x=8", "--gemm", "matmul"], "--gemm and --conv-path compare routes on the GPU"),
 ])
 def test_bad_parameters_exit_2_with_one_clear_line(capsys, argv, needle):
     code, out, err = run(capsys, *argv)

@@ -4,12 +4,19 @@ transposed, strided row windows as the per-tap GEMMs read them, a broadcast batc
 results and beta = 1 accumulation are right in float16/32/64, and that it leaves to cupy.matmul
 what cuBLAS cannot read (no unit stride, overlapping rows, negative strides, mixed or integer
 dtypes, more than one batch axis).  The matmul sweep and the matmul benchmark shapes run through
-dot_general with these helpers.  The conv paths run with them in tests/test_fast_paths.py."""
+dot_general with these helpers, and every third sweep configuration without a bias or GELU runs
+through the emitted CuPy module file itself, cupy stood in for by NumPy.  The conv paths run
+with the helpers in tests/test_fast_paths.py."""
+import sys
+
 import numpy as np
 import pytest
 
+import symgrad
+from symgrad.emit import emit, load
+
 from conftest import needs_torch
-from cublas_emulator import cupy_helpers
+from cublas_emulator import cupy_helpers, fake_cupy, on_host
 from test_sweep import CONFIGS, module_for, run_config
 
 RNG = np.random.default_rng(11)
@@ -52,7 +59,7 @@ TOLERANCE = {np.float16: 1e-2, np.float32: 1e-5, np.float64: 1e-12}
 
 
 def _relative(got, want):
-    return np.abs(got - want).max() / np.abs(want).max()
+    return np.abs(got - want).max(initial=0.0) / max(np.abs(want).max(initial=0.0), 1e-300)
 
 
 @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda t: t.__name__)
@@ -128,3 +135,38 @@ def test_matmul_through_cublas_as_on_the_gpu(monkeypatch, name, params, shapes):
     errors = run_config(name, params, shapes)
     assert max(errors.values()) <= 1e-10, errors
     assert cublas.calls and not cublas.refused
+
+
+def _cupy_module(name, params, monkeypatch):
+    """The emitted CuPy module itself, loaded over the NumPy stand-in for cupy (its GEMMs through
+    the emulated cuBLAS).  Only modules without fused CUDA kernels (no bias, no GELU) run so."""
+    source = emit(symgrad.derive(symgrad.ops.build(name, **params)), "cupy")
+    assert "fused(" not in source
+    xp, cublas = fake_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", xp)
+    module = load(source, "cupy_module_on_host")
+    on_host(module.__dict__, cublas)
+    return module, cublas
+
+
+WHOLE = [c for c in CONFIGS if c[0] != "gelu" and not c[2].get("bias", False) and not c[1].get("bias", False)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name,params,shapes", WHOLE[::3], ids=[f"{c[0]}-{k}" for k, c in enumerate(WHOLE[::3])])
+def test_emitted_cupy_module_on_emulated_cupy(monkeypatch, name, params, shapes, dtype):
+    """The CuPy module file as emitted (not only its helpers), run over NumPy with cuBLAS emulated:
+    its forward and gradients equal the NumPy module's, and every GEMM reached cuBLAS in place."""
+    module, cublas = _cupy_module(name, params, monkeypatch)
+    reference = module_for(name, tuple(sorted(params.items())))
+    op = symgrad.ops.build(name, **params)
+    rng = np.random.default_rng(5)
+    args = [rng.standard_normal(shapes[t.name]).astype(dtype) for t in op.inputs]
+    y = module.forward(*args)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    got_all = (y,) + tuple(module.backward(g, *args))
+    for got, want in zip(got_all, (reference.forward(*args),) + tuple(reference.backward(g, *args))):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert _relative(got.astype(np.float64), want.astype(np.float64)) <= tolerance
+    assert not cublas.refused and (cublas.calls or name == "convolve")  # convolve: one channel, no GEMM

@@ -200,6 +200,7 @@ PHASE_SETTINGS = {  # module settings the phase paths run under: chunks, threads
     "default": {},
     "one-item chunks, three threads": {"_CHUNK_BYTES": 1, "_workers": lambda: 3},
     "whole batch, cuBLAS emulated (GPU)": GPU_SETTING,
+    "im2col for the few-taps case (the GPU's alternative)": dict(GPU_SETTING, _IM2COL=True),
 }
 
 
@@ -215,7 +216,9 @@ def test_strided_windows_by_phases(monkeypatch, name, params, shapes, setting):
     gemms = len(GPU_CUBLAS.calls)
     calls = []
     taps, outputs, transposed = module._flat_shift_taps, module._flat_shift_outputs, module._output_phases
+    windows = module._im2col
     monkeypatch.setattr(module, "_flat_shift_taps", lambda *args, **kw: calls.append(("taps", args[3])) or taps(*args, **kw))
+    monkeypatch.setattr(module, "_im2col", lambda *args: calls.append(("taps", args[2])) or windows(*args))
     monkeypatch.setattr(module, "_flat_shift_outputs", lambda *args: calls.append(("outputs", args[4])) or outputs(*args))
     monkeypatch.setattr(module, "_output_phases", lambda *args: calls.append(("dx", args[3])) or transposed(*args))
     errors = run_config(name, params, shapes)
@@ -223,7 +226,7 @@ def test_strided_windows_by_phases(monkeypatch, name, params, shapes, setting):
     stride = tuple(int(s) for s in params["stride"].split(","))
     assert ("taps", stride) in calls and ("dx", stride) in calls
     assert ("outputs", stride) in calls or name == "conv1d"  # conv1d's short inputs give dw more outputs than taps
-    assert (len(GPU_CUBLAS.calls) > gemms) == (PHASE_SETTINGS[setting] is GPU_SETTING) and not GPU_CUBLAS.refused
+    assert (len(GPU_CUBLAS.calls) > gemms) == ("_accumulate" in PHASE_SETTINGS[setting]) and not GPU_CUBLAS.refused
 
 
 def test_headers_name_the_phase_paths():
@@ -330,4 +333,4 @@ def test_conv_helper_against_loop_reference(monkeypatch, case, setting):
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert not GPU_CUBLAS.refused  # on the GPU every GEMM reads its operands in place
-    assert len(GPU_CUBLAS.calls) == gemms or PHASE_SETTINGS[setting] is GPU_SETTING
+    assert len(GPU_CUBLAS.calls) == gemms or "_accumulate" in PHASE_SETTINGS[setting]
