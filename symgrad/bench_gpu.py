@@ -2,7 +2,7 @@
 
 Times are CUDA-event times (warm-up, then the median of many runs), TF32 off on both sides.
 Achieved TFLOP/s and GB/s use the op's ideal work (each input read once, each output written
-once); the roofline floor is max(work / peak FLOP/s, bytes / measured copy bandwidth).
+once); the roofline floor is max(work / the dtype's peak FLOP/s, bytes / measured copy bandwidth).
 """
 from __future__ import annotations
 
@@ -24,7 +24,16 @@ SUITE = [
      {"a": (32, 1024, 1024), "b": (32, 1024, 1024)}),
     ("gelu 2^28", "gelu", {"approximate": "none"}, {"x": (1 << 28,)}),
 ]
-FP32_PEAK_TFLOPS = 67.0  # H100 SXM, fp32 without tensor cores (datasheet)
+# Peak dense TFLOP/s by dtype, H100 SXM datasheet (the H200 has the same): float16 on tensor cores
+# (the GEMMs accumulate in float32 there), float32 without tensor cores (no TF32), float64 on its
+# tensor cores.  The roofline floor of a float16 case uses the float16 peak, not float32's.
+PEAK_TFLOPS = {"float16": 989.0, "bfloat16": 989.0, "float32": 67.0, "float64": 67.0}
+
+
+def roofline(work: dict, dtype: str, bandwidth: float) -> dict:
+    """The floor of each pass: max(FLOPs / peak FLOP/s for the dtype, bytes / copy bandwidth)."""
+    peak = PEAK_TFLOPS[dtype] * 1e12
+    return {k: max(flops / peak, io / bandwidth) for k, (flops, io) in work.items()}
 
 
 def _events_median(fn, repeats=30, warmup=5):
@@ -119,7 +128,7 @@ def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30, gemm="cublas
     itemsize = cupy.dtype(dtype).itemsize
     bw = copy_bandwidth()
     res["work"] = work(op, shapes, itemsize)
-    res["floor"] = {k: max(f / (FP32_PEAK_TFLOPS * 1e12), b / bw) for k, (f, b) in res["work"].items()}
+    res["floor"] = roofline(res["work"], dtype, bw)
     res["copy_bandwidth"] = bw
     res["route"] = f"{gemm}, {conv_path}" if op.name.startswith("conv") else gemm
     return res
@@ -149,7 +158,8 @@ def suite(path="BENCHMARKS-gpu.md", dtypes=("float32",), gemms=("cublas",), conv
     dev = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     head = [f"## GPU: emitted CuPy modules vs PyTorch (cuDNN / cuBLAS), {dev}", "",
             "CUDA-event medians, TF32 off on both sides. Ratio = emitted / torch. Torch's backward is one "
-            "`autograd.grad` over all inputs on a graph built once. Floor = roofline (fp32 67 TFLOP/s, measured copy bandwidth).", "",
+            "`autograd.grad` over all inputs on a graph built once. Floor = roofline (peak TFLOP/s of the dtype, H100 SXM "
+            "datasheet: fp16 989, fp32 67 without TF32; measured copy bandwidth).", "",
             "| case | dtype | route | fwd ms (torch) | fwd ratio | bwd ms (torch) | bwd ratio | bwd TFLOP/s | bwd GB/s "
             "| bwd floor ms |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

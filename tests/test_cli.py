@@ -211,3 +211,15 @@ def test_bench_child_environment_binds_only_when_asked(monkeypatch):
 def test_bench_bound_threads(capsys):
     code, out, _ = run(capsys, "bench", "gelu", "--input-shape", "x=70000", "--repeats", "3", "--threads", "2", "--bind")
     assert code == 0 and out.splitlines()[0] == "gelu (2 threads, bound)"
+
+
+def test_gpu_roofline_uses_the_peak_of_the_dtype():
+    """The GPU benchmark's floor (a CPU-side computation): the ideal work of a 4096^3 matmul, and a
+    float16 floor from the tensor-core peak, not float32's."""
+    from symgrad import bench_gpu, ops
+    op = ops.build("matmul", a_shape="M,K", b_shape="K,N")
+    work = bench_gpu.work(op, {"a": (4096, 4096), "b": (4096, 4096)}, 2)
+    flops, io = work["forward"]
+    assert flops == 2 * 4096 ** 3 and io == 2 * 3 * 4096 ** 2 and work["backward"] == (2 * flops, 2 * io)
+    half, single = (bench_gpu.roofline(work, dtype, 3e12)["forward"] for dtype in ("float16", "float32"))
+    assert single == flops / 67e12 and half == max(flops / 989e12, io / 3e12) and half < single / 10
