@@ -1,6 +1,7 @@
 """GPU: every configuration of the CPU sweep through the emitted CuPy modules, compared with the
-NumPy modules and with PyTorch on the GPU (float64 ≤ 1e-10; float32 ≤ 1e-5 with TF32 off).
-Skipped cleanly where CuPy or a GPU is missing (CI has neither)."""
+NumPy modules and with PyTorch on the GPU (float64 ≤ 1e-10; float32 ≤ 1e-5 with TF32 off), and
+every fourth in float16 (≤ 1e-2 of float64).  Skipped cleanly where CuPy or a GPU is missing (CI
+has neither); tests/test_cupy_gemm.py runs the CuPy module files over NumPy on the CPU."""
 import functools
 import importlib.util
 
@@ -69,3 +70,21 @@ def test_cupy_matches_numpy_and_torch(name, params, shapes, dtype):
         assert isinstance(got, cupy.ndarray) and str(got.dtype) == dtype
         assert rel(got.get(), w) <= tol, (t.name, "numpy", rel(got.get(), w))
         assert rel(got.get(), r) <= tol, (t.name, "torch", rel(got.get(), r))
+
+
+@pytest.mark.parametrize("name,params,shapes", CONFIGS[::4], ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS[::4])])
+def test_cupy_float16_near_float64(name, params, shapes):
+    """float16 through the CuPy modules (GEMMs accumulating in float32 on tensor cores, fused
+    kernels computing in float) within 1e-2 of the NumPy module in float64 on the same values."""
+    import cupy
+    op = symgrad.ops.build(name, **params)
+    cpu, gpu = modules(name, tuple(sorted(params.items())))
+    rng = np.random.default_rng(1)
+    args = [rng.standard_normal(shapes[t.name]).astype(np.float16) for t in op.inputs]
+    y = gpu.forward(*[cupy.asarray(a) for a in args])
+    g = rng.standard_normal(y.shape).astype(np.float16)
+    grads = gpu.backward(cupy.asarray(g), *[cupy.asarray(a) for a in args])
+    wide = [a.astype(np.float64) for a in args]
+    want = (cpu.forward(*wide),) + tuple(cpu.backward(g.astype(np.float64), *wide))
+    for got, w in zip((y,) + tuple(grads), want):
+        assert str(got.dtype) == "float16" and rel(got.get(), w) <= 1e-2
