@@ -111,6 +111,7 @@ def test_accumulate_adds_in_place_without_scratch():
     accumulate(np.multiply, scale, rows, depthwise, None, True)
     accumulate(np.multiply, scale, rows, depthwise, None, False)
     np.testing.assert_allclose(depthwise, 2 * scale * rows, rtol=1e-12)
+    assert helpers["_MULTIPLY_ADD"][0].calls == 1  # the second tap: one kernel, no scratch
     a, b = REFUSED["integers"](np.float64)
     counts = np.ones((5, 3), dtype=a.dtype)
     accumulate(np.matmul, a, b, counts, None, False)
