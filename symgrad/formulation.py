@@ -41,7 +41,9 @@ def _conv_paths(fields: dict, backend: str) -> str:
     if not single_batch_group:
         return prefix + text + "im2col windows (sliding_window_view) and one batched GEMM per group"
     phases = "" if unit_stride else ", the input split into its window-stride phases in one buffer"
-    depthwise = " (a broadcast multiply-add per tap when each group has one input channel)"
+    depthwise = (" (a broadcast multiply-add per tap when each group has one input channel)" if backend == "numpy"
+                 else " (when each group has one input channel, the taps' broadcast products summed by one fused "
+                 "elementwise kernel per 16 taps)")
     return prefix + text + (f"one GEMM per kernel tap on the flattened padded input{phases} (no im2col copy), "
                             f"accumulated {chunks}{depthwise}")
 

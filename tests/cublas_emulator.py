@@ -7,6 +7,7 @@ batch stride between the matrices of a batch, C = alpha * op(A) op(B) + beta * C
 when beta is 0.  It rejects the arguments cuBLAS rejects (a leading dimension shorter than the
 matrix's first dimension, mismatched data and compute types)."""
 import ctypes
+import re
 import types
 
 import numpy as np
@@ -61,21 +62,39 @@ class Cublas:
 
 
 class ElementwiseKernel:
-    """cupy.ElementwiseKernel for the one body the helpers use, total = total + a * b."""
+    """cupy.ElementwiseKernel for the kernels the helpers build: a sum of n broadcast products,
+    ``total = [(c)total + ](c)a0 * (c)b0 + ... + (c)a{n-1} * (c)b{n-1};`` over inputs
+    ``T a0, T b0, ...`` and output ``T total``, computed in c (float or double).  The body is parsed
+    here, and anything else is rejected."""
+
+    TERM = re.compile(r"\((float|double)\)a(\d+) \* \((float|double)\)b(\d+)")
 
     def __init__(self, in_params, out_params, body, name):
-        assert (in_params, out_params, body) == ("T a, T b", "T total", "total = total + a * b"), body
+        count = len(in_params.split(", ")) // 2
+        assert in_params == ", ".join(f"T a{k}, T b{k}" for k in range(count)) and out_params == "T total", in_params
+        assert body.startswith("total = ") and body.endswith(";"), body
+        terms = body[len("total = "):-1].split(" + ")
+        self.accumulate = terms[0] in ("(float)total", "(double)total")
+        parsed = [self.TERM.fullmatch(term) for term in terms[self.accumulate:]]
+        assert all(parsed) and [(int(m[2]), int(m[4])) for m in parsed] == [(k, k) for k in range(count)], body
+        kinds = {m[1] for m in parsed} | {m[3] for m in parsed} | ({terms[0][1:-6]} if self.accumulate else set())
+        assert len(kinds) == 1, body
+        self.compute = np.float64 if kinds == {"double"} else np.float32
         self.calls = 0
 
-    def __call__(self, a, b, total):
-        assert a.dtype == b.dtype == total.dtype
+    def __call__(self, *args):
+        *inputs, total = args
+        assert all(x.dtype == total.dtype for x in inputs)
         self.calls += 1
-        total += a * b
+        value = total.astype(self.compute) if self.accumulate else 0
+        for a, b in zip(inputs[::2], inputs[1::2]):
+            value = value + a.astype(self.compute) * b.astype(self.compute)
+        total[...] = value
 
 
 def fake_cupy():
-    """A stand-in for the cupy module over NumPy: NumPy's functions, cuBLAS emulated, the one
-    elementwise kernel the helpers build; and the emulated cuBLAS."""
+    """A stand-in for the cupy module over NumPy: NumPy's functions, cuBLAS emulated, the
+    elementwise kernels the helpers build; and the emulated cuBLAS."""
     cublas = Cublas()
     xp = types.ModuleType("cupy_on_numpy")
     xp.__getattr__ = lambda name: getattr(np, name)

@@ -96,8 +96,8 @@ def test_layouts_keep_their_strides():
 
 
 def test_accumulate_adds_in_place_without_scratch():
-    """A per-tap GEMM after the first adds into the total by cuBLAS's beta; a depthwise tap by the
-    multiply-add kernel; a GEMM cuBLAS cannot take goes through a scratch result made for it."""
+    """A per-tap GEMM after the first adds into the total by cuBLAS's beta; a broadcast product and
+    a GEMM cuBLAS cannot take go through a scratch result made for them."""
     helpers, cublas = cupy_helpers()
     accumulate = helpers["_accumulate"]
     weights, window = _windows()
@@ -111,7 +111,6 @@ def test_accumulate_adds_in_place_without_scratch():
     accumulate(np.multiply, scale, rows, depthwise, None, True)
     accumulate(np.multiply, scale, rows, depthwise, None, False)
     np.testing.assert_allclose(depthwise, 2 * scale * rows, rtol=1e-12)
-    assert helpers["_MULTIPLY_ADD"][0].calls == 1  # the second tap: one kernel, no scratch
     a, b = REFUSED["integers"](np.float64)
     counts = np.ones((5, 3), dtype=a.dtype)
     accumulate(np.matmul, a, b, counts, None, False)
@@ -173,4 +172,27 @@ def test_emitted_cupy_module_on_emulated_cupy(monkeypatch, name, params, shapes,
     for got, want in zip(got_all, want_all):
         assert got.dtype == dtype and got.shape == want.shape
         assert _relative(got.astype(np.float64), want) <= TOLERANCE[dtype]
-    assert not cublas.refused and (cublas.calls or name == "convolve")  # convolve: one channel, no GEMM
+    fused = sum(kernel.calls for kernel in getattr(module, "_PRODUCT_KERNELS", {}).values())  # depthwise taps
+    assert not cublas.refused and (cublas.calls or fused) and (fused or name != "convolve")  # convolve: one channel
+
+
+@pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda t: t.__name__)
+@pytest.mark.parametrize("taps", [1, 9, 16, 17, 40])
+def test_depthwise_taps_summed_by_fused_kernels(taps, dtype):
+    """A depthwise layer's taps: every product summed in one elementwise kernel per 16 taps (so 40
+    taps take three, the later ones adding to the total), in float for float16/32 and double for
+    float64; mixed dtypes go product by product."""
+    helpers, _ = cupy_helpers()
+    buffer = _normal(dtype, 3, 1, 90)
+    products = [(_normal(dtype, 3, 1, 1), buffer[:, :, k:k + 40]) for k in range(taps)]
+    total = np.full((3, 1, 40), np.nan, dtype)
+    helpers["_sum_of_products"](products, total, None)
+    want = sum(a.astype(np.float64) * b.astype(np.float64) for a, b in products)
+    assert _relative(total.astype(np.float64), want) <= TOLERANCE[dtype]
+    kernels = helpers["_PRODUCT_KERNELS"]
+    assert sum(kernel.calls for kernel in kernels.values()) == -(-taps // 16)
+    assert all(kernel.compute == (np.float64 if dtype == np.float64 else np.float32) for kernel in kernels.values())
+    mixed = [(a.astype(np.float32), b) for a, b in products] if dtype == np.float64 else []
+    if mixed:
+        helpers["_sum_of_products"](mixed, total, None)
+        assert _relative(total, want) <= 1e-6 and sum(kernel.calls for kernel in kernels.values()) == -(-taps // 16)

@@ -36,7 +36,7 @@ from test_sweep import CONFIGS, module_for, run_config
 GPU_HELPERS, GPU_CUBLAS = cupy_helpers()
 # the CuPy modules' setting: the whole batch at once, and their GEMM helpers (cuBLAS emulated)
 GPU_SETTING = {"_CHUNK_BYTES": None, "_SCRATCH": False,
-               **{name: GPU_HELPERS[name] for name in ("_accumulate", "_matmul")}}
+               **{name: GPU_HELPERS[name] for name in ("_accumulate", "_matmul", "_sum_of_products")}}
 CHUNKED = [c for c in CONFIGS if c[0] in ("conv1d", "conv2d", "conv3d") and c[2]["x"][0] >= 2][::4]
 ELEMENTWISE = [c for c in CONFIGS if c[0] == "gelu"]
 
