@@ -272,6 +272,10 @@ def _helper_cases():
     part: transposed convolutions (lhs_dilation > 1) whose output phases meet no tap, one tap or
     taps sharing a factor with the dilation, with negative padding, and crops past an axis's end."""
     rng = np.random.default_rng(7)
+
+    def draw(low, high, count):  # count integers in [low, high)
+        return tuple(int(v) for v in rng.integers(low, high, count))
+
     cases = [  # (lhs shape, rhs shape, window_strides, padding, lhs_dilation, rhs_dilation, groups)
         ((2, 3, 5), (4, 3, 2), (1,), [(0, 0)], (4,), (1,), 1),            # ld > k: phases with no tap
         ((2, 3, 6), (4, 3, 3), (1,), [(-2, 3)], (2,), (2,), 1),           # ld divides rd: taps on one phase
@@ -282,21 +286,21 @@ def _helper_cases():
     ]
     for _ in range(12):  # random strided windows with dilated kernels (the forward's and dw's phases)
         nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        size = tuple(int(v) for v in rng.integers(3, 12, nsp))
-        kernel = tuple(int(v) for v in rng.integers(1, 5, nsp))
-        strides = tuple(int(v) for v in rng.integers(1, 4, nsp))
-        rd = tuple(int(v) for v in rng.integers(1, 4, nsp))
-        pads = [tuple(int(v) for v in rng.integers(-2, 4, 2)) for _ in range(nsp)]
+        size = draw(3, 12, nsp)
+        kernel = draw(1, 5, nsp)
+        strides = draw(1, 4, nsp)
+        rd = draw(1, 4, nsp)
+        pads = [draw(-2, 4, 2) for _ in range(nsp)]
         if any(q + lo + hi < (k - 1) * r + 1 for q, (lo, hi), k, r in zip(size, pads, kernel, rd)):
             continue
         cases.append(((2, 2 * groups) + size, (2 * groups, 2) + kernel, strides, pads, (1,) * nsp, rd, groups))
     for _ in range(12):  # weight-gradient shapes (fewer outputs than taps): window stride s, dilation d
         nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        out = tuple(int(v) for v in rng.integers(1, 4, nsp))
-        strides = tuple(int(v) for v in rng.integers(1, 4, nsp))
-        rd = tuple(int(v) for v in rng.integers(1, 4, nsp))
-        kernel = tuple(int(v) for v in rng.integers(3, 7, nsp))
-        pads = [tuple(int(v) for v in rng.integers(-1, 3, 2)) for _ in range(nsp)]
+        out = draw(1, 4, nsp)
+        strides = draw(1, 4, nsp)
+        rd = draw(1, 4, nsp)
+        kernel = draw(3, 7, nsp)
+        pads = [draw(-1, 3, 2) for _ in range(nsp)]
         size = tuple(s * (m - 1) + (k - 1) * d + 1 - lo - hi + int(rng.integers(0, s))
                      for m, s, k, d, (lo, hi) in zip(out, strides, kernel, rd, pads))
         if min(size) < 1:
@@ -304,11 +308,11 @@ def _helper_cases():
         cases.append(((2, 2 * groups) + size, (2 * groups, 2) + kernel, strides, pads, (1,) * nsp, rd, groups))
     for _ in range(12):  # random transposed convolutions, 1-2 spatial axes
         nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        size = tuple(int(v) for v in rng.integers(1, 6, nsp))
-        kernel = tuple(int(v) for v in rng.integers(1, 4, nsp))
-        ld = tuple(int(v) for v in rng.integers(2, 4, nsp))
-        rd = tuple(int(v) for v in rng.integers(1, 4, nsp))
-        pads = [tuple(int(v) for v in rng.integers(-2, 4, 2)) for _ in range(nsp)]
+        size = draw(1, 6, nsp)
+        kernel = draw(1, 4, nsp)
+        ld = draw(2, 4, nsp)
+        rd = draw(1, 4, nsp)
+        pads = [draw(-2, 4, 2) for _ in range(nsp)]
         if any((q - 1) * l + 1 + lo + hi < (k - 1) * r + 1 for q, l, (lo, hi), k, r in zip(size, ld, pads, kernel, rd)):
             continue
         cases.append(((2, 2 * groups) + size, (2 * groups, 2) + kernel, (1,) * nsp, pads, ld, rd, groups))
