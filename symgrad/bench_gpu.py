@@ -27,7 +27,7 @@ SUITE = [
 # Peak dense TFLOP/s by dtype, H100 SXM datasheet (the H200 has the same): float16 on tensor cores
 # (the GEMMs accumulate in float32 there), float32 without tensor cores (no TF32), float64 on its
 # tensor cores.  The roofline floor of a float16 case uses the float16 peak, not float32's.
-PEAK_TFLOPS = {"float16": 989.0, "bfloat16": 989.0, "float32": 67.0, "float64": 67.0}
+PEAK_TFLOPS = {"float16": 989.0, "float32": 67.0, "float64": 67.0}
 
 
 def roofline(work: dict, dtype: str, bandwidth: float) -> dict:

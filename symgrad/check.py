@@ -7,6 +7,7 @@ torch.autograd in float64.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ from .derive import derive
 from .diff import forward_terms, plain
 from .emit import emit, load
 from .evaluate import bind_sizes, evaluate
+from .ir import SymgradError
 from .reference import torch_reference
 
 
@@ -100,6 +102,9 @@ def fd_settings(op) -> tuple:
 
 def check(op, trials: int = 5, seed: int = 0):
     """Run ``trials`` random-shape trials; returns (trials, ok)."""
+    for name, value, minimum in (("trials", trials, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise SymgradError(f"check {op.name}: {name} must be an integer >= {minimum}, got {value!r}")
     rng = np.random.default_rng(seed)
     derivation = derive(op)
     module = load(emit(derivation))

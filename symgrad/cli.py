@@ -34,6 +34,20 @@ def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
                    help="concrete shape of an input (repeat per input): checked, and sizes become numbers")
 
 
+def _integer_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``, refused with one line naming the bound otherwise."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def build_op(args, concrete: bool):
     """The op the arguments describe; ``concrete`` fills unset conv parameters with torch's defaults."""
     name = args.op
@@ -194,8 +208,8 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_emit)
     c = sub.add_parser("check", help="verify the emitted module numerically")
     _add_op_args(c)
-    c.add_argument("--trials", type=int, default=5)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--trials", type=_integer_at_least(1), default=5)
+    c.add_argument("--seed", type=_integer_at_least(0), default=0)
     c.set_defaults(fn=cmd_check)
     dc = sub.add_parser("docs", help="regenerate the derivation documents (derivations/)")
     dc.add_argument("-o", "--output", default="derivations")
@@ -203,13 +217,14 @@ def parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="time the emitted module against PyTorch (CPU)")
     _add_op_args(bn, optional=True)
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")
-    bn.add_argument("--threads", type=int, action="append", help="thread count (repeat for several)")
-    bn.add_argument("--repeats", type=int, default=9)
+    bn.add_argument("--threads", type=_integer_at_least(1), action="append", help="thread count (repeat for several)")
+    bn.add_argument("--repeats", type=_integer_at_least(1), default=9)
     bn.add_argument("--bind", action="store_true",
                     help="OMP_PROC_BIND=true for both sides: threads bound one to a CPU")
     bn.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                     help="numpy: CPU against torch CPU; cupy: GPU against torch with cuDNN")
-    bn.add_argument("--dtype", action="append", help="cupy: float32 (default), float16, ...")
+    bn.add_argument("--dtype", action="append", choices=("float32", "float16", "float64"),
+                    help="cupy (repeat for several): float32 (default), float16, float64; CuPy has no bfloat16")
     bn.add_argument("--gemm", action="append", choices=("cublas", "matmul"),
                     help="cupy (repeat to compare): cublas, the module as emitted (default); matmul, its GEMMs "
                          "left to cupy.matmul")

@@ -7,12 +7,12 @@ batch stride between the matrices of a batch, C = alpha * op(A) op(B) + beta * C
 when beta is 0.  It rejects the arguments cuBLAS rejects (a leading dimension shorter than the
 matrix's first dimension, mismatched data and compute types)."""
 import ctypes
-import re
 import types
 
 import numpy as np
 
 from symgrad.emit import environment
+from cuda_kernels_on_host import ElementwiseKernel
 
 DATA_TYPES = {0: np.float32, 1: np.float64, 2: np.float16}          # cudaDataType
 COMPUTE_TYPES = {68: np.float32, 70: np.float64}                     # cublasComputeType
@@ -61,40 +61,9 @@ class Cublas:
         self.calls.append((transa, transb, m, n, k, batch))
 
 
-class ElementwiseKernel:
-    """cupy.ElementwiseKernel for the kernels the helpers build: a sum of n broadcast products,
-    ``total = [(c)total + ](c)a0 * (c)b0 + ... + (c)a{n-1} * (c)b{n-1};`` over inputs
-    ``T a0, T b0, ...`` and output ``T total``, computed in c (float or double).  The body is parsed
-    here, and anything else is rejected."""
-
-    TERM = re.compile(r"\((float|double)\)a(\d+) \* \((float|double)\)b(\d+)")
-
-    def __init__(self, in_params, out_params, body, name):
-        count = len(in_params.split(", ")) // 2
-        assert in_params == ", ".join(f"T a{k}, T b{k}" for k in range(count)) and out_params == "T total", in_params
-        assert body.startswith("total = ") and body.endswith(";"), body
-        terms = body[len("total = "):-1].split(" + ")
-        self.accumulate = terms[0] in ("(float)total", "(double)total")
-        parsed = [self.TERM.fullmatch(term) for term in terms[self.accumulate:]]
-        assert all(parsed) and [(int(m[2]), int(m[4])) for m in parsed] == [(k, k) for k in range(count)], body
-        kinds = {m[1] for m in parsed} | {m[3] for m in parsed} | ({terms[0][1:-6]} if self.accumulate else set())
-        assert len(kinds) == 1, body
-        self.compute = np.float64 if kinds == {"double"} else np.float32
-        self.calls = 0
-
-    def __call__(self, *args):
-        *inputs, total = args
-        assert all(x.dtype == total.dtype for x in inputs)
-        self.calls += 1
-        value = total.astype(self.compute) if self.accumulate else 0
-        for a, b in zip(inputs[::2], inputs[1::2]):
-            value = value + a.astype(self.compute) * b.astype(self.compute)
-        total[...] = value
-
-
 def fake_cupy():
-    """A stand-in for the cupy module over NumPy: NumPy's functions, cuBLAS emulated, the
-    elementwise kernels the helpers build; and the emulated cuBLAS."""
+    """A stand-in for the cupy module over NumPy: NumPy's functions, cuBLAS emulated, elementwise
+    kernels run by the host C compiler (tests/cuda_kernels_on_host.py); and the emulated cuBLAS."""
     cublas = Cublas()
     xp = types.ModuleType("cupy_on_numpy")
     xp.__getattr__ = lambda name: getattr(np, name)
@@ -105,7 +74,9 @@ def fake_cupy():
 
 def on_host(namespace, cublas):
     """Point the CuPy helpers in ``namespace`` (a module's dict) at host memory, and record in
-    cublas.refused the GEMMs they do not give to cuBLAS."""
+    cublas.refused the GEMMs they do not give to cuBLAS.  A module without GEMMs (GELU) is left as is."""
+    if "_gemm" not in namespace:
+        return
     namespace["_address"] = lambda a: a.ctypes.data
     gemm = namespace["_gemm"]
 

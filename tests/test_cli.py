@@ -111,6 +111,43 @@ def test_bad_parameters_exit_2_with_one_clear_line(capsys, argv, needle):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv,needle", [
+    (["check", "gelu", "--trials", "0"], "argument --trials: expected an integer >= 1, got '0'"),
+    (["check", "gelu", "--trials", "three"], "argument --trials: expected an integer >= 1, got 'three'"),
+    (["check", "gelu", "--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    (["bench", "gelu", "--threads", "0"], "argument --threads: expected an integer >= 1, got '0'"),
+    (["bench", "gelu", "--repeats", "-3"], "argument --repeats: expected an integer >= 1, got '-3'"),
+    (["bench", "--suite", "--backend", "cupy", "--dtype", "bfloat16"], "argument --dtype: invalid choice: 'bfloat16'"),
+])
+def test_bad_counts_are_refused_before_any_work(capsys, argv, needle):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert needle in err.splitlines()[-1], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"trials": 0}, "check gelu: trials must be an integer >= 1, got 0"),
+    ({"trials": 2.0}, "check gelu: trials must be an integer >= 1, got 2.0"),
+    ({"seed": -4}, "check gelu: seed must be an integer >= 0, got -4"),
+])
+def test_check_refuses_a_check_that_checks_nothing(kwargs, needle):
+    from symgrad import ops
+    from symgrad.check import check
+    from symgrad.ir import SymgradError
+    with pytest.raises(SymgradError, match=needle):
+        check(ops.build("gelu", approximate="none"), **kwargs)
+
+
+def test_check_accepts_numpy_integers(capsys):
+    from symgrad import ops
+    from symgrad.check import check
+    results, ok = check(ops.build("gelu", approximate="tanh"), trials=np.int64(1), seed=np.uint8(2))
+    assert ok and len(results) == 1
+
+
 def test_emitted_module_rejects_mismatched_shapes(capsys):
     _, src, _ = run(capsys, "emit", "conv2d", "--groups", "2")
     mod = load(src)

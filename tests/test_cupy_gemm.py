@@ -4,10 +4,16 @@ transposed, strided row windows as the per-tap GEMMs read them, a broadcast batc
 results and beta = 1 accumulation are right in float16/32/64, and that it leaves to cupy.matmul
 what cuBLAS cannot read (no unit stride, overlapping rows, negative strides, mixed or integer
 dtypes, more than one batch axis).  The matmul sweep and the matmul benchmark shapes run through
-dot_general with these helpers, and every third sweep configuration without a bias or GELU runs
-through the emitted CuPy module file itself, cupy stood in for by NumPy.  The conv paths run
-with the helpers in tests/test_fast_paths.py."""
+dot_general with these helpers, and every third sweep configuration runs through the emitted CuPy
+module file itself, cupy stood in for by NumPy, its fused elementwise kernels (GELU, depthwise tap
+sums) compiled by the host C compiler (tests/cuda_kernels_on_host.py).  Where nvcc and CuPy's
+headers are present, every kernel body those runs built is compiled for the GPU as CuPy lays it
+out.  The conv paths run with the helpers in tests/test_fast_paths.py."""
+import importlib.util
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +23,7 @@ from symgrad.emit import emit, load
 
 from conftest import needs_torch
 from cublas_emulator import cupy_helpers, fake_cupy, on_host
+from cuda_kernels_on_host import SEEN, cuda_source
 from test_sweep import CONFIGS, module_for, run_config
 
 RNG = np.random.default_rng(11)
@@ -139,9 +146,8 @@ def test_matmul_through_cublas_as_on_the_gpu(monkeypatch, name, params, shapes):
 
 def _cupy_module(name, params, monkeypatch):
     """The emitted CuPy module itself, loaded over the NumPy stand-in for cupy (its GEMMs through
-    the emulated cuBLAS).  Only modules without fused CUDA kernels (no bias, no GELU) run so."""
+    the emulated cuBLAS, its fused kernels compiled by the host C compiler)."""
     source = emit(symgrad.derive(symgrad.ops.build(name, **params)), "cupy")
-    assert "fused(" not in source
     xp, cublas = fake_cupy()
     monkeypatch.setitem(sys.modules, "cupy", xp)
     module = load(source, "cupy_module_on_host")
@@ -149,16 +155,13 @@ def _cupy_module(name, params, monkeypatch):
     return module, cublas
 
 
-WHOLE = [c for c in CONFIGS if c[0] != "gelu" and not c[2].get("bias", False) and not c[1].get("bias", False)]
-
-
 @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda t: t.__name__)
-@pytest.mark.parametrize("name,params,shapes", WHOLE[::3], ids=[f"{c[0]}-{k}" for k, c in enumerate(WHOLE[::3])])
+@pytest.mark.parametrize("name,params,shapes", CONFIGS[::3], ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS[::3])])
 def test_emitted_cupy_module_on_emulated_cupy(monkeypatch, name, params, shapes, dtype):
     """The CuPy module file as emitted (not only its helpers), run over NumPy with cuBLAS emulated:
     its forward and gradients in the dtype are the NumPy module's in float64 on the same values
-    (float16: its GEMMs accumulating in float32, as on the GPU), and every GEMM reached cuBLAS in
-    place."""
+    (float16: its GEMMs accumulating in float32, as on the GPU), every GEMM reached cuBLAS in
+    place, and GELU ran as fused kernels."""
     module, cublas = _cupy_module(name, params, monkeypatch)
     reference = module_for(name, tuple(sorted(params.items())))
     op = symgrad.ops.build(name, **params)
@@ -172,8 +175,13 @@ def test_emitted_cupy_module_on_emulated_cupy(monkeypatch, name, params, shapes,
     for got, want in zip(got_all, want_all):
         assert got.dtype == dtype and got.shape == want.shape
         assert _relative(got.astype(np.float64), want) <= TOLERANCE[dtype]
-    fused = sum(kernel.calls for kernel in getattr(module, "_PRODUCT_KERNELS", {}).values())  # depthwise taps
-    assert not cublas.refused and (cublas.calls or fused) and (fused or name != "convolve")  # convolve: one channel
+    taps = sum(kernel.calls for kernel in getattr(module, "_PRODUCT_KERNELS", {}).values())  # depthwise taps
+    pointwise = sum(kernel.calls for kernel in getattr(module, "_KERNELS", {}).values())
+    assert not cublas.refused
+    if name == "gelu":
+        assert pointwise == 2 and not cublas.calls  # the forward and the gradient, one kernel each
+    else:
+        assert (cublas.calls or taps) and (taps or name != "convolve")  # convolve: one channel
 
 
 @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda t: t.__name__)
@@ -196,3 +204,46 @@ def test_depthwise_taps_summed_by_fused_kernels(taps, dtype):
     if mixed:
         helpers["_sum_of_products"](mixed, total, None)
         assert _relative(total, want) <= 1e-6 and sum(kernel.calls for kernel in kernels.values()) == -(-taps // 16)
+
+
+def _cupy_include():
+    """CuPy's kernel headers (cupy/_core/include), found without importing cupy, or None."""
+    spec = importlib.util.find_spec("cupy")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    include = Path(list(spec.submodule_search_locations)[0]) / "_core" / "include"
+    return include if (include / "cupy" / "carray.cuh").exists() else None
+
+
+CUPY_INCLUDE = _cupy_include()  # looked up once, before any test stands NumPy in for cupy
+
+
+KERNEL_CASES = [  # every kind of fused kernel the modules build: GELU both ways, depthwise tap sums
+    ("gelu", {"approximate": "none"}, {"x": (3, 5)}),
+    ("gelu", {"approximate": "tanh"}, {"x": (7,)}),
+    ("conv2d", {"stride": 1, "dilation": 1, "groups": 4, "padding": 1}, {"x": (2, 4, 6, 6), "w": (4, 1, 3, 3), "b": (4,)}),
+    ("conv1d", {"stride": 1, "dilation": 1, "groups": 3, "padding": "same"}, {"x": (2, 3, 50), "w": (3, 1, 40), "b": (3,)}),
+]
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None or CUPY_INCLUDE is None,
+                    reason="needs nvcc and CuPy's headers (cupy installed; no GPU needed)")
+def test_every_fused_kernel_compiles_for_the_gpu(monkeypatch, tmp_path):
+    """Every elementwise kernel body the CuPy modules build (those of the cases above in float16,
+    float32 and float64, and any other the tests before this one ran), written as CuPy's
+    generator writes it, compiles with nvcc for the H100 (sm_90) against CuPy's own headers."""
+    for name, params, shapes in KERNEL_CASES:
+        module, _ = _cupy_module(name, params, monkeypatch)
+        op = symgrad.ops.build(name, **params)
+        for dtype in TOLERANCE:
+            args = [RNG.standard_normal(shapes[t.name]).astype(dtype) for t in op.inputs]
+            y = module.forward(*args)
+            module.backward(np.ones_like(y), *args)
+    kernels = set(SEEN)
+    assert {k[4] for k in kernels} == {"float16", "float32", "float64"}
+    assert any("symgrad_sum_of_products" == k[3] for k in kernels) and any("erf" in k[2] for k in kernels)
+    source = tmp_path / "kernels.cu"
+    source.write_text(cuda_source(kernels))
+    done = subprocess.run(["nvcc", "-arch=sm_90", "-std=c++17", f"-I{CUPY_INCLUDE}", "-c", str(source),
+                           "-o", str(tmp_path / "kernels.o")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
