@@ -9,8 +9,9 @@ import sympy as sp
 
 from .deltas import eliminate_all
 from .diff import differentiate, forward_terms, plain, upstream
-from .ir import Op, SymgradError
+from .ir import Op
 from .recognise import recognise
+from .validate import check_rule
 
 
 @dataclass
@@ -44,29 +45,6 @@ class Derivation:
         return t
 
 
-def check_affine(op: Op):
-    """Every tensor index must be affine in the index variables; say which one is not."""
-    idx = {plain(i) for i in op.indices}
-    for s in op.rhs.atoms(sp.Sum):
-        idx |= {plain(v) for v, _, _ in s.limits}
-    for acc in plain(op.rhs).atoms(sp.Indexed):
-        for e in acc.indices:
-            for v in e.free_symbols & idx:
-                c = sp.diff(e, v)
-                if c.has(v) or c.has(sp.Derivative) or c.has(sp.Subs):
-                    raise SymgradError(f"{op.name}: index {e} of {acc.base} is not affine in {v}; "
-                                       "indices must be a·i + b·r + c with coefficients free of indices")
-    known = {t.name for t in op.inputs}
-    for acc in op.rhs.atoms(sp.Indexed):
-        if acc.base.name not in known:
-            raise SymgradError(f"{op.name}: the rule reads {acc.base.name}, which is not an input "
-                               f"(inputs: {', '.join(sorted(known))})")
-    for fn in op.rhs.atoms(sp.Function):
-        if isinstance(fn, sp.core.function.AppliedUndef):
-            raise SymgradError(f"{op.name}: unsupported function {fn.func.__name__}; use SymPy functions "
-                               "(exp, log, erf, tanh, …) whose derivatives SymPy knows")
-
-
 def rename_free(op: Op, target, j: tuple, terms: list):
     """Give the gradient's free indices the forward rule's names where the forward reads ``target``
     at a bare index (``∂L/∂w[f, c, r]`` rather than ``∂L/∂w[j_0, j_1, j_2]``)."""
@@ -93,7 +71,7 @@ def derive(op: Op, wrt=None) -> Derivation:
     ['conv_general_dilated']
     """
     start = time.perf_counter()
-    check_affine(op)
+    check_rule(op)
     tensors = dict(op.tensors)
     tensors[upstream(op).name] = upstream(op)
     prefer = {plain(i) for i in op.indices}

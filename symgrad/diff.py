@@ -54,6 +54,8 @@ def terms_of(expr) -> list:
         return out
     if isinstance(expr, sp.KroneckerDelta):
         return [Term(sp.S.One, deltas=((plain(expr.args[0]), plain(expr.args[1])),))]
+    if isinstance(expr, sp.Piecewise) and _structural(expr):
+        return _piecewise_terms(expr)
     if isinstance(expr, Bracket):
         conds = sorted(sp.And.make_args(plain(expr.args[0])), key=sp.default_sort_key)  # hash-free order
         return [Term(sp.S.One, guards=tuple(conds))]
@@ -62,6 +64,24 @@ def terms_of(expr) -> list:
     if expr == 0:
         return []
     return [Term(plain(expr))]
+
+
+def _piecewise_terms(expr) -> list:
+    """``Piecewise((A_k, c_k), …)`` whose branches hold sums, deltas or guards (the derivative of a
+    pointwise rule has ``δ·G`` in every branch): one term per index structure, its factor the
+    Piecewise of the branches' factors with that structure (0 in a branch without it)."""
+    conds = [plain(c) for _, c in expr.args]
+    groups = {}
+    for k, (value, _) in enumerate(expr.args):
+        for t in terms_of(value):
+            factors = groups.setdefault((t.sums, t.guards, t.deltas), [sp.S.Zero] * len(conds))
+            factors[k] += t.factor
+    out = []
+    for (sums, guards, deltas), factors in groups.items():
+        factor = sp.Piecewise(*zip(factors, conds))
+        if factor != 0:
+            out.append(Term(factor, sums, guards, deltas))
+    return out
 
 
 def forward_terms(op: Op) -> list:
@@ -80,6 +100,8 @@ def differentiate(op: Op, wrt: str):
         raw = sp.Sum(sp.diff(G[op.indices] * op.rhs, element), *out_limits)
     except Exception as exc:  # SymPy raises many kinds on odd input; name the op and input
         raise SymgradError(f"{op.name}: cannot differentiate with respect to {wrt}: {exc}") from None
+    steps_only = raw.has(sp.DiracDelta)
+    raw = raw.replace(sp.DiracDelta, lambda *args: sp.S.Zero)  # derivatives of steps: zero almost everywhere
     terms = [t for t in terms_of(raw) if t.factor != 0]
     steps = [
         Step("chain rule", f"With G = ∂L/∂{op.output.name} and L = Σ G·{op.output.name}, "
@@ -88,4 +110,7 @@ def differentiate(op: Op, wrt: str):
         Step("differentiate", f"Differentiating the tensor elements gives one Kronecker delta per index of {wrt}.",
              None, terms),
     ]
+    if steps_only:
+        steps.append(Step("steps", "The derivatives of step functions (Heaviside, sign; DiracDelta in SymPy) are "
+                          "zero wherever they are defined and are dropped, as autograd frameworks do.", None, terms))
     return j, terms, steps

@@ -115,7 +115,7 @@ def _expand_output(op, sizes, index_values):
 
 def jacobian_example(op, sizes: dict, out_len: int, in_len: int, out_prefix=(), in_prefix=(), wrt="x"):
     """∂y_i/∂x_j at tiny 1-D sizes: the matrix (LaTeX) and its band structure (PNG)."""
-    base = sp.IndexedBase(wrt)
+    base = op.input(wrt).base
     rows = []
     for i in range(out_len):
         yi = _expand_output(op, sizes, (*out_prefix, i))

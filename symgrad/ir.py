@@ -61,12 +61,14 @@ class Tensor:
 
     ``dims`` is the index-space shape; ``split`` says how many index axes each real axis holds
     (a grouped channel axis ``C_in`` seen as ``(G, C_in/G)`` has split 2), so the real shape is
-    the product of the dims of each run.
+    the product of the dims of each run.  Elements are real; ``positive`` ones are > 0 (a rule
+    that takes their log or a fractional power needs that, and ``check`` samples them so).
     """
 
     name: str
     dims: tuple
     split: tuple = None
+    positive: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "dims", tuple(sp.sympify(d) for d in self.dims))
@@ -75,7 +77,7 @@ class Tensor:
 
     @property
     def base(self) -> sp.IndexedBase:
-        return sp.IndexedBase(self.name)
+        return sp.IndexedBase(self.name, real=True, **({"positive": True} if self.positive else {}))
 
     @property
     def runs(self) -> tuple:

@@ -72,6 +72,33 @@ class ArrayPrinter(SciPyPrinter):
             return "_tanh(%s)" % self._print(expr.args[0])
         return super()._print_tanh(expr)
 
+    def _nested(self, function, args):
+        """``xp.maximum(a, xp.maximum(b, c))``: NumPy's two-argument ufunc applied in turn."""
+        first, *rest = sorted(args, key=sp.default_sort_key)
+        return f"{self._module_format(function)}({self._print(first)}, {self._nested(function, rest)})" \
+            if rest else self._print(first)
+
+    def _print_Max(self, expr):
+        return self._nested("numpy.maximum", expr.args)
+
+    def _print_Piecewise(self, expr):
+        """Nested ``xp.where(cond, a, else)``: elementwise, in the operands' dtype (select is neither)."""
+        *branches, (last, cond) = expr.args
+        if cond is not sp.true:
+            return super()._print_Piecewise(expr)
+        text = self._print(last)
+        for value, c in reversed(branches):
+            text = f"{self._module_format('numpy.where')}({self._print(c)}, {self._print(value)}, {text})"
+        return text
+
+    def _print_Heaviside(self, expr):
+        """``xp.heaviside(x, H(0))``: one ufunc, in the array's dtype (SymPy's H(0) is 1/2)."""
+        at_zero = expr.args[1] if len(expr.args) > 1 else sp.S.Half
+        return f"{self._module_format('numpy.heaviside')}({self._print(expr.args[0])}, {self._print(at_zero)})"
+
+    def _print_Min(self, expr):
+        return self._nested("numpy.minimum", expr.args)
+
     def _print_Indexed(self, expr):  # every tensor read is replaced by a named array before printing
         raise ValueError(f"unresolved tensor read {expr}")
 
@@ -222,7 +249,24 @@ def terms_text(terms) -> str:
 
 
 class _CudaPrinter(C99CodePrinter):
-    """Small integer powers as products (no pow overload questions for float T)."""
+    """Small integer powers as products (no pow overload questions for float T); numbers inside
+    fmax/fmin as floating constants (CUDA has no fmax(float, int)); a Piecewise as one nested
+    conditional expression on one line."""
+
+    def _print_Max(self, expr):
+        return super()._print_Max(expr.func(*[sp.Float(a) if a.is_Integer else a for a in expr.args], evaluate=False))
+
+    def _print_Min(self, expr):
+        return super()._print_Min(expr.func(*[sp.Float(a) if a.is_Integer else a for a in expr.args], evaluate=False))
+
+    def _print_Piecewise(self, expr):
+        *branches, (last, cond) = expr.args
+        if cond is not sp.true:
+            raise ValueError(f"a Piecewise without a default branch has no value everywhere: {expr}")
+        text = self._print(last)
+        for value, c in reversed(branches):
+            text = f"(({self._print(c)}) ? ({self._print(value)}) : ({text}))"
+        return text
 
     def _print_Pow(self, expr):
         if expr.exp.is_Integer and 2 <= expr.exp <= 4:

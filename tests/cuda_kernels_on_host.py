@@ -14,11 +14,13 @@ arguments (CuPy raises "Type is mismatched" otherwise); an output made when none
 and CuPy's headers can compile every body the modules build (tests/test_cupy_gemm.py)."""
 import atexit
 import ctypes
+import importlib.util
 import os
 import shutil
 import subprocess
 import sysconfig
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,6 +67,7 @@ def host_source(inputs, outputs, body, dtype) -> str:
     writes = [f"_raw_{n}[i] = {n};" for n in outputs]
     return "\n".join([
         "#include <math.h>",
+        "#include <stdbool.h>  /* true and false, built into CUDA C++ */",
         f"typedef {HOST_TYPES[dtype]} T;",
         f"void kernel(long n, {', '.join(params)}) {{",
         "  for (long i = 0; i < n; ++i) {",
@@ -156,3 +159,30 @@ def cuda_source(kernels) -> str:
             "",
         ]
     return "\n".join(parts)
+
+
+def _cupy_include():
+    """CuPy's kernel headers (cupy/_core/include), found without importing cupy, or None."""
+    try:
+        spec = importlib.util.find_spec("cupy")
+    except ValueError:  # cupy stood in for by a module without a spec
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    include = Path(list(spec.submodule_search_locations)[0]) / "_core" / "include"
+    return include if (include / "cupy" / "carray.cuh").exists() else None
+
+
+CUPY_INCLUDE = _cupy_include()  # looked up once, before any test stands NumPy in for cupy
+needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None or CUPY_INCLUDE is None,
+                                reason="needs nvcc and CuPy's headers (cupy installed; no GPU needed)")
+
+
+def nvcc_errors(kernels, workdir) -> str:
+    """Compile the kernels as CuPy would hand them to the CUDA compiler, for the H100 (sm_90);
+    returns nvcc's complaints, empty when they compile."""
+    source = Path(workdir) / "kernels.cu"
+    source.write_text(cuda_source(kernels))
+    done = subprocess.run(["nvcc", "-arch=sm_90", "-std=c++17", f"-I{CUPY_INCLUDE}", "-c", str(source),
+                           "-o", str(Path(workdir) / "kernels.o")], capture_output=True, text=True)
+    return "" if done.returncode == 0 else done.stderr[-4000:] or f"nvcc exit {done.returncode}"

@@ -9,11 +9,7 @@ module file itself, cupy stood in for by NumPy, its fused elementwise kernels (G
 sums) compiled by the host C compiler (tests/cuda_kernels_on_host.py).  Where nvcc and CuPy's
 headers are present, every kernel body those runs built is compiled for the GPU as CuPy lays it
 out.  The conv paths run with the helpers in tests/test_fast_paths.py."""
-import importlib.util
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +19,7 @@ from symgrad.emit import emit, load
 
 from conftest import needs_torch
 from cublas_emulator import cupy_helpers, fake_cupy, on_host
-from cuda_kernels_on_host import SEEN, cuda_source
+from cuda_kernels_on_host import SEEN, needs_nvcc, nvcc_errors
 from test_sweep import CONFIGS, module_for, run_config
 
 RNG = np.random.default_rng(11)
@@ -206,18 +202,6 @@ def test_depthwise_taps_summed_by_fused_kernels(taps, dtype):
         assert _relative(total, want) <= 1e-6 and sum(kernel.calls for kernel in kernels.values()) == -(-taps // 16)
 
 
-def _cupy_include():
-    """CuPy's kernel headers (cupy/_core/include), found without importing cupy, or None."""
-    spec = importlib.util.find_spec("cupy")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    include = Path(list(spec.submodule_search_locations)[0]) / "_core" / "include"
-    return include if (include / "cupy" / "carray.cuh").exists() else None
-
-
-CUPY_INCLUDE = _cupy_include()  # looked up once, before any test stands NumPy in for cupy
-
-
 KERNEL_CASES = [  # every kind of fused kernel the modules build: GELU both ways, depthwise tap sums
     ("gelu", {"approximate": "none"}, {"x": (3, 5)}),
     ("gelu", {"approximate": "tanh"}, {"x": (7,)}),
@@ -226,8 +210,7 @@ KERNEL_CASES = [  # every kind of fused kernel the modules build: GELU both ways
 ]
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None or CUPY_INCLUDE is None,
-                    reason="needs nvcc and CuPy's headers (cupy installed; no GPU needed)")
+@needs_nvcc
 def test_every_fused_kernel_compiles_for_the_gpu(monkeypatch, tmp_path):
     """Every elementwise kernel body the CuPy modules build (those of the cases above in float16,
     float32 and float64, and any other the tests before this one ran), written as CuPy's
@@ -242,8 +225,4 @@ def test_every_fused_kernel_compiles_for_the_gpu(monkeypatch, tmp_path):
     kernels = set(SEEN)
     assert {k[4] for k in kernels} == {"float16", "float32", "float64"}
     assert any("symgrad_sum_of_products" == k[3] for k in kernels) and any("erf" in k[2] for k in kernels)
-    source = tmp_path / "kernels.cu"
-    source.write_text(cuda_source(kernels))
-    done = subprocess.run(["nvcc", "-arch=sm_90", "-std=c++17", f"-I{CUPY_INCLUDE}", "-c", str(source),
-                           "-o", str(tmp_path / "kernels.o")], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-4000:]
+    assert not nvcc_errors(kernels, tmp_path)

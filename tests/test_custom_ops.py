@@ -106,3 +106,49 @@ def test_unknown_function_is_refused():
     op = Op("mystery", {}, (x,), Tensor("y", (E,)), (e,), sp.Function("f")(x[e]), elementwise=True)
     with pytest.raises(SymgradError, match="mystery: unsupported function f"):
         symgrad.derive(op)
+
+
+def _bad_rules():
+    E, F = size("E"), size("F")
+    e, f, g = index("e", E), index("f", F), index("g", F)
+    x, w, v = Tensor("x", (E,)), Tensor("w", (E, F)), Tensor("v", (F,))
+    y = Tensor("y", (E,))
+    return [
+        (Op("wrong_rank", {}, (w,), y, (e,), w[e]), "wrong_rank: w has 2 index axes (E, F) but the rule reads w[e] with 1"),
+        (Op("free_index", {}, (w,), y, (e,), w[e, f]),
+         "free_index: index f is neither an output index (e) nor summed over; add it to y's indices or sum over it"),
+        (Op("gather", {}, (x, v), Tensor("y", (F,)), (f,), x[v[f]]), "gather: index v[f] of x reads a tensor"),
+        (Op("diagonal", {}, (x,), Tensor("y", (E, E)), (e, e), x[e]), "diagonal: output index e appears twice in y[e, e]"),
+        (Op("short_output", {}, (w,), Tensor("y", (E, F)), (e,), sp.Sum(w[e, f], (f, 0, F - 1))),
+         "short_output: the output y has 2 index axes (E, F) but the rule gives 1 indices (e,)"),
+        (Op("softmax", {}, (w,), Tensor("y", (E, F)), (e, f), sp.exp(w[e, f]) / sp.Sum(sp.exp(w[e, g]), (g, 0, F - 1))),
+         "softmax: a sum inside a non-linear function is not supported yet"),
+        (Op("stranger", {}, (x,), y, (e,), x[e] * Tensor("z", (E,))[e]), "stranger: the rule reads z, which is not an input"),
+    ]
+
+
+@pytest.mark.parametrize("op,message", _bad_rules(), ids=lambda v: v.name if isinstance(v, Op) else "")
+def test_bad_rules_are_refused_naming_the_op_and_the_fault(op, message):
+    with pytest.raises(SymgradError) as exc:
+        symgrad.derive(op)
+    assert str(exc.value).startswith(message), str(exc.value)
+
+
+def _log_op(positive):
+    E = size("E")
+    e = index("e", E)
+    x = Tensor("x", (E,), positive=positive)
+    return Op("log_sqrt", {}, (x,), Tensor("y", (E,)), (e,), sp.log(x[e]) + sp.sqrt(x[e]), elementwise=True)
+
+
+def test_positive_inputs_are_sampled_positive_and_simplify():
+    results, ok = check(_log_op(True), trials=3, seed=1)
+    assert ok, [r.errors for r in results]
+    (term,) = symgrad.derive(_log_op(True)).grads["x"].terms
+    assert not term.factor.has(sp.Abs, sp.sign)
+
+
+def test_a_rule_undefined_at_the_samples_is_named_not_reported_as_a_mismatch():
+    with pytest.raises(SymgradError, match=r"check log_sqrt: the forward is not finite at the sampled inputs .*"
+                                           r"declare those inputs Tensor\(\.\.\., positive=True\)"):
+        check(_log_op(False), trials=3, seed=1)
