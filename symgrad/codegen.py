@@ -71,6 +71,16 @@ def conv_code(form: Form, out: str, target, tensors, printer=None) -> list:
     return lines
 
 
+def _c_bodies(factor):
+    """The fused kernel's C bodies (double; float arithmetic for float32/float16), or None when C has
+    no function for part of the expression (polygamma, Bessel functions): the array code then runs
+    it, with cupyx.scipy.special."""
+    try:
+        return c_code(factor), c_code(factor, single=True)
+    except (NotImplementedError, ValueError):
+        return None
+
+
 def elementwise_code(form: Form, out: str, target, tensors, out_vars, shaped: bool, printer=None) -> list:
     lines, mapping = [], {}
     for k, (acc, spec) in enumerate(zip(form.term.accesses, form.layout["operands"])):
@@ -78,12 +88,13 @@ def elementwise_code(form: Form, out: str, target, tensors, out_vars, shaped: bo
         code = _align(_array(spec["tensor"], tensors), spec["vars"], out_vars) if shaped else spec["tensor"]
         lines.append(f"{name} = {code}")
         mapping[acc] = sp.Symbol(name)
-    if getattr(printer, "fused_elementwise", False) and not shaped:
+    bodies = _c_bodies(form.term.factor.xreplace(mapping)) \
+        if getattr(printer, "fused_elementwise", False) and not shaped else None
+    if bodies:
         params = ", ".join(f"T {m}" for m in mapping.values())
-        factor = form.term.factor.xreplace(mapping)
         args = ", ".join(str(m) for m in mapping.values())
         first = str(next(iter(mapping.values())))
-        lines.append(f"body = {c_code(factor)!r} if {first}.dtype == xp.float64 else {c_code(factor, single=True)!r}")
+        lines.append(f"body = {bodies[0]!r} if {first}.dtype == xp.float64 else {bodies[1]!r}")
         lines.append(f"{out} = fused({params!r}, body, {('symgrad_' + out)!r})({args})")
         return lines
     lines += array_statements(form.term.factor.xreplace(mapping), out, printer)

@@ -100,6 +100,10 @@ def differentiate(op: Op, wrt: str):
         raw = sp.Sum(sp.diff(G[op.indices] * op.rhs, element), *out_limits)
     except Exception as exc:  # SymPy raises many kinds on odd input; name the op and input
         raise SymgradError(f"{op.name}: cannot differentiate with respect to {wrt}: {exc}") from None
+    unknown = sorted({str(d.expr) for d in raw.atoms(sp.Derivative)})
+    if unknown:
+        raise SymgradError(f"{op.name}: SymPy leaves the derivative of {', '.join(unknown)} with respect to {wrt} "
+                           "unevaluated; the rule's functions must have derivatives SymPy knows")
     steps_only = raw.has(sp.DiracDelta)
     raw = raw.replace(sp.DiracDelta, lambda *args: sp.S.Zero)  # derivatives of steps: zero almost everywhere
     terms = [t for t in terms_of(raw) if t.factor != 0]

@@ -123,7 +123,11 @@ def _sum_terms(forms, target, tensors, out_vars, op, result: str, printer) -> li
     for k, form in enumerate(forms):
         part = naming.term(result, k)
         lines.append(f"# {form.kind}: {term_text(form.term)}")
-        lines += form_code(form, part, target, tensors, out_vars, op, printer)
+        try:
+            lines += form_code(form, part, target, tensors, out_vars, op, printer)
+        except (NotImplementedError, ValueError) as exc:  # a printer without code for a function
+            raise SymgradError(f"{op.name}: no array code for {term_text(form.term)}: "
+                               f"{str(exc).splitlines()[0]}") from None
         parts.append(part)
     fresh = [p for p, f in zip(parts, forms) if f.kind in FRESH_RESULT]
     if fresh and len(parts) > 1:  # add into the convolution's own result, not a new temporary

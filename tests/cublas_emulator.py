@@ -7,6 +7,7 @@ batch stride between the matrices of a batch, C = alpha * op(A) op(B) + beta * C
 when beta is 0.  It rejects the arguments cuBLAS rejects (a leading dimension shorter than the
 matrix's first dimension, mismatched data and compute types)."""
 import ctypes
+import sys
 import types
 
 import numpy as np
@@ -69,6 +70,20 @@ def fake_cupy():
     xp.__getattr__ = lambda name: getattr(np, name)
     xp.cuda = types.SimpleNamespace(cublas=cublas, device=types.SimpleNamespace(get_cublas_handle=lambda: 0))
     xp.ElementwiseKernel = ElementwiseKernel
+    return xp, cublas
+
+
+def stand_in(monkeypatch):
+    """Make ``import cupy`` give :func:`fake_cupy`'s module and ``import cupyx.scipy.special`` give
+    SciPy's (for the test's duration); returns the module and the emulated cuBLAS."""
+    import scipy.special
+    xp, cublas = fake_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", xp)
+    cupyx = types.ModuleType("cupyx")
+    cupyx.scipy = types.ModuleType("cupyx.scipy")
+    cupyx.scipy.special = scipy.special
+    for name, module in (("cupyx", cupyx), ("cupyx.scipy", cupyx.scipy), ("cupyx.scipy.special", scipy.special)):
+        monkeypatch.setitem(sys.modules, name, module)
     return xp, cublas
 
 

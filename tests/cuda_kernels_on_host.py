@@ -10,10 +10,12 @@ index; inputs broadcast against each other and against given outputs; one dtype 
 arguments (CuPy raises "Type is mismatched" otherwise); an output made when none is given.
 
 :func:`cuda_source` writes the same kernels as CuPy hands them to the CUDA compiler (its headers,
-``CArray``/``CIndexer`` parameters, the ``CUPY_FOR`` grid-stride loop), so that a machine with nvcc
-and CuPy's headers can compile every body the modules build (tests/test_cupy_gemm.py)."""
+``CArray``/``CIndexer`` parameters, the ``CUPY_FOR`` grid-stride loop), and :func:`gpu_compile_errors`
+compiles them with NVRTC, CuPy's own compiler, so that a machine with NVRTC and CuPy's headers (no
+GPU) compiles every body the modules build as the GPU machine would."""
 import atexit
 import ctypes
+import ctypes.util
 import importlib.util
 import os
 import shutil
@@ -174,15 +176,52 @@ def _cupy_include():
 
 
 CUPY_INCLUDE = _cupy_include()  # looked up once, before any test stands NumPy in for cupy
-needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None or CUPY_INCLUDE is None,
-                                reason="needs nvcc and CuPy's headers (cupy installed; no GPU needed)")
 
 
-def nvcc_errors(kernels, workdir) -> str:
-    """Compile the kernels as CuPy would hand them to the CUDA compiler, for the H100 (sm_90);
-    returns nvcc's complaints, empty when they compile."""
-    source = Path(workdir) / "kernels.cu"
-    source.write_text(cuda_source(kernels))
-    done = subprocess.run(["nvcc", "-arch=sm_90", "-std=c++17", f"-I{CUPY_INCLUDE}", "-c", str(source),
-                           "-o", str(Path(workdir) / "kernels.o")], capture_output=True, text=True)
-    return "" if done.returncode == 0 else done.stderr[-4000:] or f"nvcc exit {done.returncode}"
+def _nvrtc():
+    """NVRTC, the runtime compiler CuPy compiles its kernels with (no GPU needed), or None: from the
+    nvidia-cuda-nvrtc wheel beside cupy, the CUDA toolkit, or the library path."""
+    candidates = []
+    for spec_name in ("nvidia",):
+        try:
+            spec = importlib.util.find_spec(spec_name)
+        except ValueError:
+            spec = None
+        for root in (spec.submodule_search_locations if spec and spec.submodule_search_locations else []):
+            candidates += sorted(Path(root).glob("cu*/lib/libnvrtc.so*")) + sorted(Path(root).glob("cuda_nvrtc/lib/libnvrtc.so*"))
+    cuda = Path(os.environ.get("CUDA_PATH", "/usr/local/cuda"))
+    candidates += sorted((cuda / "lib64").glob("libnvrtc.so*"))
+    found = ctypes.util.find_library("nvrtc")
+    candidates += [found] if found else []
+    for path in candidates:
+        if "builtins" in str(path):
+            continue
+        try:
+            return ctypes.CDLL(str(path))
+        except OSError:
+            continue
+    return None
+
+
+NVRTC = _nvrtc()
+needs_nvrtc = pytest.mark.skipif(NVRTC is None or CUPY_INCLUDE is None,
+                                 reason="needs NVRTC and CuPy's headers (cupy and nvidia-cuda-nvrtc; no GPU needed)")
+
+
+def gpu_compile_errors(kernels) -> str:
+    """Compile the kernels with NVRTC as CuPy does (its headers and CCCL on the include path, C++17,
+    for the H100: compute_90); returns the compiler's log when they do not compile, else ''."""
+    include = [CUPY_INCLUDE] + [CUPY_INCLUDE / "cupy" / "_cccl" / d for d in ("thrust", "libcudacxx", "cub")]
+    cuda = Path(os.environ.get("CUDA_PATH", "/usr/local/cuda")) / "include"
+    options = ["--gpu-architecture=compute_90", "--std=c++17"] + [f"-I{d}" for d in include + [cuda] if d.exists()]
+    program = ctypes.c_void_p()
+    assert NVRTC.nvrtcCreateProgram(ctypes.byref(program), cuda_source(kernels).encode(), b"kernels.cu", 0, None,
+                                    None) == 0
+    status = NVRTC.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(
+        *[o.encode() for o in options]))
+    size = ctypes.c_size_t()
+    NVRTC.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    NVRTC.nvrtcGetProgramLog(program, log)
+    NVRTC.nvrtcDestroyProgram(ctypes.byref(program))
+    return "" if status == 0 else log.value.decode(errors="replace")[-4000:] or f"NVRTC status {status}"

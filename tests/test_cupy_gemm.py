@@ -6,10 +6,9 @@ what cuBLAS cannot read (no unit stride, overlapping rows, negative strides, mix
 dtypes, more than one batch axis).  The matmul sweep and the matmul benchmark shapes run through
 dot_general with these helpers, and every third sweep configuration runs through the emitted CuPy
 module file itself, cupy stood in for by NumPy, its fused elementwise kernels (GELU, depthwise tap
-sums) compiled by the host C compiler (tests/cuda_kernels_on_host.py).  Where nvcc and CuPy's
-headers are present, every kernel body those runs built is compiled for the GPU as CuPy lays it
-out.  The conv paths run with the helpers in tests/test_fast_paths.py."""
-import sys
+sums) compiled by the host C compiler (tests/cuda_kernels_on_host.py).  Where NVRTC and CuPy's
+headers are present, every kernel body those runs built is compiled for the GPU as CuPy compiles
+it.  The conv paths run with the helpers in tests/test_fast_paths.py."""
 
 import numpy as np
 import pytest
@@ -18,8 +17,8 @@ import symgrad
 from symgrad.emit import emit, load
 
 from conftest import needs_torch
-from cublas_emulator import cupy_helpers, fake_cupy, on_host
-from cuda_kernels_on_host import SEEN, needs_nvcc, nvcc_errors
+from cublas_emulator import cupy_helpers, on_host, stand_in
+from cuda_kernels_on_host import SEEN, gpu_compile_errors, needs_nvrtc
 from test_sweep import CONFIGS, module_for, run_config
 
 RNG = np.random.default_rng(11)
@@ -144,8 +143,7 @@ def _cupy_module(name, params, monkeypatch):
     """The emitted CuPy module itself, loaded over the NumPy stand-in for cupy (its GEMMs through
     the emulated cuBLAS, its fused kernels compiled by the host C compiler)."""
     source = emit(symgrad.derive(symgrad.ops.build(name, **params)), "cupy")
-    xp, cublas = fake_cupy()
-    monkeypatch.setitem(sys.modules, "cupy", xp)
+    _, cublas = stand_in(monkeypatch)
     module = load(source, "cupy_module_on_host")
     on_host(module.__dict__, cublas)
     return module, cublas
@@ -210,11 +208,11 @@ KERNEL_CASES = [  # every kind of fused kernel the modules build: GELU both ways
 ]
 
 
-@needs_nvcc
-def test_every_fused_kernel_compiles_for_the_gpu(monkeypatch, tmp_path):
+@needs_nvrtc
+def test_every_fused_kernel_compiles_for_the_gpu(monkeypatch):
     """Every elementwise kernel body the CuPy modules build (those of the cases above in float16,
     float32 and float64, and any other the tests before this one ran), written as CuPy's
-    generator writes it, compiles with nvcc for the H100 (sm_90) against CuPy's own headers."""
+    generator writes it, compiles with NVRTC for the H100 (compute_90) against CuPy's own headers."""
     for name, params, shapes in KERNEL_CASES:
         module, _ = _cupy_module(name, params, monkeypatch)
         op = symgrad.ops.build(name, **params)
@@ -225,4 +223,4 @@ def test_every_fused_kernel_compiles_for_the_gpu(monkeypatch, tmp_path):
     kernels = set(SEEN)
     assert {k[4] for k in kernels} == {"float16", "float32", "float64"}
     assert any("symgrad_sum_of_products" == k[3] for k in kernels) and any("erf" in k[2] for k in kernels)
-    assert not nvcc_errors(kernels, tmp_path)
+    assert not gpu_compile_errors(kernels)
