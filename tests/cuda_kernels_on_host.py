@@ -178,19 +178,24 @@ def _cupy_include():
 CUPY_INCLUDE = _cupy_include()  # looked up once, before any test stands NumPy in for cupy
 
 
+def _nvidia_wheels() -> list:
+    """The roots of the CUDA component wheels (nvidia-cuda-nvrtc, nvidia-cuda-runtime): nvidia/cu13, …"""
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except ValueError:
+        return []
+    roots = list(spec.submodule_search_locations) if spec and spec.submodule_search_locations else []
+    return sorted(p for root in roots for p in Path(root).glob("cu*") if p.is_dir())
+
+
+CUDA = Path(os.environ.get("CUDA_PATH", "/usr/local/cuda"))
+
+
 def _nvrtc():
     """NVRTC, the runtime compiler CuPy compiles its kernels with (no GPU needed), or None: from the
-    nvidia-cuda-nvrtc wheel beside cupy, the CUDA toolkit, or the library path."""
-    candidates = []
-    for spec_name in ("nvidia",):
-        try:
-            spec = importlib.util.find_spec(spec_name)
-        except ValueError:
-            spec = None
-        for root in (spec.submodule_search_locations if spec and spec.submodule_search_locations else []):
-            candidates += sorted(Path(root).glob("cu*/lib/libnvrtc.so*")) + sorted(Path(root).glob("cuda_nvrtc/lib/libnvrtc.so*"))
-    cuda = Path(os.environ.get("CUDA_PATH", "/usr/local/cuda"))
-    candidates += sorted((cuda / "lib64").glob("libnvrtc.so*"))
+    nvidia-cuda-nvrtc wheel, the CUDA toolkit, or the library path."""
+    candidates = [p for root in _nvidia_wheels() for p in sorted(root.glob("lib/libnvrtc.so*"))]
+    candidates += sorted((CUDA / "lib64").glob("libnvrtc.so*"))
     found = ctypes.util.find_library("nvrtc")
     candidates += [found] if found else []
     for path in candidates:
@@ -205,15 +210,17 @@ def _nvrtc():
 
 NVRTC = _nvrtc()
 needs_nvrtc = pytest.mark.skipif(NVRTC is None or CUPY_INCLUDE is None,
-                                 reason="needs NVRTC and CuPy's headers (cupy and nvidia-cuda-nvrtc; no GPU needed)")
+                                 reason="needs NVRTC and CuPy's headers (cupy-cuda13x, nvidia-cuda-nvrtc, "
+                                        "nvidia-cuda-runtime; no GPU needed)")
 
 
 def gpu_compile_errors(kernels) -> str:
-    """Compile the kernels with NVRTC as CuPy does (its headers and CCCL on the include path, C++17,
-    for the H100: compute_90); returns the compiler's log when they do not compile, else ''."""
+    """Compile the kernels with NVRTC as CuPy does (its headers and CCCL on the include path, the CUDA
+    headers of the toolkit or of the nvidia-cuda-runtime wheel, C++17, for the H100: compute_90);
+    returns the compiler's log when they do not compile, else ''."""
     include = [CUPY_INCLUDE] + [CUPY_INCLUDE / "cupy" / "_cccl" / d for d in ("thrust", "libcudacxx", "cub")]
-    cuda = Path(os.environ.get("CUDA_PATH", "/usr/local/cuda")) / "include"
-    options = ["--gpu-architecture=compute_90", "--std=c++17"] + [f"-I{d}" for d in include + [cuda] if d.exists()]
+    include += [CUDA / "include"] + [root / "include" for root in _nvidia_wheels()]
+    options = ["--gpu-architecture=compute_90", "--std=c++17"] + [f"-I{d}" for d in include if d.exists()]
     program = ctypes.c_void_p()
     assert NVRTC.nvrtcCreateProgram(ctypes.byref(program), cuda_source(kernels).encode(), b"kernels.cu", 0, None,
                                     None) == 0
