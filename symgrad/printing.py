@@ -81,6 +81,9 @@ class ArrayPrinter(SciPyPrinter):
     def _print_Max(self, expr):
         return self._nested("numpy.maximum", expr.args)
 
+    def _print_Min(self, expr):
+        return self._nested("numpy.minimum", expr.args)
+
     def _print_Piecewise(self, expr):
         """Nested ``xp.where(cond, a, else)``: elementwise, in the operands' dtype (select is neither)."""
         *branches, (last, cond) = expr.args
@@ -95,9 +98,6 @@ class ArrayPrinter(SciPyPrinter):
         """``xp.heaviside(x, H(0))``: one ufunc, in the array's dtype (SymPy's H(0) is 1/2)."""
         at_zero = expr.args[1] if len(expr.args) > 1 else sp.S.Half
         return f"{self._module_format('numpy.heaviside')}({self._print(expr.args[0])}, {self._print(at_zero)})"
-
-    def _print_Min(self, expr):
-        return self._nested("numpy.minimum", expr.args)
 
     def _print_Indexed(self, expr):  # every tensor read is replaced by a named array before printing
         raise ValueError(f"unresolved tensor read {expr}")
@@ -251,15 +251,19 @@ def terms_text(terms) -> str:
 
 
 class _CudaPrinter(C99CodePrinter):
-    """Small integer powers as products (no pow overload questions for float T); numbers inside
-    fmax/fmin as floating constants (CUDA has no fmax(float, int)); a Piecewise as one nested
-    conditional expression on one line."""
+    """Small integer powers as products (no pow overload questions for float T); integers inside
+    fmax/fmin as floating constants (every argument of the operands' type, no int to pick an
+    overload by); a Piecewise as one nested conditional expression on one line."""
+
+    @staticmethod
+    def _floating(expr):
+        return expr.func(*[sp.Float(a) if a.is_Integer else a for a in expr.args], evaluate=False)
 
     def _print_Max(self, expr):
-        return super()._print_Max(expr.func(*[sp.Float(a) if a.is_Integer else a for a in expr.args], evaluate=False))
+        return super()._print_Max(self._floating(expr))
 
     def _print_Min(self, expr):
-        return super()._print_Min(expr.func(*[sp.Float(a) if a.is_Integer else a for a in expr.args], evaluate=False))
+        return super()._print_Min(self._floating(expr))
 
     def _print_Piecewise(self, expr):
         *branches, (last, cond) = expr.args
