@@ -83,11 +83,10 @@ def work(op, shapes, itemsize) -> dict:
 
 
 def _gemms_to_matmul(module):
-    """The module with its GEMMs left to cupy.matmul (its cuBLAS route refused): the formulation
-    before the direct cuBLAS calls, for an A/B on the same shapes."""
+    """Leave the module's GEMMs to cupy.matmul (its cuBLAS route refused): the formulation before
+    the direct cuBLAS calls, for an A/B on the same shapes."""
     if hasattr(module, "_gemm"):
         module._gemm = lambda a, b, out, beta: False
-    return module
 
 
 def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30, gemm="cublas", conv_path="taps") -> dict:

@@ -125,6 +125,8 @@ def _sum_terms(forms, target, tensors, out_vars, op, result: str, printer) -> li
         lines.append(f"# {form.kind}: {term_text(form.term)}")
         try:
             lines += form_code(form, part, target, tensors, out_vars, op, printer)
+        except SymgradError:  # already names the op and the fault
+            raise
         except (NotImplementedError, ValueError) as exc:  # a printer without code for a function
             raise SymgradError(f"{op.name}: no array code for {term_text(form.term)}: "
                                f"{str(exc).splitlines()[0]}") from None

@@ -16,6 +16,7 @@ GPU) compiles every body the modules build as the GPU machine would."""
 import atexit
 import ctypes
 import ctypes.util
+import functools
 import importlib.util
 import os
 import shutil
@@ -52,14 +53,14 @@ def _names(params: str) -> list:
     return names
 
 
-_BUILD = {}
+_LIBRARIES = {}  # (inputs, outputs, body, dtype) -> the compiled kernel function
 
 
-def _build_dir():
-    if "dir" not in _BUILD:
-        _BUILD["dir"] = tempfile.mkdtemp(prefix="symgrad-kernels-")
-        atexit.register(shutil.rmtree, _BUILD["dir"], True)
-    return _BUILD["dir"]
+@functools.lru_cache(maxsize=None)
+def _build_dir() -> str:
+    path = tempfile.mkdtemp(prefix="symgrad-kernels-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def host_source(inputs, outputs, body, dtype) -> str:
@@ -83,11 +84,11 @@ def host_source(inputs, outputs, body, dtype) -> str:
 
 def _library(inputs, outputs, body, dtype):
     key = (tuple(inputs), tuple(outputs), body, dtype)
-    if key not in _BUILD:
+    if key not in _LIBRARIES:
         cc = compiler()
         if cc is None:
             pytest.skip("no C compiler to run the CuPy modules' fused kernels on the host")
-        stem = os.path.join(_build_dir(), f"kernel{len(_BUILD)}")
+        stem = os.path.join(_build_dir(), f"kernel{len(_LIBRARIES)}")
         with open(stem + ".c", "w") as fh:
             fh.write(host_source(inputs, outputs, body, dtype))
         done = subprocess.run([cc, "-std=c11", "-O2", "-fPIC", "-shared", "-o", stem + ".so", stem + ".c", "-lm"],
@@ -96,8 +97,8 @@ def _library(inputs, outputs, body, dtype):
         function = ctypes.CDLL(stem + ".so").kernel
         function.restype = None
         function.argtypes = [ctypes.c_long] + [ctypes.c_void_p] * (len(inputs) + len(outputs))
-        _BUILD[key] = function
-    return _BUILD[key]
+        _LIBRARIES[key] = function
+    return _LIBRARIES[key]
 
 
 class ElementwiseKernel:
@@ -163,16 +164,19 @@ def cuda_source(kernels) -> str:
     return "\n".join(parts)
 
 
-def _cupy_include():
-    """CuPy's kernel headers (cupy/_core/include), found without importing cupy, or None."""
+def _package_dirs(name) -> list:
+    """The directories of an installed package, found without importing it ([] when absent)."""
     try:
-        spec = importlib.util.find_spec("cupy")
-    except ValueError:  # cupy stood in for by a module without a spec
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    include = Path(list(spec.submodule_search_locations)[0]) / "_core" / "include"
-    return include if (include / "cupy" / "carray.cuh").exists() else None
+        spec = importlib.util.find_spec(name)
+    except ValueError:  # stood in for by a module without a spec (cupy, in these tests)
+        return []
+    return [Path(p) for p in spec.submodule_search_locations] if spec and spec.submodule_search_locations else []
+
+
+def _cupy_include():
+    """CuPy's kernel headers (cupy/_core/include), or None."""
+    found = [d / "_core" / "include" for d in _package_dirs("cupy")]
+    return next((d for d in found if (d / "cupy" / "carray.cuh").exists()), None)
 
 
 CUPY_INCLUDE = _cupy_include()  # looked up once, before any test stands NumPy in for cupy
@@ -180,12 +184,7 @@ CUPY_INCLUDE = _cupy_include()  # looked up once, before any test stands NumPy i
 
 def _nvidia_wheels() -> list:
     """The roots of the CUDA component wheels (nvidia-cuda-nvrtc, nvidia-cuda-runtime): nvidia/cu13, …"""
-    try:
-        spec = importlib.util.find_spec("nvidia")
-    except ValueError:
-        return []
-    roots = list(spec.submodule_search_locations) if spec and spec.submodule_search_locations else []
-    return sorted(p for root in roots for p in Path(root).glob("cu*") if p.is_dir())
+    return sorted(p for root in _package_dirs("nvidia") for p in root.glob("cu*") if p.is_dir())
 
 
 CUDA = Path(os.environ.get("CUDA_PATH", "/usr/local/cuda"))
