@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import ops as ops_mod
 from .ir import SymgradError
-from .shapes import concrete_sizes, parse_shapes
+from .sizes import concrete_sizes
 
 CONV_OPS = ("conv", "conv1d", "conv2d", "conv3d")
 TORCH_DEFAULTS = {"stride": 1, "dilation": 1, "padding": 0, "groups": 1}
@@ -32,6 +32,26 @@ def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
     o.add_argument("--approximate", help="gelu: none | tanh")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                    help="concrete shape of an input (repeat per input): checked, and sizes become numbers")
+
+
+def parse_shapes(op, items) -> dict:
+    """``["x=1,3,64", "w=16,3,3"]`` -> ``{"x": (1, 3, 64), ...}``; names must be inputs."""
+    shapes = {}
+    names = [t.name for t in op.inputs]
+    for item in items or []:
+        name, _, dims = item.partition("=")
+        name = name.strip()
+        if name not in names or not dims:
+            raise SymgradError(f"{op.name}: --input-shape takes NAME=d0,d1,... with NAME one of "
+                               f"{', '.join(names)}; got {item!r}")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+        except ValueError:
+            raise SymgradError(f"{op.name}: input shape of {name} must be integers, got {dims!r}") from None
+        if any(d < 0 for d in shape):
+            raise SymgradError(f"{op.name}: input shape of {name} has a negative size: {shape}")
+        shapes[name] = shape
+    return shapes
 
 
 def _integer_at_least(minimum: int):
@@ -99,14 +119,14 @@ def cmd_ops(args):
 
 def cmd_derive(args):
     from .derive import derive
-    from .describe import as_json, as_text
+    from .docs.describe import as_json, as_text
     op = build_op(args, concrete=False)
     sizes = concrete_sizes(op, parse_shapes(op, args.input_shape))
     d = derive(op)
     if args.format == "json":
         _write(json.dumps(as_json(d, sizes), indent=2, sort_keys=False), args.output)
     elif args.format in ("markdown", "latex", "pdf"):
-        from .document import compile_pdf, document_context, render
+        from .docs.document import compile_pdf, document_context, render
         context = document_context(d, f"Backward pass of {op.name}")
         if args.format == "pdf":
             if not args.output:
@@ -130,7 +150,7 @@ def cmd_emit(args):
 
 
 def cmd_check(args):
-    from .check import check, table
+    from .verify.check import check, table
     op = build_op(args, concrete=True)
     concrete_sizes(op, parse_shapes(op, args.input_shape))
     results, ok = check(op, trials=args.trials, seed=args.seed)
@@ -140,7 +160,7 @@ def cmd_check(args):
 
 
 def cmd_bench(args):
-    from . import bench
+    from .bench import cpu as bench
     if args.backend == "cupy":
         return _bench_gpu(args)
     if args.gemm or args.conv_path:
@@ -170,7 +190,7 @@ def _bench_case(args):
 
 
 def _bench_gpu(args):
-    from . import bench_gpu
+    from .bench import gpu as bench_gpu
     gemms, paths = tuple(args.gemm or ["cublas"]), tuple(args.conv_path or ["taps"])
     if args.suite:
         bench_gpu.suite(args.output or "BENCHMARKS-gpu.md", dtypes=tuple(args.dtype or ["float32"]), gemms=gemms,
@@ -186,7 +206,7 @@ def _bench_gpu(args):
 
 
 def cmd_docs(args):
-    from .derivations import generate
+    from .docs.derivations import generate
     for path in generate(Path(args.output)):
         print(f"wrote {path}", file=sys.stderr)
     return 0

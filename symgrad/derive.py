@@ -7,23 +7,30 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .deltas import eliminate_all
-from .diff import differentiate, forward_terms, plain, upstream
-from .ir import Op
-from .recognise import recognise
-from .validate import check_rule
+from .engine.deltas import eliminate_all
+from .engine.diff import differentiate, forward_terms
+from .engine.validate import validate_rule
+from .forms import recognise
+from .ir import Op, plain, upstream
 
 
 @dataclass
 class Gradient:
-    """∂L/∂<wrt>[indices] = Σ terms, each with its recognised form."""
+    """∂L/∂<wrt>[indices] = Σ terms, each with its recognised form.
+
+    ``raw`` holds the terms straight from differentiation (with deltas), in the fresh indices
+    ``raw_indices``; ``terms`` the terms after delta elimination, in ``indices`` (renamed after the
+    forward rule's where it reads the input bare); ``forms`` one Form per term; ``steps`` the
+    typed records of :mod:`symgrad.steps` the engine made on the way.
+    """
 
     wrt: str
     indices: tuple
-    raw: list            # terms straight from differentiation (with deltas)
-    terms: list          # after delta elimination
-    forms: list          # one Form per term
+    raw: list
+    terms: list
+    forms: list
     steps: list = field(default_factory=list)
+    raw_indices: tuple = ()
 
     @property
     def kinds(self) -> list:
@@ -39,10 +46,12 @@ class Derivation:
 
     @property
     def tensors(self) -> dict:
-        t = dict(self.op.tensors)
-        g = upstream(self.op)
-        t[g.name] = g
-        return t
+        """The op's inputs and output, and the upstream gradient ``g``, by name."""
+        return _tensors(self.op)
+
+
+def _tensors(op: Op) -> dict:
+    return {**op.tensors, upstream(op).name: upstream(op)}
 
 
 def rename_free(op: Op, target, j: tuple, terms: list):
@@ -71,9 +80,8 @@ def derive(op: Op, wrt=None) -> Derivation:
     ['conv_general_dilated']
     """
     start = time.perf_counter()
-    check_rule(op)
-    tensors = dict(op.tensors)
-    tensors[upstream(op).name] = upstream(op)
+    validate_rule(op)
+    tensors = _tensors(op)
     prefer = {plain(i) for i in op.indices}
     out_vars = tuple(plain(i) for i in op.indices)
     forward = [recognise(t, tensors, out_vars, op.output) for t in forward_terms(op)]
@@ -84,7 +92,7 @@ def derive(op: Op, wrt=None) -> Derivation:
         j, raw, steps = differentiate(op, t.name)
         free_ranges = {v: (0, d - 1) for v, d in zip(j, t.dims)}
         terms, more = eliminate_all(raw, prefer, free_ranges)
-        j, terms = rename_free(op, t, j, terms)
-        forms = [recognise(term, tensors, j, t) for term in terms]
-        grads[t.name] = Gradient(t.name, j, raw, terms, forms, steps + more)
+        renamed, terms = rename_free(op, t, j, terms)
+        forms = [recognise(term, tensors, renamed, t) for term in terms]
+        grads[t.name] = Gradient(t.name, renamed, raw, terms, forms, steps + more, raw_indices=j)
     return Derivation(op, forward, grads, time.perf_counter() - start)

@@ -2,7 +2,8 @@
 
 An :class:`Op` is a forward rule ``Y[indices] = rhs`` over SymPy ``IndexedBase`` tensors, with
 symbolic sizes.  A :class:`Term` is one product in a sum of products: the shape in which
-differentiation, delta elimination, recognition and emission all see an expression.
+differentiation, delta elimination, recognition and emission all see an expression.  The upstream
+gradient ``g`` = ∂L/∂Y is a tensor of the output's shape (:func:`upstream`).
 """
 from __future__ import annotations
 
@@ -103,7 +104,9 @@ class Op:
 
     ``output_sizes`` gives each output size symbol as an expression of the input sizes;
     ``requires`` lists ``(condition, message)`` pairs that concrete sizes must satisfy;
-    ``params`` are the user-facing parameters; ``elementwise`` ops apply to arrays of any shape.
+    ``params`` are the user-facing parameters (shown in documents, headers and JSON), ``spec``
+    what the op's builder was given as written (e.g. ``padding="same"``), kept for reference;
+    ``elementwise`` ops apply to arrays of any shape.
     """
 
     name: str
@@ -116,6 +119,7 @@ class Op:
     requires: list = field(default_factory=list)
     elementwise: bool = False
     notes: list = field(default_factory=list)
+    spec: dict = field(default_factory=dict)
 
     def input(self, name: str) -> Tensor:
         for t in self.inputs:
@@ -174,11 +178,26 @@ class Term:
         return body
 
 
-@dataclass
-class Step:
-    """What one stage did, for the documents: a name, a sentence, the expression before and after."""
+#: name of the upstream gradient tensor g = ∂L/∂Y (the form fields call it so, as JAX's VJPs do)
+UPSTREAM = "g"
 
-    name: str
-    text: str
-    before: object = None
-    after: object = None
+
+def plain(e):
+    """Replace every ``Idx`` by its label symbol (ranges live in ``Term.sums``).
+
+    >>> plain(index("i", 3) + 1)
+    i + 1
+    """
+    e = sp.sympify(e)
+    idxs = e.atoms(sp.Idx)
+    return e.xreplace({i: i.label for i in idxs}) if idxs else e
+
+
+def upstream(op: Op) -> Tensor:
+    """The upstream gradient g = ∂L/∂Y: a tensor of the output's shape."""
+    return Tensor(UPSTREAM, op.output.dims, op.output.split)
+
+
+def grad_indices(t: Tensor) -> tuple:
+    """Fresh index symbols for the element of ``t`` we differentiate by: ``j_0, j_1, …``."""
+    return tuple(sp.Symbol(f"j_{k}", integer=True) for k in range(len(t.dims)))

@@ -1,5 +1,5 @@
 """cuBLAS's gemmStridedBatchedEx emulated with NumPy on host memory, so that the CPU suite runs the
-CuPy modules' GEMM calls (templates/helpers/gemm.py.j2) as they are made on the GPU.
+CuPy modules' GEMM calls (symgrad/runtime/gemm_cupy.py) as they are made on the GPU.
 
 The emulation follows the cuBLAS documentation, not the helper: column-major matrices at raw
 addresses, each read through its leading dimension, op(A) = A or A^T by the transpose flag, a
@@ -7,12 +7,15 @@ batch stride between the matrices of a batch, C = alpha * op(A) op(B) + beta * C
 when beta is 0.  It rejects the arguments cuBLAS rejects (a leading dimension shorter than the
 matrix's first dimension, mismatched data and compute types)."""
 import ctypes
+import importlib.util
+import itertools
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 
-from symgrad.emit import environment
+import symgrad.runtime
 from cuda_kernels_on_host import ElementwiseKernel
 
 DATA_TYPES = {0: np.float32, 1: np.float64, 2: np.float16}          # cudaDataType
@@ -103,13 +106,37 @@ def on_host(namespace, cublas):
     namespace["_gemm"] = recorded
 
 
-def cupy_helpers(helpers=("conv_general_dilated", "dot_general")):
-    """The CuPy modules' GEMM helpers (their namespace) over NumPy arrays, cuBLAS emulated, host
-    addresses standing in for device ones; and the emulated cuBLAS, which also records the GEMMs
-    the helper did not give it."""
+_LOADED = itertools.count()
+
+
+def runtime_module(name, xp=None, siblings=None):
+    """A fresh copy of the runtime module ``name`` (symgrad/runtime/<name>.py), loaded now (module
+    constants read the environment anew) with ``import cupy`` giving ``xp`` (None: no cupy); its
+    sibling imports are the package's own modules, or those in ``siblings`` (name -> module)."""
+    path = Path(symgrad.runtime.__file__).parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"symgrad.runtime._{name}_on_host_{next(_LOADED)}", path)
+    module = importlib.util.module_from_spec(spec)
+    swapped = {"cupy": xp, **{f"symgrad.runtime.{k}": m for k, m in (siblings or {}).items()}}
+    saved = {key: sys.modules.get(key) for key in swapped}
+    sys.modules.update(swapped)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                del sys.modules[key]
+            else:
+                sys.modules[key] = value
+    return module
+
+
+def cupy_helpers():
+    """The CuPy modules' GEMM and accumulation helpers (runtime/gemm_cupy.py and accumulate_cupy.py,
+    as one namespace) over NumPy arrays, cuBLAS emulated, host addresses standing in for device
+    ones; and the emulated cuBLAS, which also records the GEMMs the helpers did not give it."""
     xp, cublas = fake_cupy()
-    source = environment().get_template("helpers/gemm.py.j2").render(array_module="cupy", helpers=list(helpers))
-    namespace = {"xp": xp, "numpy": np}
-    exec(compile(source, "<gemm helper, CuPy>", "exec"), namespace)
-    on_host(namespace, cublas)
-    return namespace, cublas
+    gemm = runtime_module("gemm_cupy", xp)
+    accumulate = runtime_module("accumulate_cupy", xp, siblings={"gemm_cupy": gemm})
+    on_host(vars(gemm), cublas)
+    accumulate._gemm = gemm._gemm  # the recording wrapper on_host put in place
+    return {**vars(gemm), **vars(accumulate)}, cublas

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sysconfig
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ def _names(params: str) -> list:
 
 
 _LIBRARIES = {}  # (inputs, outputs, body, dtype) -> the compiled kernel function
+_COMPILING = threading.Lock()  # a convolution's worker threads may ask for the same kernel at once
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,6 +85,11 @@ def host_source(inputs, outputs, body, dtype) -> str:
 
 
 def _library(inputs, outputs, body, dtype):
+    with _COMPILING:
+        return _compiled(inputs, outputs, body, dtype)
+
+
+def _compiled(inputs, outputs, body, dtype):
     key = (tuple(inputs), tuple(outputs), body, dtype)
     if key not in _LIBRARIES:
         cc = compiler()

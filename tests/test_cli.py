@@ -135,7 +135,7 @@ def test_bad_counts_are_refused_before_any_work(capsys, argv, needle):
 ])
 def test_check_refuses_a_check_that_checks_nothing(kwargs, needle):
     from symgrad import ops
-    from symgrad.check import check
+    from symgrad.verify.check import check
     from symgrad.ir import SymgradError
     with pytest.raises(SymgradError, match=needle):
         check(ops.build("gelu", approximate="none"), **kwargs)
@@ -143,7 +143,7 @@ def test_check_refuses_a_check_that_checks_nothing(kwargs, needle):
 
 def test_check_accepts_numpy_integers(capsys):
     from symgrad import ops
-    from symgrad.check import check
+    from symgrad.verify.check import check
     results, ok = check(ops.build("gelu", approximate="tanh"), trials=np.int64(1), seed=np.uint8(2))
     assert ok and len(results) == 1
 
@@ -237,7 +237,7 @@ def test_bench_reports_every_method_with_pair_ratios(capsys):
 
 
 def test_bench_child_environment_binds_only_when_asked(monkeypatch):
-    from symgrad.bench import _env
+    from symgrad.bench.cpu import _env
     monkeypatch.setenv("OMP_PROC_BIND", "spread")  # the parent's setting does not leak into unbound runs
     unbound, bound = _env(2), _env(2, bind=True)
     assert "OMP_PROC_BIND" not in unbound and bound["OMP_PROC_BIND"] == "true"
@@ -253,7 +253,8 @@ def test_bench_bound_threads(capsys):
 def test_gpu_roofline_uses_the_peak_of_the_dtype():
     """The GPU benchmark's floor (a CPU-side computation): the ideal work of a 4096^3 matmul, and a
     float16 floor from the tensor-core peak, not float32's."""
-    from symgrad import bench_gpu, ops
+    from symgrad import ops
+    from symgrad.bench import gpu as bench_gpu
     op = ops.build("matmul", a_shape="M,K", b_shape="K,N")
     work = bench_gpu.work(op, {"a": (4096, 4096), "b": (4096, 4096)}, 2)
     flops, io = work["forward"]

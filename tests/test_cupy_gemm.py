@@ -1,4 +1,4 @@
-"""The CuPy modules' GEMM helper (templates/helpers/gemm.py.j2) on the CPU, cuBLAS emulated on host
+"""The CuPy modules' GEMM helper (symgrad/runtime/gemm_cupy.py) on the CPU, cuBLAS emulated on host
 memory (tests/cublas_emulator.py): which operand layouts it gives to cuBLAS in place (contiguous,
 transposed, strided row windows as the per-tap GEMMs read them, a broadcast batch), that the
 results and beta = 1 accumulation are right in float16/32/64, and that it leaves to cupy.matmul
@@ -131,7 +131,7 @@ MATMULS = [c for c in CONFIGS if c[0] == "matmul"] + [  # the benchmark's shapes
 def test_matmul_through_cublas_as_on_the_gpu(monkeypatch, name, params, shapes):
     """dot_general with the CuPy modules' _matmul: every product a cuBLAS call on its operands as
     they lie (transposed views through the transpose flags), against PyTorch."""
-    helpers, cublas = cupy_helpers(("dot_general",))
+    helpers, cublas = cupy_helpers()
     module = module_for(name, tuple(sorted(params.items())))
     monkeypatch.setattr(module, "_matmul", helpers["_matmul"])
     errors = run_config(name, params, shapes)

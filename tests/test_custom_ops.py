@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 
 import symgrad
-from symgrad.check import check
+from symgrad.verify.check import check
 from symgrad.emit import emit, load
 from symgrad.ir import Bracket, Op, SymgradError, Tensor, in_range, index, size
 from conftest import needs_torch

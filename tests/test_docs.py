@@ -10,10 +10,10 @@ import sympy as sp
 
 import symgrad
 from symgrad.cli import main
-from symgrad.derivations import generate, specs
-from symgrad.latex import terms_aligned
+from symgrad.docs.derivations import generate, specs
+from symgrad.printing.latex import terms_aligned
 from test_symbolic import fd_gradient, sizes_for
-from symgrad.evaluate import evaluate
+from symgrad.verify.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKED_IN = ROOT / "derivations"

@@ -1,5 +1,5 @@
-"""The CPU fast paths (issue: fast NumPy kernels) against PyTorch, on the code paths the sweep's
-small shapes do not reach by themselves:
+"""The CPU fast paths of the emitted modules against PyTorch, on the code paths the sweep's small
+shapes do not reach by themselves (settings set in the emitted module, as a user would):
 - batch chunks in the per-tap loop and channel chunks in the per-output-position loop (forced by
   shrinking the module's cache budget to one byte, so every chunk is a single batch item),
 - no chunks at all (the CuPy modules' setting: the whole batch at once, and channels merged into
@@ -14,20 +14,16 @@ small shapes do not reach by themselves:
 - strided windows by stride phases, their input gradients by output phases and their weight
   gradients by phases of the kernel dilation, on cases chosen to reach their corners (phases no
   tap falls on, dilations sharing a factor with the stride, groups, 1-3 spatial axes), under the
-  default settings, one-item chunks on three threads, and the GPU's whole batch,
-- the helper itself against a loop reference of XLA's convolution on lax-level calls, under the
-  same three settings: strided dilated windows, weight-gradient shapes with both stride and
-  dilation, transposed convolutions with phases that meet no tap, negative padding, crops past an
-  axis's end,
-- the worker pool (kept between calls, made anew after a fork) and OMP_PROC_BIND's binding.
+  default settings, one-item chunks on three threads, and the GPU's whole batch.
+The runtime's convolution on lax-level calls, the worker pool and OMP_PROC_BIND's binding are
+tested on the runtime modules themselves: tests/test_runtime.py.
 """
-import os
 
 import numpy as np
 import pytest
 
 import symgrad
-from symgrad.emit import emit, load
+from symgrad.emit import emit
 
 from conftest import needs_torch
 from cublas_emulator import cupy_helpers
@@ -113,65 +109,6 @@ def test_threads_on_a_resnet_layer(monkeypatch):
     assert runs == [[(0, 1), (1, 3), (3, 5)]] * 3
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3, 8])
-@pytest.mark.parametrize("n", [1, 2, 5, 9])
-@pytest.mark.parametrize("step", [1, 2, 4, 16])
-def test_split_deals_out_whole_chunks(monkeypatch, workers, n, step):
-    module = _module(*CHUNKED[0][:2])
-    monkeypatch.setattr(module, "_workers", lambda: workers)
-    size, runs = module._split(n, step)
-    assert 1 <= size <= step
-    assert len(runs) == min(workers, n, -(-n // size)) and len(runs) == min(workers, n)  # every worker busy
-    assert runs[0][0] == 0 and runs[-1][1] == n and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
-    assert all(stop > start and (start % size == 0) for start, stop in runs)
-
-
-def test_conv_modules_run_serially_without_threadpoolctl(monkeypatch):
-    module = _module(*CHUNKED[0][:2])
-    monkeypatch.setattr(module, "threadpoolctl", None)
-    assert module._workers() == 1 and module._split(8, 1) == (1, [(0, 8)])
-
-
-def test_worker_pool_is_kept_and_made_anew_in_a_forked_child(monkeypatch):
-    module = _module(*CHUNKED[0][:2])
-    monkeypatch.setattr(module, "_POOL", {})
-    first = module._pool(2)
-    assert module._pool(1) is first and module._pool(2) is first  # kept from call to call
-    assert module._pool(3) is not first  # more threads wanted: a bigger pool
-    bigger = module._pool(3)
-    monkeypatch.setattr(module.os, "getpid", lambda: -1)  # as seen from a forked child
-    assert module._pool(2) is not bigger
-    for pool in (first, bigger, module._POOL["pool"]):
-        pool.shutdown()
-
-
-@pytest.mark.parametrize("value,bound", [("true", True), ("Spread", True), (" close ", True), ("false", False),
-                                         ("", False), ("master", False), ("primary", False)])
-def test_omp_proc_bind_values(monkeypatch, value, bound):
-    """true/close/spread bind one thread to a CPU; false, unset and primary/master (every thread on
-    the caller's CPU) do not."""
-    monkeypatch.setenv("OMP_PROC_BIND", value)
-    name, params = CHUNKED[0][:2]
-    source = emit(symgrad.derive(symgrad.ops.build(name, **params)))
-    assert load(source)._BIND is bound
-
-
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs thread affinity and two CPUs")
-def test_bound_threads_run_on_a_cpu_each(monkeypatch):
-    pytest.importorskip("threadpoolctl")
-    module = _module(*CHUNKED[0][:2])
-    monkeypatch.setattr(module, "_BIND", True)
-    monkeypatch.setattr(module, "_POOL", {})
-    caller = os.sched_getaffinity(0)
-    try:
-        seen = module._in_parallel(lambda start, stop: os.sched_getaffinity(0), [(0, 1), (1, 2)])
-        assert seen == [{cpu} for cpu in sorted(caller)[:2]]
-    finally:
-        os.sched_setaffinity(0, caller)
-        module._POOL["pool"].shutdown()
-
-
 @needs_torch
 @pytest.mark.parametrize("name,params,shapes", ELEMENTWISE, ids=[f"gelu-{k}" for k in range(len(ELEMENTWISE))])
 @pytest.mark.parametrize("threads", [1, 2])
@@ -235,8 +172,9 @@ def test_headers_name_the_phase_paths():
     header mentions no phases."""
     def computed(params):
         source = emit(symgrad.derive(symgrad.ops.build("conv2d", **params)))
-        header = source.split('"""')[1]
-        return [line for line in header.splitlines() if "computed by:" in line or "conv_general_dilated:" in line]
+        header = source.split('"""')[1].splitlines()
+        forward = [line for line in header if "recognised form: conv_general_dilated; computed by:" in line]
+        return forward + [line for line in header if line.strip().startswith("computed by:")]
     forward, dx, dw, _ = computed({"stride": 2, "padding": 1, "dilation": 1, "groups": 1})
     assert "window-stride phases" in forward and "by output phase" in dx and "phases of the kernel dilation" in dw
     assert not any("phase" in line for line in computed({"stride": 1, "padding": 1, "dilation": 1, "groups": 1}))
@@ -265,76 +203,3 @@ SUITE_LIKE = [  # the benchmark layers, scaled down
 def test_float32_within_1e5_of_float64(name, params, shapes):
     errors = run_config(name, params, shapes, dtype=np.float32)
     assert max(errors.values()) <= 1e-5, errors
-
-
-def _helper_cases():
-    """lax-level calls of the emitted conv_general_dilated that the derived gradients reach only in
-    part: transposed convolutions (lhs_dilation > 1) whose output phases meet no tap, one tap or
-    taps sharing a factor with the dilation, with negative padding, and crops past an axis's end."""
-    rng = np.random.default_rng(7)
-
-    def draw(low, high, count):  # count integers in [low, high)
-        return tuple(int(v) for v in rng.integers(low, high, count))
-
-    cases = [  # (lhs shape, rhs shape, window_strides, padding, lhs_dilation, rhs_dilation, groups)
-        ((2, 3, 5), (4, 3, 2), (1,), [(0, 0)], (4,), (1,), 1),            # ld > k: phases with no tap
-        ((2, 3, 6), (4, 3, 3), (1,), [(-2, 3)], (2,), (2,), 1),           # ld divides rd: taps on one phase
-        ((2, 4, 5, 4), (6, 2, 3, 2), (1, 1), [(1, -1), (2, 0)], (3, 2), (2, 3), 2),
-        ((1, 2, 4), (3, 2, 2), (1,), [(-6, 5)], (1,), (1,), 1),           # the crop passes the far end
-        ((1, 2, 4), (3, 2, 2), (1,), [(5, -6)], (1,), (1,), 1),           # the far crop eats the front padding
-        ((1, 2, 3), (2, 2, 1), (2,), [(-5, 4)], (3,), (1,), 1),
-    ]
-    for _ in range(12):  # random strided windows with dilated kernels (the forward's and dw's phases)
-        nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        size = draw(3, 12, nsp)
-        kernel = draw(1, 5, nsp)
-        strides = draw(1, 4, nsp)
-        rd = draw(1, 4, nsp)
-        pads = [draw(-2, 4, 2) for _ in range(nsp)]
-        if any(q + lo + hi < (k - 1) * r + 1 for q, (lo, hi), k, r in zip(size, pads, kernel, rd)):
-            continue
-        cases.append(((2, 2 * groups) + size, (2 * groups, 2) + kernel, strides, pads, (1,) * nsp, rd, groups))
-    for _ in range(12):  # weight-gradient shapes (fewer outputs than taps): window stride s, dilation d
-        nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        out = draw(1, 4, nsp)
-        strides = draw(1, 4, nsp)
-        rd = draw(1, 4, nsp)
-        kernel = draw(3, 7, nsp)
-        pads = [draw(-1, 3, 2) for _ in range(nsp)]
-        size = tuple(s * (m - 1) + (k - 1) * d + 1 - lo - hi + int(rng.integers(0, s))
-                     for m, s, k, d, (lo, hi) in zip(out, strides, kernel, rd, pads))
-        if min(size) < 1:
-            continue
-        cases.append(((2, 2 * groups) + size, (2 * groups, 2) + kernel, strides, pads, (1,) * nsp, rd, groups))
-    for _ in range(12):  # random transposed convolutions, 1-2 spatial axes
-        nsp, groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        size = draw(1, 6, nsp)
-        kernel = draw(1, 4, nsp)
-        ld = draw(2, 4, nsp)
-        rd = draw(1, 4, nsp)
-        pads = [draw(-2, 4, 2) for _ in range(nsp)]
-        if any((q - 1) * l + 1 + lo + hi < (k - 1) * r + 1 for q, l, (lo, hi), k, r in zip(size, ld, pads, kernel, rd)):
-            continue
-        cases.append(((2, 2 * groups) + size, (2 * groups, 2) + kernel, (1,) * nsp, pads, ld, rd, groups))
-    return cases
-
-
-@pytest.mark.parametrize("setting", PHASE_SETTINGS)
-@pytest.mark.parametrize("case", _helper_cases())
-def test_conv_helper_against_loop_reference(monkeypatch, case, setting):
-    import xla_reference
-    lhs_shape, rhs_shape, strides, padding, ld, rd, groups = case
-    rng = np.random.default_rng(3)
-    lhs, rhs = rng.standard_normal(lhs_shape), rng.standard_normal(rhs_shape)
-    spatial = "HWD"[:len(lhs_shape) - 2]
-    numbers = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
-    module = _module(*CHUNKED[0][:2])
-    for key, value in PHASE_SETTINGS[setting].items():
-        monkeypatch.setattr(module, key, value)
-    gemms = len(GPU_CUBLAS.calls)
-    want = xla_reference.conv_general_dilated(lhs, rhs, strides, padding, ld, rd, numbers, groups)
-    got = module.conv_general_dilated(lhs, rhs, strides, padding, ld, rd, numbers, groups)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert not GPU_CUBLAS.refused  # on the GPU every GEMM reads its operands in place
-    assert len(GPU_CUBLAS.calls) == gemms or "_accumulate" in PHASE_SETTINGS[setting]

@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 
 import symgrad
-from symgrad.reference import REFERENCES
+from symgrad.verify.reference import REFERENCES
 from symgrad.cli import main
 from conftest import HAS_JAX, needs_torch
 import xla_reference
@@ -118,8 +118,8 @@ def test_forms_pasted_into_conv_general_dilated(capsys, name, argv, xshape, wsha
     x, w = rng.standard_normal(xshape), rng.standard_normal(wshape)
     b = rng.standard_normal(wshape[0])
     arrays = {"x": x, "w": w, "b": b}
-    from symgrad.evaluate import bind_sizes
-    sizes = {str(k): v for k, v in bind_sizes(op, arrays).items()}
+    from symgrad.sizes import concrete_sizes
+    sizes = {str(k): v for k, v in concrete_sizes(op, {n: a.shape for n, a in arrays.items()}).items()}
     ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     out = REFERENCES[name](op, *ts)
     g = rng.standard_normal(tuple(out.shape))
@@ -129,3 +129,42 @@ def test_forms_pasted_into_conv_general_dilated(capsys, name, argv, xshape, wsha
         for k, t in zip("xw", ts[:2]):
             got = _apply_form(d["grads"][k]["form"], arrays, sizes, conv)
             np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=f"{label} d{k}")
+
+
+EINSUM_PATTERNS = [("P,1,M,K", "Q,K,N"), ("B,M,K", "B,K,N"), ("1,M,K", "B,K,N"), ("4,1,M,K", "3,K,N"),
+                   ("M,K", "K"), ("K", "K,N"), ("K", "B,K,N"), ("A,B,M,K", "A,1,K,N")]
+
+
+@needs_torch
+@pytest.mark.parametrize("a_shape,b_shape", EINSUM_PATTERNS)
+def test_matmul_einsum_fields_run_in_numpy(capsys, a_shape, b_shape):
+    """Every matmul form's ``einsum`` string runs in numpy.einsum on the operands it names and, times
+    ``scale`` and broadcast along ``broadcast``, gives PyTorch's gradient."""
+    import torch
+    d = derive_json(capsys, "matmul", "--a-shape", a_shape, "--b-shape", b_shape)
+    sizes = {"P": 2, "Q": 3, "M": 4, "K": 5, "N": 3, "B": 2, "A": 2}
+    shape = lambda pattern: tuple(int(p) if p.isdigit() else sizes[p] for p in pattern.split(","))
+    rng = np.random.default_rng(0)
+    arrays = {"a": rng.standard_normal(shape(a_shape)), "b": rng.standard_normal(shape(b_shape))}
+    ts = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()}
+    out = torch.matmul(ts["a"], ts["b"])
+    arrays["g"] = rng.standard_normal(tuple(out.shape))
+    out.backward(torch.tensor(arrays["g"]))
+    forms = [d["forward"]["forms"][0]] + [d["grads"][k]["form"] for k in "ab"]
+    wants = [out.detach().numpy(), ts["a"].grad.numpy(), ts["b"].grad.numpy()]
+    assert forms[0]["kind"] == "matmul"
+    for form, want in zip(forms, wants):
+        if form["kind"] != "matmul":  # an outer product (a vector operand's gradient) is elementwise
+            continue
+        got = form["scale"] * np.einsum(form["einsum"], arrays[form["lhs"]], arrays[form["rhs"]])
+        got = np.broadcast_to(np.expand_dims(got, tuple(form.get("broadcast", ()))), want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_matmul_module_names_its_output_and_its_batch_index():
+    """The header calls the upstream gradient ∂L/∂out (matmul's output is ``out``), and the batch
+    index is not ``b``, the second input's name."""
+    from symgrad.emit import emit
+    header = emit(symgrad.derive(symgrad.ops.matmul("B,M,K", "B,K,N"))).split('"""')[1]
+    assert "g = ∂L/∂out the upstream gradient" in header and "∂L/∂y" not in header
+    assert "out[beta, m, n] = sum_{k=0..K - 1} a[beta, m, k]*b[beta, k, n]" in header

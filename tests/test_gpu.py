@@ -10,7 +10,7 @@ import pytest
 
 import symgrad
 from symgrad.emit import emit, load
-from symgrad.reference import REFERENCES
+from symgrad.verify.reference import REFERENCES
 from sweep_configs import all_configs
 
 

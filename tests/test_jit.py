@@ -1,18 +1,18 @@
-"""Elementwise ops as numba loops (templates/helpers/jit.py.j2, templates/loop.py.j2): the compiled
+"""Elementwise ops as numba loops (symgrad/runtime/jit.py, templates/loop.py.j2): the compiled
 loop against the NumPy block path of the same module and against PyTorch, per dtype; which arrays
-take which path; the scalar float32 erf/tanh; the module without numba; the scalar printer."""
+take which path; the module without numba; the scalar printer.  (The loops' scalar float32
+erf/tanh/exp: tests/test_runtime.py.)"""
 import warnings
 
 import numpy as np
 import pytest
-import scipy.special
 import sympy as sp
 
 import symgrad
-from symgrad.codegen import element_code
+from symgrad.emit.loops import element_code
 from symgrad.emit import emit, load
 from symgrad.ir import Op, Tensor, index, size
-from symgrad.printing import element_statements
+from symgrad.printing.scalar import element_statements
 from conftest import needs_torch
 
 numba = pytest.importorskip("numba")
@@ -72,7 +72,7 @@ def test_loop_matches_the_numpy_path(module, dtype):
 def test_loop_matches_torch(module):
     """float64 loops against PyTorch's autograd at 1e-10; float32 loops within 1e-5 of them."""
     import torch
-    from symgrad.reference import REFERENCES
+    from symgrad.verify.reference import REFERENCES
     op, m = module
     arrays = _inputs(op, np.float64)
     g = np.random.default_rng(9).standard_normal(SIZE)
@@ -135,7 +135,7 @@ def test_numba_disabled_or_failing_takes_the_numpy_path(monkeypatch):
     def plain_python(value):  # not compiled: numba cannot call it
         return value
 
-    def unsupported_loop(_F, *functions):
+    def unsupported_loop(single):
         def loop(out, x):
             for k in numba.prange(out.size):
                 out[k] = plain_python(x[k])
@@ -147,48 +147,6 @@ def test_numba_disabled_or_failing_takes_the_numpy_path(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # said once; afterwards the NumPy path without a word
         assert np.array_equal(m.forward(x), want)
-
-
-@pytest.mark.parametrize("name,span,reference", [("erf", 6.0, scipy.special.erf), ("tanh", 12.0, np.tanh)])
-def test_scalar_float32_special_functions(name, span, reference):
-    """_erf32/_tanh32 (one element, in the loops) as accurate as the NumPy helpers, with the edges."""
-    m = load(emit(symgrad.derive(symgrad.ops.gelu("none" if name == "erf" else "tanh"))), f"scalar_{name}")
-    scalar = getattr(m, f"_{name}32")
-    loop = numba.vectorize(["float32(float32)"])(lambda z: scalar(z))
-    z = np.concatenate([np.linspace(-span, span, 600_001, dtype=np.float32),
-                        np.float32(10.0) ** np.arange(-37.0, 38.0, 0.01, dtype=np.float32)])
-    z = np.concatenate([z, -z])
-    got = loop(z)
-    want = reference(z.astype(np.float64))
-    assert got.dtype == np.float32
-    assert np.abs(got - want).max() <= 5e-7
-    assert np.array_equal(got, getattr(m, f"_{name}")(z))  # the NumPy helper, bit for bit
-    with np.errstate(invalid="ignore"):
-        edges = loop(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=np.float32))
-    assert np.isnan(edges[0]) and edges[1:3].tolist() == [1.0, -1.0]
-    assert edges[3] == 0 and not np.signbit(edges[3]) and np.signbit(edges[4])
-
-
-def test_scalar_float32_exp():
-    """_exp32 (vectorisable, in the loops) within an ulp of float64 exp over the whole float32
-    range: subnormal results, overflow to inf at FLT_MAX's logarithm, NaN, signed zero."""
-    m = load(emit(symgrad.derive(symgrad.ops.gelu("none"))), "scalar_exp")
-    exp32 = m._exp32
-    loop = numba.vectorize(["float32(float32)"])(lambda z: exp32(z))
-    z = np.concatenate([np.linspace(-110, 95, 2_000_001, dtype=np.float32),
-                        np.float32(10.0) ** np.arange(-37.0, 38.0, 0.01, dtype=np.float32)])
-    z = np.concatenate([z, -z])
-    with np.errstate(over="ignore", invalid="ignore"):
-        got, want = loop(z), np.exp(z.astype(np.float64))
-        edges = loop(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72283, 88.7229, -103.9], np.float32))
-    assert got.dtype == np.float32
-    normal = (want >= np.finfo(np.float32).tiny) & (want <= np.finfo(np.float32).max)
-    assert (np.abs(got[normal] - want[normal]) / want[normal]).max() <= 1.2e-7  # one ulp is 1.19e-7
-    small = want < np.finfo(np.float32).tiny
-    assert np.abs(got[small] - want[small]).max() <= np.finfo(np.float32).smallest_subnormal
-    assert np.isinf(got[want > np.finfo(np.float32).max]).all()
-    assert np.isnan(edges[0]) and edges[1] == np.inf and edges[2] == 0 and edges[3] == edges[4] == 1
-    assert np.isfinite(edges[5]) and edges[6] == np.inf and edges[7] == np.finfo(np.float32).smallest_subnormal
 
 
 def test_element_printer():

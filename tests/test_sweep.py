@@ -7,7 +7,7 @@ import pytest
 
 import symgrad
 from symgrad.emit import emit, load
-from symgrad.reference import torch_reference
+from symgrad.verify.reference import torch_reference
 from conftest import needs_torch
 from sweep_configs import all_configs
 

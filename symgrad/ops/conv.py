@@ -75,10 +75,10 @@ def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=Tru
                          f"{name}: kernel (dilated extent {{{span}}}) larger than the padded input "
                          f"({{{l + lo + hi}}}){where}"))
     params = {"ndim": ndim, "stride": list(stride), "dilation": list(dilation),
-              "padding": [list(p) for p in pads], "padding_spec": padding, "groups": groups,
+              "padding": [list(p) for p in pads], "groups": groups,
               "bias": bool(bias), "kernel_size": list(ksize)}
     return Op(name=name, params=params, inputs=tuple(inputs), output=y, indices=(n, *g, f, *i),
-              rhs=rhs, output_sizes=output_sizes, requires=requires)
+              rhs=rhs, output_sizes=output_sizes, requires=requires, spec={"padding": padding})
 
 
 def conv1d(**kw) -> Op:

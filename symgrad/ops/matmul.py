@@ -37,7 +37,7 @@ def matmul(a_shape=None, b_shape=None) -> Op:
         if da != 1 and db != 1 and da != db:
             raise SymgradError(f"matmul: batch axis {ax} does not broadcast: {da} vs {db}")
         dim = db if da == 1 else da
-        v = index(f"b_{ax + 1}" if nb > 1 else "b", dim)
+        v = index(f"beta_{ax + 1}" if nb > 1 else "beta", dim)  # not "b": that is an input
         out_batch.append(dim)
         beta.append(v)
         idx_a.append(0 if da == 1 else v)

@@ -1,0 +1,296 @@
+"""``symgrad bench``: time emitted modules against PyTorch in one process, same thread count.
+
+Thread counts must be fixed before NumPy's BLAS starts, so each measurement runs in a child
+process with OPENBLAS/OMP/MKL/NUMBA thread variables set (and ``torch.set_num_threads``).  Peak memory is
+the child's peak resident set above its baseline after the inputs are made, per method.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+SUITE = [
+    ("resnet 3x3", "conv2d", {"stride": 1, "padding": 1, "dilation": 1, "groups": 1},
+     {"x": (8, 64, 56, 56), "w": (64, 64, 3, 3), "b": (64,)}),
+    ("stride 2", "conv2d", {"stride": 2, "padding": 1, "dilation": 1, "groups": 1},
+     {"x": (8, 128, 28, 28), "w": (128, 128, 3, 3), "b": (128,)}),
+    ("depthwise 3x3", "conv2d", {"stride": 1, "padding": 1, "dilation": 1, "groups": 64},
+     {"x": (8, 64, 56, 56), "w": (64, 1, 3, 3), "b": (64,)}),
+    ("dilated d=2", "conv2d", {"stride": 1, "padding": 2, "dilation": 2, "groups": 1},
+     {"x": (8, 64, 56, 56), "w": (64, 64, 3, 3), "b": (64,)}),
+    ("conv1d k=5", "conv1d", {"stride": 1, "padding": 2, "dilation": 1, "groups": 1},
+     {"x": (16, 256, 1024), "w": (256, 256, 5), "b": (256,)}),
+    ("causal conv1d k=5", "conv1d", {"stride": 1, "padding": "causal", "dilation": 1, "groups": 1},
+     {"x": (16, 256, 1024), "w": (256, 256, 5), "b": (256,)}),
+    ("matmul 16x512^3", "matmul", {"a_shape": "B,M,K", "b_shape": "B,K,N"},
+     {"a": (16, 512, 512), "b": (16, 512, 512)}),
+    ("gelu 2^23", "gelu", {"approximate": "none"}, {"x": (1 << 23,)}),
+]
+
+
+def _env(threads: int, bind: bool = False) -> dict:
+    """The child's environment: ``threads`` for every library; with ``bind``, OMP_PROC_BIND=true,
+    which binds torch's OpenMP threads and the emitted modules' worker threads one to a CPU (else
+    the variable is removed, so neither side binds)."""
+    env = dict(os.environ)
+    for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[key] = str(threads)
+    env.pop("OMP_PROC_BIND", None)
+    if bind:
+        env["OMP_PROC_BIND"] = "true"
+    return env
+
+
+def _child(task: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "symgrad.bench.cpu", json.dumps(task)],
+                          env=_env(task["threads"], task.get("bind", False)), capture_output=True, text=True)
+    if proc.returncode:
+        from ..ir import SymgradError
+        raise SymgradError("bench: " + proc.stderr.strip().splitlines()[-1] if proc.stderr else "bench child failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _setup(task):
+    """The op, the emitted module (source made by the parent: no SymPy work here) and float32 inputs."""
+    import numpy as np
+    import symgrad
+    from symgrad.emit import load
+    op = symgrad.ops.build(task["op"], **task["params"])
+    module = load(task["source"])
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(task["shapes"][t.name], dtype=np.float32) for t in op.inputs]
+    return op, module, arrays
+
+
+SETTLE = 0.1  # seconds of untimed calls after each pause (see _interleaved_times)
+
+
+def _interleaved_times(pairs: dict, repeats: int, warmup: int, pause: float = 0.0) -> dict:
+    """Times of each function, the functions taking turns within every repeat.
+
+    Taking turns puts both sides of a comparison under the same machine conditions (a shared VM's
+    speed drifts over seconds).  ``pause`` seconds of sleep before each turn let the other
+    library's spinning worker threads stop; then ``SETTLE`` seconds of untimed calls (at least one)
+    wake the machine, so the timed call runs as in a loop (BENCHMARKS.md says what was measured
+    without them).
+    """
+    for fn in pairs.values():
+        for _ in range(warmup):
+            fn()
+    times = {key: [] for key in pairs}
+    for _ in range(repeats):
+        for key, fn in pairs.items():
+            if pause:
+                time.sleep(pause)
+                settled = time.perf_counter() + SETTLE
+                fn()
+                while time.perf_counter() < settled:
+                    fn()
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return times
+
+
+def _quartiles(values) -> tuple:
+    """(lower quartile, median, upper quartile) by nearest rank."""
+    v = sorted(values)
+    return v[len(v) // 4], v[len(v) // 2], v[(3 * len(v)) // 4]
+
+
+def _warm_blas():
+    """One 1024-square SGEMM before any timing: until a process has run one large SGEMM, OpenBLAS
+    ran small ones about 3x slower on the reference machine (BENCHMARKS.md); this measures the
+    steady state."""
+    import numpy as np
+    a = np.ones((1024, 1024), np.float32)
+    a @ a
+
+
+GAUGE = (64, 64, 3364)  # M, K, N of the gauge SGEMM: the ResNet layer's per-tap product
+
+
+def _gauge(pause: float) -> dict:
+    """GFLOP/s of one fixed SGEMM (``GAUGE``) in NumPy's BLAS and in torch, at the child's thread
+    count (torch's set already): what the machine gave each library at that moment, before and
+    after the timings."""
+    import numpy as np
+    import torch
+    m, k, n = GAUGE
+    a, b, c = np.ones((m, k), np.float32), np.ones((k, n), np.float32), np.empty((m, n), np.float32)
+    ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+    rates = {}
+    for name, fn in (("numpy", lambda: np.matmul(a, b, out=c)), ("torch", lambda: torch.mm(ta, tb, out=tc))):
+        time.sleep(pause)
+        fn()
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 0.05:
+            fn()
+            count += 1
+        rates[name] = 2 * m * k * n * count / (time.perf_counter() - start) / 1e9
+    return rates
+
+
+def _torch_fns(op, arrays, threads):
+    import torch
+    from symgrad.verify.reference import REFERENCES
+    torch.set_num_threads(threads)
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ref = REFERENCES[op.name]
+    graph = ref(op, *ts)  # built once: a gradient's time is its backward alone
+    g = torch.ones_like(graph)
+
+    def forward():
+        with torch.no_grad():
+            ref(op, *[t.detach() for t in ts])
+
+    def grad(k):
+        return lambda: torch.autograd.grad(graph, [ts[k]], g, retain_graph=True)
+
+    def forward_backward():
+        torch.autograd.grad(ref(op, *ts), ts, g)
+    return forward, grad, forward_backward, g.detach().numpy()
+
+
+def run_timing(task: dict) -> dict:
+    """Child side: times of the emitted module and of torch, per method, taking turns."""
+    op, module, arrays = _setup(task)
+    _warm_blas()
+    reps, warm = task["repeats"], task["warmup"]
+    t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"])
+    pause = 0.2 if task["threads"] > 1 else 0.0
+    out = {"emitted": {}, "torch": {}, "ratio": {}, "gauge": [_gauge(pause)]}
+    methods = {"forward": (lambda: module.forward(*arrays), t_fwd)}
+    for k, t in enumerate(op.inputs):
+        fn = getattr(module, f"grad_{t.name}")
+        methods[f"d{t.name}"] = ((lambda fn=fn: fn(g, *arrays)), t_grad(k))
+    methods["forward+backward"] = (lambda: (module.forward(*arrays), module.backward(g, *arrays)), t_bwd)
+    for key, (emitted, torch_fn) in methods.items():
+        times = _interleaved_times({"emitted": emitted, "torch": torch_fn}, reps, warm, pause=pause)
+        out["emitted"][key], out["torch"][key] = (_quartiles(times[k])[1] for k in ("emitted", "torch"))
+        # the ratio of each turn's pair: drift of the machine over the run cancels within a pair
+        out["ratio"][key] = _quartiles([e / t for e, t in zip(times["emitted"], times["torch"])])
+    out["gauge"].append(_gauge(pause))
+    return out
+
+
+def _gauge_text(result) -> str:
+    """'numpy 166/168, torch 140/139': GFLOP/s of the gauge SGEMM before/after the timings."""
+    return ", ".join(f"{lib} {'/'.join(f'{g[lib]:.0f}' for g in result['gauge'])}" for lib in ("numpy", "torch"))
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def run_memory(task: dict) -> dict:
+    """Child side: peak resident set above the baseline (inputs made) for one forward + backward.
+
+    Linux: writing 5 to /proc/self/clear_refs resets the peak (VmHWM) to the current RSS.
+    """
+    op, module, arrays = _setup(task)
+    _warm_blas()
+    if task["method"] == "torch":
+        import torch
+        from symgrad.verify.reference import REFERENCES
+        torch.set_num_threads(task["threads"])
+        ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+        g = torch.ones_like(REFERENCES[op.name](op, *[t.detach() for t in ts]))
+        run = lambda: torch.autograd.grad(REFERENCES[op.name](op, *ts), ts, g)
+    else:
+        import numpy as np
+        g = np.ones(module.forward(*arrays).shape, np.float32)
+        run = lambda: (module.forward(*arrays), module.backward(g, *arrays))
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base = _status_kib("VmRSS")
+    run()
+    return {"peak_mib": (_status_kib("VmHWM") - base) / 1024}
+
+
+def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False) -> dict:
+    import symgrad
+    from symgrad.emit import emit
+    source = emit(symgrad.derive(symgrad.ops.build(op_name, **params)))
+    task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
+            "warmup": warmup, "mode": "time", "source": source, "bind": bind}
+    result = _child(task)
+    for method in ("emitted", "torch"):
+        result[method]["peak_mib"] = _child(dict(task, mode="memory", method=method))["peak_mib"]
+    return result
+
+
+def format_result(name, threads, result, bind=False) -> str:
+    keys = [k for k in result["emitted"] if k != "peak_mib"]
+    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}{', bound' if bind else ''})"]
+    lines.append(f"  {'gauge SGEMM':18s} {'x'.join(map(str, GAUGE))} (M, K, N) GFLOP/s before/after: {_gauge_text(result)}")
+    for k in keys:
+        e, t = result["emitted"][k], result["torch"][k]
+        low, mid, high = result["ratio"][k]
+        lines.append(f"  {k:18s} emitted {e * 1e3:9.2f} ms   torch {t * 1e3:9.2f} ms   ratio {mid:5.2f} "
+                     f"(quartiles {low:.2f}-{high:.2f})")
+    em, tm = result["emitted"]["peak_mib"], result["torch"]["peak_mib"]
+    lines.append(f"  {'peak memory':18s} emitted {em:9.1f} MiB  torch {tm:9.1f} MiB  ratio {em / max(tm, 1e-9):5.2f}")
+    return "\n".join(lines)
+
+
+def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
+    import platform
+    import numpy
+    rows = []
+    for name, op, params, shapes in SUITE:
+        for t, bind in [(t, bind) for t in threads for bind in ((False, True) if t > 1 else (False,))]:
+            r = bench(op, params, shapes, threads=t, repeats=repeats, bind=bind)
+            print(format_result(name, t, r, bind), flush=True)
+            rows.append((name, f"{t} bound" if bind else str(t), r))
+    versions = {}
+    for name in ("torch", "numba"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = "not installed"
+    head = ["# Benchmarks: emitted NumPy modules vs PyTorch (CPU, float32)", "",
+            f"Measured by `symgrad bench --suite` on {platform.machine()} with {os.cpu_count()} cores, "
+            f"numpy {numpy.__version__}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
+            "same thread count, the two sides taking turns run by run (with 2+ threads, each turn is 0.2 s of sleep, "
+            f"so neither library's spinning worker threads steal the cores, then {SETTLE:g} s of untimed calls (at least "
+            "one), so the timed one finds the machine awake as in a loop), after one large NumPy "
+            "SGEMM (see `_warm_blas` in symgrad/bench/cpu.py). Ratio = emitted time / torch time (lower is better; < 1 means faster than torch), "
+            "the median over the runs of each run's pair (the two sides of one turn), so drift between turns cancels; "
+            "fwd+bwd also gives the quartiles of those pair ratios, the spread the machine gave. "
+            "Torch's per-gradient time is one `autograd.grad` call for that input on a graph built once; "
+            "fwd+bwd is a forward under autograd plus the full backward. Peak memory: the child process's peak "
+            "resident set above its baseline once inputs exist (for torch, including its allocator's caching). "
+            f"Gauge: GFLOP/s of one {'x'.join(map(str, GAUGE))} (M, K, N) SGEMM in each library, in the timing "
+            "child, before/after its timings: what the machine gave each side (a 2-thread NumPy gauge near the "
+            "1-thread one means the second core was not there for that case). Rows '2 bound' run with "
+            "OMP_PROC_BIND=true in the child: torch's OpenMP threads and the emitted modules' worker threads are "
+            "bound one to a CPU; unbound, on the 2-vCPU reference VM (its kernel booted with sched_vcpu_pack) the "
+            "two threads of a short convolution often shared one vCPU, the other idle; OpenMP's spinning threads "
+            "escape that, the emitted modules' sleeping workers do not.", "",
+            "| case | threads | forward | " + " | ".join(["grads (each)", "fwd+bwd", "peak mem", "gauge"]) + " |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, t, r in rows:
+        e, tr = r["emitted"], r["torch"]
+        ratio = r["ratio"]
+        grads = ", ".join(f"{k} {ratio[k][1]:.2f}" for k in e if k.startswith("d"))
+        low, mid, high = ratio["forward+backward"]
+        head.append(f"| {name} | {t} | {ratio['forward'][1]:.2f} | {grads} | {mid:.2f} ({low:.2f}-{high:.2f}) | "
+                    f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) | "
+                    f"{_gauge_text(r)} |")
+    text = "\n".join(head) + "\n"
+    with open(path, "w") as fh:
+        fh.write(text)
+    return text
+
+
+if __name__ == "__main__":
+    task = json.loads(sys.argv[1])
+    print(json.dumps(run_timing(task) if task["mode"] == "time" else run_memory(task)))

@@ -1,0 +1,108 @@
+"""The documents kept in derivations/: which ops, which examples; ``symgrad docs`` regenerates them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import sympy as sp
+
+from .. import ops
+from ..derive import derive
+from .document import document_context, jacobian_example, render
+
+
+def _size(name):
+    return sp.Symbol(name, integer=True, positive=True)
+
+
+def _int(name):
+    return sp.Symbol(name, integer=True)
+
+
+def _conv1d_sizes(L, K, extra=None):
+    sizes = {_size("N"): 1, _size("C_in"): 1, _size("C_out"): 1, _size("L"): L, _size("K"): K}
+    sizes.update(extra or {})
+    return sizes
+
+
+def _output_size(op_, sizes):
+    (expr,) = op_.output_sizes.values()
+    return int(sp.sympify(expr).subs(sizes))
+
+
+def _conv_example(op_, L, K, formula):
+    sizes = _conv1d_sizes(L, K)
+    out = _output_size(op_, sizes)
+    sizes[_size("O")] = out
+    jac = jacobian_example(op_, sizes, out, L, (0, 0), (0, 0))
+    return dict(jac, caption=f"L = {L}, k = {K}", text=f"Row $i$, column $j$: {formula}.")
+
+
+def _convolve_example(mode, Lx, Ly, formula):
+    op_ = ops.convolve(mode)
+    sizes = {_size("L_x"): Lx, _size("L_y"): Ly}
+    out = _output_size(op_, sizes)
+    sizes[_size("O")] = out
+    jac = jacobian_example(op_, sizes, out, Lx)
+    return dict(jac, caption=f"numpy.convolve(x, y, '{mode}') with len(x) = {Lx}, len(y) = {Ly}",
+                text=f"Row $i$, column $j$: {formula}.")
+
+
+def specs():
+    """(file stem, title, op, notes, shapes example, Jacobian example or None)."""
+    conv1 = ops.conv(1)
+    simple = ops.conv(1, stride=1, dilation=1, padding=0, bias=False)
+    causal = ops.conv(1, stride=1, dilation=1, padding="causal")
+    conv2 = ops.conv(2, groups="G")
+    o = conv1.output_sizes[_size("O")]
+    ex1 = int(o.subs({_size("L"): 64, _size("K"): 3, _size("s"): 1, _size("d"): 1, _int("lo"): 0, _int("hi"): 0}))
+    o1, o2 = conv2.output_sizes.values()
+    pad = {_int("lo_1"): 1, _int("hi_1"): 1, _int("lo_2"): 2, _int("hi_2"): 2, _size("s_1"): 1, _size("s_2"): 1,
+           _size("d_1"): 1, _size("d_2"): 1, _size("K_1"): 3, _size("K_2"): 5, _size("L_1"): 64, _size("L_2"): 128}
+    return [
+        ("conv1d", "1-D convolution: stride, dilation and padding symbolic", conv1,
+         ["PyTorch semantics (a cross-correlation); zero padding is the bracket $[0 \\le s i + d r - p^{lo} < L]$."],
+         f"$L = 64$, $k = 3$, stride 1, no padding: $O = {ex1}$.",
+         _conv_example(simple, 6, 3, "$w_{j-i}$ for $0 \\le j - i < k$ (cross-correlation; zero elsewhere)")),
+        ("conv2d", "2-D convolution: stride, dilation, padding and groups symbolic", conv2,
+         ["With $G$ groups the channel axes are seen as $(G, C/G)$: $x_{n,\\gamma,c,\\cdot}$, "
+          "$w_{\\gamma,f,c,\\cdot}$, $y_{n,\\gamma,f,\\cdot}$."],
+         f"Conv2d(20, 16, (3, 5), padding=(1, 2)) on $64 \\times 128$ keeps "
+         f"${int(o1.subs(pad))} \\times {int(o2.subs(pad))}$.", None),
+        ("conv1d_causal", "Causal (left-padded) 1-D convolution", causal,
+         ["Padding $(k-1)d$ on the left and none on the right: output $i$ sees inputs up to $i$."],
+         None, _conv_example(ops.conv(1, stride=1, dilation=1, padding="causal", bias=False), 6, 3,
+                             "$w_{j-i+k-1}$ for $0 \\le i - j < k$ (cross-correlation; with the kernel reversed, as "
+                             "in a true convolution, this is $w_{i-j}$)")),
+        ("convolve_full", "numpy.convolve, mode 'full'", ops.convolve("full"), [], None,
+         _convolve_example("full", 6, 3, "$y_{i-j}$ for $0 \\le i - j < k$")),
+        ("convolve_same", "numpy.convolve, mode 'same'", ops.convolve("same"), [], None,
+         _convolve_example("same", 6, 3, "$y_{i-j+1}$ for $0 \\le i - j + 1 < k$")),
+        ("convolve_same_even", "numpy.convolve, mode 'same', even kernel", ops.convolve("same"),
+         ["An even kernel shifts the 'same' window by one: the offset is $\\lfloor (\\min(L_x, L_y) - 1)/2 \\rfloor$."],
+         None, _convolve_example("same", 6, 4, "$y_{i-j+1}$ for $0 \\le i - j + 1 < k$")),
+        ("convolve_valid", "numpy.convolve, mode 'valid'", ops.convolve("valid"), [], None,
+         _convolve_example("valid", 6, 3, "$y_{i+k-1-j}$ for $0 \\le i + k - 1 - j < k$")),
+        ("matmul_batched", "Batched matrix product", ops.matmul("B,M,K", "B,K,N"), [], None, None),
+        ("gelu_exact", "GELU, exact (erf) form", ops.gelu("none"),
+         ["$\\Phi(x) = \\tfrac12(1 + \\mathrm{erf}(x/\\sqrt2))$; its derivative is the Gaussian density."], None, None),
+        ("gelu_tanh", "GELU, tanh approximation", ops.gelu("tanh"), [], None, None),
+    ]
+
+
+def generate(outdir: Path) -> list:
+    """Write every document (Markdown, LaTeX, PNG); returns the paths written."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, title, op_, notes, shapes_example, jac in specs():
+        if jac is not None:
+            image = f"{stem}_jacobian.png"
+            (outdir / image).write_bytes(jac["png"])
+            written.append(outdir / image)
+            jac = dict(jac, image=image)
+        context = document_context(derive(op_), title, notes, shapes_example, jac)
+        for fmt, ext in (("markdown", "md"), ("latex", "tex")):
+            path = outdir / f"{stem}.{ext}"
+            path.write_text(render(context, fmt))
+            written.append(path)
+    return written

@@ -1,0 +1,72 @@
+"""A derivation as text (the CLI's default) and as JSON; each form described by its kind."""
+from __future__ import annotations
+
+import json
+
+import sympy as sp
+
+from ..derive import Derivation
+from ..forms import jsonable, kind
+from ..forms.sum import form_json
+from ..printing.text import term_text, text
+
+
+def _concrete(value, sizes):
+    if not sizes:
+        return value
+    if isinstance(value, dict):
+        return {k: _concrete(v, sizes) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_concrete(v, sizes) for v in value]
+    if isinstance(value, sp.Basic):
+        return sp.sympify(value).subs(sizes)
+    return value
+
+
+def as_json(d: Derivation, sizes=None) -> dict:
+    """The JSON summary; with ``sizes`` every size expression is evaluated."""
+    op = d.op
+    return jsonable(_concrete({
+        "op": op.name,
+        "params": op.params,
+        "inputs": [t.name for t in op.inputs],
+        "shapes": {t.name: [str(s) for s in t.shape] for t in (*op.inputs, op.output)},
+        "output_sizes": {str(k): v for k, v in op.output_sizes.items()},
+        "forward": {"expr": " + ".join(term_text(f.term) for f in d.forward),
+                    "forms": [dict(kind=f.kind, **f.fields) for f in d.forward]},
+        "grads": {name: {"indices": [str(i) for i in g.indices],
+                         "expr": " + ".join(term_text(f.term) for f in g.forms) or "0",
+                         "form": form_json(g.forms)}
+                  for name, g in d.grads.items()},
+        "seconds": round(d.seconds, 3),
+    }, sizes))
+
+
+def as_text(d: Derivation, sizes=None) -> str:
+    op = d.op
+    lines = [f"{op.name}  " + ", ".join(f"{k}={text(v) if isinstance(v, sp.Basic) else v}"
+                                         for k, v in op.params.items())]
+    shapes = ", ".join(f"{t.name} {tuple(map(str, t.shape))}" for t in op.inputs)
+    lines.append(f"shapes: {shapes} -> {op.output.name} {tuple(map(str, op.output.shape))}".replace("'", ""))
+    for k, v in op.output_sizes.items():
+        lines.append(f"  {k} = {text(v)}" + (f" = {sizes[k]}" if sizes and k in sizes else ""))
+    if sizes:
+        lines.append("  sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
+    for note in op.notes:
+        lines.append(f"  note: {note}")
+    idx = ", ".join(str(i.label) for i in op.indices)
+    lines += ["", "forward:", f"  {op.output.name}[{idx}] = " + " + ".join(term_text(f.term) for f in d.forward)]
+    for f in d.forward:
+        lines.append(f"    form: {f.kind}" + (f" {json.dumps(jsonable(f.fields))}" if f.kind != "elementwise" else ""))
+    for name, g in d.grads.items():
+        lines += ["", f"dL/d{name}[{', '.join(map(str, g.indices))}] ="]
+        for k, f in enumerate(g.forms):
+            lines.append(f"  {'+ ' if k else ''}{term_text(f.term)}")
+            lines.append(f"    form: {f.kind}")
+            for sentence in kind(f.kind).describe(f):
+                lines.append(f"      - {sentence}")
+            if f.kind not in ("elementwise",):
+                lines.append(f"      fields: {json.dumps(jsonable(_concrete(f.fields, sizes)))}")
+    lines.append("")
+    lines.append(f"derived in {d.seconds:.2f} s")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""Assemble a standalone module from a derivation: the forms' code (each kind's generator), the
+shape checks (:mod:`symgrad.sizes`), the runtime pieces that code calls (inlined), all poured into
+the per-op skeleton ``templates/module.py.j2``."""
+from __future__ import annotations
+
+import json
+
+import sympy as sp
+
+from .. import __version__, naming
+from ..backends import backend as find_backend
+from ..derive import Derivation
+from ..forms import Target, jsonable, kind
+from ..forms.sum import sum_code
+from ..ir import SymgradError
+from ..printing.text import term_text, terms_text
+from ..sizes import bind_statements, grad_output_statements, shape_text
+from ..templating import environment
+from .inline import import_block, inline
+from .loops import loop as make_loop
+
+
+def _require_concrete(d: Derivation, bound):
+    """Every symbol the code uses must be a size read from the inputs; parameters must be numbers."""
+    used = set()
+    for f in d.forward + [f for g in d.grads.values() for f in g.forms]:
+        for v in _leaves([f.fields[k] for k in kind(f.kind).numeric_fields if k in f.fields]):
+            used |= v.free_symbols if isinstance(v, sp.Basic) else set()
+    for e in d.op.output_sizes.values():
+        used |= e.free_symbols
+    loose = sorted(str(s) for s in used - set(bound))
+    if loose:
+        raise SymgradError(f"{d.op.name}: emitting code needs concrete parameter values; symbolic: "
+                           f"{', '.join(loose)} (the CLI's emit fills unset ones with PyTorch's defaults)")
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+def module_context(d: Derivation, backend: str = "numpy") -> dict:
+    """Everything the skeleton needs, from the derivation alone."""
+    op = d.op
+    spec = find_backend(backend)
+    args = ", ".join(t.name for t in op.inputs)
+    out_vars = tuple(sp.Symbol(i.label.name, integer=True) for i in op.indices)
+    shaped = not op.elementwise
+    blockwise = op.elementwise and spec.blockwise  # CuPy fuses elementwise work into one kernel instead
+    code = sum_code(op.name, d.forward, Target("y", op.output, out_vars, d.tensors, shaped, spec))
+    forward = list(code.lines) + [f"return y.astype(xp.result_type({args}), copy=False)"]
+    forward_loop = make_loop(d.forward, "y", [t.name for t in op.inputs]) if blockwise else None
+    backward, grads, gradients = [], [], []
+    for t in op.inputs:
+        g = d.grads[t.name]
+        result = naming.grad(t.name)
+        body = sum_code(op.name, g.forms, Target(result, t, g.indices, d.tensors, shaped, spec))
+        code += body
+        loop = make_loop(g.forms, result, [naming.UPSTREAM] + [u.name for u in op.inputs]) if blockwise else None
+        backward.append({"name": t.name, "function": naming.grad_function(t.name), "loop": loop,
+                         "body": list(body.lines) + [f"return {result}.astype({t.name}.dtype, copy=False)"]})
+        grads.append(f"{naming.grad_function(t.name)}({naming.GRAD_OUTPUT}, {args})")
+        gradients.append({"name": t.name, "indices": ", ".join(map(str, g.indices)), "terms": [
+            {"text": term_text(f.term), "kind": f.kind, "fields": json.dumps(jsonable(f.fields), sort_keys=True),
+             "formulation": kind(f.kind).formulation(f, spec, blockwise=blockwise, jit=loop is not None)}
+            for f in g.forms]})
+    loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
+    pieces = set(code.pieces) | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
+    pieces |= {f"jit_{f}" for lp in loops for f in lp.functions}
+    bind, sizes = ([], []) if op.elementwise else bind_statements(op)
+    if not op.elementwise:
+        _require_concrete(d, sizes)
+    names, imports, runtime = inline(pieces, spec.substitutes)
+    return {
+        "op": op.name, "version": __version__,
+        "params": json.dumps(jsonable(op.params), sort_keys=True),
+        "inputs": ", ".join(f"{t.name} {shape_text(t)}" for t in op.inputs),
+        "output": f"{op.output.name} {shape_text(op.output)}", "output_name": op.output.name,
+        "forward_rule": f"{op.output.name}[{', '.join(str(i.label) for i in op.indices)}] = "
+                        f"{terms_text([f.term for f in d.forward])}",
+        "forward_forms": [{"kind": f.kind, "formulation": kind(f.kind).formulation(
+            f, spec, blockwise=blockwise, jit=forward_loop is not None)} for f in d.forward],
+        "gradients": gradients, "backend_name": spec.title, "array_module": spec.array_import.split()[1],
+        "pieces": names,
+        "imports": import_block(list(imports) + list(code.imports), spec.array_import),
+        "runtime": runtime, "blockwise": blockwise, "forward_loop": forward_loop,
+        "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
+        "bind": bind, "forward": forward, "grad_output_checks": grad_output_statements(op, naming.GRAD_OUTPUT), "backward": backward,
+        "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
+        "grad_output": naming.GRAD_OUTPUT, "upstream": naming.UPSTREAM,
+    }
+
+
+def emit(d: Derivation, backend: str = "numpy") -> str:
+    """The module's source text; deterministic (same derivation → same bytes).
+
+    >>> from symgrad import ops, derive
+    >>> src = emit(derive(ops.gelu()))
+    >>> "def backward" in src
+    True
+    """
+    return environment().get_template("module.py.j2").render(**module_context(d, backend))
+
+
+def load(source: str, name: str = "symgrad_emitted"):
+    """Execute emitted source as a module object (for checks and tests)."""
+    import types
+    module = types.ModuleType(name)
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+    return module

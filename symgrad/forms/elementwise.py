@@ -1,0 +1,73 @@
+"""``elementwise``: a pointwise expression of tensor elements read at the target's own indices (no
+sums, no guards): GELU and its gradient, a bias, the outer product of a matmul with a vector."""
+from __future__ import annotations
+
+import sympy as sp
+
+from .. import naming
+from ..printing.array import FLOAT32_APPROXIMATED, array_statements
+from ..printing.scalar import c_code
+from ..printing.text import shape_code
+from .form import Code, Form, Kind, align, array_of, plain_reads, printed
+
+
+def _c_bodies(factor):
+    """The fused kernel's C bodies (double; float arithmetic for float32/float16), or None when C has
+    no function for part of the expression (polygamma, Bessel functions): the array code then runs
+    it, with cupyx.scipy.special."""
+    try:
+        return c_code(factor), c_code(factor, single=True)
+    except (NotImplementedError, ValueError):
+        return None
+
+
+class Elementwise(Kind):
+    name = "elementwise"
+
+    def match(self, term, tensors, out_vars, target):
+        if term.sums or term.guards:
+            return None
+        accesses = term.accesses
+        reads = plain_reads(accesses, tensors)
+        if reads is None or any(v not in out_vars for read in reads for v in read if v is not None):
+            return None
+        operands = [{"tensor": a.base.name, "vars": read} for a, read in zip(accesses, reads)]
+        return Form(self.name, {"expr": term.factor, "operands": [a.base.name for a in accesses]}, term,
+                    layout={"operands": operands})
+
+    def code(self, form, target):
+        lines, mapping = [], {}
+        for k, (acc, spec) in enumerate(zip(form.term.accesses, form.layout["operands"])):
+            name = naming.aligned(spec["tensor"], k)
+            read = align(array_of(spec["tensor"], target.tensors), spec["vars"], target.out_vars) \
+                if target.shaped else spec["tensor"]
+            lines.append(f"{name} = {read}")
+            mapping[acc] = sp.Symbol(name)
+        factor = form.term.factor.xreplace(mapping)
+        bodies = _c_bodies(factor) if target.backend.fused and not target.shaped else None
+        if bodies:
+            params = ", ".join(f"T {m}" for m in mapping.values())
+            args = ", ".join(str(m) for m in mapping.values())
+            first = str(next(iter(mapping.values())))
+            lines.append(f"body = {bodies[0]!r} if {first}.dtype == xp.float64 else {bodies[1]!r}")
+            lines.append(f"{target.out} = fused({params!r}, body, {('symgrad_' + target.out)!r})({args})")
+            return Code(tuple(lines), frozenset({"fused"}))
+        printer = target.backend.make_printer()
+        lines += array_statements(factor, target.out, printer)
+        if target.shaped and set(target.out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}:
+            lines.append(f"{target.out} = xp.broadcast_to({target.out}, {shape_code(target.tensor.dims)})")
+        return printed(lines, printer)
+
+    def describe(self, form):
+        return ["pointwise expression (no sums)"]
+
+    def formulation(self, form, backend, blockwise=False, jit=False):
+        if backend.fused:
+            return "one fused elementwise kernel"
+        special = [f for f in FLOAT32_APPROXIMATED if form.term.factor.has(getattr(sp, f))]
+        note = f"; float32 {' and '.join(special)} by rational approximations" if special else ""
+        loop = "one numba loop when numba is installed, else " if jit else ""
+        blocks = " in cache-sized blocks" if blockwise else ""
+        return f"{loop}array expression (ufuncs){blocks}{note}"
+
+ELEMENTWISE = Elementwise()

@@ -1,0 +1,169 @@
+"""What every form kind shares: the recognised :class:`Form`, the :class:`Code` a kind's generator
+returns, the :class:`Kind` interface each kind module implements, and the small pieces of code
+generation several kinds use (aligning an operand's axes to the target's, scaling)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .. import naming
+from ..ir import Tensor, Term
+from ..printing.array import array_code
+
+
+@dataclass
+class Form:
+    """A term recognised as a closed form of kind ``kind``.
+
+    ``fields`` are the public parameters (JAX/XLA vocabulary; JSON-ready through :func:`jsonable`);
+    ``term`` is the (possibly re-indexed) term the form computes; ``layout`` holds what the code
+    generator needs beyond the fields (operand index orders); ``steps`` what recognising it took.
+    """
+
+    kind: str
+    fields: dict
+    term: Term
+    layout: dict = field(default_factory=dict)
+    steps: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Code:
+    """Statements computing a form, and what they need: runtime pieces (module names under
+    ``symgrad/runtime``) and import lines besides the array module's."""
+
+    lines: tuple
+    pieces: frozenset = frozenset()
+    imports: frozenset = frozenset()
+
+    def __add__(self, other: "Code") -> "Code":
+        return Code(self.lines + other.lines, self.pieces | other.pieces, self.imports | other.imports)
+
+
+def printed(lines, printer, pieces=()) -> Code:
+    """``lines`` with the modules and runtime pieces ``printer`` recorded while printing them."""
+    return Code(tuple(lines), frozenset(pieces) | frozenset(printer.used_pieces),
+                frozenset(f"import {m}" for m in printer.used_modules))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a form's code puts its result: the variable ``out``, holding ``tensor`` (its index-space
+    axes named ``out_vars``) with every other tensor in ``tensors``.  ``shaped``: align the result
+    to the target's index space (an elementwise op's arrays keep their own shapes instead)."""
+
+    out: str
+    tensor: Tensor
+    out_vars: tuple
+    tensors: dict
+    shaped: bool
+    backend: object
+
+
+class Kind:
+    """One form kind: how to recognise it, emit it, and say what it is and how it runs.
+
+    Subclasses set ``name`` and implement the four methods; ``fresh_result`` says the code returns
+    an array made for the term (a gradient's other terms may be added into it), ``numeric_fields``
+    which fields must be numbers before code can be emitted.
+    """
+
+    name = ""
+    fresh_result = False
+    numeric_fields = ()
+
+    def match(self, term: Term, tensors: dict, out_vars: tuple, target: Tensor):
+        """The form if ``term`` has this kind's shape, else None."""
+        raise NotImplementedError
+
+    def code(self, form: Form, target: Target) -> Code:
+        """Statements that leave the form's value in ``target.out`` (index-space layout)."""
+        raise NotImplementedError
+
+    def describe(self, form: Form) -> list:
+        """Sentences a person would write about the form, read off its fields."""
+        raise NotImplementedError
+
+    def formulation(self, form: Form, backend, blockwise: bool = False, jit: bool = False) -> str:
+        """One sentence: how the emitted code computes the form on ``backend`` (``blockwise``: in an
+        elementwise op's blocks; ``jit``: also as a numba loop)."""
+        raise NotImplementedError
+
+    def relate(self, name: str, form: Form, forward: list) -> list:
+        """Sentences for the documents relating the gradient of ``name`` to the forward's forms."""
+        return []
+
+
+def jsonable(value):
+    """SymPy numbers -> int, other SymPy expressions -> their text; containers recursively."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, sp.Basic):
+        if value.is_Integer:
+            return int(value)
+        if value in (sp.true, sp.false):
+            return bool(value)
+        return str(value)
+    return value
+
+
+def plain_var(e):
+    """The index symbol when ``e`` is a bare index, else None."""
+    return e if isinstance(e, sp.Symbol) else None
+
+
+def constant_scale(factor):
+    """Split ``factor`` into (numeric scale, product of the rest)."""
+    scale, rest = factor.as_coeff_Mul()
+    return scale, rest
+
+
+def plain_reads(accesses, tensors) -> list | None:
+    """Per access its index variables (None for a size-1 axis read at 0), or None when any index
+    is composite or an access reads a diagonal (``x[i, i]``)."""
+    out = []
+    for access in accesses:
+        t = tensors[access.base.name]
+        read = []
+        for e, dim in zip(access.indices, t.dims):
+            if plain_var(e) is not None:
+                read.append(e)
+            elif e == 0 and dim == 1:
+                read.append(None)
+            else:
+                return None
+        named = [v for v in read if v is not None]
+        if len(set(named)) != len(named):
+            return None
+        out.append(read)
+    return out
+
+
+def align(src: str, vars_, out_vars) -> str:
+    """Index/transpose/expand ``src`` (axes named ``vars_``, None = size-1 axis read at 0) to ``out_vars``."""
+    code = src
+    if any(v is None for v in vars_):
+        code += "[" + ", ".join("0" if v is None else ":" for v in vars_) + "]"
+    present = [v for v in vars_ if v is not None]
+    order = sorted(range(len(present)), key=lambda k: list(out_vars).index(present[k]))
+    if order != list(range(len(present))):
+        code += ".transpose(" + ", ".join(map(str, order)) + ")"
+    kept = {present[k] for k in order}
+    if len(kept) != len(out_vars):
+        code += "[" + ", ".join(":" if v in kept else "None" for v in out_vars) + "]"
+    return code
+
+
+def array_of(name: str, tensors) -> str:
+    """The array a form reads: the index-space view when the tensor has split axes."""
+    t = tensors[name]
+    return naming.view(name) if len(t.split) != len(t.dims) else name
+
+
+def scaled(code: str, fields: dict, printer) -> str:
+    """``code`` times the form's constant factor, when it has one other than 1."""
+    scale = fields.get("scale", 1)
+    return code if scale == 1 else f"{array_code(sp.sympify(scale), printer)} * {code}"

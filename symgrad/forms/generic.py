@@ -1,0 +1,89 @@
+"""``generic``: the named fallback when no closed form matches — a gather over the index grid of
+the output and summed indices, guards as masks, a sum.  Always correct, never fast; the JSON and
+the documents say when a gradient got it."""
+from __future__ import annotations
+
+import sympy as sp
+
+from .. import naming
+from ..ir import SymgradError, Tensor, Term
+from ..printing.array import ArrayPrinter, array_code
+from ..printing.text import shape_code, size_code
+from .form import Form, Kind, array_of, printed
+
+
+def guard_code(g, printer) -> str:
+    """A guard in exact integer arithmetic: ``a <= b`` with fractions becomes ``num(b − a) >= 0``."""
+    if isinstance(g, (sp.Le, sp.Lt, sp.Ge, sp.Gt)) or (isinstance(g, sp.Eq) and not g.has(sp.Mod)):
+        if isinstance(g, (sp.Ge, sp.Gt)):
+            g = g.reversed
+        num, den = sp.fraction(sp.together(g.rhs - g.lhs))
+        if not den.is_positive:
+            raise SymgradError(f"cannot decide the sign of {den} in guard {g}")
+        rel = {sp.Le: ">=", sp.Lt: ">", sp.Eq: "=="}[type(g)]
+        return f"{printer.doprint(sp.expand(num))} {rel} 0"
+    return printer.doprint(g)
+
+
+def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printer=None) -> list:
+    """Statements that gather over the full index grid (output and summed indices), mask the
+    guards, and sum: any term, literally (the checks evaluate definitions and raw derivatives so)."""
+    grid = list(out_vars) + [v for v, _, _ in term.sums]
+    bounds = [(0, d - 1) for d in target.dims] + [(lo, hi) for _, lo, hi in term.sums]
+    names = {v: sp.Symbol(naming.index_var(v)) for v in grid}
+    lines = []
+    for k, (v, (lo, hi)) in enumerate(zip(grid, bounds)):
+        shape = ", ".join("-1" if a == k else "1" for a in range(len(grid)))
+        lines.append(f"{names[v]} = xp.arange({size_code(lo)}, {size_code(hi)} + 1).reshape({shape},)")
+    ap = printer or ArrayPrinter()
+    sub = lambda e: sp.sympify(e).xreplace(names)
+    masks, mapping = [], {}
+    for k, acc in enumerate(term.accesses):
+        t = tensors[acc.base.name]
+        idx = []
+        for a, (e, dim) in enumerate(zip(acc.indices, t.dims)):
+            num, den = sp.fraction(sp.together(sub(e)))
+            at = f"{naming.gathered(acc.base.name, k)}_{a}"
+            if den == 1:
+                lines.append(f"{at} = {ap.doprint(num)} + 0 * {names[grid[0]]}" if not num.free_symbols
+                             else f"{at} = {ap.doprint(num)}")
+            else:
+                lines.append(f"{at} = ({ap.doprint(num)}) // ({ap.doprint(den)})")
+                masks.append(f"(({ap.doprint(num)}) % ({ap.doprint(den)}) == 0)")
+            masks.append(f"({at} >= 0) & ({at} < {size_code(dim)})")
+            idx.append(f"xp.clip({at}, 0, {size_code(dim)} - 1)")
+        name = naming.gathered(acc.base.name, k)
+        lines.append(f"{name} = {array_of(acc.base.name, tensors)}[{', '.join(idx)}]")
+        mapping[sub(acc)] = sp.Symbol(name)
+    masks += [f"({guard_code(sub(g), ap)})" for g in term.guards]
+    masks += [f"({ap.doprint(sub(a))} == {ap.doprint(sub(b))})" for a, b in term.deltas]
+    value = array_code(sub(term.factor).xreplace(mapping), ap)
+    mask = " & ".join(masks) if masks else "True"
+    axes = tuple(range(len(out_vars), len(grid)))
+    extents = list(target.dims) + [hi - lo + 1 for _, lo, hi in term.sums]
+    lines.append(f"{out} = xp.broadcast_to(xp.where({mask}, {value}, 0), {shape_code(extents)})")
+    if axes:
+        lines.append(f"{out} = {out}.sum(axis={axes})")
+    return lines
+
+
+class Generic(Kind):
+    name = "generic"
+
+    def match(self, term, tensors, out_vars, target):
+        return Form(self.name, {"reason": "no closed form matched", "method": "gather + sum over index grids"}, term)
+
+    def code(self, form, target):
+        printer = target.backend.make_printer()
+        lines = generic_code(form.term, target.out, target.tensor, target.tensors, target.out_vars, printer)
+        return printed(lines, printer)
+
+    def describe(self, form):
+        f = form.fields
+        return [f"generic: {f['reason']}; computed by {f['method']}"]
+
+    def formulation(self, form, backend, blockwise=False, jit=False):
+        return "gather loop over the derived index expression (no closed form recognised)"
+
+
+GENERIC = Generic()

@@ -1,0 +1,59 @@
+"""``sum``: a gradient of several terms (a bias and a convolution, the two halves of a product
+rule), each with its own form.  The JSON gives ``{"kind": "sum", "terms": [...]}``; the emitted
+code computes each term and adds them, into a convolution's own fresh result where there is one."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .. import naming
+from ..ir import SymgradError
+from ..printing.text import shape_code, term_text
+from . import kind
+from .form import Code
+
+
+def form_json(forms) -> dict:
+    """One form's fields with its kind, or the ``sum`` of several (SymPy values: pass the result
+    through :func:`~symgrad.forms.form.jsonable`)."""
+    if len(forms) == 1:
+        return dict(kind=forms[0].kind, **forms[0].fields)
+    return {"kind": "sum", "terms": [dict(kind=f.kind, **f.fields) for f in forms]}
+
+
+def _views(tensors, names) -> list:
+    """The index-space views (grouped axes split) of the tensors ``names`` that need one."""
+    out = []
+    for name in names:
+        t = tensors[name]
+        if len(t.split) != len(t.dims):
+            out.append(f"{naming.view(name)} = {name}.reshape{shape_code(t.dims)}")
+    return out
+
+
+def sum_code(op_name: str, forms, target) -> Code:
+    """Statements leaving Σ forms in ``target.out``, in the target tensor's real shape (an
+    elementwise op's result keeps its arrays' shape)."""
+    used = sorted({a.base.name for f in forms for a in f.term.accesses}
+                  | {f.fields[k] for f in forms for k in ("lhs", "rhs") if f.fields.get(k)})
+    code, parts = Code(tuple(_views(target.tensors, used))), []
+    for k, form in enumerate(forms):
+        part = naming.term(target.out, k)
+        try:
+            body = kind(form.kind).code(form, replace(target, out=part))
+        except SymgradError:  # already names the op and the fault
+            raise
+        except (NotImplementedError, ValueError) as exc:  # a printer without code for a function
+            raise SymgradError(f"{op_name}: no array code for {term_text(form.term)}: "
+                               f"{str(exc).splitlines()[0]}") from None
+        code += Code((f"# {form.kind}: {term_text(form.term)}",)) + body
+        parts.append(part)
+    fresh = [p for p, f in zip(parts, forms) if kind(f.kind).fresh_result]
+    if fresh and len(parts) > 1:  # add into the convolution's own result, not a new temporary
+        value = f"_add_terms({', '.join(fresh[:1] + [p for p in parts if p != fresh[0]])})"
+        code += Code((), frozenset({"add_terms"}))
+    else:
+        value = " + ".join(parts) if parts else "0"
+    t = target.tensor
+    line = f"{target.out} = {value}" if not target.shaped else \
+        f"{target.out} = xp.broadcast_to({value}, {shape_code(t.dims)}).reshape{shape_code(t.shape)}"
+    return code + Code((line,))

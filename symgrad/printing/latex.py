@@ -1,0 +1,87 @@
+"""LaTeX for index notation: a LatexPrinter subclass (sums with ranges, Iverson brackets,
+divisibility as ``s \\mid n``, Kronecker deltas) and the rendering of terms and steps."""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from ..ir import Term
+from .text import tidy
+
+
+class IndexLatexPrinter(LatexPrinter):
+
+    def _print_Symbol(self, expr, style="plain"):
+        name = expr.name
+        if name.endswith("'"):
+            return super()._print_Symbol(sp.Symbol(name[:-1])) + "'"
+        if name == "gamma":
+            return r"\gamma"
+        stem, _, sub = name.partition("_")
+        if stem in ("lo", "hi"):  # padding amounts
+            return r"p^{\mathrm{%s}}%s" % (stem, "_{%s}" % sub if sub else "")
+        return super()._print_Symbol(expr)
+
+    def _print_Indexed(self, expr):
+        base = self._print(expr.base.label)
+        return "%s_{%s}" % (base, ", ".join(self._print(tidy(i)) for i in expr.indices))
+
+    def _print_Bracket(self, expr):
+        return r"\left[%s\right]" % self._print(expr.args[0])
+
+    def _print_Relational(self, expr):
+        if isinstance(expr, sp.Eq) and isinstance(expr.lhs, sp.Mod) and expr.rhs == 0:
+            num, den = expr.lhs.args
+            return r"%s \mid %s" % (self._print(den), self.parenthesize(tidy(num), 1000))
+        op = {"==": "=", "<=": r"\le", "<": "<", ">=": r"\ge", ">": ">"}[expr.rel_op]
+        return "%s %s %s" % (self._print(tidy(expr.lhs)), op, self._print(tidy(expr.rhs)))
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        return r"\delta_{%s,\, %s}" % (self._print(tidy(expr.args[0])), self._print(tidy(expr.args[1])))
+
+
+_P = IndexLatexPrinter()
+
+
+def tex(expr) -> str:
+    return _P.doprint(expr)
+
+
+def _name_functions(expr):
+    """Long pointwise expressions read better with each special-function value named once:
+    returns (expr with \\tau_k in place of tanh(…)/erf(…), [(\\tau_k, the application)])."""
+    if len(tex(expr)) < 200:
+        return expr, []
+    apps = sorted({a for a in expr.atoms(sp.Function) if a.has(sp.Indexed) and a.func in (sp.tanh, sp.erf)},
+                  key=sp.default_sort_key)
+    names = [(sp.Symbol(r"\tau_{%d}" % k), a) for k, a in enumerate(apps)]
+    return sp.factor_terms(expr.xreplace({a: n for n, a in names})), names
+
+
+def term_lines(term: Term) -> list:
+    """A term as display lines: the sums, then the guards and deltas, then the summand (and the
+    special-function values it names, when it is long)."""
+    lines = []
+    if term.sums:
+        lines.append(r"\,".join(r"\sum_{%s=%s}^{%s}" % (tex(v), tex(lo), tex(hi)) for v, lo, hi in term.sums))
+    conds = [r"\left[%s\right]" % tex(g) for g in term.guards]
+    conds += [tex(sp.KroneckerDelta(a, b, evaluate=False)) for a, b in term.deltas]
+    for k in range(0, len(conds), 2):
+        lines.append(r"\,".join(conds[k:k + 2]))
+    factor, names = _name_functions(term.factor)
+    lines.append(tex(factor))
+    lines += [r"\text{with } %s = %s" % (tex(n), tex(a)) for n, a in names]
+    return lines
+
+
+def terms_aligned(lhs: str, terms) -> str:
+    """``lhs = Σ …`` as an aligned block, one line per sum / pair of guards / summand."""
+    rows, first = [], True
+    for t in terms or []:
+        for k, line in enumerate(term_lines(t)):
+            lead = (lhs + " &= " if first else "&" + (r"\phantom{=}+ " if k == 0 else r"\phantom{=}\quad "))
+            rows.append(lead + line)
+            first = False
+    if not rows:
+        rows = [lhs + " &= 0"]
+    return r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"

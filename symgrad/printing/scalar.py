@@ -1,0 +1,119 @@
+"""Scalar code for one element: Python for the numba loops of the NumPy modules, CUDA C for the
+fused kernels of the CuPy modules."""
+from __future__ import annotations
+
+import sympy as sp
+import sympy.codegen.ast  # noqa: F401  (type aliases for single-precision C)
+from sympy.printing.c import C99CodePrinter
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.pycode import PythonCodePrinter
+
+from .array import FLOAT32_APPROXIMATED
+from .fold import fold_constants
+
+#: functions the numba loops take as arguments: float32 versions LLVM can vectorise, or libm's
+ELEMENT_FUNCTIONS = FLOAT32_APPROXIMATED + ("exp",)
+
+
+class ElementPrinter(PythonCodePrinter):
+    """Scalar code for one element, compiled by numba: every number is cast by ``_F`` (the
+    array's float type, so float32 arithmetic stays float32: numba would widen ``x*0.5`` to
+    float64), integer powers are products, erf, tanh and exp are the ``_erf``/``_tanh``/``_exp``
+    the module passes in (float32 versions LLVM vectorises, or C's libm), others come from math."""
+
+    def _print_Float(self, expr):
+        return f"_F({super()._print_Float(expr)})"
+
+    def _print_Integer(self, expr):
+        return f"_F({int(expr)})"
+
+    def _print_Rational(self, expr):
+        return self._print_Float(sp.Float(expr, 17))
+
+    _print_Zero = _print_One = _print_NegativeOne = _print_Integer
+    _print_Half = _print_Rational
+
+    def _print_Pow(self, expr, rational=False):
+        base, n = expr.base, expr.exp
+        twice = float(2 * n) if n.is_number and n.is_real else 0.5
+        if not twice.is_integer() or not 1 <= abs(twice) <= 16:
+            return f"{self.parenthesize(base, PRECEDENCE['Pow'])}**{self.parenthesize(n, PRECEDENCE['Pow'])}"
+        whole, half = divmod(abs(int(twice)), 2)
+        factors = [self.parenthesize(base, PRECEDENCE["Mul"])] * whole + [f"math.sqrt({self._print(base)})"] * half
+        product = "*".join(factors)
+        return f"({product})" if twice > 0 else f"(_F(1)/({product}))"
+
+    def __init__(self, settings=None):
+        super().__init__({"fully_qualified_modules": True, "strict": True, **(settings or {})})
+        self.used_functions = set()  # which of ELEMENT_FUNCTIONS the code calls
+
+    def _print_Function(self, expr):
+        if expr.func.__name__ in ELEMENT_FUNCTIONS:
+            self.used_functions.add(expr.func.__name__)
+            return "_%s(%s)" % (expr.func.__name__, self._print(expr.args[0]))
+        return super()._print_Function(expr)
+
+    _print_erf = _print_tanh = _print_exp = _print_Function
+
+    def _print_sign(self, expr):
+        z = self._print(expr.args[0])
+        return f"(_F(0) if {z} == 0 else math.copysign(_F(1), {z}))"
+
+    def _print_Indexed(self, expr):
+        raise ValueError(f"unresolved tensor read {expr}")
+
+    def _print_not_supported(self, expr):
+        raise ValueError(f"no scalar code for {expr}")
+
+
+def element_statements(expr, out: str, printer=None) -> list:
+    """``out = expr`` for one element as statements, common subexpressions named once."""
+    printer = printer or ElementPrinter()
+    temps, (reduced,) = sp.cse(fold_constants(expr), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
+    return [f"{name} = {printer.doprint(value)}" for name, value in temps] + [f"{out} = {printer.doprint(reduced)}"]
+
+
+class _CudaPrinter(C99CodePrinter):
+    """Small integer powers as products (no pow overload questions for float T); integers inside
+    fmax/fmin as floating constants (every argument of the operands' type, no int to pick an
+    overload by); a Piecewise as one nested conditional expression on one line."""
+
+    @staticmethod
+    def _floating(expr):
+        return expr.func(*[sp.Float(a) if a.is_Integer else a for a in expr.args], evaluate=False)
+
+    def _print_Max(self, expr):
+        return super()._print_Max(self._floating(expr))
+
+    def _print_Min(self, expr):
+        return super()._print_Min(self._floating(expr))
+
+    def _print_Piecewise(self, expr):
+        *branches, (last, cond) = expr.args
+        if cond is not sp.true:
+            raise ValueError(f"a Piecewise without a default branch has no value everywhere: {expr}")
+        text = self._print(last)
+        for value, c in reversed(branches):
+            text = f"(({self._print(c)}) ? ({self._print(value)}) : ({text}))"
+        return text
+
+    def _print_Pow(self, expr):
+        if expr.exp.is_Integer and 2 <= expr.exp <= 4:
+            base = self.parenthesize(expr.base, 100)
+            return "(" + "*".join([base] * int(expr.exp)) + ")"
+        return super()._print_Pow(expr)
+
+
+def c_code(expr, single: bool = False, out: str = "out") -> str:
+    """CUDA C statements computing ``out`` from a pointwise expression, common subexpressions named
+    once (inside cupy.ElementwiseKernel; erf, exp, tanh are CUDA's).  ``single``: float arithmetic
+    (``erff``, ``1.0F``) with the inputs read as float — for float32 and float16 arrays."""
+    folded = fold_constants(expr)
+    if single:
+        folded = folded.xreplace({v: sp.Symbol(f"((float){v})") for v in folded.free_symbols})
+    temps, (reduced,) = sp.cse(folded, symbols=sp.numbered_symbols("t"), optimizations="basic")
+    settings = {"type_aliases": {sp.codegen.ast.real: sp.codegen.ast.float32}} if single else {}
+    p = _CudaPrinter(settings)
+    ctype = "float" if single else "double"
+    lines = [f"{ctype} {name} = {p.doprint(value)};" for name, value in temps]
+    return " ".join(lines + [f"{out} = {p.doprint(reduced)};"])

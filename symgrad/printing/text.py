@@ -1,0 +1,74 @@
+"""Text: sizes as Python integer arithmetic (the emitted modules' shape checks) and index notation
+on one line (the CLI, the JSON, the emitted headers)."""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+from sympy.printing.str import StrPrinter
+
+from ..ir import Term
+
+
+class SizePrinter(PythonCodePrinter):
+    """Sizes are Python ints: ``floor(a/b)`` prints as ``(a) // (b)``, Min/Max as min/max."""
+
+    def _print_floor(self, expr):
+        num, den = sp.fraction(sp.together(expr.args[0]))
+        if den == 1:
+            return self._print(num)
+        return "(%s) // (%s)" % (self._print(num), self._print(den))
+
+    def _print_Rational(self, expr):
+        return "(%d / %d)" % (expr.p, expr.q)
+
+
+def size_code(expr) -> str:
+    """A size as Python integer arithmetic: ``size_code(floor((L - 3)/2) + 1) == '(L - 3) // (2) + 1'``."""
+    return SizePrinter().doprint(sp.sympify(expr))
+
+
+def shape_code(dims) -> str:
+    """A tuple of size expressions as Python code: ``(N, C_in, )``."""
+    return "(" + "".join(size_code(d) + ", " for d in dims) + ")"
+
+
+def tidy(e):
+    """An index expression as one fraction with an expanded numerator: (j + lo − d·r)/s."""
+    e = sp.sympify(e)
+    if not e.free_symbols or e.has(sp.Mod):
+        return e
+    num, den = sp.fraction(sp.together(e))
+    return sp.Mul(sp.expand(num), sp.Pow(den, -1), evaluate=False) if den != 1 else sp.expand(num)
+
+
+class _TextPrinter(StrPrinter):
+    printmethod = "_symgrad_text"  # our _print_* methods win over objects' own _sympystr
+
+    def _print_Bracket(self, expr):
+        return "[%s]" % self._print(expr.args[0])
+
+    def _print_Relational(self, expr):
+        return "%s %s %s" % (self._print(tidy(expr.lhs)), expr.rel_op, self._print(tidy(expr.rhs)))
+
+    def _print_Indexed(self, expr):
+        return "%s[%s]" % (self._print(expr.base.label), ", ".join(self._print(tidy(i)) for i in expr.indices))
+
+    def _print_Mod(self, expr):
+        return "(%s) mod %s" % (self._print(tidy(expr.args[0])), self._print(expr.args[1]))
+
+
+def text(expr) -> str:
+    return _TextPrinter().doprint(expr)
+
+
+def term_text(term: Term) -> str:
+    """``sum_{r=0}^{K-1} [guard] g[…]*w[…]`` — index notation on one line."""
+    parts = [f"sum_{{{v}={text(lo)}..{text(hi)}}}" for v, lo, hi in term.sums]
+    parts += [f"[{text(g)}]" for g in term.guards]
+    parts += [f"delta({text(a)}, {text(b)})" for a, b in term.deltas]
+    parts.append(text(term.factor))
+    return " ".join(parts)
+
+
+def terms_text(terms) -> str:
+    return " + ".join(term_text(t) for t in terms) if terms else "0"

@@ -1,0 +1,206 @@
+"""``jax.lax.conv_general_dilated`` (XLA semantics) for NumPy and CuPy arrays: the entry point every
+convolution form of an emitted module calls, and the choice of path.
+
+lhs is dilated by inserting lhs_dilation-1 zeros between elements, then padded by (lo, hi) per
+spatial axis (negative = crop); the kernel taps are rhs_dilation apart and the window moves by
+window_strides.  Which path runs:
+
+* lhs_dilation > 1 at unit window strides (a transposed convolution, the input gradient of a
+  strided layer): by output phase, without zero insertion (:func:`_output_phases`);
+* fewer output positions than kernel taps (a weight gradient): one GEMM per output position
+  (:func:`flat_shift._flat_shift_outputs`);
+* else one GEMM per kernel tap (:func:`flat_shift._flat_shift_taps`), or, for batch-grouped calls
+  or with ``_IM2COL`` set, im2col windows and one GEMM per group (:func:`_im2col`).
+"""
+import math
+
+import numpy as xp
+
+from .flat_shift import _flat_shift_outputs, _flat_shift_taps, _positions
+from .gemm_numpy import _matmul
+
+# The few-taps case by one GEMM per kernel tap on the flattened input (False) or by im2col windows
+# and one GEMM per group (True): the CPU measured the taps faster, and they copy no windows.
+_IM2COL = False
+
+
+def _to_layout(a, spec, canonical):
+    """Permute ``a`` (axes named by ``spec``) to ``canonical``; absent N/C/O/I axes become size 1."""
+    for letter in canonical:
+        if letter not in spec:
+            a = a[None]
+            spec = letter + spec
+    return a.transpose([spec.index(letter) for letter in canonical])
+
+
+def _from_layout(a, canonical, spec):
+    """Inverse of _to_layout: drop the unit axes ``spec`` lacks, then permute to ``spec``."""
+    for letter in canonical[:2]:
+        if letter not in spec:
+            a = a.take(0, axis=canonical.index(letter))
+            canonical = canonical.replace(letter, "")
+    return a.transpose([canonical.index(letter) for letter in spec])
+
+
+def _tap_subset(rhs, taps, rhs_dilation, phase_strides):
+    """The kernel's taps ``taps`` (per axis: evenly spaced tap indices) and their dilation in the
+    coordinates of a phase, one phase step being ``phase_strides`` steps of the full grid."""
+    step = [ts[1] - ts[0] if len(ts) > 1 else 1 for ts in taps]
+    kernel = rhs[(slice(None), slice(None)) + tuple(slice(ts[0], ts[-1] + 1, st) for ts, st in zip(taps, step))]
+    dilation = tuple(d * st // s if len(ts) > 1 else 1 for d, st, s, ts in zip(rhs_dilation, step, phase_strides, taps))
+    return kernel, dilation
+
+
+def _output_phases(lhs, rhs, padding, lhs_dilation, rhs_dilation, groups):
+    """A transposed convolution (lhs_dilation > 1) without zero insertion, split by output phase.
+
+    Output m reads the dilated input at ld*q + lo = m + rd*t, so the outputs of phase r
+    (m = r + ld*u) meet only the taps with (r + rd*t - lo) divisible by ld: every
+    ld/gcd(rd, ld)-th tap from the first one t0, which read q = c0 + u + (rd*step/ld)*j with
+    c0 = (r + rd*t0 - lo)/ld.  Each phase is thus a unit-stride convolution of the undilated input
+    (padded by -c0 in front, cropped where negative), written straight into out[..., r::ld].
+    """
+    n, o = lhs.shape[0], rhs.shape[0]
+    size, kernel = lhs.shape[2:], rhs.shape[2:]
+    out_sp = tuple((q - 1) * ld + 1 + lo + hi - (k - 1) * rd
+                   for q, ld, (lo, hi), k, rd in zip(size, lhs_dilation, padding, kernel, rhs_dilation))
+    dtype = xp.result_type(lhs, rhs)
+    if any(m <= 0 for m in out_sp):  # nothing to compute: an empty result, as XLA gives
+        return xp.zeros((n, o) + tuple(max(m, 0) for m in out_sp), dtype=dtype)
+    out = xp.empty((n, o) + out_sp, dtype=dtype)
+    for phase in _positions(lhs_dilation):
+        target = out[(Ellipsis,) + tuple(slice(r, None, ld) for r, ld in zip(phase, lhs_dilation))]
+        if target.size == 0:
+            continue
+        taps = [[t for t in range(k) if (r + rd * t - lo) % ld == 0]
+                for r, ld, (lo, _), rd, k in zip(phase, lhs_dilation, padding, rhs_dilation, kernel)]
+        if not all(taps):  # no tap reaches these outputs
+            target[...] = 0
+            continue
+        sub, dilation = _tap_subset(rhs, taps, rhs_dilation, lhs_dilation)
+        pads = []
+        for r, ld, (lo, _), rd, ts, dl, u, q in zip(phase, lhs_dilation, padding, rhs_dilation, taps, dilation,
+                                                    target.shape[2:], size):
+            first = (r + rd * ts[0] - lo) // ld  # the input read by output u = 0 at the first tap
+            pads.append((-first, first + u + dl * (len(ts) - 1) - q))
+        _conv(lhs, sub, (1,) * len(size), pads, dilation, groups, 1, out=target)
+    return out
+
+
+def _pad(lhs, pads):
+    """lhs (N, C, *spatial) padded by (lo, hi) >= 0 per spatial axis, in the order its batch and
+    channel axes lie in memory (a weight gradient's input has channels outermost), so the pad
+    does not transpose."""
+    if lhs.strides[0] < lhs.strides[1]:
+        swap = (1, 0) + tuple(range(2, lhs.ndim))
+        return xp.pad(lhs.transpose(swap), [(0, 0), (0, 0)] + list(pads)).transpose(swap)
+    return xp.pad(lhs, [(0, 0), (0, 0)] + list(pads))
+
+
+def _crop_and_pad(n, lo, hi):
+    """Padding (lo, hi) of an axis of length n as a slice of it and (lo, hi) >= 0 to add.  Negative
+    padding crops; a crop past the far end eats into the other side's padding, as in XLA."""
+    start, stop = min(max(-lo, 0), n), max(min(n + hi, n), 0)
+    kept = max(stop - start, 0)
+    front = min(max(lo, 0), max(n + lo + hi, 0))
+    return slice(start, start + kept), (front, max(n + lo + hi - front - kept, 0))
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                         dimension_numbers, feature_group_count=1, batch_group_count=1):
+    """jax.lax.conv_general_dilated (XLA semantics) on NumPy or CuPy arrays (see the module's
+    docstring for the paths).
+
+    >>> import numpy
+    >>> lhs, rhs = numpy.arange(5.0).reshape(1, 1, 5), numpy.ones((1, 1, 2))
+    >>> conv_general_dilated(lhs, rhs, (1,), [(0, 0)], (1,), (1,), ("NCW", "OIW", "NCW"))
+    array([[[1., 3., 5., 7.]]])
+    """
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    spatial = "".join(c for c in rhs_spec if c not in "OI")
+    lhs = _to_layout(lhs, lhs_spec, "NC" + spatial)
+    rhs = _to_layout(rhs, rhs_spec, "OI" + spatial)
+    if _by_output_phases(window_strides, lhs_dilation, batch_group_count):
+        return _from_layout(_output_phases(lhs, rhs, padding, lhs_dilation, rhs_dilation, feature_group_count),
+                            "NC" + spatial, out_spec)
+    if any(d != 1 for d in lhs_dilation):
+        dilated = xp.zeros(lhs.shape[:2] + tuple((n - 1) * d + 1 for n, d in zip(lhs.shape[2:], lhs_dilation)),
+                           dtype=lhs.dtype)
+        dilated[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in lhs_dilation)] = lhs
+        lhs = dilated
+    return _from_layout(_conv(lhs, rhs, window_strides, padding, rhs_dilation, feature_group_count,
+                              batch_group_count), "NC" + spatial, out_spec)
+
+
+def _by_output_phases(window_strides, lhs_dilation, batch_group_count):
+    """Whether a call with lhs dilation runs by output phase (at unit window strides, without batch
+    groups) rather than on a zero-inserted input."""
+    return any(d != 1 for d in lhs_dilation) and all(s == 1 for s in window_strides) and batch_group_count == 1
+
+
+def _conv(lhs, rhs, window_strides, padding, rhs_dilation, groups, batch_groups, out=None):
+    """conv_general_dilated on the canonical layouts (NC..., OI...) with an undilated lhs: picks the
+    path.  The result is written into ``out`` when it is given (a strided share of a larger
+    output, for the output phases)."""
+    crop, pads = zip(*(_crop_and_pad(n, lo, hi) for (lo, hi), n in zip(padding, lhs.shape[2:])))
+    pads = list(pads)
+    lhs = lhs[(slice(None), slice(None)) + crop]
+    padded = tuple(q + lo + hi for q, (lo, hi) in zip(lhs.shape[2:], pads))
+    kernel = rhs.shape[2:]
+    span = tuple((k - 1) * d + 1 for k, d in zip(kernel, rhs_dilation))
+    out_sp = tuple(max(0, (n - sp) // s + 1) for n, sp, s in zip(padded, span, window_strides))
+    taps, outs = math.prod(kernel), math.prod(out_sp)
+    if any(sp > n for sp, n in zip(span, padded)):  # window wider than the padded input: empty
+        result = xp.zeros((lhs.shape[0] // batch_groups, rhs.shape[0]) + out_sp, dtype=xp.result_type(lhs, rhs))
+    elif outs < taps:  # loop over whichever is fewer; the weight-gradient case: the "kernel" is the image
+        result = _flat_shift_outputs(lhs, rhs, pads, window_strides, rhs_dilation, groups, batch_groups)
+    elif batch_groups == 1 and not _IM2COL:
+        return _flat_shift_taps(lhs, rhs, pads, window_strides, rhs_dilation, groups, out=out)
+    else:
+        result = _im2col(lhs, rhs, window_strides, pads, rhs_dilation, groups, batch_groups)
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def _im2col(lhs, rhs, window_strides, pads, rhs_dilation, groups, batch_groups):
+    """im2col windows (sliding_window_view) and one batched GEMM per group: the grouped weight
+    gradients with as many output positions as kernel taps."""
+    nsp = lhs.ndim - 2
+    kernel = rhs.shape[2:]
+    span = tuple((k - 1) * d + 1 for k, d in zip(kernel, rhs_dilation))
+    lhs = _pad(lhs, pads)
+    out_sp = tuple((n - sp) // s + 1 for n, sp, s in zip(lhs.shape[2:], span, window_strides))
+    windows = xp.lib.stride_tricks.sliding_window_view(lhs, span, axis=tuple(range(2, 2 + nsp)))
+    windows = windows[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in window_strides)
+                      + tuple(slice(None, None, d) for d in rhs_dilation)]
+    n_total, c_total = lhs.shape[:2]
+    o_total, i_size = rhs.shape[:2]
+    groups_b, groups_f = batch_groups, groups
+    groups = groups_b * groups_f
+    nb = n_total // groups_b
+    inner = math.prod(kernel) * i_size  # the GEMM's contracted length: taps x input channels
+    positions = nb * math.prod(out_sp)
+    # (B, Nb, F, I, *out, *k) -> (B, F, Nb, *out, I, *k): one GEMM per group
+    windows = windows.reshape((groups_b, nb, groups_f, i_size) + out_sp + kernel)
+    order = (0, 2, 1) + tuple(range(4, 4 + nsp)) + (3,) + tuple(range(4 + nsp, 4 + 2 * nsp))
+    cols = xp.ascontiguousarray(windows.transpose(order).reshape(groups, positions, inner))  # the windows, copied once
+    # contiguous (the GPU's GEMM reads it in place) also when rhs is a strided kernel (a phase's taps)
+    kernels = xp.ascontiguousarray(rhs.reshape(groups, o_total // groups, inner))
+    out = _matmul(cols, kernels.transpose(0, 2, 1))  # (G, Nb*out, O/G)
+    out = out.reshape((groups_b, groups_f, nb) + out_sp + (o_total // groups,))
+    out = out.transpose((2, 0, 1, 3 + nsp) + tuple(range(3, 3 + nsp)))
+    return out.reshape((nb, o_total) + out_sp)
+
+
+def regroup(a, groups, from_axis, to_axis):
+    """Move the group factor (major part) of axis ``from_axis`` onto axis ``to_axis``."""
+    shape = list(a.shape)
+    a = a.reshape(shape[:from_axis] + [groups, shape[from_axis] // groups] + shape[from_axis + 1:])
+    target = to_axis + (1 if to_axis > from_axis else 0)
+    dest = target - 1 if target > from_axis else target
+    a = xp.moveaxis(a, from_axis, dest)
+    merged = list(a.shape)
+    merged[dest:dest + 2] = [merged[dest] * merged[dest + 1]]
+    return a.reshape(merged)

@@ -1,0 +1,127 @@
+"""Every size, one place: the statements that read an op's sizes from its inputs' shapes and check
+them (emitted into every module as ``_sizes``), and :func:`concrete_sizes`, which runs those same
+statements for given shapes (the CLI's ``--input-shape``, the checks, the benchmarks).  The output
+sizes themselves are the op's definition (``Op.output_sizes``)."""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import sympy as sp
+
+from .ir import Op, SymgradError
+from .printing.text import shape_code, size_code
+
+
+def shape_text(t) -> str:
+    """A tensor's shape as people write it: ``(N, C_in, L)``, ``(C_out,)``."""
+    return str(tuple(sp.Symbol(str(d)) if not d.is_Integer else int(d) for d in t.shape)).replace("'", "")
+
+
+def _symbols(op: Op) -> dict:
+    """Name -> symbol for every size symbol the op uses (to read its ``requires`` messages)."""
+    syms = set()
+    for t in (*op.inputs, op.output):
+        for d in t.dims:
+            syms |= d.free_symbols
+    for e in op.output_sizes.values():
+        syms |= e.free_symbols
+    for c, _ in op.requires:
+        syms |= c.free_symbols
+    return {s.name: s for s in syms}
+
+
+def bind_statements(op: Op, bound=()) -> tuple:
+    """``(lines, symbols)``: Python statements that read every size symbol from the input arrays
+    (named as the inputs), raise ``ValueError`` naming the op, the input and the expected shape where
+    they do not fit, and compute the output sizes; and the symbols they bind, in order.  Symbols in
+    ``bound`` are taken as given (names in scope)."""
+    lines, bound = [], list(bound)
+    for t in op.inputs:
+        want = shape_text(t)
+        lines.append(f"if {t.name}.ndim != {len(t.split)}:")
+        lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, got {{{t.name}.shape}}")')
+        for axis, run in enumerate([t.dims[a] for a in r] for r in t.runs):
+            unknown = [d for d in run if d.is_Symbol and d not in bound]
+            known = sp.Mul(*[d for d in run if d not in unknown])
+            if len(unknown) > 1:
+                raise SymgradError(f"{op.name}: emitting code needs concrete values for {', '.join(map(str, unknown))}")
+            if unknown:
+                u = unknown[0]
+                if known == 1:
+                    lines.append(f"{u} = {t.name}.shape[{axis}]")
+                else:
+                    lines.append(f"{u}, _rest = divmod({t.name}.shape[{axis}], {size_code(known)})")
+                    lines.append("if _rest:")
+                    lines.append(f'    raise ValueError(f"{op.name}: axis {axis} of input {t.name} must be a multiple '
+                                 f'of {known} (shape {want}), got {{{t.name}.shape}}")')
+                lines.append(f"if {u} < 1:")
+                lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want} with {u} >= 1, '
+                             f'got {{{t.name}.shape}}")')
+                bound.append(u)
+            else:
+                lines.append(f"if {t.name}.shape[{axis}] != {size_code(sp.Mul(*run))}:")
+                lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, '
+                             f'got {{{t.name}.shape}} (axis {axis} should be {{{size_code(sp.Mul(*run))}}})")')
+    for sym, expr in op.output_sizes.items():
+        lines.append(f"{sym} = {size_code(expr)}")
+        bound.append(sym)
+    names = _symbols(op)
+    for cond, message in op.requires:
+        text = re.sub(r"\{([^{}]*)\}", lambda m: "{" + size_code(sp.sympify(m.group(1), locals=names)) + "}", message)
+        lines.append(f"if not ({size_code(cond.lhs)} >= {size_code(cond.rhs)}):")
+        lines.append(f"    raise ValueError(f{text!r})")
+    for sym in op.output_sizes:
+        lines.append(f"if {sym} < 1:")
+        lines.append(f'    raise ValueError(f"{op.name}: output size {sym} = {{{sym}}} < 1 for these shapes")')
+    return lines, bound
+
+
+def grad_output_statements(op: Op, name: str) -> list:
+    """Statements that raise ``ValueError`` unless the upstream gradient ``name`` has the output's
+    shape (an elementwise op's: its first input's), the sizes being bound already."""
+    if op.elementwise:
+        first = op.inputs[0].name
+        return [f"if {name}.shape != {first}.shape:",
+                f'    raise ValueError(f"{op.name}: {name} must have the shape of {first} {{{first}.shape}}, '
+                f'got {{{name}.shape}}")']
+    want = shape_code(op.output.shape)
+    return [f"if {name}.shape != {want}:",
+            f'    raise ValueError(f"{op.name}: {name} must have shape {shape_text(op.output)} = {{{want}}}, '
+            f'got {{{name}.shape}}")']
+
+
+def concrete_sizes(op: Op, shapes: dict, known: dict = None) -> dict:
+    """Size symbol -> value for inputs of the given ``shapes`` (name -> tuple), by the very statements
+    the emitted module runs; a SymgradError with the module's own message where they do not fit.
+    ``known`` gives values to symbolic parameters (a stride ``s`` evaluated at 2) first.  An
+    elementwise op's size symbol is the number of elements.
+
+    >>> from symgrad import ops
+    >>> concrete_sizes(ops.conv(1, stride=2, padding=0, dilation=1), {"x": (1, 3, 9), "w": (4, 3, 3), "b": (4,)})[
+    ...     sp.Symbol("O", integer=True, positive=True)]
+    4
+    """
+    if not shapes:
+        return {}
+    missing = [t.name for t in op.inputs if t.name not in shapes]
+    if missing:
+        raise SymgradError(f"{op.name}: give --input-shape for every input (missing {', '.join(missing)})")
+    known = dict(known or {})
+    if op.elementwise:
+        return {**known, **{d: sp.Integer(math.prod(shapes[t.name])) for t in op.inputs for d in t.dims}}
+    lines, symbols = bind_statements(op, bound=list(known))
+    body = "\n".join("    " + line for line in lines)
+    args = ", ".join(t.name for t in op.inputs)
+    source = f"def _sizes({args}):\n{body}\n    return ({''.join(f'{s}, ' for s in symbols)})\n"
+    namespace = {str(s): int(v) for s, v in known.items()}
+    exec(compile(source, "<symgrad-sizes>", "exec"), namespace)
+    arrays = [np.broadcast_to(np.empty((), np.float32), shapes[t.name]) for t in op.inputs]
+    try:
+        values = namespace["_sizes"](*arrays)
+    except ValueError as exc:
+        raise SymgradError(str(exc)) from None
+    except NameError as exc:
+        raise SymgradError(f"{op.name}: concrete shapes need concrete parameters too ({exc})") from None
+    return {s: sp.Integer(v) for s, v in zip(symbols, values)}

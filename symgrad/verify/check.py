@@ -1,0 +1,139 @@
+"""Symbolic-vs-numeric verification of an emitted module.
+
+For random small shapes: the emitted forward against the definition evaluated literally; each
+emitted gradient against central finite differences of the definition (the inner-product test
+⟨VJP(g), v⟩ ≈ ⟨g, (f(x+εv) − f(x−εv)) / 2ε⟩) and, when PyTorch is installed, against
+torch.autograd in float64.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from ..derive import derive
+from ..emit import emit, load
+from ..engine.diff import forward_terms
+from ..ir import SymgradError, plain
+from ..sizes import concrete_sizes
+from .evaluate import evaluate
+from .reference import torch_reference
+
+
+@dataclass
+class Trial:
+    config: str
+    errors: dict = field(default_factory=dict)   # "fd:x" / "torch:x" / "forward" -> relative error
+    reference: str = "finite differences"
+
+
+def rel_err(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), 1e-300)
+    return float(np.abs(a - b).max(initial=0.0) / scale)
+
+
+def sample_sizes(op, rng, max_size: int = 6, tries: int = 200) -> dict:
+    """Random small sizes for the input size symbols that satisfy the op's requirements."""
+    free = []
+    for t in op.inputs:
+        for d in t.dims:
+            for s in sorted(sp.sympify(d).free_symbols, key=str):
+                if s not in free:
+                    free.append(s)
+    for _ in range(tries):
+        sizes = {s: int(rng.integers(1, max_size + 1)) for s in free}
+        if all(bool(c.subs(sizes)) for c, _ in op.requires) and \
+                all(int(sp.sympify(e).subs(sizes)) >= 1 for e in op.output_sizes.values()):
+            return sizes
+    raise ValueError(f"{op.name}: found no valid shapes in {tries} tries")
+
+
+def random_inputs(op, sizes, rng, dtype=np.float64) -> dict:
+    """Standard-normal values; log-normal ones (median 1, 95% within 0.4 .. 2.7) for positive tensors."""
+    out = {}
+    for t in op.inputs:
+        values = rng.standard_normal([int(sp.sympify(d).subs(sizes)) for d in t.shape])
+        out[t.name] = (np.exp(0.5 * values) if t.positive else values).astype(dtype)
+    return out
+
+
+def run_trial(op, module, derivation, rng, eps: float) -> Trial:
+    sizes = sample_sizes(op, rng)
+    arrays = random_inputs(op, sizes, rng)
+    shapes = {k: v.shape for k, v in arrays.items()}
+    trial = Trial(", ".join(f"{k}{list(v)}" for k, v in shapes.items()))
+    args = [arrays[t.name] for t in op.inputs]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # reported below, in the op's terms
+        y = module.forward(*args)
+    if not np.all(np.isfinite(y)):
+        raise SymgradError(
+            f"check {op.name}: the forward is not finite at the sampled inputs ({np.size(y) - np.isfinite(y).sum()} "
+            f"of {np.size(y)} values NaN or inf); if the rule is defined for positive values only (log, a fractional "
+            f"power), declare those inputs Tensor(..., positive=True) and check samples them positive")
+    tensors = derivation.tensors
+    out_vars = tuple(plain(i) for i in op.indices)
+    bound = concrete_sizes(op, {name: a.shape for name, a in arrays.items()})
+    definition = lambda arr: evaluate(forward_terms(op), op.output, tensors, out_vars, bound, arr)
+    trial.errors["forward"] = rel_err(y, definition(arrays))
+    g = rng.standard_normal(y.shape)
+    grads = module.backward(g, *args)
+    for t, grad in zip(op.inputs, grads):
+        v = rng.standard_normal(arrays[t.name].shape)
+        plus = dict(arrays, **{t.name: arrays[t.name] + eps * v})
+        minus = dict(arrays, **{t.name: arrays[t.name] - eps * v})
+        fd = float(np.sum(g * (definition(plus) - definition(minus))) / (2 * eps))
+        vjp = float(np.sum(grad * v))
+        trial.errors[f"fd:{t.name}"] = abs(fd - vjp) / max(abs(fd), abs(vjp), 1e-300)
+    ref = torch_reference(op, arrays, g)
+    if ref is not None:
+        trial.reference = "finite differences + torch"
+        trial.errors["torch:forward"] = rel_err(y, ref[0])
+        for t, grad, rg in zip(op.inputs, grads, ref[1]):
+            trial.errors[f"torch:{t.name}"] = rel_err(grad, rg)
+    return trial
+
+
+def polynomial(op) -> bool:
+    """Whether the definition is a polynomial in the tensor entries (sums, guards and constants
+    aside): central differences are then exact up to rounding, so a wide step and a tight
+    tolerance apply; erf, exp, tanh, ... need a small step and leave a truncation error."""
+    reads = sorted(op.rhs.atoms(sp.Indexed), key=sp.default_sort_key)
+    entries = sp.symbols(f"e0:{len(reads)}")
+    flat = op.rhs.replace(lambda e: isinstance(e, sp.Sum), lambda e: e.function)
+    return bool(flat.xreplace(dict(zip(reads, entries))).is_polynomial(*entries))
+
+
+def fd_settings(op) -> tuple:
+    """(step, tolerance) of the finite-difference comparison, decided once per op."""
+    return (1e-3, 1e-8) if polynomial(op) else (1e-6, 1e-6)
+
+
+def check(op, trials: int = 5, seed: int = 0):
+    """Run ``trials`` random-shape trials; returns (trials, ok)."""
+    for name, value, minimum in (("trials", trials, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise SymgradError(f"check {op.name}: {name} must be an integer >= {minimum}, got {value!r}")
+    rng = np.random.default_rng(seed)
+    derivation = derive(op)
+    module = load(emit(derivation))
+    step, fd_tolerance = fd_settings(op)
+    results = [run_trial(op, module, derivation, rng, step) for _ in range(trials)]
+    ok = all(err <= (fd_tolerance if k.startswith("fd:") else 1e-10) for r in results for k, err in r.errors.items())
+    return results, ok
+
+
+def table(op, results) -> str:
+    keys = []
+    for r in results:
+        for k in r.errors:
+            if k not in keys:
+                keys.append(k)
+    header = ["config"] + keys + ["reference"]
+    rows = [[r.config] + [f"{r.errors[k]:.1e}" if k in r.errors else "-" for k in keys] + [r.reference]
+            for r in results]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths))
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
