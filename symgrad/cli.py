@@ -14,16 +14,31 @@ CONV_OPS = ("conv", "conv1d", "conv2d", "conv3d")
 TORCH_DEFAULTS = {"stride": 1, "dilation": 1, "padding": 0, "groups": 1}
 
 
+#: the op flags, by parameter name: each op takes those its registry entry lists
+OP_FLAGS = ("ndim", "stride", "dilation", "padding", "groups", "kernel_size", "bias", "mode", "a_shape", "b_shape",
+            "approximate")
+
+
+def _boolean(text):
+    """An argparse type: yes/no in the spellings people type (true, False, 1, off, ...)."""
+    value = {"true": True, "yes": True, "on": True, "1": True,
+             "false": False, "no": False, "off": False, "0": False}.get(str(text).strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
+
+
 def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
     p.add_argument("op", nargs="?" if optional else None, help="operator name (see `symgrad ops`)")
     g = p.add_argument_group("convolution")
-    g.add_argument("--ndim", type=int, help="spatial axes for `conv`")
+    g.add_argument("--ndim", type=_integer_at_least(1), help="spatial axes for `conv`")
     g.add_argument("--stride", help="int, one per axis (2,1) or a name to keep it symbolic")
     g.add_argument("--dilation", help="int, one per axis, or a name")
     g.add_argument("--padding", help="int | one per axis | lo:hi per axis (negative crops) | same | valid | full | causal")
     g.add_argument("--groups", help="int dividing both channel counts, or a name (symbolic)")
     g.add_argument("--kernel-size", help="int or one per axis (default: read from w at run time)")
-    g.add_argument("--bias", dest="bias", action="store_true", default=True, help="add b (default)")
+    g.add_argument("--bias", dest="bias", nargs="?", const=True, type=_boolean, metavar="BOOL",
+                   help="add b (the default; --bias false or --no-bias: none)")
     g.add_argument("--no-bias", dest="bias", action="store_false", help="no bias input")
     o = p.add_argument_group("other ops")
     o.add_argument("--mode", help="convolve: full | same | valid")
@@ -69,35 +84,49 @@ def _integer_at_least(minimum: int):
 
 
 def build_op(args, concrete: bool):
-    """The op the arguments describe; ``concrete`` fills unset conv parameters with torch's defaults."""
+    """(the op the arguments describe, its parameters as given to the builder); ``concrete`` fills
+    unset conv parameters with torch's defaults.  A flag the op does not take is refused, naming the
+    flags it does take."""
     name = args.op
     if name not in ops_mod.REGISTRY:
         raise SymgradError(f"unknown op {name!r}; known ops: {', '.join(ops_mod.REGISTRY)}")
-    params = {}
+    takes = ops_mod.REGISTRY[name][1]
+    given = {key: getattr(args, key) for key in OP_FLAGS if getattr(args, key, None) is not None}
+    stray = [key for key in given if key not in takes]
+    if stray:
+        flags = lambda keys: ", ".join("--" + k.replace("_", "-") for k in keys)
+        raise SymgradError(f"{name}: {flags(stray)} {'does' if len(stray) == 1 else 'do'} not apply to {name} "
+                           f"(its parameters: {flags(takes) or 'none'})")
+    params = dict(given)
     if name in CONV_OPS:
-        if name == "conv":
-            if args.ndim is None:
-                raise SymgradError("conv: --ndim is required (number of spatial axes, >= 1)")
-            params["ndim"] = args.ndim
-        for key in ("stride", "dilation", "padding", "groups", "kernel_size"):
-            value = getattr(args, key)
-            if value is None and concrete and key in TORCH_DEFAULTS:
-                value = TORCH_DEFAULTS[key]
-            if key == "groups" and value is None:
-                value = 1
-            if value is not None:
-                params[key] = value
-        params["bias"] = args.bias
-    elif name == "convolve":
-        params["mode"] = args.mode or "full"
-    elif name == "matmul":
-        params["a_shape"], params["b_shape"] = args.a_shape, args.b_shape
-    elif name == "gelu":
-        params["approximate"] = args.approximate or "none"
-    for key in ("mode", "a_shape", "b_shape", "approximate"):
-        if getattr(args, key) is not None and key not in params:
-            raise SymgradError(f"{name}: --{key.replace('_', '-')} does not apply to {name}")
-    return ops_mod.build(name, **params)
+        if name == "conv" and "ndim" not in params:
+            raise SymgradError("conv: --ndim is required (number of spatial axes, >= 1)")
+        defaults = TORCH_DEFAULTS if concrete else {"groups": 1}
+        params = {**defaults, **params}
+    return ops_mod.build(name, **params), params
+
+
+def _join_negative_values(parser: argparse.ArgumentParser, argv: list) -> list:
+    """``--padding -1:1`` as ``--padding=-1:1``: argparse takes a value that starts with a dash for
+    an option unless it is a plain negative number."""
+    takes_value = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                takes_value |= {o for a in sub._actions if a.nargs is None and a.option_strings
+                                and not isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                                                       argparse._StoreConstAction))
+                                for o in a.option_strings}
+    out, k = [], 0
+    while k < len(argv):
+        if argv[k] in takes_value and k + 1 < len(argv) and argv[k + 1][:1] == "-" and argv[k + 1][1:2] not in "-" \
+                and argv[k + 1] != "-":
+            out.append(f"{argv[k]}={argv[k + 1]}")
+            k += 2
+        else:
+            out.append(argv[k])
+            k += 1
+    return out
 
 
 def _write(text: str, out):
@@ -119,10 +148,13 @@ def cmd_ops(args):
 
 def cmd_derive(args):
     from .derive import derive
-    from .docs.describe import as_json, as_text
-    op = build_op(args, concrete=False)
-    sizes = concrete_sizes(op, parse_shapes(op, args.input_shape))
-    d = derive(op)
+    from .summary import as_json, as_text
+    shapes = parse_shapes(build_op(args, concrete=False)[0], args.input_shape)
+    op, _ = build_op(args, concrete=bool(shapes))  # concrete shapes take PyTorch's defaults, as emit does
+    sizes = concrete_sizes(op, shapes)
+    d = derive(op.specialised(sizes) if sizes else op)
+    if args.timing:  # kept out of the output, which is the same for the same command
+        print(f"derived in {d.seconds:.2f} s", file=sys.stderr)
     if args.format == "json":
         _write(json.dumps(as_json(d, sizes), indent=2, sort_keys=False), args.output)
     elif args.format in ("markdown", "latex", "pdf"):
@@ -143,7 +175,7 @@ def cmd_derive(args):
 def cmd_emit(args):
     from .derive import derive
     from .emit import emit
-    op = build_op(args, concrete=True)
+    op, _ = build_op(args, concrete=True)
     concrete_sizes(op, parse_shapes(op, args.input_shape))
     _write(emit(derive(op), backend=args.backend), args.output)
     return 0
@@ -151,7 +183,7 @@ def cmd_emit(args):
 
 def cmd_check(args):
     from .verify.check import check, table
-    op = build_op(args, concrete=True)
+    op, _ = build_op(args, concrete=True)
     concrete_sizes(op, parse_shapes(op, args.input_shape))
     results, ok = check(op, trials=args.trials, seed=args.seed)
     print(table(op, results))
@@ -159,14 +191,40 @@ def cmd_check(args):
     return 0 if ok else 1
 
 
+def _suite_output(args):
+    """Where ``bench --suite`` writes its table: ``-o FILE``, refused before any work when the file
+    exists (unless ``--force``) or its folder does not; None: standard output."""
+    if not args.output:
+        return None
+    path = Path(args.output)
+    if path.exists() and not args.force:
+        raise SymgradError(f"bench: {path} exists; --force overwrites it")
+    if not path.parent.is_dir():
+        raise SymgradError(f"bench: no folder {path.parent} to write {path.name} into")
+    return path
+
+
+def _report(path, text: str):
+    if path is None:
+        sys.stdout.write(text)
+    else:
+        path.write_text(text)
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def cmd_bench(args):
     from .bench import cpu as bench
     if args.backend == "cupy":
         return _bench_gpu(args)
-    if args.gemm or args.conv_path:
-        raise SymgradError("bench: --gemm and --conv-path compare routes on the GPU; they need --backend cupy")
+    if args.gemm or args.conv_path or args.dtype:
+        raise SymgradError("bench: --gemm, --conv-path and --dtype compare routes and dtypes on the GPU; they need "
+                           "--backend cupy")
     if args.suite:
-        bench.suite(args.output or "BENCHMARKS.md", threads=tuple(args.threads or (1, 2)), repeats=args.repeats)
+        if args.op:
+            raise SymgradError("bench: --suite runs the standard shapes; give either an op or --suite")
+        path = _suite_output(args)
+        threads = tuple(args.threads or (1, 2))
+        _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress))
         return 0
     if not args.op:
         raise SymgradError("bench: give an op (with --input-shape for every input) or --suite")
@@ -177,24 +235,33 @@ def cmd_bench(args):
     return 0
 
 
+def _progress(text: str):
+    print(text, file=sys.stderr, flush=True)
+
+
 def _bench_case(args):
     """The op, its parameters as the benchmark child rebuilds them, and the checked input shapes."""
-    op = build_op(args, concrete=True)
+    op, params = build_op(args, concrete=True)
     shapes = parse_shapes(op, args.input_shape)
     concrete_sizes(op, shapes)
-    params = {k: getattr(args, k) for k in ("stride", "dilation", "padding", "groups", "kernel_size", "mode",
-                                           "a_shape", "b_shape", "approximate") if getattr(args, k) is not None}
-    if op.name.startswith("conv"):
-        params = dict(TORCH_DEFAULTS, **params, bias=args.bias)
     return op, params, shapes
 
 
 def _bench_gpu(args):
+    try:
+        import cupy
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no CuPy, no driver, no device: CuPy raises several kinds
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SymgradError(f"bench --backend cupy needs CuPy and a CUDA GPU ({reason})") from None
+    if count < 1:
+        raise SymgradError("bench --backend cupy needs a CUDA GPU; CuPy sees none")
     from .bench import gpu as bench_gpu
     gemms, paths = tuple(args.gemm or ["cublas"]), tuple(args.conv_path or ["taps"])
     if args.suite:
-        bench_gpu.suite(args.output or "BENCHMARKS-gpu.md", dtypes=tuple(args.dtype or ["float32"]), gemms=gemms,
-                        conv_paths=paths)
+        path = _suite_output(args)
+        _report(path, bench_gpu.suite(dtypes=tuple(args.dtype or ["float32"]), gemms=gemms, conv_paths=paths,
+                                      progress=_progress))
         return 0
     op, params, shapes = _bench_case(args)
     for dt in args.dtype or ["float32"]:
@@ -213,28 +280,30 @@ def cmd_docs(args):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="symgrad", description="Symbolic backward passes from index notation.")
+    p = argparse.ArgumentParser(prog="symgrad", description="Symbolic backward passes from index notation.",
+                                allow_abbrev=False)  # --strid is not --stride
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("ops", help="list operators and their parameters").set_defaults(fn=cmd_ops)
-    d = sub.add_parser("derive", help="derive the gradients and their closed forms")
+    sub.add_parser("ops", allow_abbrev=False, help="list operators and their parameters").set_defaults(fn=cmd_ops)
+    d = sub.add_parser("derive", allow_abbrev=False, help="derive the gradients and their closed forms")
     _add_op_args(d)
     d.add_argument("--format", choices=("text", "json", "markdown", "latex", "pdf"), default="text")
+    d.add_argument("--timing", action="store_true", help="say on stderr how long the derivation took")
     d.add_argument("-o", "--output")
     d.set_defaults(fn=cmd_derive)
-    e = sub.add_parser("emit", help="write a standalone backward module")
+    e = sub.add_parser("emit", allow_abbrev=False, help="write a standalone backward module")
     _add_op_args(e)
     e.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     e.add_argument("-o", "--output")
     e.set_defaults(fn=cmd_emit)
-    c = sub.add_parser("check", help="verify the emitted module numerically")
+    c = sub.add_parser("check", allow_abbrev=False, help="verify the emitted module numerically")
     _add_op_args(c)
     c.add_argument("--trials", type=_integer_at_least(1), default=5)
     c.add_argument("--seed", type=_integer_at_least(0), default=0)
     c.set_defaults(fn=cmd_check)
-    dc = sub.add_parser("docs", help="regenerate the derivation documents (derivations/)")
+    dc = sub.add_parser("docs", allow_abbrev=False, help="regenerate the derivation documents (derivations/)")
     dc.add_argument("-o", "--output", default="derivations")
     dc.set_defaults(fn=cmd_docs)
-    bn = sub.add_parser("bench", help="time the emitted module against PyTorch (CPU)")
+    bn = sub.add_parser("bench", allow_abbrev=False, help="time the emitted module against PyTorch (CPU)")
     _add_op_args(bn, optional=True)
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")
     bn.add_argument("--threads", type=_integer_at_least(1), action="append", help="thread count (repeat for several)")
@@ -251,13 +320,15 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--conv-path", action="append", choices=("taps", "im2col"),
                     help="cupy (repeat to compare): a convolution's few-taps case by per-tap GEMMs (default) or "
                          "im2col windows and one GEMM")
-    bn.add_argument("-o", "--output", help="with --suite: the Markdown file (default BENCHMARKS.md)")
+    bn.add_argument("-o", "--output", help="with --suite: write the Markdown table to this file (default: print it)")
+    bn.add_argument("--force", action="store_true", help="with --suite -o: overwrite an existing file")
     bn.set_defaults(fn=cmd_bench)
     return p
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(_join_negative_values(p, list(sys.argv[1:] if argv is None else argv)))
     try:
         return args.fn(args)
     except SymgradError as exc:

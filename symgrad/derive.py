@@ -12,6 +12,7 @@ from .engine.diff import differentiate, forward_terms
 from .engine.validate import validate_rule
 from .forms import recognise
 from .ir import Op, plain, upstream
+from .summary import as_text
 
 
 @dataclass
@@ -48,6 +49,10 @@ class Derivation:
     def tensors(self) -> dict:
         """The op's inputs and output, and the upstream gradient ``g``, by name."""
         return _tensors(self.op)
+
+    def __str__(self) -> str:
+        """The derivation as ``symgrad derive`` prints it: rules, gradients, forms in words."""
+        return as_text(self)
 
 
 def _tensors(op: Op) -> dict:

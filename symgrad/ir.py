@@ -63,13 +63,16 @@ class Tensor:
     ``dims`` is the index-space shape; ``split`` says how many index axes each real axis holds
     (a grouped channel axis ``C_in`` seen as ``(G, C_in/G)`` has split 2), so the real shape is
     the product of the dims of each run.  Elements are real; ``positive`` ones are > 0 (a rule
-    that takes their log or a fractional power needs that, and ``check`` samples them so).
+    that takes their log or a fractional power needs that, and ``check`` samples them so).  A
+    ``scalar`` tensor is one element, seen as one index axis of size 1 (SymPy has no Indexed
+    without an index); its real shape is ``()``.
     """
 
     name: str
     dims: tuple
     split: tuple = None
     positive: bool = False
+    scalar: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "dims", tuple(sp.sympify(d) for d in self.dims))
@@ -92,7 +95,12 @@ class Tensor:
     @property
     def shape(self) -> tuple:
         """The real (array) shape, products of the split runs."""
-        return tuple(sp.Mul(*[self.dims[a] for a in run]) for run in self.runs)
+        return () if self.scalar else tuple(sp.Mul(*[self.dims[a] for a in run]) for run in self.runs)
+
+    @property
+    def viewed(self) -> bool:
+        """Whether code reads it through an index-space view (split axes, or a scalar's one axis)."""
+        return self.scalar or len(self.split) != len(self.dims)
 
     def __getitem__(self, idx):
         return self.base[idx]
@@ -106,7 +114,9 @@ class Op:
     ``requires`` lists ``(condition, message)`` pairs that concrete sizes must satisfy;
     ``params`` are the user-facing parameters (shown in documents, headers and JSON), ``spec``
     what the op's builder was given as written (e.g. ``padding="same"``), kept for reference;
-    ``elementwise`` ops apply to arrays of any shape.
+    ``elementwise`` ops apply to arrays of any shape.  ``batch`` is a size symbol that leads the
+    shape of some inputs and of the output and may be left out (PyTorch's unbatched input: a batch
+    of one) or be 0; ``empty_ok`` lists other size symbols that may be 0 (NumPy's empty operands).
     """
 
     name: str
@@ -120,6 +130,8 @@ class Op:
     elementwise: bool = False
     notes: list = field(default_factory=list)
     spec: dict = field(default_factory=dict)
+    batch: sp.Symbol = None
+    empty_ok: frozenset = frozenset()
 
     def input(self, name: str) -> Tensor:
         for t in self.inputs:
@@ -130,6 +142,23 @@ class Op:
     @property
     def tensors(self) -> dict:
         return {t.name: t for t in (*self.inputs, self.output)}
+
+    def specialised(self, sizes: dict) -> "Op":
+        """The same rule with the size symbols of ``sizes`` replaced by their values (concrete shapes:
+        every expression derived from it is then in numbers)."""
+        sub = lambda e: sp.sympify(e).xreplace(sizes)
+        tensor = lambda t: Tensor(t.name, tuple(sub(d) for d in t.dims), t.split, t.positive, t.scalar)
+
+        def value(v):  # a parameter: sizes in it (kernel_size) become numbers too
+            if isinstance(v, (list, tuple)):
+                return type(v)(value(x) for x in v)
+            return sub(v) if isinstance(v, sp.Basic) else v
+        return Op(self.name, {k: value(v) for k, v in self.params.items()}, tuple(tensor(t) for t in self.inputs),
+                  tensor(self.output), tuple(sub(i) for i in self.indices), sub(self.rhs),
+                  {k: sub(v) for k, v in self.output_sizes.items()},
+                  [(sub(c), m) for c, m in self.requires if sub(c) is not sp.true], self.elementwise,
+                  list(self.notes), dict(self.spec), self.batch if self.batch not in sizes else None,
+                  frozenset(e for e in self.empty_ok if e not in sizes))
 
 
 @dataclass(frozen=True)
@@ -195,7 +224,7 @@ def plain(e):
 
 def upstream(op: Op) -> Tensor:
     """The upstream gradient g = ∂L/∂Y: a tensor of the output's shape."""
-    return Tensor(UPSTREAM, op.output.dims, op.output.split)
+    return Tensor(UPSTREAM, op.output.dims, op.output.split, scalar=op.output.scalar)
 
 
 def grad_indices(t: Tensor) -> tuple:

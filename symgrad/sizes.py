@@ -54,16 +54,20 @@ def bind_statements(op: Op, bound=()) -> tuple:
                 else:
                     lines.append(f"{u}, _rest = divmod({t.name}.shape[{axis}], {size_code(known)})")
                     lines.append("if _rest:")
-                    lines.append(f'    raise ValueError(f"{op.name}: axis {axis} of input {t.name} must be a multiple '
-                                 f'of {known} (shape {want}), got {{{t.name}.shape}}")')
-                lines.append(f"if {u} < 1:")
-                lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want} with {u} >= 1, '
-                             f'got {{{t.name}.shape}}")')
+                    lines.append(f'    raise ValueError(f"{op.name}: axis {axis} of input {t.name} ({{{t.name}.shape[{axis}]}}) '
+                                 f'is not a multiple of {known}: {t.name} must have shape {want}, {known} groups of '
+                                 f'{u}; got {{{t.name}.shape}}")')
+                if u != op.batch and u not in op.empty_ok:
+                    lines.append(f"if {u} < 1:")
+                    lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want} with '
+                                 f'{u} >= 1, got {{{t.name}.shape}}")')
                 bound.append(u)
             else:
-                lines.append(f"if {t.name}.shape[{axis}] != {size_code(sp.Mul(*run))}:")
+                value = sp.Mul(*run)
+                named = "" if value.is_Integer else f"{value} = "  # which size it is: C_in, per group
+                lines.append(f"if {t.name}.shape[{axis}] != {size_code(value)}:")
                 lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, '
-                             f'got {{{t.name}.shape}} (axis {axis} should be {{{size_code(sp.Mul(*run))}}})")')
+                             f'got {{{t.name}.shape}} (axis {axis} should be {named}{{{size_code(value)}}})")')
     for sym, expr in op.output_sizes.items():
         lines.append(f"{sym} = {size_code(expr)}")
         bound.append(sym)

@@ -241,15 +241,23 @@ def format_result(name, threads, result, bind=False) -> str:
     return "\n".join(lines)
 
 
-def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
+#: minutes the suite took on the 2-core reference VM at 9 repeats, per (case, thread setting)
+MINUTES_PER_RUN = 1.0
+
+
+def suite(threads=(1, 2), repeats=9, progress=print) -> str:
+    """Every case of SUITE at each thread count (2+ threads also bound), as the Markdown table of
+    BENCHMARKS.md; ``progress`` gets a line before the runs and after each one."""
     import platform
     import numpy
+    runs = [(case, t, bind) for case in SUITE for t in threads for bind in ((False, True) if t > 1 else (False,))]
+    progress(f"bench: {len(SUITE)} cases x {len(runs) // len(SUITE)} thread settings = {len(runs)} runs, about "
+             f"{round(len(runs) * MINUTES_PER_RUN * repeats / 9)} minutes on a 2-core machine")
     rows = []
-    for name, op, params, shapes in SUITE:
-        for t, bind in [(t, bind) for t in threads for bind in ((False, True) if t > 1 else (False,))]:
-            r = bench(op, params, shapes, threads=t, repeats=repeats, bind=bind)
-            print(format_result(name, t, r, bind), flush=True)
-            rows.append((name, f"{t} bound" if bind else str(t), r))
+    for k, ((name, op, params, shapes), t, bind) in enumerate(runs, start=1):
+        r = bench(op, params, shapes, threads=t, repeats=repeats, bind=bind)
+        progress(f"[{k}/{len(runs)}] " + format_result(name, t, r, bind))
+        rows.append((name, f"{t} bound" if bind else str(t), r))
     versions = {}
     for name in ("torch", "numba"):
         try:
@@ -285,10 +293,7 @@ def suite(path="BENCHMARKS.md", threads=(1, 2), repeats=9) -> str:
         head.append(f"| {name} | {t} | {ratio['forward'][1]:.2f} | {grads} | {mid:.2f} ({low:.2f}-{high:.2f}) | "
                     f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) | "
                     f"{_gauge_text(r)} |")
-    text = "\n".join(head) + "\n"
-    with open(path, "w") as fh:
-        fh.write(text)
-    return text
+    return "\n".join(head) + "\n"
 
 
 if __name__ == "__main__":

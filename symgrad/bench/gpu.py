@@ -143,17 +143,18 @@ def format_result(name, dtype, r) -> str:
     return "\n".join(lines)
 
 
-def suite(path="BENCHMARKS-gpu.md", dtypes=("float32",), gemms=("cublas",), conv_paths=("taps",)) -> str:
+def suite(dtypes=("float32",), gemms=("cublas",), conv_paths=("taps",), progress=print) -> str:
+    """Every case of SUITE in each dtype and route, as a Markdown table; ``progress`` gets a line per run."""
     import cupy
+    runs = [(case, dt, gemm, path) for case in SUITE for dt in dtypes for gemm in gemms
+            for path in (conv_paths if case[1].startswith("conv") else conv_paths[:1])]
+    progress(f"bench: {len(runs)} GPU runs, about {len(runs) // 2 + 1} minutes")
     rows = []
-    for name, op, params, shapes in SUITE:
-        routes = [(g, c) for g in gemms for c in (conv_paths if op.startswith("conv") else conv_paths[:1])]
-        for dt in dtypes:
-            for gemm, conv_path in routes:
-                r = bench_gpu(op, params, shapes, dt, gemm=gemm, conv_path=conv_path)
-                print(format_result(name, dt, r), flush=True)
-                rows.append((name, dt, r))
-                cupy.get_default_memory_pool().free_all_blocks()
+    for k, ((name, op, params, shapes), dt, gemm, conv_path) in enumerate(runs, start=1):
+        r = bench_gpu(op, params, shapes, dt, gemm=gemm, conv_path=conv_path)
+        progress(f"[{k}/{len(runs)}] " + format_result(name, dt, r))
+        rows.append((name, dt, r))
+        cupy.get_default_memory_pool().free_all_blocks()
     dev = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     head = [f"## GPU: emitted CuPy modules vs PyTorch (cuDNN / cuBLAS), {dev}", "",
             "CUDA-event medians, TF32 off on both sides. Ratio = emitted / torch. Torch's backward is one "
@@ -169,7 +170,4 @@ def suite(path="BENCHMARKS-gpu.md", dtypes=("float32",), gemms=("cublas",), conv
                     f"{e['forward'] / t['forward']:.2f} | {e['backward'] * 1e3:.3f} ({t['backward'] * 1e3:.3f}) | "
                     f"{e['backward'] / t['backward']:.2f} | {f / e['backward'] / 1e12:.1f} | "
                     f"{b / e['backward'] / 1e9:.0f} | {r['floor']['backward'] * 1e3:.3f} |")
-    text = "\n".join(head) + "\n"
-    with open(path, "w") as fh:
-        fh.write(text)
-    return text
+    return "\n".join(head) + "\n"

@@ -1,3 +1,3 @@
-"""A derivation for people: as text and JSON (:mod:`describe`), as Markdown and LaTeX documents
-rendered from the engine's own steps (:mod:`document`), and the documents kept in ``derivations/``
-(:mod:`derivations`)."""
+"""A derivation for people, as documents: Markdown and LaTeX rendered from the engine's own steps
+(:mod:`document`), and the documents kept in ``derivations/`` (:mod:`derivations`).  The text and
+JSON summaries are :mod:`symgrad.summary`."""

@@ -54,7 +54,7 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
     shaped = not op.elementwise
     blockwise = op.elementwise and spec.blockwise  # CuPy fuses elementwise work into one kernel instead
     code = sum_code(op.name, d.forward, Target("y", op.output, out_vars, d.tensors, shaped, spec))
-    forward = list(code.lines) + [f"return y.astype(xp.result_type({args}), copy=False)"]
+    forward = list(code.lines) + [f"return _owned(y.astype(xp.result_type({args}), copy=False))"]
     forward_loop = make_loop(d.forward, "y", [t.name for t in op.inputs]) if blockwise else None
     backward, grads, gradients = [], [], []
     for t in op.inputs:
@@ -64,14 +64,17 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         code += body
         loop = make_loop(g.forms, result, [naming.UPSTREAM] + [u.name for u in op.inputs]) if blockwise else None
         backward.append({"name": t.name, "function": naming.grad_function(t.name), "loop": loop,
-                         "body": list(body.lines) + [f"return {result}.astype({t.name}.dtype, copy=False)"]})
+                         "body": list(body.lines) + [f"return _owned({result}.astype({t.name}.dtype, copy=False))"]})
         grads.append(f"{naming.grad_function(t.name)}({naming.GRAD_OUTPUT}, {args})")
         gradients.append({"name": t.name, "indices": ", ".join(map(str, g.indices)), "terms": [
             {"text": term_text(f.term), "kind": f.kind, "fields": json.dumps(jsonable(f.fields), sort_keys=True),
              "formulation": kind(f.kind).formulation(f, spec, blockwise=blockwise, jit=loop is not None)}
             for f in g.forms]})
+    unbatched = _unbatched(op)
+    for b, t in zip(backward, op.inputs):
+        b["batched"] = bool(unbatched) and t.name in unbatched["inputs"]
     loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
-    pieces = set(code.pieces) | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
+    pieces = set(code.pieces) | {"owned"} | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
     pieces |= {f"jit_{f}" for lp in loops for f in lp.functions}
     bind, sizes = ([], []) if op.elementwise else bind_statements(op)
     if not op.elementwise:
@@ -93,8 +96,21 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "bind": bind, "forward": forward, "grad_output_checks": grad_output_statements(op, naming.GRAD_OUTPUT), "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
-        "grad_output": naming.GRAD_OUTPUT, "upstream": naming.UPSTREAM,
+        "grad_output": naming.GRAD_OUTPUT, "upstream": naming.UPSTREAM, "unbatched": unbatched,
     }
+
+
+def _unbatched(op) -> dict:
+    """How the module takes inputs without the op's optional batch axis (as PyTorch does): the
+    test, and the arguments of the same call with a batch of one; None when the op has no batch."""
+    batched = [t.name for t in op.inputs if op.batch is not None and t.dims and t.dims[0] == op.batch]
+    if not batched or op.output.dims[0] != op.batch:
+        return None
+    first = op.input(batched[0])
+    args = lambda: [f"{t.name}[None]" if t.name in batched else t.name for t in op.inputs]
+    return {"test": f"{first.name}.ndim == {len(first.split) - 1}", "inputs": batched,
+            "args": ", ".join(args()), "grad_args": ", ".join([f"{naming.GRAD_OUTPUT}[None]"] + args()),
+            "shape": f"({', '.join(str(d) for d in first.shape[1:])})"}
 
 
 def emit(d: Derivation, backend: str = "numpy") -> str:

@@ -25,6 +25,8 @@ class Elementwise(Kind):
     name = "elementwise"
 
     def match(self, term, tensors, out_vars, target):
+        if any(lo == hi for _, lo, hi in term.sums):  # a sum over one value is that value (a scalar's axis)
+            term = term.subs({v: lo for v, lo, hi in term.sums if lo == hi})
         if term.sums or term.guards:
             return None
         accesses = term.accesses

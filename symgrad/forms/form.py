@@ -160,7 +160,7 @@ def align(src: str, vars_, out_vars) -> str:
 def array_of(name: str, tensors) -> str:
     """The array a form reads: the index-space view when the tensor has split axes."""
     t = tensors[name]
-    return naming.view(name) if len(t.split) != len(t.dims) else name
+    return naming.view(name) if t.viewed else name
 
 
 def scaled(code: str, fields: dict, printer) -> str:

@@ -54,7 +54,7 @@ class Matmul(Kind):
             "einsum": _einsum(reads, out_vars), "scale": scale,
         }
         broadcast = [k for k, v in enumerate(out_vars) if v not in pl + pr]
-        if broadcast:  # target axes no operand reads: the einsum result lacks them
+        if broadcast and not target.scalar:  # target axes no operand reads: the einsum result lacks them
             fields["broadcast"] = broadcast
         operands = [{"tensor": lhs.base.name, "vars": reads[0]}, {"tensor": rhs.base.name, "vars": reads[1]}]
         return Form(self.name, fields, term, layout={"operands": operands})
@@ -84,7 +84,9 @@ class Matmul(Kind):
         printer = target.backend.make_printer()
         out = target.out
         lines.append(f"{out} = {scaled(f'dot_general({names[0]}, {names[1]}, {dims[0]}, {dims[1]})', form.fields, printer)}")
-        lines.append(f"{out} = xp.broadcast_to({align(out, result, target.out_vars)}, {shape_code(target.tensor.dims)})")
+        aligned = align(out, result, target.out_vars)
+        lines.append(f"{out} = {aligned}" if set(result) >= set(target.out_vars) else
+                     f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})")
         return printed(lines, printer, {"dot_general"})
 
     def describe(self, form):

@@ -33,9 +33,9 @@ class ReduceSum(Kind):
         value = scaled(f"xp.sum({array_of(spec['tensor'], target.tensors)}, axis={tuple(form.fields['axes'])})",
                        form.fields, printer)
         out = target.out
-        return printed([f"{out} = {value}",
-                        f"{out} = xp.broadcast_to({align(out, kept, target.out_vars)}, {shape_code(target.tensor.dims)})"],
-                       printer)
+        aligned = align(out, kept, target.out_vars)
+        return printed([f"{out} = {value}", f"{out} = {aligned}" if set(kept) >= set(target.out_vars) else
+                        f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})"], printer)
 
     def describe(self, form):
         f = form.fields

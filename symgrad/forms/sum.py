@@ -25,8 +25,8 @@ def _views(tensors, names) -> list:
     out = []
     for name in names:
         t = tensors[name]
-        if len(t.split) != len(t.dims):
-            out.append(f"{naming.view(name)} = {name}.reshape{shape_code(t.dims)}")
+        if t.viewed:
+            out.append(f"{naming.view(name)} = {name}.reshape({shape_code(t.dims)})")
     return out
 
 
@@ -52,8 +52,7 @@ def sum_code(op_name: str, forms, target) -> Code:
         value = f"_add_terms({', '.join(fresh[:1] + [p for p in parts if p != fresh[0]])})"
         code += Code((), frozenset({"add_terms"}))
     else:
-        value = " + ".join(parts) if parts else "0"
-    t = target.tensor
-    line = f"{target.out} = {value}" if not target.shaped else \
-        f"{target.out} = xp.broadcast_to({value}, {shape_code(t.dims)}).reshape{shape_code(t.shape)}"
+        value = " + ".join(parts) if parts else f"xp.zeros({shape_code(target.tensor.dims)})"
+    t = target.tensor  # every part has the target's index-space shape already
+    line = f"{target.out} = {value}" if not target.shaped else f"{target.out} = ({value}).reshape({shape_code(t.shape)})"
     return code + Code((line,))

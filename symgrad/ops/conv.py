@@ -20,7 +20,9 @@ def _axis_names(ndim: int, stem: str) -> list:
 def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=True, kernel_size=None) -> Op:
     """N-d convolution (torch semantics); parameters left as None stay symbolic.
 
-    >>> op = conv(2, stride=2, padding="same")  # doctest: +SKIP  ('same' needs stride 1)
+    ``padding="same"`` keeps the input length at stride 1, as PyTorch; with a stride it gives
+    ⌈L/s⌉ outputs with the odd padding element on the high side, as TensorFlow and JAX.
+
     >>> conv(1).name
     'conv1d'
     """
@@ -32,7 +34,8 @@ def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=Tru
     stride = P.per_axis(name, "stride", stride, ndim, minimum=1, symbol="s")
     dilation = P.per_axis(name, "dilation", dilation, ndim, minimum=1, symbol="d")
     ksize = P.per_axis(name, "kernel_size", kernel_size, ndim, minimum=1, symbol="K")
-    pads = P.padding(name, padding, ndim, stride, dilation, ksize)
+    L = [size(n) for n in _axis_names(ndim, "L")]
+    pads = P.padding(name, padding, ndim, stride, dilation, ksize, L)
     if groups is None:
         groups = size("G")
     elif not isinstance(groups, sp.Basic):
@@ -40,7 +43,6 @@ def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=Tru
     grouped = groups != 1
 
     N, C, F = size("N"), size("C_in"), size("C_out")
-    L = [size(n) for n in _axis_names(ndim, "L")]
     O = [size(n) for n in _axis_names(ndim, "O")]
     n, c, f = index("n", N), index("c", C), index("f", F)
     i = [index(v, o) for v, o in zip(_axis_names(ndim, "i"), O)]
@@ -78,7 +80,7 @@ def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=Tru
               "padding": [list(p) for p in pads], "groups": groups,
               "bias": bool(bias), "kernel_size": list(ksize)}
     return Op(name=name, params=params, inputs=tuple(inputs), output=y, indices=(n, *g, f, *i),
-              rhs=rhs, output_sizes=output_sizes, requires=requires, spec={"padding": padding})
+              rhs=rhs, output_sizes=output_sizes, requires=requires, spec={"padding": padding}, batch=N)
 
 
 def conv1d(**kw) -> Op:

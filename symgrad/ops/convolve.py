@@ -21,6 +21,7 @@ def convolve(mode: str = "full") -> Op:
     >>> convolve("same").params["mode"]
     'same'
     """
+    mode = mode.strip().lower() if isinstance(mode, str) else mode
     if mode not in MODES:
         raise SymgradError(f"convolve: mode must be one of {', '.join(MODES)}, got {mode!r}")
     Lx, Ly, O = size("L_x"), size("L_y"), size("O")

@@ -18,6 +18,7 @@ def gelu(approximate: str = "none") -> Op:
     >>> gelu("tanh").params
     {'approximate': 'tanh'}
     """
+    approximate = approximate.strip().lower() if isinstance(approximate, str) else approximate
     if approximate not in APPROXIMATIONS:
         raise SymgradError(f"gelu: approximate must be one of {', '.join(APPROXIMATIONS)}, got {approximate!r}")
     E = size("E")

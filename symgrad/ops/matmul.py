@@ -51,7 +51,10 @@ def matmul(a_shape=None, b_shape=None) -> Op:
     out_idx = tuple(beta) + ((m,) if m is not None else ()) + ((nn,) if nn is not None else ())
     out_dims = tuple(out_batch) + ((a[-2],) if m is not None else ()) + ((b[-1],) if nn is not None else ())
     rhs = sp.Sum(A[ia] * B[ib], (k, 0, ka - 1))
-    if not out_idx:  # vector · vector: numpy returns a scalar; we keep a 1-element axis
-        raise SymgradError("matmul: both operands rank 1 gives a scalar; give one operand rank >= 2")
+    scalar = not out_idx  # vector · vector: numpy returns a 0-d array, seen here as one axis of size 1
+    if scalar:
+        out_idx, out_dims = (index("u", 1),), (sp.Integer(1),)
+    sizes = {d for d in (*a, *b) if isinstance(d, sp.Symbol)}
     return Op(name="matmul", params={"a_shape": ",".join(map(str, a)), "b_shape": ",".join(map(str, b))},
-              inputs=(A, B), output=Tensor("out", out_dims), indices=out_idx, rhs=rhs)
+              inputs=(A, B), output=Tensor("out", out_dims, scalar=scalar), indices=out_idx, rhs=rhs,
+              empty_ok=frozenset(sizes))  # numpy: a zero-size axis gives an empty product, K = 0 zeros

@@ -15,13 +15,15 @@ def per_axis(op: str, name: str, value, ndim: int, *, minimum: int, symbol: str)
     if value is None:
         names = [symbol] if ndim == 1 else [f"{symbol}_{k + 1}" for k in range(ndim)]
         return tuple(size(n) if minimum >= 1 else integer(n) for n in names)
+    given = value
     if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
+        value = _items(op, name, value)
     values = list(value) if isinstance(value, (list, tuple)) else [value]
     if len(values) == 1:
         values = values * ndim
     if len(values) != ndim:
-        raise SymgradError(f"{op}: {name} needs one value or {ndim} (one per spatial axis), got {len(values)}")
+        wanted = "one value (one spatial axis)" if ndim == 1 else f"one value or {ndim} (one per spatial axis)"
+        raise SymgradError(f"{op}: {name} takes {wanted}, got {len(values)}: {given!r}")
     out = []
     for v in values:
         out.append(_as_int(op, name, v, minimum))
@@ -42,22 +44,35 @@ def _as_int(op: str, name: str, v, minimum: int):
     return iv
 
 
+def _items(op: str, name: str, text: str) -> list:
+    """``"2,1"``, ``"(2, 1)"`` or ``"[2, 1]"`` -> ``["2", "1"]``; an empty item is refused."""
+    inner = text.strip()
+    if inner[:1] in "([" and inner[-1:] in ")]":
+        inner = inner[1:-1]
+    items = [v.strip() for v in inner.split(",")]
+    if inner.rstrip().endswith(",") and len(items) > 1:  # "(2,)": a one-element tuple
+        items = items[:-1]
+    if not inner.strip() or any(not v for v in items):
+        raise SymgradError(f"{op}: {name} has an empty value in {text!r}; give values separated by single commas")
+    return items
+
+
 PADDING_MODES = ("same", "valid", "full", "causal")
 
 
-def padding(op: str, value, ndim: int, stride: tuple, dilation: tuple, kernel: tuple) -> tuple:
+def padding(op: str, value, ndim: int, stride: tuple, dilation: tuple, kernel: tuple, lengths: tuple) -> tuple:
     """Parse a padding spec into ``((lo, hi), ...)`` per axis.
 
     Accepts None (symbolic lo/hi), an int, one entry per axis, ``lo:hi`` pairs (negative = crop),
-    and the modes 'same', 'valid', 'full', 'causal' (resolved from kernel size and dilation), for
-    all axes or per axis: ``"causal,1"``.
+    and the modes 'same', 'valid', 'full', 'causal' (resolved from kernel size, dilation and, for a
+    strided 'same', the input length ``lengths``), for all axes or per axis: ``"causal,1"``.
     """
     if value is None:
         if ndim == 1:
             return ((integer("lo"), integer("hi")),)
         return tuple((integer(f"lo_{k + 1}"), integer(f"hi_{k + 1}")) for k in range(ndim))
     if isinstance(value, str):
-        parts = [p.strip() for p in value.split(",") if p.strip()]
+        parts = _items(op, "padding", value)
     elif isinstance(value, (list, tuple)):
         parts = list(value)
     else:
@@ -69,9 +84,9 @@ def padding(op: str, value, ndim: int, stride: tuple, dilation: tuple, kernel: t
             f"{op}: padding needs one value, {ndim} values (one per axis), 'lo:hi' pairs, "
             f"or one of {', '.join(PADDING_MODES)}; got {value!r}")
     out = []
-    for p, s, d, k in zip(parts, stride, dilation, kernel):
-        if isinstance(p, str) and p.lower() in PADDING_MODES:
-            out.append(_mode(op, p.lower(), s, d, k))
+    for p, s, d, k, n in zip(parts, stride, dilation, kernel, lengths):
+        if isinstance(p, str) and p.strip().lower() in PADDING_MODES:
+            out.append(_mode(p.strip().lower(), s, d, k, n))
             continue
         if isinstance(p, (list, tuple)) and len(p) == 2:
             lo, hi = p
@@ -89,11 +104,12 @@ def padding(op: str, value, ndim: int, stride: tuple, dilation: tuple, kernel: t
     return tuple(out)
 
 
-def _mode(op: str, mode: str, s, d, k) -> tuple:
+def _mode(mode: str, s, d, k, n) -> tuple:
+    """(lo, hi) of a padding mode on an axis of length ``n``: kernel ``k``, dilation ``d``, stride ``s``."""
     total = d * (k - 1)
     if mode == "same":
-        if s != 1:
-            raise SymgradError(f"{op}: padding='same' needs stride 1 (as torch), got stride {s}")
+        if s != 1:  # TensorFlow's and JAX's 'SAME': ⌈n/s⌉ outputs, the odd padding element on the high side
+            total = sp.Max((sp.ceiling(sp.sympify(n) / s) - 1) * s + total + 1 - n, 0)
         lo = sp.floor(sp.sympify(total) / 2)
         return (lo, total - lo)
     if mode == "valid":
@@ -118,9 +134,9 @@ def _as_signed(op: str, v) -> int:
 def shape_pattern(op: str, name: str, value, default: str) -> tuple:
     """A shape written as comma-separated sizes: symbols (``B,M,K``) or integers (``1,M,K``)."""
     text = default if value is None else (",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
+    if not text.strip():
         raise SymgradError(f"{op}: {name} must list at least one size, got {value!r}")
+    parts = _items(op, name, text)
     out = []
     for p in parts:
         if p.lstrip("-").isdigit():

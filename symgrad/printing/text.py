@@ -18,6 +18,12 @@ class SizePrinter(PythonCodePrinter):
             return self._print(num)
         return "(%s) // (%s)" % (self._print(num), self._print(den))
 
+    def _print_ceiling(self, expr):
+        num, den = sp.fraction(sp.together(expr.args[0]))
+        if den == 1:
+            return self._print(num)
+        return "-((-(%s)) // (%s))" % (self._print(num), self._print(den))
+
     def _print_Rational(self, expr):
         return "(%d / %d)" % (expr.p, expr.q)
 

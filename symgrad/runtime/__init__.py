@@ -5,14 +5,17 @@ Conventions that make a module inlinable: ``import numpy as xp`` names the array
 CuPy module imports ``cupy as xp`` instead); a module takes what it needs from a sibling with
 ``from .sibling import names`` (never renamed: inlined, all pieces share one namespace); settings
 are module constants.  Pieces written for NumPy that the CuPy modules replace: :mod:`gemm_numpy`
-(by :mod:`gemm_cupy`) and :mod:`threads` (by :mod:`stream`); each replacement defines the same names.
+(by :mod:`gemm_cupy`), :mod:`accumulate_numpy` (by :mod:`accumulate_cupy`) and :mod:`threads` (by
+:mod:`stream`); each replacement defines the same names.
 
 * :mod:`conv`, :mod:`flat_shift` — ``jax.lax.conv_general_dilated``: its paths;
 * :mod:`dot_general` — ``jax.lax.dot_general``;
-* :mod:`gemm_numpy`, :mod:`gemm_cupy`, :mod:`accumulate` — GEMMs and sums of products;
+* :mod:`gemm_numpy`, :mod:`gemm_cupy` — GEMMs; :mod:`accumulate`, :mod:`accumulate_numpy`,
+  :mod:`accumulate_cupy` — the convolution paths' sums of products;
 * :mod:`threads`, :mod:`stream` — how a convolution's work is dealt out;
 * :mod:`blockwise`, :mod:`jit`, :mod:`jit_erf`, :mod:`jit_tanh`, :mod:`jit_exp` — elementwise
   functions over cache-sized blocks, or as numba loops;
 * :mod:`special`, :mod:`erf`, :mod:`tanh` — float32 special functions of arrays;
-* :mod:`fused` — CuPy elementwise kernels; :mod:`add_terms` — a gradient's terms added in place.
+* :mod:`fused` — CuPy elementwise kernels; :mod:`add_terms` — a gradient's terms added in place;
+  :mod:`owned` — results the caller may write to.
 """

@@ -150,7 +150,7 @@ def _conv(lhs, rhs, window_strides, padding, rhs_dilation, groups, batch_groups,
     span = tuple((k - 1) * d + 1 for k, d in zip(kernel, rhs_dilation))
     out_sp = tuple(max(0, (n - sp) // s + 1) for n, sp, s in zip(padded, span, window_strides))
     taps, outs = math.prod(kernel), math.prod(out_sp)
-    if any(sp > n for sp, n in zip(span, padded)):  # window wider than the padded input: empty
+    if any(sp > n for sp, n in zip(span, padded)) or lhs.shape[1] == 0:  # no window, or nothing to sum: zeros
         result = xp.zeros((lhs.shape[0] // batch_groups, rhs.shape[0]) + out_sp, dtype=xp.result_type(lhs, rhs))
     elif outs < taps:  # loop over whichever is fewer; the weight-gradient case: the "kernel" is the image
         result = _flat_shift_outputs(lhs, rhs, pads, window_strides, rhs_dilation, groups, batch_groups)

@@ -19,10 +19,11 @@ def _conv(op, x, w, b=None):
     if nd > 3:
         return None
     import sympy as sp
-    kernel = {k: n for k, n in zip(p["kernel_size"], w.shape[2:]) if isinstance(k, sp.Basic) and k.is_Symbol}
-    pads = []
+    from ..sizes import concrete_sizes
+    sizes = concrete_sizes(op, {t.name: tuple(a.shape) for t, a in zip(op.inputs, (x, w, b))})
+    pads = []  # explicit (lo, hi) per axis, last axis first: F.pad's order ('same' with a stride included)
     for lo, hi in reversed(p["padding"]):
-        pads += [int(sp.sympify(lo).subs(kernel)), int(sp.sympify(hi).subs(kernel))]
+        pads += [int(sp.sympify(lo).subs(sizes)), int(sp.sympify(hi).subs(sizes))]
     x = F.pad(x, pads)
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
     return fn(x, w, b, stride=tuple(map(int, p["stride"])), dilation=tuple(map(int, p["dilation"])),

@@ -1,14 +1,14 @@
-"""A derivation as text (the CLI's default) and as JSON; each form described by its kind."""
+"""A derivation as text (what ``symgrad derive`` and ``print(derivation)`` show) and as JSON; each
+form described by its kind."""
 from __future__ import annotations
 
 import json
 
 import sympy as sp
 
-from ..derive import Derivation
-from ..forms import jsonable, kind
-from ..forms.sum import form_json
-from ..printing.text import term_text, text
+from .forms import jsonable, kind
+from .forms.sum import form_json
+from .printing.text import term_text, text
 
 
 def _concrete(value, sizes):
@@ -23,7 +23,7 @@ def _concrete(value, sizes):
     return value
 
 
-def as_json(d: Derivation, sizes=None) -> dict:
+def as_json(d, sizes=None) -> dict:
     """The JSON summary; with ``sizes`` every size expression is evaluated."""
     op = d.op
     return jsonable(_concrete({
@@ -38,18 +38,17 @@ def as_json(d: Derivation, sizes=None) -> dict:
                          "expr": " + ".join(term_text(f.term) for f in g.forms) or "0",
                          "form": form_json(g.forms)}
                   for name, g in d.grads.items()},
-        "seconds": round(d.seconds, 3),
     }, sizes))
 
 
-def as_text(d: Derivation, sizes=None) -> str:
+def as_text(d, sizes=None) -> str:
     op = d.op
     lines = [f"{op.name}  " + ", ".join(f"{k}={text(v) if isinstance(v, sp.Basic) else v}"
                                          for k, v in op.params.items())]
     shapes = ", ".join(f"{t.name} {tuple(map(str, t.shape))}" for t in op.inputs)
     lines.append(f"shapes: {shapes} -> {op.output.name} {tuple(map(str, op.output.shape))}".replace("'", ""))
     for k, v in op.output_sizes.items():
-        lines.append(f"  {k} = {text(v)}" + (f" = {sizes[k]}" if sizes and k in sizes else ""))
+        lines.append(f"  {k} = {text(v)}" + (f" = {sizes[k]}" if sizes and k in sizes and v != sizes[k] else ""))
     if sizes:
         lines.append("  sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
     for note in op.notes:
@@ -67,6 +66,4 @@ def as_text(d: Derivation, sizes=None) -> str:
                 lines.append(f"      - {sentence}")
             if f.kind not in ("elementwise",):
                 lines.append(f"      fields: {json.dumps(jsonable(_concrete(f.fields, sizes)))}")
-    lines.append("")
-    lines.append(f"derived in {d.seconds:.2f} s")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,81 @@
+"""Every command line and Python block of README.md, run as written in a temporary directory, so a
+newcomer who copies them gets what the README promises.
+
+Commands that cannot run inside the suite are named here with the reason, never skipped silently:
+``pip install`` (CI's .ci/run makes that very install before it runs this suite) and ``pytest``
+(this suite).  The benchmarks run through the real command line with the timing child replaced by
+a stand-in result (a real ``bench --suite`` takes 25 minutes; tests/test_cli.py runs a real
+benchmark); a GPU command must work or, without a GPU, end in the one-line error the README
+promises."""
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from symgrad.cli import main
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+NOT_HERE = {"pip": "the install CI's .ci/run performs before running this suite",
+            "pytest": "this test suite itself"}
+
+
+def blocks(language: str) -> list:
+    """The fenced code blocks of the README in ``language``."""
+    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+
+
+def command_lines() -> list:
+    """Each command of the bash blocks: continuation lines joined, comments dropped, ``&&`` split."""
+    out = []
+    for block in blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("#", 1)[0].strip()
+            out += [part.strip() for part in line.split("&&") if part.strip()]
+    return out
+
+
+COMMANDS = command_lines()
+PYTHON = blocks("python")
+
+
+def _stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False):
+    """What symgrad.bench.cpu.bench returns, without the timing children."""
+    methods = ["forward", "dx", "forward+backward"]
+    times = {m: 1e-3 for m in methods}
+    return {"emitted": dict(times, peak_mib=1.0), "torch": dict(times, peak_mib=1.0),
+            "ratio": {m: (0.9, 1.0, 1.1) for m in methods},
+            "gauge": [{"numpy": 100.0, "torch": 100.0}] * 2}
+
+
+def test_the_readme_has_commands_and_python():
+    assert len(COMMANDS) >= 15 and len(PYTHON) >= 2
+    assert COMMANDS[0].startswith("pip install") and COMMANDS[2] == "pytest -q"  # the quick start
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_runs_as_written(command, tmp_path, monkeypatch, capsys):
+    argv = shlex.split(command)
+    if argv[0] in NOT_HERE:
+        pytest.skip(f"{argv[0]}: {NOT_HERE[argv[0]]}")
+    assert argv[0] == "symgrad", command
+    if "pdf" in argv and shutil.which("pdflatex") is None and shutil.which("lualatex") is None:
+        pytest.skip("no TeX engine (CI installs one)")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("symgrad.bench.cpu.bench", _stand_in_bench)
+    code = main(argv[1:])
+    err = capsys.readouterr().err
+    if "cupy" in argv and "bench" in argv and code == 2:
+        assert err.count("\n") == 1 and "needs CuPy and a CUDA GPU" in err, err
+        return
+    assert code == 0, err
+    for flag in ("-o", "--output"):
+        if flag in argv:
+            assert (tmp_path / argv[argv.index(flag) + 1]).stat().st_size > 0
+
+
+@pytest.mark.parametrize("source", PYTHON, ids=[f"block{k}" for k in range(len(PYTHON))])
+def test_python_block_runs_as_written(source, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(source, "README.md", "exec"), {"__name__": "readme"})
