@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def cmd_derive(args):
         _write(json.dumps(as_json(d, sizes), indent=2, sort_keys=False), args.output)
     elif args.format in ("markdown", "latex", "pdf"):
         from .docs.document import compile_pdf, document_context, render
-        context = document_context(d, f"Backward pass of {op.name}")
+        context = document_context(d, f"Backward pass of {op.name}", command="symgrad " + shlex.join(args.argv))
         if args.format == "pdf":
             if not args.output:
                 raise SymgradError("derive --format pdf needs -o FILE.pdf")
@@ -329,6 +330,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(_join_negative_values(p, list(sys.argv[1:] if argv is None else argv)))
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: documents name the command that made them
     try:
         return args.fn(args)
     except SymgradError as exc:

@@ -17,7 +17,7 @@ from .summary import as_text
 
 @dataclass
 class Gradient:
-    """∂L/∂<wrt>[indices] = Σ terms, each with its recognised form.
+    """∂ℒ/∂<wrt>[indices] = Σ terms, each with its recognised form.
 
     ``raw`` holds the terms straight from differentiation (with deltas), in the fresh indices
     ``raw_indices``; ``terms`` the terms after delta elimination, in ``indices`` (renamed after the
@@ -61,7 +61,7 @@ def _tensors(op: Op) -> dict:
 
 def rename_free(op: Op, target, j: tuple, terms: list):
     """Give the gradient's free indices the forward rule's names where the forward reads ``target``
-    at a bare index (``∂L/∂w[f, c, r]`` rather than ``∂L/∂w[j_0, j_1, j_2]``)."""
+    at a bare index (``∂ℒ/∂w[f, c, r]`` rather than ``∂ℒ/∂w[j_0, j_1, j_2]``)."""
     reads = [a for a in plain(op.rhs).atoms(sp.Indexed) if a.base.name == target.name]
     if not reads:
         return j, terms

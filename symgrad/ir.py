@@ -3,7 +3,7 @@
 An :class:`Op` is a forward rule ``Y[indices] = rhs`` over SymPy ``IndexedBase`` tensors, with
 symbolic sizes.  A :class:`Term` is one product in a sum of products: the shape in which
 differentiation, delta elimination, recognition and emission all see an expression.  The upstream
-gradient ``g`` = ∂L/∂Y is a tensor of the output's shape (:func:`upstream`).
+gradient ``g`` = ∂ℒ/∂Y is a tensor of the output's shape (:func:`upstream`).
 """
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ class Term:
         return body
 
 
-#: name of the upstream gradient tensor g = ∂L/∂Y (the form fields call it so, as JAX's VJPs do)
+#: name of the upstream gradient tensor g = ∂ℒ/∂Y (the form fields call it so, as JAX's VJPs do)
 UPSTREAM = "g"
 
 
@@ -223,7 +223,7 @@ def plain(e):
 
 
 def upstream(op: Op) -> Tensor:
-    """The upstream gradient g = ∂L/∂Y: a tensor of the output's shape."""
+    """The upstream gradient g = ∂ℒ/∂Y: a tensor of the output's shape."""
     return Tensor(UPSTREAM, op.output.dims, op.output.split, scalar=op.output.scalar)
 
 

@@ -17,7 +17,7 @@ class Step:
 
 @dataclass(frozen=True)
 class ChainRule(Step):
-    """``∂L/∂X[j] = Σ_out g[out] · ∂Y[out]/∂X[j]``, as one SymPy expression."""
+    """``∂ℒ/∂X[j] = Σ_out g[out] · ∂Y[out]/∂X[j]``, as one SymPy expression."""
 
     expr: sp.Expr
 

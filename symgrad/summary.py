@@ -58,7 +58,7 @@ def as_text(d, sizes=None) -> str:
     for f in d.forward:
         lines.append(f"    form: {f.kind}" + (f" {json.dumps(jsonable(f.fields))}" if f.kind != "elementwise" else ""))
     for name, g in d.grads.items():
-        lines += ["", f"dL/d{name}[{', '.join(map(str, g.indices))}] ="]
+        lines += ["", f"dℒ/d{name}[{', '.join(map(str, g.indices))}] ="]
         for k, f in enumerate(g.forms):
             lines.append(f"  {'+ ' if k else ''}{term_text(f.term)}")
             lines.append(f"    form: {f.kind}")

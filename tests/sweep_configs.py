@@ -87,5 +87,21 @@ def gelu_configs():
     return out
 
 
+def pool_configs():
+    """Average pooling (a window sum: a depthwise convolution with a kernel of ones)."""
+    rng = random.Random(5)
+    out = []
+    for k in range(12):
+        ndim = 1 + k % 3
+        kernel = [rng.randint(1, 3) for _ in range(ndim)]
+        stride = [rng.randint(1, 3) for _ in range(ndim)]
+        padding = [rng.randint(0, kk // 2) for kk in kernel]
+        sizes = [rng.randint(kk, kk + 5) for kk in kernel]  # torch's avg_pool3d wants the unpadded input >= kernel
+        params = {"kernel_size": ",".join(map(str, kernel)), "stride": ",".join(map(str, stride)),
+                  "padding": ",".join(map(str, padding))}
+        out.append((f"avg_pool{ndim}d", params, {"x": (rng.randint(1, 2), rng.randint(1, 3), *sizes)}))
+    return out
+
+
 def all_configs():
-    return conv_configs(340) + convolve_configs() + matmul_configs() + gelu_configs()
+    return conv_configs(340) + convolve_configs() + matmul_configs() + gelu_configs() + pool_configs()

@@ -29,8 +29,8 @@ def test_ops_lists_every_op(capsys):
 def test_derive_symbolic_conv1d_text(capsys):
     code, out, _ = run(capsys, "derive", "conv1d")
     assert code == 0
-    assert "dL/dw[f, c, r]" in out and "window stride d, kernel dilation s" in out
-    assert "s−1 zeros inserted between elements of g" in out and "kernel reversed" in out
+    assert "dℒ/dw[f, c, r]" in out and "window stride d, kernel dilation s" in out
+    assert "s - 1 zeros inserted between elements of g" in out and "kernel reversed" in out
     assert "mod s == 0" in out
 
 

@@ -17,9 +17,9 @@ def avg_pool1d(kernel=3, stride=2):
     n, c, i, r = index("n", N), index("c", C), index("i", O), index("r", kernel)
     x = Tensor("x", (N, C, L))
     rhs = sp.Sum(x[n, c, stride * i + r], (r, 0, kernel - 1)) / kernel
-    return Op("avg_pool1d", {"kernel": kernel, "stride": stride}, (x,), Tensor("y", (N, C, O)), (n, c, i), rhs,
+    return Op("mean_pool1d", {"kernel": kernel, "stride": stride}, (x,), Tensor("y", (N, C, O)), (n, c, i), rhs,
               output_sizes={O: sp.floor((L - kernel) / stride) + 1},
-              requires=[(sp.Ge(L, kernel), "avg_pool1d: input length {L} shorter than the window " + str(kernel))])
+              requires=[(sp.Ge(L, kernel), "mean_pool1d: input length {L} shorter than the window " + str(kernel))])
 
 
 def bilinear():
@@ -54,7 +54,11 @@ def test_avg_pool_gradient_is_a_spread_of_g():
     (term,) = d.grads["x"].terms
     assert not term.deltas
     assert any(g.has(sp.Mod) for g in term.guards)  # stride 2: only every other window start
-    assert d.grads["x"].kinds == ["generic"]          # a constant kernel is not a tensor operand
+    # a window sum is a depthwise convolution with a kernel of ones; its gradient a transposed one
+    (form,) = d.grads["x"].forms
+    assert form.kind == "conv_general_dilated" and form.fields["rhs"] == "ones"
+    assert form.fields["lhs_dilation"] == [2] and form.fields["rhs_shape"] == [sp.Symbol("C", integer=True, positive=True), 1, 3]
+    assert [f.kind for f in d.forward] == ["conv_general_dilated"] and d.forward[0].fields["window_strides"] == [2]
 
 
 def test_shifted_correlation_is_recognised_as_convolution():
@@ -152,3 +156,62 @@ def test_a_rule_undefined_at_the_samples_is_named_not_reported_as_a_mismatch():
     with pytest.raises(SymgradError, match=r"check log_sqrt: the forward is not finite at the sampled inputs .*"
                                            r"declare those inputs Tensor\(\.\.\., positive=True\)"):
         check(_log_op(False), trials=3, seed=1)
+
+
+def conv_transpose1d(stride, dilation, padding):
+    """y[n, f, j] = Σ_{c, r} [s | j + p − d·r] x[n, c, (j + p − d·r)/s] · w[c, f, r] — the transposed
+    convolution written as a gather (torch.nn.functional.conv_transpose1d)."""
+    N, C, F, L, K, O = (size(n) for n in ("N", "C_in", "C_out", "L", "K", "O"))
+    n, f, j, c, r = index("n", N), index("f", F), index("j", O), index("c", C), index("r", K)
+    x, w = Tensor("x", (N, C, L)), Tensor("w", (C, F, K))
+    read = j + padding - dilation * r
+    guard = sp.And(sp.Eq(sp.Mod(read, stride), 0), in_range(read / stride, L))
+    rhs = sp.Sum(x[n, c, read / stride] * w[c, f, r] * Bracket(guard), (c, 0, C - 1), (r, 0, K - 1))
+    return Op("conv_transpose1d", {"stride": stride, "dilation": dilation, "padding": padding}, (x, w),
+              Tensor("y", (N, F, O)), (n, f, j), rhs,
+              output_sizes={O: (L - 1) * stride - 2 * padding + dilation * (K - 1) + 1})
+
+
+@needs_torch
+@pytest.mark.parametrize("stride,dilation,padding", [(2, 1, 1), (3, 2, 0), (2, 2, 2), (1, 1, 0)])
+def test_transposed_convolution_rule_is_convolutions_throughout(stride, dilation, padding):
+    """Forward, input gradient and weight gradient of a transposed convolution written as a rule are
+    all recognised as convolutions (the weight gradient by summing over the input's index instead of
+    the output's) and equal PyTorch's."""
+    import torch
+    d = symgrad.derive(conv_transpose1d(stride, dilation, padding))
+    assert [f.kind for f in d.forward] == ["conv_general_dilated"]
+    assert {k: g.kinds for k, g in d.grads.items()} == {"x": ["conv_general_dilated"], "w": ["conv_general_dilated"]}
+    module = load(emit(d))
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 5)), rng.standard_normal((3, 4, 3))
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv_transpose1d(tx, tw, stride=stride, padding=padding, dilation=dilation)
+    g = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(module.forward(x, w), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    for got, t in zip(module.backward(g, x, w), (tx, tw)):
+        np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+POOLS = [("avg_pool1d", {"kernel_size": 3, "stride": 2, "padding": 1}, (2, 3, 11)),
+         ("avg_pool1d", {"kernel_size": 4}, (1, 2, 9)),
+         ("avg_pool2d", {"kernel_size": 3, "stride": 2, "padding": 1}, (2, 3, 7, 8)),
+         ("avg_pool2d", {"kernel_size": "2,3", "stride": "1,2"}, (1, 2, 5, 6)),
+         ("avg_pool3d", {"kernel_size": 2}, (1, 2, 4, 4, 5))]
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shape", POOLS)
+def test_average_pooling_is_a_convolution_with_ones(name, params, shape):
+    from symgrad.verify.reference import torch_reference
+    op = symgrad.ops.build(name, **params)
+    d = symgrad.derive(op)
+    assert [f.kind for f in d.forward] == d.grads["x"].kinds == ["conv_general_dilated"]
+    module = load(emit(d))
+    x = np.random.default_rng(4).standard_normal(shape)
+    y = module.forward(x)
+    g = np.random.default_rng(5).standard_normal(y.shape)
+    want_y, (want_dx,) = torch_reference(op, {"x": x}, g)
+    np.testing.assert_allclose(y, want_y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(module.backward(g, x)[0], want_dx, rtol=1e-12, atol=1e-12)

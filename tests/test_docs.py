@@ -1,5 +1,6 @@
 """Issue 3: the derivation documents are the engine's own steps, regenerate byte-identically,
 compile with a real TeX engine, and state the seeds' claims (checked here independently)."""
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,7 +30,7 @@ def fresh(tmp_path_factory):
 def test_checked_in_documents_are_current(fresh):
     """Fails when derivations/ is stale: regenerate with `symgrad docs`."""
     made = sorted(p.name for p in fresh.iterdir())
-    assert made == sorted(p.name for p in CHECKED_IN.iterdir() if p.suffix in (".md", ".tex", ".png"))
+    assert made == sorted(p.name for p in CHECKED_IN.iterdir() if p.suffix in (".md", ".tex", ".svg"))
     for name in made:
         assert (fresh / name).read_bytes() == (CHECKED_IN / name).read_bytes(), f"{name} is stale"
 
@@ -76,7 +77,7 @@ def test_boxed_results_are_the_engines_and_match_finite_differences(fresh, spec)
     g = rng.standard_normal(out_shape)
     for name, grad in d.grads.items():
         boxed = [f.term for f in grad.forms]
-        lhs = r"\frac{\partial L}{\partial %s_{%s}}" % (name, ", ".join(sp.latex(i) for i in grad.indices))
+        lhs = r"\frac{\partial \mathcal{L}}{\partial %s_{%s}}" % (name, ", ".join(sp.latex(i) for i in grad.indices))
         assert "\\boxed{" + terms_aligned(lhs, boxed) in text.replace("\\boxed{ ", "\\boxed{")
         got = evaluate(boxed, op.input(name), d.tensors, grad.indices, sizes, dict(arrays, g=g))
         eps = 1e-6 if op.name == "gelu" else 0.5
@@ -137,3 +138,31 @@ def test_pdf_without_tex_engine_fails_clearly(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert main(["derive", "gelu", "--format", "pdf", "-o", str(tmp_path / "g.pdf")]) == 2
     assert "no TeX engine found" in capsys.readouterr().err
+
+
+def test_one_symbol_one_meaning(fresh):
+    """For learners: the loss is not L (an input length), the kernel size is K (not k), the upstream
+    gradient of numpy.convolve is ∂ℒ/∂out (y is an input there), the provenance names the command that
+    made the document, the sentences in words are typeset, and the forward's terms are named."""
+    for path in sorted(fresh.glob("*.md")) + sorted(fresh.glob("*.tex")):
+        text = path.read_text()
+        assert "\\partial L" not in text and "L = \\sum" not in text, path.name
+        if path.stem.startswith("conv"):  # (matmul's k is its contraction index, of extent K)
+            assert not re.search(r"\bk = \d|< k\$|\$k\$", text), path.name
+        assert "symgrad docs" in text.splitlines()[2 if path.suffix == ".md" else 14], path.name
+        assert not re.search(r"[A-Za-z]_\d\*[a-z]|\*\(1/2\)|\(s_1, s_2\) − 1", text), path.name  # no ASCII maths
+    for stem in ("convolve_full", "convolve_same", "convolve_valid"):
+        text = (fresh / f"{stem}.md").read_text()
+        assert "$g = \\partial \\mathcal{L}/\\partial out$" in text and "g = \\partial \\mathcal{L}/\\partial y" not in text
+        assert "\\frac{\\partial out_i}{\\partial x_j}" in text and "\\partial y_i" not in text
+    conv1d = (fresh / "conv1d.md").read_text()
+    assert "w_{j-i}" in conv1d and "w_{i+K-1-j}" in conv1d  # both conventions, side by side
+    assert "computed as: $b_{f}$ (elementwise), plus the sum over $c, r$ (conv_general_dilated)." in conv1d
+    svg = (fresh / "conv1d_jacobian.svg").read_text()
+    assert "<svg" in svg and "i ↓" in svg and "j →" in svg and svg.count("<tspan") == 12  # 12 entries w_k
+
+
+def test_derive_documents_name_their_command(capsys, tmp_path):
+    path = tmp_path / "c.md"
+    assert main(["derive", "conv1d", "--stride", "2", "--format", "markdown", "-o", str(path)]) == 0
+    assert "(`symgrad derive conv1d --stride 2 --format markdown -o " in path.read_text().splitlines()[2]

@@ -162,9 +162,9 @@ def test_matmul_einsum_fields_run_in_numpy(capsys, a_shape, b_shape):
 
 
 def test_matmul_module_names_its_output_and_its_batch_index():
-    """The header calls the upstream gradient ∂L/∂out (matmul's output is ``out``), and the batch
+    """The header calls the upstream gradient ∂ℒ/∂out (matmul's output is ``out``), and the batch
     index is not ``b``, the second input's name."""
     from symgrad.emit import emit
     header = emit(symgrad.derive(symgrad.ops.matmul("B,M,K", "B,K,N"))).split('"""')[1]
-    assert "g = ∂L/∂out the upstream gradient" in header and "∂L/∂y" not in header
+    assert "g = ∂ℒ/∂out the upstream gradient" in header and "∂ℒ/∂y" not in header
     assert "out[beta, m, n] = sum_{k=0..K - 1} a[beta, m, k]*b[beta, k, n]" in header

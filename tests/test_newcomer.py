@@ -97,7 +97,7 @@ def test_spellings_people_type(capsys, argv):
 
 def test_bias_false_means_no_bias(capsys):
     _, out, _ = run(capsys, "derive", "conv1d", "--bias", "false")
-    assert "dL/db" not in out and "bias=False" in out
+    assert "dℒ/db" not in out and "bias=False" in out
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -17,7 +17,8 @@ CONFIGS = all_configs()
 def test_sweep_is_large_enough():
     assert len(CONFIGS) >= 500
     kinds = {c[0] for c in CONFIGS}
-    assert kinds == {"conv1d", "conv2d", "conv3d", "convolve", "matmul", "gelu"}
+    assert kinds == {"conv1d", "conv2d", "conv3d", "convolve", "matmul", "gelu", "avg_pool1d", "avg_pool2d",
+                     "avg_pool3d"}
 
 
 @functools.lru_cache(maxsize=None)

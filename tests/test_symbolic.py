@@ -79,7 +79,7 @@ def test_raw_and_eliminated_terms_match_finite_differences(make, values, shapes)
 def test_divisibility_guard_is_emitted_and_needed():
     """The stride's divisibility guard (which SymPy's deltasummation drops) is emitted, holds
     exactly where the raw delta does, and without it no convolution form is claimed."""
-    from symgrad.forms.conv import match_conv
+    from symgrad.forms.conv_match import match_conv
     op = symgrad.ops.conv(1, stride=2, dilation=1, padding=0)
     d = symgrad.derive(op)
     (term,) = d.grads["x"].terms

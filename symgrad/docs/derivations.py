@@ -34,7 +34,7 @@ def _conv_example(op_, L, K, formula):
     out = _output_size(op_, sizes)
     sizes[_size("O")] = out
     jac = jacobian_example(op_, sizes, out, L, (0, 0), (0, 0))
-    return dict(jac, caption=f"L = {L}, k = {K}", text=f"Row $i$, column $j$: {formula}.")
+    return dict(jac, caption=f"L = {L}, K = {K}", text=f"Row $i$, column $j$: {formula}.")
 
 
 def _convolve_example(mode, Lx, Ly, formula):
@@ -44,7 +44,7 @@ def _convolve_example(mode, Lx, Ly, formula):
     sizes[_size("O")] = out
     jac = jacobian_example(op_, sizes, out, Lx)
     return dict(jac, caption=f"numpy.convolve(x, y, '{mode}') with len(x) = {Lx}, len(y) = {Ly}",
-                text=f"Row $i$, column $j$: {formula}.")
+                text=f"Row $i$, column $j$ (with $L_y = {Ly}$): {formula}.")
 
 
 def specs():
@@ -61,8 +61,11 @@ def specs():
     return [
         ("conv1d", "1-D convolution: stride, dilation and padding symbolic", conv1,
          ["PyTorch semantics (a cross-correlation); zero padding is the bracket $[0 \\le s i + d r - p^{lo} < L]$."],
-         f"$L = 64$, $k = 3$, stride 1, no padding: $O = {ex1}$.",
-         _conv_example(simple, 6, 3, "$w_{j-i}$ for $0 \\le j - i < k$ (cross-correlation; zero elsewhere)")),
+         f"$L = 64$, $K = 3$, stride 1, no padding: $O = {ex1}$.",
+         _conv_example(simple, 6, 3, "$w_{j-i}$ for $0 \\le j - i < K$, zero elsewhere. That is PyTorch's convention, a "
+                       "cross-correlation. The textbook convolution reads the kernel reversed: its Jacobian is "
+                       "$\\partial y_i/\\partial x_j = w_{i+K-1-j}$ for $0 \\le i + K - 1 - j < K$, the same band with "
+                       "the kernel's entries in the opposite order (the convolve documents show it)")),
         ("conv2d", "2-D convolution: stride, dilation, padding and groups symbolic", conv2,
          ["With $G$ groups the channel axes are seen as $(G, C/G)$: $x_{n,\\gamma,c,\\cdot}$, "
           "$w_{\\gamma,f,c,\\cdot}$, $y_{n,\\gamma,f,\\cdot}$."],
@@ -71,17 +74,17 @@ def specs():
         ("conv1d_causal", "Causal (left-padded) 1-D convolution", causal,
          ["Padding $(k-1)d$ on the left and none on the right: output $i$ sees inputs up to $i$."],
          None, _conv_example(ops.conv(1, stride=1, dilation=1, padding="causal", bias=False), 6, 3,
-                             "$w_{j-i+k-1}$ for $0 \\le i - j < k$ (cross-correlation; with the kernel reversed, as "
+                             "$w_{j-i+K-1}$ for $0 \\le i - j < K$ (cross-correlation; with the kernel reversed, as "
                              "in a true convolution, this is $w_{i-j}$)")),
         ("convolve_full", "numpy.convolve, mode 'full'", ops.convolve("full"), [], None,
-         _convolve_example("full", 6, 3, "$y_{i-j}$ for $0 \\le i - j < k$")),
+         _convolve_example("full", 6, 3, "$y_{i-j}$ for $0 \\le i - j < L_y$")),
         ("convolve_same", "numpy.convolve, mode 'same'", ops.convolve("same"), [], None,
-         _convolve_example("same", 6, 3, "$y_{i-j+1}$ for $0 \\le i - j + 1 < k$")),
+         _convolve_example("same", 6, 3, "$y_{i-j+1}$ for $0 \\le i - j + 1 < L_y$")),
         ("convolve_same_even", "numpy.convolve, mode 'same', even kernel", ops.convolve("same"),
          ["An even kernel shifts the 'same' window by one: the offset is $\\lfloor (\\min(L_x, L_y) - 1)/2 \\rfloor$."],
-         None, _convolve_example("same", 6, 4, "$y_{i-j+1}$ for $0 \\le i - j + 1 < k$")),
+         None, _convolve_example("same", 6, 4, "$y_{i-j+1}$ for $0 \\le i - j + 1 < L_y$")),
         ("convolve_valid", "numpy.convolve, mode 'valid'", ops.convolve("valid"), [], None,
-         _convolve_example("valid", 6, 3, "$y_{i+k-1-j}$ for $0 \\le i + k - 1 - j < k$")),
+         _convolve_example("valid", 6, 3, "$y_{i+L_y-1-j}$ for $0 \\le i + L_y - 1 - j < L_y$")),
         ("matmul_batched", "Batched matrix product", ops.matmul("B,M,K", "B,K,N"), [], None, None),
         ("gelu_exact", "GELU, exact (erf) form", ops.gelu("none"),
          ["$\\Phi(x) = \\tfrac12(1 + \\mathrm{erf}(x/\\sqrt2))$; its derivative is the Gaussian density."], None, None),
@@ -90,17 +93,18 @@ def specs():
 
 
 def generate(outdir: Path) -> list:
-    """Write every document (Markdown, LaTeX, PNG); returns the paths written."""
+    """Write every document (Markdown, LaTeX, and the SVG pictures of worked Jacobians); returns the
+    paths written."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for stem, title, op_, notes, shapes_example, jac in specs():
         if jac is not None:
-            image = f"{stem}_jacobian.png"
-            (outdir / image).write_bytes(jac["png"])
+            image = f"{stem}_jacobian.svg"
+            (outdir / image).write_text(jac["svg"])
             written.append(outdir / image)
             jac = dict(jac, image=image)
-        context = document_context(derive(op_), title, notes, shapes_example, jac)
+        context = document_context(derive(op_), title, notes, shapes_example, jac, command="symgrad docs")
         for fmt, ext in (("markdown", "md"), ("latex", "tex")):
             path = outdir / f"{stem}.{ext}"
             path.write_text(render(context, fmt))

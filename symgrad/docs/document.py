@@ -16,15 +16,19 @@ from ..ir import SymgradError, plain
 from ..printing.latex import tex, terms_aligned
 from ..steps import Dropped, Eliminated, Substituted
 from ..templating import environment
-from .png import grid_png
+from .picture import jacobian_svg, jacobian_table
 
 
 def _shape_tex(shape) -> str:
     return "(" + ", ".join(tex(d) for d in shape) + ")"
 
 
+#: the loss, in the documents: not L, which names an input length
+LOSS = r"\mathcal{L}"
+
+
 def _d(name, idx):
-    return r"\frac{\partial L}{\partial %s_{%s}}" % (name, ", ".join(tex(i) for i in idx))
+    return r"\frac{\partial %s}{\partial %s_{%s}}" % (LOSS, name, ", ".join(tex(i) for i in idx))
 
 
 def _form_rows(form) -> list:
@@ -81,8 +85,8 @@ def gradient_sections(d: Derivation) -> list:
         raw = g.raw_indices
         steps = [{
             "title": "Chain rule",
-            "text": f"With $g = \\partial L/\\partial {y}$ (the upstream gradient) and "
-                    f"$L = \\sum g\\,{y}$, each element of ${name}$ collects the outputs it influences.",
+            "text": f"With $g = \\partial {LOSS}/\\partial {y}$ (the upstream gradient) and "
+                    f"${LOSS} = \\sum g\\,{y}$, each element of ${name}$ collects the outputs it influences.",
             "math": _d(name, raw) + f" = \\sum_{{{out_idx}}} g_{{{out_idx}}}\\,"
                     f"\\frac{{\\partial {y}_{{{out_idx}}}}}{{\\partial {name}_{{{', '.join(tex(v) for v in raw)}}}}}"}, {
             "title": "Differentiate",
@@ -103,7 +107,8 @@ def gradient_sections(d: Derivation) -> list:
         out.append({
             "name": name, "steps": steps,
             "result": terms_aligned(_d(name, g.indices), [f.term for f in g.forms]),
-            "forms": [{"kind": f.kind, "rows": _form_rows(f), "sentences": kind(f.kind).describe(f)} for f in g.forms],
+            "forms": [{"kind": f.kind, "rows": _form_rows(f), "sentences": kind(f.kind).describe(f, show=_math)}
+                      for f in g.forms],
         })
     return out
 
@@ -125,7 +130,8 @@ def _expand_output(op, sizes, index_values):
 
 
 def jacobian_example(op, sizes: dict, out_len: int, in_len: int, out_prefix=(), in_prefix=(), wrt="x"):
-    """∂y_i/∂x_j at tiny 1-D sizes: the matrix (LaTeX) and its band structure (PNG)."""
+    """∂out_i/∂x_j at tiny 1-D sizes: the matrix (LaTeX), and its band as an SVG picture and a
+    shaded table, rows i and columns j labelled."""
     base = op.input(wrt).base
     rows = []
     for i in range(out_len):
@@ -134,21 +140,39 @@ def jacobian_example(op, sizes: dict, out_len: int, in_len: int, out_prefix=(), 
     matrix = sp.Matrix(rows)
     names = {a: sp.Symbol(f"{a.base.label}_{a.indices[-1]}") for a in matrix.atoms(sp.Indexed)}
     shown = matrix.xreplace(names)
-    png = grid_png([[0 if e != 0 else 255 for e in row] for row in rows])
-    return {"matrix": tex(shown), "png": png}
+    return {"matrix": tex(shown), "svg": jacobian_svg(shown), "table": jacobian_table(shown),
+            "lhs": r"\frac{\partial %s_i}{\partial %s_j}" % (op.output.name, wrt)}
 
 
-def document_context(d: Derivation, title: str, notes=(), shapes_example=None, jacobian=None) -> dict:
+def _math(value) -> str:
+    """A value in a sentence of the documents: SymPy as inline maths, the rest as it is."""
+    return f"${tex(value)}$" if isinstance(value, sp.Basic) else str(value)
+
+
+def _forward_forms(d: Derivation) -> str:
+    """What computes each term of the forward rule: the kind, and the term's own summand or sum."""
+    parts = []
+    for f in d.forward:
+        what = ("the sum over $" + ", ".join(tex(v) for v, _, _ in f.term.sums) + "$") if f.term.sums \
+            else f"${tex(f.term.factor)}$"
+        parts.append(f"{what} ({f.kind})")
+    return ", plus ".join(parts)
+
+
+def document_context(d: Derivation, title: str, notes=(), shapes_example=None, jacobian=None,
+                     command: str = None) -> dict:
+    """What the document templates need; ``command`` is the one that makes the document."""
     op = d.op
     idx = ", ".join(tex(plain(i)) for i in op.indices)
     return {
-        "title": title, "op": op.name,
+        "title": title, "op": op.name, "command": command or f"symgrad derive {op.name} --format markdown",
+        "loss": LOSS,
         "params": [(r"\text{%s}" % k.replace("_", r"\_"), _tex_value(v)) for k, v in op.params.items()],
         "inputs": [(t.name, _shape_tex(t.shape)) for t in op.inputs],
         "output": (op.output.name, _shape_tex(op.output.shape)),
         "output_sizes": [(tex(k), tex(v)) for k, v in op.output_sizes.items()],
         "forward": terms_aligned(f"{op.output.name}_{{{idx}}}", forward_terms(op)),
-        "forward_forms": [f.kind for f in d.forward],
+        "forward_forms": _forward_forms(d),
         "gradients": gradient_sections(d),
         "notes": list(notes), "relations": relations(d), "shapes_example": shapes_example, "jacobian": jacobian,
         "elementwise": op.elementwise,

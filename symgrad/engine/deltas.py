@@ -10,7 +10,7 @@ so two guards come with it:
 * range ``lo ≤ −rest/c ≤ hi`` — the padding (or cropping) of the result.
 
 Which variable is eliminated decides which closed form comes out: we prefer the output indices
-of the forward op (the ones ``L = Σ G·Y`` sums over), so that the surviving sum runs over the
+of the forward op (the ones ``ℒ = Σ g·Y`` sums over), so that the surviving sum runs over the
 kernel taps; among those, unit coefficients first (no divisibility guard).
 """
 from __future__ import annotations

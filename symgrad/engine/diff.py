@@ -1,4 +1,4 @@
-"""Differentiate: ∂L/∂X[j] for L = Σ_out G[out] · Y[out], by ``sympy.diff`` on Indexed elements.
+"""Differentiate: ∂ℒ/∂X[j] for ℒ = Σ_out G[out] · Y[out], by ``sympy.diff`` on Indexed elements.
 
 The result is flattened into a list of :class:`Term` (sum of products), with SymPy's
 ``KroneckerDelta`` factors kept apart as ``Term.deltas`` for the elimination pass.
@@ -72,7 +72,7 @@ def forward_terms(op: Op) -> list:
 
 
 def differentiate(op: Op, wrt: str):
-    """Return ``(indices, terms, steps)`` of ∂L/∂wrt[indices] before delta elimination."""
+    """Return ``(indices, terms, steps)`` of ∂ℒ/∂wrt[indices] before delta elimination."""
     target = op.input(wrt)
     G = upstream(op)
     out_limits = [(i, 0, i.upper) for i in op.indices]
@@ -90,8 +90,8 @@ def differentiate(op: Op, wrt: str):
     raw = raw.replace(sp.DiracDelta, lambda *args: sp.S.Zero)  # derivatives of steps: zero almost everywhere
     terms = [t for t in terms_of(raw) if t.factor != 0]
     steps = [
-        ChainRule("chain rule", f"With g = ∂L/∂{op.output.name} and L = Σ g·{op.output.name}, "
-                  f"∂L/∂{wrt}[j] = Σ_out g[out] · ∂{op.output.name}[out]/∂{wrt}[j].",
+        ChainRule("chain rule", f"With g = ∂ℒ/∂{op.output.name} and ℒ = Σ g·{op.output.name}, "
+                  f"∂ℒ/∂{wrt}[j] = Σ_out g[out] · ∂{op.output.name}[out]/∂{wrt}[j].",
                   sp.Sum(G[op.indices] * sp.Derivative(op.output[op.indices], element), *out_limits)),
         Differentiated("differentiate", f"Differentiating the tensor elements gives one Kronecker delta per "
                        f"index of {wrt}.", tuple(terms)),

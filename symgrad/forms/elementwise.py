@@ -60,7 +60,7 @@ class Elementwise(Kind):
             lines.append(f"{target.out} = xp.broadcast_to({target.out}, {shape_code(target.tensor.dims)})")
         return printed(lines, printer)
 
-    def describe(self, form):
+    def describe(self, form, show=None):
         return ["pointwise expression (no sums)"]
 
     def formulation(self, form, backend, blockwise=False, jit=False):

@@ -81,8 +81,9 @@ class Kind:
         """Statements that leave the form's value in ``target.out`` (index-space layout)."""
         raise NotImplementedError
 
-    def describe(self, form: Form) -> list:
-        """Sentences a person would write about the form, read off its fields."""
+    def describe(self, form: Form, show=None) -> list:
+        """Sentences a person would write about the form, read off its fields; ``show`` writes a
+        value into a sentence (plain text by default; the documents typeset it)."""
         raise NotImplementedError
 
     def formulation(self, form: Form, backend, blockwise: bool = False, jit: bool = False) -> str:

@@ -78,7 +78,7 @@ class Generic(Kind):
         lines = generic_code(form.term, target.out, target.tensor, target.tensors, target.out_vars, printer)
         return printed(lines, printer)
 
-    def describe(self, form):
+    def describe(self, form, show=None):
         f = form.fields
         return [f"generic: {f['reason']}; computed by {f['method']}"]
 

@@ -89,7 +89,7 @@ class Matmul(Kind):
                      f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})")
         return printed(lines, printer, {"dot_general"})
 
-    def describe(self, form):
+    def describe(self, form, show=None):
         f = form.fields
         out = [f"contraction {f['einsum']} of {f['lhs']} with {f['rhs']} (one batched GEMM)"]
         if "broadcast" in f:

@@ -37,7 +37,7 @@ class ReduceSum(Kind):
         return printed([f"{out} = {value}", f"{out} = {aligned}" if set(kept) >= set(target.out_vars) else
                         f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})"], printer)
 
-    def describe(self, form):
+    def describe(self, form, show=None):
         f = form.fields
         return [f"sum of {f['operand']} over axes {tuple(f['axes'])}"]
 

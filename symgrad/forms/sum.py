@@ -33,8 +33,8 @@ def _views(tensors, names) -> list:
 def sum_code(op_name: str, forms, target) -> Code:
     """Statements leaving Σ forms in ``target.out``, in the target tensor's real shape (an
     elementwise op's result keeps its arrays' shape)."""
-    used = sorted({a.base.name for f in forms for a in f.term.accesses}
-                  | {f.fields[k] for f in forms for k in ("lhs", "rhs") if f.fields.get(k)})
+    used = sorted(name for name in {a.base.name for f in forms for a in f.term.accesses}
+                  | {f.fields[k] for f in forms for k in ("lhs", "rhs") if f.fields.get(k)} if name in target.tensors)
     code, parts = Code(tuple(_views(target.tensors, used))), []
     for k, form in enumerate(forms):
         part = naming.term(target.out, k)

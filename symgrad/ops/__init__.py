@@ -6,6 +6,7 @@ from .conv import conv, conv1d, conv2d, conv3d
 from .convolve import convolve
 from .gelu import gelu
 from .matmul import matmul
+from .pool import avg_pool1d, avg_pool2d, avg_pool3d
 
 #: name -> (builder, {parameter: help})
 REGISTRY = {
@@ -18,6 +19,13 @@ REGISTRY = {
                         "b_shape": "pattern such as B,K,N or K,N or K"}),
     "gelu": (gelu, {"approximate": "none (erf) | tanh"}),
 }
+POOL_PARAMS = {
+    "kernel_size": "int or one per axis (required)",
+    "stride": "int or one per axis (default: the kernel size)",
+    "padding": "int or one per axis, at most half the kernel (zeros, counted in the mean)",
+}
+for _name, _builder in (("avg_pool1d", avg_pool1d), ("avg_pool2d", avg_pool2d), ("avg_pool3d", avg_pool3d)):
+    REGISTRY[_name] = (_builder, dict(POOL_PARAMS))
 
 CONV_PARAMS = {
     "stride": "int or one per axis (default: symbolic for derive, 1 for emit/check)",
@@ -39,4 +47,5 @@ def build(name: str, **params) -> Op:
     return builder(**params)
 
 
-__all__ = ["Op", "REGISTRY", "build", "conv", "conv1d", "conv2d", "conv3d", "convolve", "gelu", "matmul"]
+__all__ = ["Op", "REGISTRY", "avg_pool1d", "avg_pool2d", "avg_pool3d", "build", "conv", "conv1d", "conv2d", "conv3d",
+           "convolve", "gelu", "matmul"]
