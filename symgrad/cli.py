@@ -132,10 +132,19 @@ def _join_negative_values(parser: argparse.ArgumentParser, argv: list) -> list:
 
 def _write(text: str, out):
     if out:
-        Path(out).write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+        _write_file(Path(out), text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _write_file(path: Path, text: str):
+    """Write ``text`` to ``path``; a folder, a missing one, an unwritable file or a full disk is one
+    error line naming the path."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise SymgradError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def cmd_ops(args):
@@ -209,8 +218,7 @@ def _report(path, text: str):
     if path is None:
         sys.stdout.write(text)
     else:
-        path.write_text(text)
-        print(f"wrote {path}", file=sys.stderr)
+        _write_file(path, text)
 
 
 def cmd_bench(args):
@@ -335,6 +343,10 @@ def main(argv=None) -> int:
         return args.fn(args)
     except SymgradError as exc:
         print(f"symgrad: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # what _write_file does not see: docs' folder, pdf output
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"symgrad: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -74,7 +74,7 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
     for b, t in zip(backward, op.inputs):
         b["batched"] = bool(unbatched) and t.name in unbatched["inputs"]
     loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
-    pieces = set(code.pieces) | {"owned"} | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
+    pieces = set(code.pieces) | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
     pieces |= {f"jit_{f}" for lp in loops for f in lp.functions}
     bind, sizes = ([], []) if op.elementwise else bind_statements(op)
     if not op.elementwise:
@@ -97,6 +97,8 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "bind": bind, "forward": forward, "grad_output_checks": grad_output_statements(op, naming.GRAD_OUTPUT), "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
         "grad_output": naming.GRAD_OUTPUT, "upstream": naming.UPSTREAM, "unbatched": unbatched,
+        "names": repr(tuple(t.name for t in op.inputs)), "one_input": len(op.inputs) == 1,
+        "grad_names": repr((naming.GRAD_OUTPUT,) + tuple(t.name for t in op.inputs)),
     }
 
 

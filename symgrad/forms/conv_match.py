@@ -31,7 +31,7 @@ from .form import Form, constant_scale, plain_var
 #: the constant kernel of a window sum (pooling) as a form's rhs: a tensor of ones the code makes
 ONES = "ones"
 SPATIAL_LETTERS = {1: "W", 2: "HW", 3: "DHW"}
-MORE_LETTERS = "ABEFGJKLMPQRSTUVXYZ"
+MORE_LETTERS = "ABDEFGHJKLMPQRSTUVWXYZ"  # every letter but N, C, O and I: 22 spatial axes
 
 
 def spatial_letters(n: int) -> str:

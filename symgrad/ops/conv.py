@@ -13,6 +13,10 @@ from ..ir import Bracket, Op, SymgradError, Tensor, in_range, index, size
 from . import params as P
 
 
+#: the most spatial axes: the dimension-number letters other than N, C, O and I
+MAX_NDIM = 22
+
+
 def _axis_names(ndim: int, stem: str) -> list:
     return [stem] if ndim == 1 else [f"{stem}_{k + 1}" for k in range(ndim)]
 
@@ -27,8 +31,9 @@ def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=Tru
     'conv1d'
     """
     name = f"conv{ndim}d"
-    if not isinstance(ndim, int) or ndim < 1:
-        raise SymgradError(f"conv: ndim must be an integer >= 1, got {ndim!r}")
+    if not isinstance(ndim, int) or not 1 <= ndim <= MAX_NDIM:
+        raise SymgradError(f"conv: ndim must be an integer from 1 to {MAX_NDIM}, got {ndim!r} (a recognised form "
+                           "names each spatial axis by a letter of its dimension numbers, as XLA does)")
     if stride is None and isinstance(padding, str) and padding.strip().lower() == "same":
         stride = 1  # torch allows 'same' only unstrided
     stride = P.per_axis(name, "stride", stride, ndim, minimum=1, symbol="s")

@@ -6,6 +6,10 @@ import sympy as sp
 from ..ir import SymgradError, integer, size
 
 
+#: the longest array axis a kernel or padding may span (a 32-bit signed index)
+AXIS_MAX = 2 ** 31 - 1
+
+
 def per_axis(op: str, name: str, value, ndim: int, *, minimum: int, symbol: str) -> tuple:
     """An int, a sequence of ``ndim`` ints, or None (one symbol per axis) -> ``ndim`` values.
 
@@ -41,6 +45,8 @@ def _as_int(op: str, name: str, v, minimum: int):
         raise SymgradError(f"{op}: {name} must be an integer >= {minimum}, got {v!r}") from None
     if iv < minimum:
         raise SymgradError(f"{op}: {name} must be an integer >= {minimum}, got {iv}")
+    if iv > AXIS_MAX and name in ("kernel_size", "padding"):
+        raise SymgradError(f"{op}: {name} {iv} is longer than any array axis (at most {AXIS_MAX})")
     return iv
 
 
@@ -125,10 +131,13 @@ def _as_signed(op: str, v) -> int:
     if isinstance(v, str) and v.strip().isidentifier():
         return integer(v.strip())
     try:
-        return int(str(v).strip())
+        value = int(str(v).strip())
     except ValueError:
         raise SymgradError(
             f"{op}: padding must be integers, 'lo:hi' pairs or one of {', '.join(PADDING_MODES)}; got {v!r}") from None
+    if abs(value) > AXIS_MAX:
+        raise SymgradError(f"{op}: padding {value} is longer than any array axis (at most {AXIS_MAX})")
+    return value
 
 
 def shape_pattern(op: str, name: str, value, default: str) -> tuple:

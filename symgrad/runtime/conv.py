@@ -68,10 +68,8 @@ def _output_phases(lhs, rhs, padding, lhs_dilation, rhs_dilation, groups):
     if any(m <= 0 for m in out_sp):  # nothing to compute: an empty result, as XLA gives
         return xp.zeros((n, o) + tuple(max(m, 0) for m in out_sp), dtype=dtype)
     out = xp.empty((n, o) + out_sp, dtype=dtype)
-    for phase in _positions(lhs_dilation):
+    for phase in _positions(tuple(min(ld, m) for ld, m in zip(lhs_dilation, out_sp))):  # the phases outputs fall on
         target = out[(Ellipsis,) + tuple(slice(r, None, ld) for r, ld in zip(phase, lhs_dilation))]
-        if target.size == 0:
-            continue
         taps = [[t for t in range(k) if (r + rd * t - lo) % ld == 0]
                 for r, ld, (lo, _), rd, k in zip(phase, lhs_dilation, padding, rhs_dilation, kernel)]
         if not all(taps):  # no tap reaches these outputs

@@ -1,0 +1,138 @@
+"""Hostile input (issue: numerically stable emission and hostile inputs): what emitted modules and the
+command line are given that they were not written for.  The right answer or one clear error, never
+a traceback, never a truncated or silently converted result."""
+import time
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad.cli import main
+from symgrad.emit import emit, load
+
+OPS = {  # name: (op, a valid set of inputs as nested lists of numbers)
+    "conv": (lambda: symgrad.ops.conv(1, stride=2, padding=1, dilation=1),
+             {"x": [[[1.5, 2.0, -3.0, 4.0, 0.5]]], "w": [[[1.0, -1.0, 2.0]], [[0.5, 0.0, 1.0]]], "b": [0.25, -1.0]}),
+    "convolve": (lambda: symgrad.ops.convolve("same"), {"x": [1.5, 2.0, -3.0, 4.0], "y": [1.0, -1.0, 0.5]}),
+    "matmul": (lambda: symgrad.ops.matmul("M,K", "K,N"), {"a": [[1.5, 2.0], [-3.0, 4.0]], "b": [[1.0, -2.0], [0.5, 3.0]]}),
+    "gelu": (lambda: symgrad.ops.gelu(), {"x": [0.84, 1.95, -0.16]}),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(OPS))
+def case(request):
+    make, values = OPS[request.param]
+    op = make()
+    return op, load(emit(symgrad.derive(op)), request.param), values
+
+
+def _reference(op, module, values):
+    arrays = [np.asarray(values[t.name], dtype=np.float64) for t in op.inputs]
+    y = module.forward(*arrays)
+    return arrays, y, module.backward(np.ones_like(y), *arrays)
+
+
+def test_lists_tuples_and_torch_tensors_are_arrays(case):
+    op, module, values = case
+    arrays, y, grads = _reference(op, module, values)
+    torch = pytest.importorskip("torch")
+    for given in ([values[t.name] for t in op.inputs], [np.asarray(values[t.name]).tolist() for t in op.inputs],
+                  [torch.tensor(values[t.name], dtype=torch.float64) for t in op.inputs]):
+        np.testing.assert_array_equal(module.forward(*given), y)
+        for got, want in zip(module.backward(np.ones_like(y).tolist(), *given), grads):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.bool_])
+def test_integers_and_booleans_are_promoted_never_truncated(case, dtype):
+    """int32 x gave dx = [1, 2] for [1.2, 2.4] (the gradient cast to the input's dtype); now every
+    integer or boolean input is computed as float64, as NumPy's true division promotes it."""
+    op, module, values = case
+    given = [np.asarray(values[t.name]).astype(dtype) for t in op.inputs]
+    wide = [a.astype(np.float64) for a in given]
+    y = module.forward(*given)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, module.forward(*wide))
+    g = np.linspace(0.1, 1.3, y.size).reshape(y.shape)  # fractions: a truncating cast would show
+    for got, want in zip(module.backward(g, *given), module.backward(g, *wide)):
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("bad,needle", [
+    (lambda a: a.astype(np.complex128), "must hold real numbers, got complex numbers"),
+    (lambda a: a.astype(str), "must hold real numbers, got text"),
+    (lambda a: np.array(a.tolist(), dtype=object), "must hold real numbers, got Python objects"),
+    (lambda a: None, "must hold real numbers, got Python objects: NoneType"),
+    (lambda a: "1, 2, 3", "must hold real numbers, got text: str"),
+])
+def test_values_that_are_not_real_numbers_are_refused_by_name(case, bad, needle):
+    op, module, values = case
+    first = op.inputs[0].name
+    arrays = [np.asarray(values[t.name], dtype=np.float64) for t in op.inputs]
+    with pytest.raises(TypeError, match=f"{op.name}: input {first} {needle}"):
+        module.forward(bad(arrays[0]), *arrays[1:])
+    with pytest.raises(TypeError, match=f"{op.name}: input grad_output {needle}"):
+        module.backward(bad(module.forward(*arrays)), *arrays)
+
+
+def test_a_torch_tensor_that_requires_grad_is_refused_with_the_remedy(case):
+    torch = pytest.importorskip("torch")
+    op, module, values = case
+    given = [torch.tensor(values[t.name], dtype=torch.float64, requires_grad=True) for t in op.inputs]
+    with pytest.raises(TypeError, match=r"is not an array of numbers .*tensor\.detach\(\)"):
+        module.forward(*given)
+
+
+def test_cost_scales_with_the_data_not_the_stride():
+    """The backward of a stride-10^12 convolution took forever (one loop turn per stride phase, most
+    empty); it is now about as cheap as the forward, and right."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((1, 2, 20)), rng.standard_normal((3, 2, 3)), np.ones(3)
+    for stride in (10 ** 6, 10 ** 12):
+        module = load(emit(symgrad.derive(symgrad.ops.conv(1, stride=stride, padding=0, dilation=1))))
+        start = time.process_time()
+        y = module.forward(x, w, b)
+        dx, dw, db = module.backward(np.ones(y.shape), x, w, b)
+        assert time.process_time() - start < 5.0  # a bound on hanging, not a benchmark: it takes milliseconds
+        tx = torch.tensor(x, requires_grad=True)
+        torch.nn.functional.conv1d(tx, torch.tensor(w), torch.tensor(b), stride=2 ** 31 - 1).sum().backward()
+        np.testing.assert_allclose(dx, tx.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["emit", "gelu", "-o", "/nonexistent-folder/x.py"], "cannot write /nonexistent-folder/x.py: No such file or directory"),
+    (["emit", "gelu", "-o", "/"], "cannot write /: Is a directory"),
+    (["emit", "gelu", "-o", "/proc/version"], "cannot write /proc/version:"),
+    (["emit", "gelu", "-o", "/dev/full"], "cannot write /dev/full: No space left on device"),
+    (["derive", "conv", "--ndim", "25"], "conv: ndim must be an integer from 1 to 22, got 25"),
+    (["derive", "conv", "--ndim", "1000000000000"], "conv: ndim must be an integer from 1 to 22"),
+    (["derive", "conv1d", "--kernel-size", "1000000000000"], "kernel_size 1000000000000 is longer than any array axis"),
+    (["derive", "conv1d", "--padding", "1000000000000:0"], "padding 1000000000000 is longer than any array axis"),
+    (["derive", "conv2d", "--stride", "1,,2"], "stride has an empty value in '1,,2'"),
+    (["derive", "matmul", "--a-shape", "M,,K"], "a_shape has an empty value"),
+    (["derive", "convolve", "--mode="], "mode must be one of full, same, valid, got ''"),
+    (["derive", "gelu", "--approximate="], "approximate must be one of none, tanh, got ''"),
+])
+def test_command_line_errors_are_one_line(capsys, argv, needle):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_check_sizes_inputs_from_the_parameters(capsys):
+    """A dilated kernel wider than the sampler's first sizes: the shapes grow to fit (it gave up before)."""
+    assert main(["check", "conv1d", "--kernel-size", "5", "--dilation", "3", "--trials", "2"]) == 0
+    assert "conv1d: OK" in capsys.readouterr().out
+
+
+def test_a_derivation_is_the_same_text_every_time(capsys):
+    outputs = []
+    for _ in range(2):
+        for fmt in ("text", "json"):
+            main(["derive", "conv1d", "--stride", "2", "--format", fmt])
+            outputs.append(capsys.readouterr().out)
+    assert outputs[:2] == outputs[2:] and "derived in" not in outputs[0] and '"seconds"' not in outputs[1]
+    main(["derive", "conv1d", "--timing"])
+    assert "derived in" in capsys.readouterr().err
