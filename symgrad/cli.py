@@ -194,6 +194,11 @@ def cmd_emit(args):
 def cmd_check(args):
     from .verify.check import check, table
     op, _ = build_op(args, concrete=True)
+    if args.ulp:
+        from .verify.ulp import report, scan
+        result = scan(op, count=args.ulp_points)
+        print(report(result))
+        return 0
     concrete_sizes(op, parse_shapes(op, args.input_shape))
     results, ok = check(op, trials=args.trials, seed=args.seed)
     print(table(op, results))
@@ -252,6 +257,9 @@ def _bench_case(args):
     """The op, its parameters as the benchmark child rebuilds them, and the checked input shapes."""
     op, params = build_op(args, concrete=True)
     shapes = parse_shapes(op, args.input_shape)
+    if not shapes:
+        raise SymgradError(f"bench {op.name}: give the shape to time with --input-shape NAME=D0,D1,... for every "
+                           f"input ({', '.join(t.name for t in op.inputs)}); --suite times the standard shapes")
     concrete_sizes(op, shapes)
     return op, params, shapes
 
@@ -308,6 +316,11 @@ def parser() -> argparse.ArgumentParser:
     _add_op_args(c)
     c.add_argument("--trials", type=_integer_at_least(1), default=5)
     c.add_argument("--seed", type=_integer_at_least(0), default=0)
+    c.add_argument("--ulp", action="store_true",
+                   help="elementwise ops: error in ulps against the definition over each dtype's whole range, "
+                        "beside PyTorch's")
+    c.add_argument("--ulp-points", type=_integer_at_least(4), default=200,
+                   help="with --ulp: magnitudes per dtype and sign (default 200)")
     c.set_defaults(fn=cmd_check)
     dc = sub.add_parser("docs", allow_abbrev=False, help="regenerate the derivation documents (derivations/)")
     dc.add_argument("-o", "--output", default="derivations")

@@ -9,6 +9,7 @@ import sympy as sp
 
 from .engine.deltas import eliminate_all
 from .engine.diff import differentiate, forward_terms
+from .engine.stable import stabilise
 from .engine.validate import validate_rule
 from .forms import recognise
 from .ir import Op, plain, upstream
@@ -21,7 +22,8 @@ class Gradient:
 
     ``raw`` holds the terms straight from differentiation (with deltas), in the fresh indices
     ``raw_indices``; ``terms`` the terms after delta elimination, in ``indices`` (renamed after the
-    forward rule's where it reads the input bare); ``forms`` one Form per term; ``steps`` the
+    forward rule's where it reads the input bare); ``forms`` one Form per term, recognised in the
+    term's floating-point form where a ``Rewritten`` step made one; ``steps`` the
     typed records of :mod:`symgrad.steps` the engine made on the way.
     """
 
@@ -76,6 +78,11 @@ def rename_free(op: Op, target, j: tuple, terms: list):
     return tuple(mapping.get(v, v) for v in j), [t.subs(mapping) for t in terms]
 
 
+def _stable(term, inputs: set):
+    """A term in its numerically stable form (engine/stable.py), and the step saying so (or None)."""
+    return stabilise(term, {a for a in term.accesses if a.base.name in inputs})
+
+
 def derive(op: Op, wrt=None) -> Derivation:
     """Derive the gradient of every input (or those named in ``wrt``).
 
@@ -89,7 +96,12 @@ def derive(op: Op, wrt=None) -> Derivation:
     tensors = _tensors(op)
     prefer = {plain(i) for i in op.indices}
     out_vars = tuple(plain(i) for i in op.indices)
-    forward = [recognise(t, tensors, out_vars, op.output) for t in forward_terms(op)]
+    inputs = {t.name for t in op.inputs}
+    forward = []
+    for term in forward_terms(op):
+        term, step = _stable(term, inputs)
+        forward.append(recognise(term, tensors, out_vars, op.output))
+        forward[-1].steps.extend([step] if step else [])
     grads = {}
     for t in op.inputs:
         if wrt is not None and t.name not in wrt:
@@ -98,6 +110,8 @@ def derive(op: Op, wrt=None) -> Derivation:
         free_ranges = {v: (0, d - 1) for v, d in zip(j, t.dims)}
         terms, more = eliminate_all(raw, prefer, free_ranges)
         renamed, terms = rename_free(op, t, j, terms)
-        forms = [recognise(term, tensors, renamed, t) for term in terms]
+        stable = [_stable(term, inputs) for term in terms]
+        more += [step for _, step in stable if step]
+        forms = [recognise(term, tensors, renamed, t) for term, _ in stable]
         grads[t.name] = Gradient(t.name, renamed, raw, terms, forms, steps + more, raw_indices=j)
     return Derivation(op, forward, grads, time.perf_counter() - start)

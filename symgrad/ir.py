@@ -51,6 +51,21 @@ class Bracket(sp.Function):
         return r"\left[%s\right]" % printer._print(self.args[0])
 
 
+class IsInf(sp.logic.boolalg.BooleanFunction):
+    """``IsInf(x, 1)``: x is +∞; ``IsInf(x, -1)``: x is −∞ (a condition in a pointwise expression)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x, sign):
+        if x.is_number:
+            return sp.true if x == sign * sp.oo else sp.false
+        return None
+
+    def _latex(self, printer):
+        return r"%s = %s\infty" % (printer._print(self.args[0]), "+" if self.args[1] > 0 else "-")
+
+
 def in_range(expr, extent) -> sp.Basic:
     """The bounds guard ``0 <= expr < extent`` as one condition."""
     return sp.And(sp.Le(0, expr), sp.Lt(expr, extent))

@@ -70,3 +70,12 @@ class Recognised(Step):
     """The closed form a term was recognised as (``kind``), or the named generic fallback."""
 
     kind: str
+
+
+@dataclass(frozen=True)
+class Rewritten(Step):
+    """A pointwise term rewritten for floating point (:mod:`symgrad.engine.stable`): the rules used."""
+
+    before: object
+    after: object
+    rules: tuple

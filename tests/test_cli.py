@@ -102,6 +102,8 @@ def test_check_passes_and_prints_table(capsys):
     (["derive", "conv"], "--ndim is required"),
     (["derive", "gelu", "--mode", "full"], "--mode does not apply to gelu"),
     (["bench", "gelu", "--input-shape", "x=8", "--gemm", "matmul"], "--gemm, --conv-path and --dtype compare routes and dtypes on the GPU"),
+    (["bench", "gelu"], "bench gelu: give the shape to time with --input-shape NAME=D0,D1,... for every input (x)"),
+    (["bench", "matmul", "--input-shape", "a=4,5"], "give --input-shape for every input (missing b)"),
 ])
 def test_bad_parameters_exit_2_with_one_clear_line(capsys, argv, needle):
     code, out, err = run(capsys, *argv)

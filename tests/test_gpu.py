@@ -75,7 +75,7 @@ def test_cupy_matches_numpy_and_torch(name, params, shapes, dtype):
 @pytest.mark.parametrize("name,params,shapes", CONFIGS[::4], ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS[::4])])
 def test_cupy_float16_near_float64(name, params, shapes):
     """float16 through the CuPy modules (GEMMs accumulating in float32 on tensor cores, fused
-    kernels computing in float) within 1e-2 of the NumPy module in float64 on the same values."""
+    kernels computing in double) within 1e-2 of the NumPy module in float64 on the same values."""
     import cupy
     op = symgrad.ops.build(name, **params)
     cpu, gpu = modules(name, tuple(sorted(params.items())))

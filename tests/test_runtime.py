@@ -9,25 +9,24 @@ deriving or emitting anything:
 - ``dot_general`` against ``numpy.einsum``;
 - the worker threads: how a batch is split, the pool kept between calls and made anew after a fork,
   OMP_PROC_BIND's binding, the serial fallback without threadpoolctl;
-- the float32 special functions (``erf``, ``tanh`` of arrays; the numba loops' scalar ``erf``,
-  ``tanh``, ``exp``) against float64 over the whole float32 range;
+- the numba loops' double-precision scalar ``erf``, ``erfc``, ``tanh``, ``exp`` and the arrays'
+  ``erfc`` against 50-digit values;
 - how the emitter inlines them: every piece parses into code, imports and needs; the CuPy
   substitutes define every name the NumPy pieces are asked for; templates hold no static helper.
 (The CuPy GEMM helper alone: tests/test_cupy_gemm.py.)
 """
 import importlib
-import math
 import os
 from pathlib import Path
 
+import mpmath
 import numpy as np
 import pytest
-import scipy.special
 
 import symgrad.backends
 import symgrad.runtime
 from symgrad.emit import inline
-from symgrad.runtime import conv, dot_general, erf, tanh, threads
+from symgrad.runtime import conv, dot_general, erfc, threads
 from cublas_emulator import runtime_module
 from test_fast_paths import GPU_CUBLAS, PHASE_SETTINGS
 
@@ -193,80 +192,55 @@ def test_bound_threads_run_on_a_cpu_each(monkeypatch):
         threads._POOL["pool"].shutdown()
 
 
-def _grid(span):
-    dense = np.linspace(-span, span, 1_200_001, dtype=np.float32)
-    tiny_to_huge = np.float32(10.0) ** np.arange(-37.0, 38.0, 0.01, dtype=np.float32)
-    return np.concatenate([dense, tiny_to_huge, -tiny_to_huge])
-
-
-@pytest.mark.parametrize("function,span,reference", [(erf._erf, 6.0, scipy.special.erf), (tanh._tanh, 12.0, np.tanh)])
-def test_float32_special_functions_against_float64(function, span, reference):
-    z = _grid(span)
-    got = function(z)
-    assert got.dtype == np.float32
-    want = reference(z.astype(np.float64))
-    error = np.abs(got.astype(np.float64) - want)
-    assert error.max() <= 5e-7, (error.max(), z[error.argmax()])
-    normal = np.abs(z) >= 1e-30  # relative accuracy wherever x * P / Q stays a normal float32
-    assert (error[normal] / np.abs(want[normal])).max() <= 2e-6
-    assert np.array_equal(np.sign(got), np.sign(z))  # odd, and exactly 0 at 0
-    assert np.isnan(function(np.float32(np.nan))) and function(np.float32(np.inf)) == 1.0
-    z64 = np.linspace(-5, 5, 1001)
-    assert np.array_equal(function(z64), reference(z64))  # float64: SciPy/NumPy unchanged, bit for bit
-
-
-def test_erf_edges_and_float16():
-    got = erf._erf(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 3.9, 4.0, 50.0], dtype=np.float32))
-    assert np.isnan(got[0]) and got[1:3].tolist() == [1.0, -1.0]
-    assert got[3] == 0.0 and not np.signbit(got[3]) and np.signbit(got[4])
-    assert abs(got[5] - math.erf(3.9)) <= 5e-7 and got[7] == got[6]
-    assert erf._erf(np.float32(0.5)) == pytest.approx(math.erf(0.5), abs=5e-7)  # a scalar works too
-    z = np.linspace(-5, 5, 1001)
-    half = erf._erf(z.astype(np.float16))
-    assert half.dtype == np.float32  # float16 is computed in float32
-    assert np.abs(half - scipy.special.erf(z.astype(np.float16).astype(np.float64))).max() <= 5e-7
+def test_array_erfc_keeps_the_far_tail():
+    """The NumPy modules' erfc (the stable exact GELU computes with it) in float64 against 50-digit
+    values: a few ulps out to erfc(26.5) = 1e-307, where SciPy's exp(-z*z) loses hundreds; 2 to the
+    left, NaN kept, other dtypes SciPy's."""
+    z = np.concatenate([np.linspace(-6, 26.5, 6001), np.geomspace(1e-300, 0.5, 200)])
+    mpmath.mp.dps = 40
+    want = np.array([float(mpmath.erfc(v)) for v in z])
+    got = erfc._erfc(z)
+    assert _relative(got, want).max() <= 8 * np.finfo(np.float64).eps
+    edges = erfc._erfc(np.array([np.nan, np.inf, -np.inf, 0.0, 40.0]))
+    assert np.isnan(edges[0]) and edges[1:].tolist() == [0.0, 2.0, 1.0, 0.0]
+    assert erfc._erfc(np.float32(1.0)).dtype == np.float32
 
 
 def _scalar_loop(function):
     numba = pytest.importorskip("numba")
-    return numba.vectorize(["float32(float32)"])(lambda z: function(z))
+    return numba.vectorize(["float64(float64)"])(lambda z: function(z))
 
 
-@pytest.mark.parametrize("name,span,reference", [("erf", 6.0, scipy.special.erf), ("tanh", 12.0, np.tanh)])
-def test_loop_scalars_erf_tanh(name, span, reference):
-    """_erf32/_tanh32 (one element, in the numba loops) as accurate as the array functions, bit for
-    bit equal to them, with the edges."""
-    loop = _scalar_loop(getattr(importlib.import_module(f"symgrad.runtime.jit_{name}"), f"_{name}32"))
-    z = np.concatenate([np.linspace(-span, span, 600_001, dtype=np.float32),
-                        np.float32(10.0) ** np.arange(-37.0, 38.0, 0.01, dtype=np.float32)])
-    z = np.concatenate([z, -z])
+def _relative(got, want):
+    tiny = np.finfo(np.float64).tiny
+    return np.abs(got - want) / np.maximum(np.abs(want), tiny)
+
+
+@pytest.mark.parametrize("name,reference,bound", [
+    ("_erf64", lambda z: [mpmath.erf(v) for v in z], 5e-16),
+    ("_erfc64", lambda z: [mpmath.erfc(v) for v in z], 4e-10),   # past 8: Cephes' P/Q beyond its fit
+    ("_tanh64", lambda z: [mpmath.tanh(v) for v in z], 5e-16),
+    ("_exp64", lambda z: [mpmath.exp(v) for v in z], 3e-16),
+])
+def test_loop_scalars_in_double_precision(name, reference, bound):
+    """The loops' double-precision erf, erfc, tanh and exp (vectorisable: no libm calls) against
+    50-digit values over their whole range, with the edges: erfc keeps its relative accuracy in the
+    far tail, exp reaches subnormal results and overflows to inf, NaN stays NaN."""
+    module = {"_erf64": "jit_erf", "_erfc64": "jit_erf", "_tanh64": "jit_tanh", "_exp64": "jit_exp"}[name]
+    loop = _scalar_loop(getattr(importlib.import_module(f"symgrad.runtime.{module}"), name))
+    span = {"_exp64": (-740, 709), "_erfc64": (-6, 26)}.get(name, (-20, 20))
+    z = np.concatenate([np.linspace(*span, 4001), np.geomspace(1e-300, 1, 200), -np.geomspace(1e-300, 1, 200)])
+    z = z[(z >= span[0]) & (z <= span[1])]
+    mpmath.mp.dps = 40
+    want = np.array([float(v) for v in reference(z)])
     got = loop(z)
-    assert got.dtype == np.float32 and np.abs(got - reference(z.astype(np.float64))).max() <= 5e-7
-    assert np.array_equal(got, {"erf": erf._erf, "tanh": tanh._tanh}[name](z))
-    with np.errstate(invalid="ignore"):
-        edges = loop(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=np.float32))
-    assert np.isnan(edges[0]) and edges[1:3].tolist() == [1.0, -1.0]
-    assert edges[3] == 0 and not np.signbit(edges[3]) and np.signbit(edges[4])
-
-
-def test_loop_scalar_exp():
-    """_exp32 (vectorisable, in the loops) within an ulp of float64 exp over the whole float32
-    range: subnormal results, overflow to inf at FLT_MAX's logarithm, NaN, signed zero."""
-    loop = _scalar_loop(importlib.import_module("symgrad.runtime.jit_exp")._exp32)
-    z = np.concatenate([np.linspace(-110, 95, 2_000_001, dtype=np.float32),
-                        np.float32(10.0) ** np.arange(-37.0, 38.0, 0.01, dtype=np.float32)])
-    z = np.concatenate([z, -z])
+    normal = np.abs(want) >= np.finfo(np.float64).tiny
+    assert _relative(got[normal], want[normal]).max() <= bound
     with np.errstate(over="ignore", invalid="ignore"):
-        got, want = loop(z), np.exp(z.astype(np.float64))
-        edges = loop(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72283, 88.7229, -103.9], np.float32))
-    assert got.dtype == np.float32
-    normal = (want >= np.finfo(np.float32).tiny) & (want <= np.finfo(np.float32).max)
-    assert (np.abs(got[normal] - want[normal]) / want[normal]).max() <= 1.2e-7  # one ulp is 1.19e-7
-    small = want < np.finfo(np.float32).tiny
-    assert np.abs(got[small] - want[small]).max() <= np.finfo(np.float32).smallest_subnormal
-    assert np.isinf(got[want > np.finfo(np.float32).max]).all()
-    assert np.isnan(edges[0]) and edges[1] == np.inf and edges[2] == 0 and edges[3] == edges[4] == 1
-    assert np.isfinite(edges[5]) and edges[6] == np.inf and edges[7] == np.finfo(np.float32).smallest_subnormal
+        edges = loop(np.array([np.nan, np.inf, -np.inf, 0.0]))
+    assert np.isnan(edges[0])
+    assert edges[1:].tolist() == {"_erf64": [1.0, -1.0, 0.0], "_erfc64": [0.0, 2.0, 1.0],
+                                  "_tanh64": [1.0, -1.0, 0.0], "_exp64": [np.inf, 0.0, 1.0]}[name]
 
 
 @pytest.mark.parametrize("name", PIECES)

@@ -14,7 +14,7 @@ from ..engine.diff import forward_terms
 from ..forms import kind
 from ..ir import SymgradError, plain
 from ..printing.latex import tex, terms_aligned
-from ..steps import Dropped, Eliminated, Substituted
+from ..steps import Dropped, Eliminated, Rewritten, Substituted
 from ..templating import environment
 from .picture import jacobian_svg, jacobian_table
 
@@ -83,6 +83,7 @@ def gradient_sections(d: Derivation) -> list:
     out_idx = ", ".join(tex(plain(i)) for i in op.indices)
     for name, g in d.grads.items():
         raw = g.raw_indices
+        exact = {s.after: s.before for s in g.steps if isinstance(s, Rewritten)}  # the result boxed as maths
         steps = [{
             "title": "Chain rule",
             "text": f"With $g = \\partial {LOSS}/\\partial {y}$ (the upstream gradient) and "
@@ -99,6 +100,9 @@ def gradient_sections(d: Derivation) -> list:
             elif isinstance(step, Eliminated):
                 steps.append({"title": "Eliminate the deltas", "text": _elimination_text(step),
                               "math": terms_aligned(_d(name, g.indices), g.terms)})
+            elif isinstance(step, Rewritten):
+                steps.append({"title": "Rewrite for floating point", "text": step.text,
+                              "math": terms_aligned(_d(name, g.indices), [step.after])})
         for form in g.forms:
             for step in form.steps:
                 if isinstance(step, Substituted):
@@ -106,7 +110,7 @@ def gradient_sections(d: Derivation) -> list:
                                   "math": terms_aligned(_d(name, g.indices), [step.after])})
         out.append({
             "name": name, "steps": steps,
-            "result": terms_aligned(_d(name, g.indices), [f.term for f in g.forms]),
+            "result": terms_aligned(_d(name, g.indices), [exact.get(f.term, f.term) for f in g.forms]),
             "forms": [{"kind": f.kind, "rows": _form_rows(f), "sentences": kind(f.kind).describe(f, show=_math)}
                       for f in g.forms],
         })

@@ -20,8 +20,8 @@ class Loop:
     params: str
     lines: tuple
     result: str
-    reads: str
-    functions: tuple   # the scalar functions it calls (erf, tanh, exp)
+    reads: str         # the element reads, each widened to the loop's compute type _F
+    functions: tuple   # the scalar functions it calls (erf, erfc, tanh, exp)
 
 
 def element_code(forms, out: str):
@@ -47,4 +47,4 @@ def loop(forms, result: str, names: list):
     if code is None:
         return None
     lines, functions = code
-    return Loop(", ".join(names), tuple(lines), result, ", ".join(f"{name}[k]" for name in names), functions)
+    return Loop(", ".join(names), tuple(lines), result, ", ".join(f"_F({name}[k])" for name in names), functions)

@@ -75,7 +75,7 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         b["batched"] = bool(unbatched) and t.name in unbatched["inputs"]
     loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
     pieces = set(code.pieces) | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
-    pieces |= {f"jit_{f}" for lp in loops for f in lp.functions}
+    pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for lp in loops for f in lp.functions}  # erfc beside erf
     bind, sizes = ([], []) if op.elementwise else bind_statements(op)
     if not op.elementwise:
         _require_concrete(d, sizes)

@@ -5,18 +5,18 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import naming
-from ..printing.array import FLOAT32_APPROXIMATED, array_statements
+from ..printing.array import array_statements
 from ..printing.scalar import c_code
 from ..printing.text import shape_code
 from .form import Code, Form, Kind, align, array_of, plain_reads, printed
 
 
 def _c_bodies(factor):
-    """The fused kernel's C bodies (double; float arithmetic for float32/float16), or None when C has
-    no function for part of the expression (polygamma, Bessel functions): the array code then runs
-    it, with cupyx.scipy.special."""
+    """The fused kernel's C bodies (for float64; for float32/float16, the reads widened to double), or
+    None when C has no function for part of the expression (polygamma, Bessel functions): the array
+    code then runs it, with cupyx.scipy.special."""
     try:
-        return c_code(factor), c_code(factor, single=True)
+        return c_code(factor), c_code(factor, widen=True)
     except (NotImplementedError, ValueError):
         return None
 
@@ -66,10 +66,9 @@ class Elementwise(Kind):
     def formulation(self, form, backend, blockwise=False, jit=False):
         if backend.fused:
             return "one fused elementwise kernel"
-        special = [f for f in FLOAT32_APPROXIMATED if form.term.factor.has(getattr(sp, f))]
-        note = f"; float32 {' and '.join(special)} by rational approximations" if special else ""
         loop = "one numba loop when numba is installed, else " if jit else ""
         blocks = " in cache-sized blocks" if blockwise else ""
-        return f"{loop}array expression (ufuncs){blocks}{note}"
+        wide = "; float16/float32 computed in float64, rounded once" if blockwise or jit else ""
+        return f"{loop}array expression (ufuncs){blocks}{wide}"
 
 ELEMENTWISE = Elementwise()

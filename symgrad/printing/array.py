@@ -7,10 +7,6 @@ from sympy.printing.precedence import PRECEDENCE
 
 from .fold import fold_constants
 
-#: functions the emitted NumPy modules evaluate on float32 by rational approximations (runtime pieces)
-FLOAT32_APPROXIMATED = ("erf", "tanh")
-
-
 class ArrayPrinter(SciPyPrinter):
     """Array code for ``xp`` (numpy as xp); special functions from ``scipy.special``.
 
@@ -20,7 +16,7 @@ class ArrayPrinter(SciPyPrinter):
 
     module = "xp"
     special = "scipy.special."
-    fast_float32 = False  # True: erf/tanh print as _erf/_tanh, the runtime's float32 approximations
+    accurate_erfc = False  # True: erfc prints as the runtime's _erfc (float64's far tail)
 
     def __init__(self, settings=None):
         super().__init__({"fully_qualified_modules": True, **(settings or {})})
@@ -57,19 +53,11 @@ class ArrayPrinter(SciPyPrinter):
         product = "*".join(factors)
         return f"({product})" if twice > 0 else f"(1/({product}))" if len(factors) > 1 else f"(1/{product})"
 
-    def _approximated(self, expr, default):
-        """``_erf(…)``/``_tanh(…)``: the runtime piece of that name, float32 by approximation."""
-        if not self.fast_float32:
-            return default(expr)
-        name = expr.func.__name__
-        self.used_pieces.add(name)
-        return "_%s(%s)" % (name, self._print(expr.args[0]))
-
-    def _print_erf(self, expr):
-        return self._approximated(expr, super()._print_erf)
-
-    def _print_tanh(self, expr):
-        return self._approximated(expr, super()._print_tanh)
+    def _print_erfc(self, expr):
+        if not self.accurate_erfc:
+            return super()._print_erfc(expr)
+        self.used_pieces.add("erfc")  # accurate in float64's far tail, where SciPy's erfc is not
+        return "_erfc(%s)" % self._print(expr.args[0])
 
     def _nested(self, function, args):
         """``xp.maximum(a, xp.maximum(b, c))``: NumPy's two-argument ufunc applied in turn."""
@@ -98,15 +86,25 @@ class ArrayPrinter(SciPyPrinter):
         at_zero = expr.args[1] if len(expr.args) > 1 else sp.S.Half
         return f"{self._module_format('numpy.heaviside')}({self._print(expr.args[0])}, {self._print(at_zero)})"
 
+    def _print_Float(self, expr):
+        """A number beyond float16's range (a limit guard's threshold, 1e102) as an ``xp.float64``:
+        float16 and float32 arrays are compared with it in float64, where a bare Python float would
+        be cast to their dtype (to ∞, with an overflow warning)."""
+        text = super()._print_Float(expr)
+        return f"{self._module_format('numpy.float64')}({text})" if abs(float(expr)) > 65504 else text
+
+    def _print_IsInf(self, expr):
+        return f"{self._module_format('numpy.isposinf' if expr.args[1] > 0 else 'numpy.isneginf')}({self._print(expr.args[0])})"
+
     def _print_Indexed(self, expr):  # every tensor read is replaced by a named array before printing
         raise ValueError(f"unresolved tensor read {expr}")
 
 
 class ModuleArrayPrinter(ArrayPrinter):
-    """Code for emitted NumPy modules: erf and tanh through the runtime's ``_erf``/``_tanh``, which
-    evaluate float32 by rational approximations (4x faster than SciPy's erf, 1.4x than NumPy's tanh)."""
+    """Code for emitted NumPy modules: erfc through the runtime's ``_erfc``, within a few ulps in
+    float64's far tail (the stable GELU computes with it)."""
 
-    fast_float32 = True
+    accurate_erfc = True
 
 
 class CuPyArrayPrinter(ArrayPrinter):

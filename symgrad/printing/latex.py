@@ -47,20 +47,29 @@ def tex(expr) -> str:
     return _P.doprint(expr)
 
 
-def _name_functions(expr):
-    """Long pointwise expressions read better with each special-function value named once:
-    returns (expr with \\tau_k in place of tanh(…)/erf(…), [(\\tau_k, the application)])."""
+def _name_arguments(expr):
+    """Long pointwise expressions read better with each long argument of tanh, erf, erfc and exp
+    named once: returns (expr with u in place of the argument, [(u, the argument)]).  The argument
+    is named up to a rational factor, so tanh(u), exp(−2u) and erfc(−u) share one u."""
     if len(tex(expr)) < 200:
         return expr, []
-    apps = sorted({a for a in expr.atoms(sp.Function) if a.has(sp.Indexed) and a.func in (sp.tanh, sp.erf)},
-                  key=sp.default_sort_key)
-    names = [(sp.Symbol(r"\tau_{%d}" % k), a) for k, a in enumerate(apps)]
-    return sp.factor_terms(expr.xreplace({a: n for n, a in names})), names
+    apps = {a for a in expr.atoms(sp.Function)
+            if a.has(sp.Indexed) and isinstance(a, (sp.tanh, sp.erf, sp.erfc, sp.exp))}
+    cores = sorted({a.args[0].as_coeff_Mul()[1] for a in apps}, key=sp.default_sort_key)
+    cores = [c for c in cores if len(tex(c)) > 40]
+    names = [(sp.Symbol("u" if len(cores) == 1 else "u_{%d}" % k), c) for k, c in enumerate(cores)]
+    by_core = dict((c, n) for n, c in names)
+
+    def named(a):
+        coeff, core = a.args[0].as_coeff_Mul()
+        return a.func(coeff * by_core[core]) if core in by_core else a
+
+    return expr.xreplace({a: named(a) for a in apps}), names
 
 
 def term_lines(term: Term) -> list:
     """A term as display lines: the sums, then the guards and deltas, then the summand (and the
-    special-function values it names, when it is long)."""
+    special-function arguments it names, when it is long)."""
     lines = []
     if term.sums:
         lines.append(r"\,".join(r"\sum_{%s=%s}^{%s}" % (tex(v), tex(lo), tex(hi)) for v, lo, hi in term.sums))
@@ -68,7 +77,7 @@ def term_lines(term: Term) -> list:
     conds += [tex(sp.KroneckerDelta(a, b, evaluate=False)) for a, b in term.deltas]
     for k in range(0, len(conds), 2):
         lines.append(r"\,".join(conds[k:k + 2]))
-    factor, names = _name_functions(term.factor)
+    factor, names = _name_arguments(term.factor)
     lines.append(tex(factor))
     lines += [r"\text{with } %s = %s" % (tex(n), tex(a)) for n, a in names]
     return lines

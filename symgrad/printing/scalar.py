@@ -8,11 +8,10 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
-from .array import FLOAT32_APPROXIMATED
 from .fold import fold_constants
 
-#: functions the numba loops take as arguments: float32 versions LLVM can vectorise, or libm's
-ELEMENT_FUNCTIONS = FLOAT32_APPROXIMATED + ("exp",)
+#: functions the numba loops bind per dtype: double-precision versions LLVM vectorises, or libm's
+ELEMENT_FUNCTIONS = ("erf", "erfc", "tanh", "exp")
 
 
 class ElementPrinter(PythonCodePrinter):
@@ -53,7 +52,11 @@ class ElementPrinter(PythonCodePrinter):
             return "_%s(%s)" % (expr.func.__name__, self._print(expr.args[0]))
         return super()._print_Function(expr)
 
-    _print_erf = _print_tanh = _print_exp = _print_Function
+    _print_erf = _print_erfc = _print_tanh = _print_exp = _print_Function
+
+    def _print_IsInf(self, expr):
+        x = self._print(expr.args[0])
+        return f"(math.isinf({x}) and {x} {'>' if expr.args[1] > 0 else '<'} 0)"
 
     def _print_sign(self, expr):
         z = self._print(expr.args[0])
@@ -97,6 +100,10 @@ class _CudaPrinter(C99CodePrinter):
             text = f"(({self._print(c)}) ? ({self._print(value)}) : ({text}))"
         return text
 
+    def _print_IsInf(self, expr):
+        x = self._print(expr.args[0])
+        return f"(isinf({x}) && {x} {'>' if expr.args[1] > 0 else '<'} 0)"
+
     def _print_Pow(self, expr):
         if expr.exp.is_Integer and 2 <= expr.exp <= 4:
             base = self.parenthesize(expr.base, 100)
@@ -104,16 +111,15 @@ class _CudaPrinter(C99CodePrinter):
         return super()._print_Pow(expr)
 
 
-def c_code(expr, single: bool = False, out: str = "out") -> str:
-    """CUDA C statements computing ``out`` from a pointwise expression, common subexpressions named
-    once (inside cupy.ElementwiseKernel; erf, exp, tanh are CUDA's).  ``single``: float arithmetic
-    (``erff``, ``1.0F``) with the inputs read as float — for float32 and float16 arrays."""
+def c_code(expr, widen: bool = False, out: str = "out") -> str:
+    """CUDA C statements computing ``out`` from a pointwise expression in double precision, common
+    subexpressions named once (inside cupy.ElementwiseKernel; erf, exp, tanh are CUDA's).  ``widen``:
+    the inputs read as double — for float32 and float16 arrays, computed in double and rounded once
+    on the store, as the NumPy modules compute them (runtime/blockwise.py)."""
     folded = fold_constants(expr)
-    if single:
-        folded = folded.xreplace({v: sp.Symbol(f"((float){v})") for v in folded.free_symbols})
+    if widen:
+        folded = folded.xreplace({v: sp.Symbol(f"((double){v})") for v in folded.free_symbols})
     temps, (reduced,) = sp.cse(folded, symbols=sp.numbered_symbols("t"), optimizations="basic")
-    settings = {"type_aliases": {sp.codegen.ast.real: sp.codegen.ast.float32}} if single else {}
-    p = _CudaPrinter(settings)
-    ctype = "float" if single else "double"
-    lines = [f"{ctype} {name} = {p.doprint(value)};" for name, value in temps]
+    p = _CudaPrinter()
+    lines = [f"double {name} = {p.doprint(value)};" for name, value in temps]
     return " ".join(lines + [f"{out} = {p.doprint(reduced)};"])

@@ -59,6 +59,9 @@ class _TextPrinter(StrPrinter):
     def _print_Indexed(self, expr):
         return "%s[%s]" % (self._print(expr.base.label), ", ".join(self._print(tidy(i)) for i in expr.indices))
 
+    def _print_IsInf(self, expr):
+        return "%s == %sinf" % (self._print(expr.args[0]), "+" if expr.args[1] > 0 else "-")
+
     def _print_Mod(self, expr):
         return "(%s) mod %s" % (self._print(tidy(expr.args[0])), self._print(expr.args[1]))
 

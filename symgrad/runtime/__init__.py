@@ -14,8 +14,9 @@ are module constants.  Pieces written for NumPy that the CuPy modules replace: :
   :mod:`accumulate_cupy` — the convolution paths' sums of products;
 * :mod:`threads`, :mod:`stream` — how a convolution's work is dealt out;
 * :mod:`blockwise`, :mod:`jit`, :mod:`jit_erf`, :mod:`jit_tanh`, :mod:`jit_exp` — elementwise
-  functions over cache-sized blocks, or as numba loops;
-* :mod:`special`, :mod:`erf`, :mod:`tanh` — float32 special functions of arrays;
+  functions over cache-sized blocks, or as numba loops, in double precision;
+* :mod:`erfc` — erfc of float64 arrays, accurate in the far tail; :mod:`inputs` — the inputs as
+  arrays, checked;
 * :mod:`fused` — CuPy elementwise kernels; :mod:`add_terms` — a gradient's terms added in place;
   :mod:`owned` — results the caller may write to.
 """

@@ -4,9 +4,10 @@ Each elementwise function runs as one loop (the emitted module's ``_*_loop`` fac
 pass over memory, vectorised by LLVM and spread over numba's threads (NUMBA_NUM_THREADS,
 numba.set_num_threads), where the NumPy path makes a ufunc pass per operation (some 30 for a GELU
 gradient).  A loop is compiled once per dtype and process, on first use (about half a second).
-float32 loops call the scalar functions of :mod:`jit_erf`, :mod:`jit_tanh` and :mod:`jit_exp`, which
-LLVM can vectorise; float64 loops C's libm.  Arrays under _JIT_MIN elements, of other dtypes
-(float16 included), or of differing shapes or dtypes take the NumPy path (:mod:`blockwise`), as does
+Every loop computes in double precision and rounds once on the store: float32 loops call the
+double-precision functions of :mod:`jit_erf`, :mod:`jit_tanh` and :mod:`jit_exp`, which LLVM can
+vectorise; float64 loops call C's libm.  Arrays under _JIT_MIN elements, of other dtypes (float16
+included), or of differing shapes or dtypes take the NumPy path (:mod:`blockwise`), as does
 everything without numba or with NUMBA_DISABLE_JIT set (the loops would then run in Python).
 """
 import math
@@ -56,20 +57,3 @@ def _elementwise(op, block, loop, arrays, dtype):
         return _blockwise(block, arrays, dtype)
     _COMPILED[key] = compiled
     return out.reshape(shape)
-
-
-@_inline
-def _odd_rational32(z, limit, numerator, denominator):
-    """The float32 z * P(z^2) / Q(z^2) of special._odd_rational, for one element (numba); NaN stays NaN."""
-    if z > limit:
-        z = numba.float32(limit)
-    elif z < -limit:
-        z = numba.float32(-limit)
-    z2 = z * z
-    p = numba.float32(0)
-    for c in numerator:
-        p = p * z2 + numba.float32(c)
-    q = numba.float32(0)
-    for c in denominator:
-        q = q * z2 + numba.float32(c)
-    return z * p / q

@@ -1,0 +1,233 @@
+"""Numerically stable forms of derived pointwise expressions: the same function, printed so that
+floating point does not lose it.  A symbolic engine knows the expression it prints; where a form
+cancels or overflows, it prints an equivalent one that does not.
+
+Rules, as data (each applies to any sum in the expression, first match wins):
+
+* ``c + c·erf(u) → c·erfc(−u)``; ``c − c·erf(u) → c·erfc(u)``: 1 + erf(u) cancels to 0 for u ≪ 0
+  (exact GELU's left tail), erfc(−u) keeps every digit;
+* ``c + c·tanh(u) → 2c / (1 + exp(−2u))``: 1 + tanh(u) cancels for u ≪ 0;
+* ``c − c·tanh(u)² → 4c / (exp(u) + exp(−u))²``: 1 − tanh² cancels for |u| ≫ 1, and the form with
+  exp goes to 0 where tanh² rounds to 1.
+
+Then limits: where a pointwise function h of one tensor element x has a finite limit at ±∞ that the
+formula cannot reach (∞·0, ∞ − ∞, an overflowing x³), the expression takes the limit beyond a
+threshold T: where an exponent of e passes 700 (softplus' exp(x)/(1 + exp(x)) is ∞/∞ past 709.78),
+else where a power of x leaves float64's range — the first of the two at which the limit equals
+h(±T) to double precision (50-digit evaluation); where neither does, only x = ±∞ itself takes the
+limit.
+"""
+from __future__ import annotations
+
+import functools
+
+import sympy as sp
+
+from ..ir import IsInf, Term
+from ..steps import Rewritten
+
+#: how many digits the limit check evaluates with
+_DIGITS = 50
+#: the variable a function of one element is written in (one symbol, so that limits can be cached)
+_S = sp.Dummy("s", real=True)
+
+
+class erfc(sp.erfc):
+    """SymPy's erfc without its canonical form: SymPy writes erfc(−u) as 2 − erfc(u), which is the
+    cancellation this module removes.  Numbers still evaluate; printers see an erfc."""
+
+    @classmethod
+    def eval(cls, arg):
+        return sp.erfc.eval(arg) if arg.is_Number else None
+
+
+def _erf_to_erfc(terms):
+    """c + c·erf(u) → c·erfc(−u); c − c·erf(u) → c·erfc(u)."""
+    return _pair(terms, sp.erf, lambda c, u: c * erfc(-u), lambda c, u: c * erfc(u))
+
+
+def _one_plus_tanh(terms):
+    """c + c·tanh(u) → 2c / (1 + exp(−2u)); c − c·tanh(u) → 2c / (1 + exp(2u))."""
+    return _pair(terms, sp.tanh, lambda c, u: 2 * c / (1 + sp.exp(-2 * u)), lambda c, u: 2 * c / (1 + sp.exp(2 * u)))
+
+
+def _one_minus_tanh_squared(terms):
+    """c − c·tanh(u)² → 4c / (exp(u) + exp(−u))²."""
+    constant = [t for t in terms if t.is_number]
+    for t in terms:
+        coeff, rest = t.as_coeff_Mul()
+        if isinstance(rest, sp.Pow) and rest.exp == 2 and isinstance(rest.base, sp.tanh):
+            for c in constant:
+                if c == -coeff:
+                    u = rest.base.args[0]
+                    others = [x for x in terms if x is not t and x is not c]
+                    return others + [4 * c / (sp.exp(u) + sp.exp(-u)) ** 2]
+    return None
+
+
+def _pair(terms, function, plus, minus):
+    """A constant c and c·function(u) in one sum, replaced by plus(c, u) (or by minus(c, u) for −c·f)."""
+    constant = [t for t in terms if t.is_number]
+    for t in terms:
+        coeff, rest = t.as_coeff_Mul()
+        if isinstance(rest, function):
+            for c in constant:
+                if c in (coeff, -coeff):
+                    others = [x for x in terms if x is not t and x is not c]
+                    return others + [(plus if c == coeff else minus)(c, rest.args[0])]
+    return None
+
+
+#: (identity as LaTeX, rule): applied to every sum until none applies
+RULES = [
+    (r"$1 + \operatorname{erf} u = \operatorname{erfc}(-u)$", _erf_to_erfc),   # cancels for u ≪ 0
+    (r"$1 + \tanh u = 2/(1 + e^{-2u})$", _one_plus_tanh),                       # cancels for u ≪ 0
+    (r"$1 - \tanh^2 u = 4/(e^{u} + e^{-u})^2$", _one_minus_tanh_squared),       # cancels for |u| ≫ 1
+]
+
+
+def rewrite(expr):
+    """``expr`` with every rule applied wherever it matches; returns (expression, names of the rules used)."""
+    used = []
+
+    def visit(e):
+        if e.is_Atom:
+            return e
+        e = e.func(*[visit(a) for a in e.args]) if e.args else e
+        while isinstance(e, sp.Add):
+            for name, rule in RULES:
+                new = rule(list(e.args))
+                if new is not None:
+                    used.append(name)
+                    e = visit(sp.Add(*new))
+                    break
+            else:
+                break
+        return e
+
+    return visit(expr), list(dict.fromkeys(used))
+
+
+def _degree(h, s) -> int:
+    """The highest integer power of ``s`` the formula computes (overflow comes first from it)."""
+    powers = [int(p.exp) for p in h.atoms(sp.Pow) if p.base == s and p.exp.is_Integer and p.exp > 0]
+    return max(powers + [1])
+
+
+def _exponents(h, s) -> list:
+    """The exponents the formula raises e to (exp(a), and b**a as exp(a·log b)) that depend on s."""
+    found = [e.args[0] for e in h.atoms(sp.exp) if e.has(s)]
+    return found + [p.exp * sp.log(p.base) for p in h.atoms(sp.Pow) if p.exp.has(s) and not p.base.has(s)]
+
+
+def _bounds(h, s, sign) -> list:
+    """Thresholds T to try on the side ``sign`` of zero, smallest first: where an exponent the
+    formula raises e to passes 700 (exp overflows past 709.78: softplus' exp(x)/(1 + exp(x)) is ∞/∞
+    there), and where its highest power of s leaves float64's range (x**3 past 5.6e102)."""
+    powers = 1022 // _degree(h, s) - 1
+    exponents = _exponents(h, s)
+
+    def finite(k):
+        at = sign * sp.Integer(2) ** k
+        try:
+            return all(sp.N(a.subs(s, at), 20) <= 700 for a in exponents)
+        except TypeError:  # (a complex exponent: no overflow bound to keep)
+            return True
+
+    lo, hi = 0, powers  # the largest k with finite(k), by bisection
+    if not finite(hi):
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if finite(mid) else (lo, mid)
+        hi = lo
+    return [sp.Float(2.0 ** k) for k in sorted({hi, powers})]
+
+
+def _agrees(h, s, at, limit) -> bool:
+    """Does h(at), evaluated to 50 digits, round to ``limit`` in double precision?"""
+    try:
+        value = sp.N(h.subs(s, at), _DIGITS)
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+    if not value.is_Number or not value.is_finite:  # (an oscillating limit gives AccumBounds)
+        return False
+    if limit == 0:
+        return abs(value) < sp.Float("1e-320", _DIGITS)
+    return abs(value - limit) <= abs(limit) * sp.Float(2) ** -60
+
+
+@functools.lru_cache(maxsize=256)
+def _limit(h, s, infinity):
+    """SymPy's limit of h at ``infinity`` (SymPy's own erfc in place of this module's), or None
+    where SymPy cannot find it (its series code raises many kinds of error).  Cached: SymPy takes
+    seconds over the limits of a tanh-GELU gradient, and an op is derived more than once."""
+    standard = h.replace(lambda e: isinstance(e, erfc), lambda e: sp.erfc(e.args[0]))
+    try:
+        limit = sp.limit(standard, s, infinity)
+    except Exception:  # noqa: BLE001  (NotImplementedError, PoleError, AttributeError, ...)
+        return None
+    return None if limit.has(sp.AccumBounds) else limit
+
+
+def _asymptote(h, s, infinity):
+    """a·s + b when h(s) ~ a·s + b at ``infinity`` (a, b finite, a ≠ 0), else None."""
+    a = _limit(h / s, s, infinity)
+    if a is None or not (a.is_real and a.is_finite) or a == 0:
+        return None
+    b = _limit(h - a * s, s, infinity)
+    return a * s + b if b is not None and b.is_real and b.is_finite else None
+
+
+def limit_guards(expr, x):
+    """``expr`` (a function of the element ``x`` times factors free of it) with its limits at ±∞ —
+    a finite value, or a line a·x + b — taken beyond the threshold T where the formula breaks down
+    (∞·0, an overflowing power of x, a product that overflows before the value does); (expression,
+    branches added)."""
+    free, h = expr.as_independent(x, as_Add=False)
+    s = _S
+    h = h.xreplace({x: s})
+    if not h.has(s) or h.is_polynomial(s):
+        return expr, []
+    branches = []
+    for sign, infinity in ((1, sp.oo), (-1, -sp.oo)):
+        limit = _limit(h, s, infinity)
+        if limit is None:
+            continue
+        if limit.is_real and limit.is_finite:
+            if h.subs(s, infinity) == limit:  # the formula reaches its limit there by itself
+                continue
+            value, check = limit, (lambda at, limit=limit: _agrees(h, s, at, limit))
+        else:
+            line = _asymptote(h, s, infinity)
+            if line is None:
+                continue
+            value, check = line, (lambda at, line=line: _agrees(h / line, s, at, sp.Integer(1)))
+        # the first threshold where the limit is the value to double precision (an overflow below
+        # it may be harmless: exp(−u) → ∞ in a denominator); ±∞ included, the code computes in float64
+        bound = next((b for b in _bounds(h, s, sign) if check(sign * b)), None)
+        condition = IsInf(x, sign) if bound is None else sp.Gt(x, bound) if sign > 0 else sp.Lt(x, -bound)
+        branches.append((free * value.xreplace({s: x}), condition))
+    if not branches:
+        return expr, []
+    return sp.Piecewise(*branches, (expr, True)), branches
+
+
+def stabilise(term: Term, reads) -> tuple:
+    """A term rewritten (RULES: identities, in any term) and, where it is pointwise (no sums,
+    brackets or deltas), guarded (limits); returns (term, step or None).  ``reads`` are the tensor
+    elements that may take the limit (the op's inputs, not g)."""
+    factor, used = rewrite(term.factor)
+    guards = []
+    candidates = [a for a in term.accesses if a in reads]
+    if len(candidates) == 1 and not (term.sums or term.guards or term.deltas):
+        factor, guards = limit_guards(factor, candidates[0])
+    if factor == term.factor:
+        return term, None
+    said = list(used)
+    if guards:
+        said.append(r"beyond the threshold where the formula overflows or gives $\infty \cdot 0$, its limit "
+                    r"at $\pm\infty$")
+    text = ("Rewritten for floating point: " + "; ".join(said) + ". The same function, computed without "
+            "cancellation or overflow.")
+    return term.replace(factor=factor), Rewritten("rewrite for stability", text, term, term.replace(factor=factor),
+                                                  tuple(used))
