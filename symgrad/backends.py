@@ -1,11 +1,17 @@
-"""What differs between the emitted NumPy and CuPy modules, in one place: the array module, the
-printer, which runtime pieces stand in for which, and how elementwise work runs."""
+"""What differs between the emitted modules, in one place: the array module, the printer, which
+runtime pieces stand in for which, how elementwise work runs, and the few spellings the array
+libraries disagree on.
+
+Two kinds: standalone array modules (``numpy``, ``cupy``: ``emit --backend``) and framework
+targets (``torch``, ``jax``: ``emit --target``), whose modules wrap the same forms' code in a
+``torch.autograd.Function`` or a ``jax.custom_vjp``.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .ir import SymgradError
-from .printing.array import ArrayPrinter, CuPyArrayPrinter, ModuleArrayPrinter
+from .printing.array import ArrayPrinter, CuPyArrayPrinter, JaxArrayPrinter, ModuleArrayPrinter, TorchArrayPrinter
 
 
 @dataclass(frozen=True)
@@ -24,13 +30,46 @@ class Backend:
     substitutes: dict = field(default_factory=dict)
     blockwise: bool = False
     fused: bool = False
-    #: how a convolution's GEMMs run, one clause for the emitted header
+    #: how a convolution runs, one clause for the emitted header
     conv_runs: str = ""
+    #: whether that clause follows the paths of runtime/conv.py (else it is the whole story)
+    conv_paths: bool = True
     #: how a matmul form runs, one clause for the emitted header
     matmul_runs: str = ""
+    #: how a pointwise expression runs, one clause for the emitted header
+    expression_runs: str = "array expression (ufuncs)"
+    #: the array method that reorders axes: NumPy's ``transpose(*axes)``, torch's ``permute``
+    permute: str = "transpose"
+    #: the keyword of ``xp.flip`` that names its axes
+    flip_axes: str = "axis"
+    #: arrays made from nothing take the device of the array they go with (torch)
+    device: bool = False
+    #: a fresh result may be added into in place (JAX's arrays are immutable; torch's autograd
+    #: records the backward for double backward, which in-place updates complicate)
+    in_place: bool = True
+    #: a framework target: the module wraps forward and backward for the framework's autodiff
+    framework: bool = False
 
     def make_printer(self) -> ArrayPrinter:
         return self.printer()
+
+    def permuted(self, code: str, order) -> str:
+        """``code`` with its axes in ``order``."""
+        return f"{code}.{self.permute}({', '.join(map(str, order))})"
+
+    def flipped(self, code: str, axes) -> str:
+        """``code`` reversed along ``axes``."""
+        return f"xp.flip({code}, {self.flip_axes}={tuple(axes)})"
+
+    def new(self, function: str, shape: str, like: str) -> str:
+        """``xp.zeros``/``xp.ones`` of ``shape`` with the dtype (and device) of the array ``like``."""
+        device = f", device={like}.device" if self.device else ""
+        return f"xp.{function}({shape}, dtype={like}.dtype{device})"
+
+    def arange(self, lo: str, hi: str, like: str) -> str:
+        """``xp.arange(lo, hi)``, on the device of ``like`` where arrays have one."""
+        device = f", device={like}.device" if self.device else ""
+        return f"xp.arange({lo}, {hi}{device})"
 
 
 NUMPY = Backend("numpy", "NumPy", "import numpy as xp", ModuleArrayPrinter, blockwise=True,
@@ -40,11 +79,26 @@ CUPY = Backend("cupy", "CuPy", "import cupy as xp", CuPyArrayPrinter,
                substitutes={"gemm_numpy": "gemm_cupy", "accumulate_numpy": "accumulate_cupy", "threads": "stream"}, fused=True,
                conv_runs="over the whole batch, each GEMM one cuBLAS call on its operands where they lie",
                matmul_runs="one strided-batched cuBLAS GEMM on the operands as they lie")
+TORCH = Backend("torch", "PyTorch", "import torch as xp", TorchArrayPrinter,
+                substitutes={"conv": "torch_conv", "dot_general": "torch_dot_general"},
+                conv_runs="asymmetric or negative padding by torch.nn.functional.pad; on the tensors' device",
+                conv_paths=False, matmul_runs="one torch.matmul on the permuted operands",
+                expression_runs="torch expression (one kernel per operation)",
+                permute="permute", flip_axes="dims", device=True, in_place=False, framework=True)
+JAX = Backend("jax", "JAX", "import jax.numpy as xp", JaxArrayPrinter,
+              substitutes={"conv": "jax_conv", "dot_general": "jax_dot_general"},
+              conv_runs="jax.lax.conv_general_dilated with these fields verbatim (precision HIGHEST)",
+              conv_paths=False, matmul_runs="jax.lax.dot_general with these dimension numbers (precision HIGHEST)",
+              expression_runs="jax.numpy expression (XLA fuses it under jit)", in_place=False, framework=True)
 BACKENDS = {b.name: b for b in (NUMPY, CUPY)}
+TARGETS = {b.name: b for b in (TORCH, JAX)}
 
 
 def backend(name: str) -> Backend:
-    """The backend called ``name``; a SymgradError naming the choices otherwise."""
+    """The backend or framework target called ``name``; a SymgradError naming the choices otherwise."""
+    if name in TARGETS:
+        return TARGETS[name]
     if name not in BACKENDS:
-        raise SymgradError(f"emit: backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+        raise SymgradError(f"emit: backend must be one of {', '.join(BACKENDS)} (or a target: "
+                           f"{', '.join(TARGETS)}), got {name!r}")
     return BACKENDS[name]

@@ -184,10 +184,15 @@ def cmd_derive(args):
 
 def cmd_emit(args):
     from .derive import derive
-    from .emit import emit
+    from .emit import emit, emit_target
+    if args.target != "module" and args.backend:
+        raise SymgradError(f"emit: --backend chooses the array library of a standalone module (--target module); "
+                           f"the {args.target} target runs on the framework's own device and kernels")
     op, _ = build_op(args, concrete=True)
     concrete_sizes(op, parse_shapes(op, args.input_shape))
-    _write(emit(derive(op), backend=args.backend), args.output)
+    d = derive(op)
+    _write(emit(d, backend=args.backend or "numpy") if args.target == "module" else emit_target(d, args.target),
+           args.output)
     return 0
 
 
@@ -229,6 +234,9 @@ def _report(path, text: str):
 def cmd_bench(args):
     from .bench import cpu as bench
     if args.backend == "cupy":
+        if args.target != "module":
+            raise SymgradError("bench: --target torch times the torch Function on the CPU; --backend cupy times the "
+                               "CuPy modules on the GPU")
         return _bench_gpu(args)
     if args.gemm or args.conv_path or args.dtype:
         raise SymgradError("bench: --gemm, --conv-path and --dtype compare routes and dtypes on the GPU; they need "
@@ -238,13 +246,14 @@ def cmd_bench(args):
             raise SymgradError("bench: --suite runs the standard shapes; give either an op or --suite")
         path = _suite_output(args)
         threads = tuple(args.threads or (1, 2))
-        _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress))
+        _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target))
         return 0
     if not args.op:
         raise SymgradError("bench: give an op (with --input-shape for every input) or --suite")
     op, params, shapes = _bench_case(args)
     for t in args.threads or (1,):
-        result = bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats, bind=args.bind)
+        result = bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats, bind=args.bind,
+                             target=args.target)
         print(bench.format_result(op.name, t, result, bind=args.bind))
     return 0
 
@@ -309,7 +318,10 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_derive)
     e = sub.add_parser("emit", allow_abbrev=False, help="write a standalone backward module")
     _add_op_args(e)
-    e.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    e.add_argument("--target", choices=("module", "torch", "jax"), default="module",
+                   help="module: a standalone NumPy/CuPy module (forward, backward); torch: a torch.autograd.Function "
+                        "(double backward included); jax: a jax.custom_vjp")
+    e.add_argument("--backend", choices=("numpy", "cupy"), help="the standalone module's array library (default numpy)")
     e.add_argument("-o", "--output")
     e.set_defaults(fn=cmd_emit)
     c = sub.add_parser("check", allow_abbrev=False, help="verify the emitted module numerically")
@@ -334,6 +346,9 @@ def parser() -> argparse.ArgumentParser:
                     help="OMP_PROC_BIND=true for both sides: threads bound one to a CPU")
     bn.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                     help="numpy: CPU against torch CPU; cupy: GPU against torch with cuDNN")
+    bn.add_argument("--target", choices=("module", "torch"), default="module",
+                    help="module: the emitted NumPy module; torch: the emitted torch.autograd.Function under autograd "
+                         "(CPU), both against torch's own op")
     bn.add_argument("--dtype", action="append", choices=("float32", "float16", "float64"),
                     help="cupy (repeat for several): float32 (default), float16, float64; CuPy has no bfloat16")
     bn.add_argument("--gemm", action="append", choices=("cublas", "matmul"),

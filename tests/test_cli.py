@@ -103,6 +103,10 @@ def test_check_passes_and_prints_table(capsys):
     (["derive", "gelu", "--mode", "full"], "--mode does not apply to gelu"),
     (["bench", "gelu", "--input-shape", "x=8", "--gemm", "matmul"], "--gemm, --conv-path and --dtype compare routes and dtypes on the GPU"),
     (["bench", "gelu"], "bench gelu: give the shape to time with --input-shape NAME=D0,D1,... for every input (x)"),
+    (["emit", "gelu", "--target", "torch", "--backend", "cupy"], "--backend chooses the array library of a standalone module"),
+    (["emit", "conv", "--ndim", "4", "--target", "torch"], "torch's kernels, which have 1 to 3 spatial axes"),
+    (["bench", "gelu", "--input-shape", "x=8", "--target", "torch", "--backend", "cupy"],
+     "--target torch times the torch Function on the CPU"),
     (["bench", "matmul", "--input-shape", "a=4,5"], "give --input-shape for every input (missing b)"),
 ])
 def test_bad_parameters_exit_2_with_one_clear_line(capsys, argv, needle):

@@ -40,7 +40,7 @@ COMMANDS = command_lines()
 PYTHON = blocks("python")
 
 
-def _stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False):
+def _stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module"):
     """What symgrad.bench.cpu.bench returns, without the timing children."""
     methods = ["forward", "dx", "forward+backward"]
     times = {m: 1e-3 for m in methods}

@@ -277,8 +277,22 @@ def test_a_substitute_lacking_a_name_is_refused(monkeypatch):
 
 
 def test_templates_hold_no_static_helper():
-    """A def in a template takes a placeholder: static code belongs in symgrad/runtime."""
+    """A function in a template takes a placeholder: static code belongs in symgrad/runtime.  The
+    methods of the framework targets' classes (autograd.Function, nn.Module) have the names and
+    signatures torch requires; their bodies are one or two lines that delegate."""
     templates = RUNTIME.parents[1] / "templates"
-    defs = [(path.name, line) for path in templates.rglob("*.py.j2") for line in path.read_text().splitlines()
-            if line.strip().startswith("def ")]
+    defs, methods = [], []
+    for path in templates.rglob("*.py.j2"):
+        lines = path.read_text().splitlines()
+        for k, line in enumerate(lines):
+            if line.startswith("def "):
+                defs.append((path.name, line))
+            elif line.startswith("    def "):
+                body = []
+                for b in lines[k + 1:]:
+                    if not (b.startswith("        ") or b.startswith("{%")):
+                        break
+                    body += [b] if b.startswith("        ") else []
+                methods.append((path.name, line, len(body)))
     assert defs and all("{{" in line for _, line in defs), defs
+    assert methods and all(n <= 2 or "__init__" in line for _, line, n in methods), methods

@@ -134,12 +134,23 @@ def _gauge(pause: float) -> dict:
     return rates
 
 
-def _torch_fns(op, arrays, threads):
-    import torch
+def _reference(op, module=None):
+    """torch's own op (verify/reference.py), or with ``module`` (a torch-target module) the emitted
+    Function, as ``f(op, *tensors)``."""
     from symgrad.verify.reference import REFERENCES
+    if module is None:
+        return REFERENCES[op.name]
+    function = getattr(module, op.name)
+    return lambda op, *ts: function(*ts)
+
+
+def _torch_fns(op, arrays, threads, module=None):
+    """forward, per-input gradient and forward+backward callables of torch's op (or of the emitted
+    Function in ``module``), and the upstream gradient."""
+    import torch
     torch.set_num_threads(threads)
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-    ref = REFERENCES[op.name]
+    ref = _reference(op, module)
     graph = ref(op, *ts)  # built once: a gradient's time is its backward alone
     g = torch.ones_like(graph)
 
@@ -163,11 +174,16 @@ def run_timing(task: dict) -> dict:
     t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"])
     pause = 0.2 if task["threads"] > 1 else 0.0
     out = {"emitted": {}, "torch": {}, "ratio": {}, "gauge": [_gauge(pause)]}
-    methods = {"forward": (lambda: module.forward(*arrays), t_fwd)}
-    for k, t in enumerate(op.inputs):
-        fn = getattr(module, f"grad_{t.name}")
-        methods[f"d{t.name}"] = ((lambda fn=fn: fn(g, *arrays)), t_grad(k))
-    methods["forward+backward"] = (lambda: (module.forward(*arrays), module.backward(g, *arrays)), t_bwd)
+    if task.get("target") == "torch":  # the emitted Function under torch's autograd, against torch's own op
+        e_fwd, e_grad, e_bwd, _ = _torch_fns(op, arrays, task["threads"], module)
+        methods = {"forward": (e_fwd, t_fwd), **{f"d{t.name}": (e_grad(k), t_grad(k)) for k, t in enumerate(op.inputs)},
+                   "forward+backward": (e_bwd, t_bwd)}
+    else:
+        methods = {"forward": (lambda: module.forward(*arrays), t_fwd)}
+        for k, t in enumerate(op.inputs):
+            fn = getattr(module, f"grad_{t.name}")
+            methods[f"d{t.name}"] = ((lambda fn=fn: fn(g, *arrays)), t_grad(k))
+        methods["forward+backward"] = (lambda: (module.forward(*arrays), module.backward(g, *arrays)), t_bwd)
     for key, (emitted, torch_fn) in methods.items():
         times = _interleaved_times({"emitted": emitted, "torch": torch_fn}, reps, warm, pause=pause)
         out["emitted"][key], out["torch"][key] = (_quartiles(times[k])[1] for k in ("emitted", "torch"))
@@ -197,13 +213,13 @@ def run_memory(task: dict) -> dict:
     """
     op, module, arrays = _setup(task)
     _warm_blas()
-    if task["method"] == "torch":
+    if task["method"] == "torch" or task.get("target") == "torch":
         import torch
-        from symgrad.verify.reference import REFERENCES
         torch.set_num_threads(task["threads"])
+        ref = _reference(op, module if task["method"] == "emitted" else None)
         ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-        g = torch.ones_like(REFERENCES[op.name](op, *[t.detach() for t in ts]))
-        run = lambda: torch.autograd.grad(REFERENCES[op.name](op, *ts), ts, g)
+        g = torch.ones_like(ref(op, *[t.detach() for t in ts]))
+        run = lambda: torch.autograd.grad(ref(op, *ts), ts, g)
     else:
         import numpy as np
         g = np.ones(module.forward(*arrays).shape, np.float32)
@@ -215,12 +231,15 @@ def run_memory(task: dict) -> dict:
     return {"peak_mib": (_status_kib("VmHWM") - base) / 1024}
 
 
-def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False) -> dict:
+def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module") -> dict:
+    """Times and peak memory of the emitted module (``target`` "module") or torch.autograd.Function
+    (``target`` "torch") against torch's own op, in child processes."""
     import symgrad
-    from symgrad.emit import emit
-    source = emit(symgrad.derive(symgrad.ops.build(op_name, **params)))
+    from symgrad.emit import emit, emit_target
+    d = symgrad.derive(symgrad.ops.build(op_name, **params))
+    source = emit(d) if target == "module" else emit_target(d, target)
     task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
-            "warmup": warmup, "mode": "time", "source": source, "bind": bind}
+            "warmup": warmup, "mode": "time", "source": source, "bind": bind, "target": target}
     result = _child(task)
     for method in ("emitted", "torch"):
         result[method]["peak_mib"] = _child(dict(task, mode="memory", method=method))["peak_mib"]
@@ -245,9 +264,10 @@ def format_result(name, threads, result, bind=False) -> str:
 MINUTES_PER_RUN = 1.0
 
 
-def suite(threads=(1, 2), repeats=9, progress=print) -> str:
+def suite(threads=(1, 2), repeats=9, progress=print, target="module") -> str:
     """Every case of SUITE at each thread count (2+ threads also bound), as the Markdown table of
-    BENCHMARKS.md; ``progress`` gets a line before the runs and after each one."""
+    BENCHMARKS.md; ``progress`` gets a line before the runs and after each one.  ``target`` "torch"
+    times the emitted torch.autograd.Functions instead of the NumPy modules."""
     import platform
     import numpy
     runs = [(case, t, bind) for case in SUITE for t in threads for bind in ((False, True) if t > 1 else (False,))]
@@ -255,7 +275,7 @@ def suite(threads=(1, 2), repeats=9, progress=print) -> str:
              f"{round(len(runs) * MINUTES_PER_RUN * repeats / 9)} minutes on a 2-core machine")
     rows = []
     for k, ((name, op, params, shapes), t, bind) in enumerate(runs, start=1):
-        r = bench(op, params, shapes, threads=t, repeats=repeats, bind=bind)
+        r = bench(op, params, shapes, threads=t, repeats=repeats, bind=bind, target=target)
         progress(f"[{k}/{len(runs)}] " + format_result(name, t, r, bind))
         rows.append((name, f"{t} bound" if bind else str(t), r))
     versions = {}
@@ -264,8 +284,10 @@ def suite(threads=(1, 2), repeats=9, progress=print) -> str:
             versions[name] = __import__(name).__version__
         except ImportError:
             versions[name] = "not installed"
-    head = ["# Benchmarks: emitted NumPy modules vs PyTorch (CPU, float32)", "",
-            f"Measured by `symgrad bench --suite` on {platform.machine()} with {os.cpu_count()} cores, "
+    what = "emitted NumPy modules" if target == "module" else "emitted torch.autograd.Functions (--target torch)"
+    command = "symgrad bench --suite" + ("" if target == "module" else " --target torch")
+    head = [f"# Benchmarks: {what} vs PyTorch (CPU, float32)", "",
+            f"Measured by `{command}` on {platform.machine()} with {os.cpu_count()} cores, "
             f"numpy {numpy.__version__}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
             "same thread count, the two sides taking turns run by run (with 2+ threads, each turn is 0.2 s of sleep, "
             f"so neither library's spinning worker threads steal the cores, then {SETTLE:g} s of untimed calls (at least "

@@ -1,5 +1,6 @@
 """Emit a standalone backward module from a derivation (:mod:`module`), with the runtime pieces it
-calls inlined (:mod:`inline`) and elementwise functions as numba loops (:mod:`loops`).
+calls inlined (:mod:`inline`) and elementwise functions as numba loops (:mod:`loops`); or the same
+derivation as a torch.autograd.Function or a jax.custom_vjp (:mod:`framework`).
 
 >>> import symgrad
 >>> from symgrad.emit import emit, load
@@ -7,6 +8,7 @@ calls inlined (:mod:`inline`) and elementwise functions as numba loops (:mod:`lo
 >>> float(gelu.backward(1.0, 0.0)[0])
 0.5
 """
+from .framework import emit_target
 from .module import emit, load, module_context
 
-__all__ = ["emit", "load", "module_context"]
+__all__ = ["emit", "emit_target", "load", "module_context"]

@@ -45,41 +45,12 @@ def _leaves(value):
         yield value
 
 
-def module_context(d: Derivation, backend: str = "numpy") -> dict:
-    """Everything the skeleton needs, from the derivation alone."""
-    op = d.op
-    spec = find_backend(backend)
-    args = ", ".join(t.name for t in op.inputs)
-    out_vars = tuple(sp.Symbol(i.label.name, integer=True) for i in op.indices)
-    shaped = not op.elementwise
-    blockwise = op.elementwise and spec.blockwise  # CuPy fuses elementwise work into one kernel instead
-    code = sum_code(op.name, d.forward, Target("y", op.output, out_vars, d.tensors, shaped, spec))
-    forward = list(code.lines) + [f"return _owned(y.astype(xp.result_type({args}), copy=False))"]
-    forward_loop = make_loop(d.forward, "y", [t.name for t in op.inputs]) if blockwise else None
-    backward, grads, gradients = [], [], []
-    for t in op.inputs:
-        g = d.grads[t.name]
-        result = naming.grad(t.name)
-        body = sum_code(op.name, g.forms, Target(result, t, g.indices, d.tensors, shaped, spec))
-        code += body
-        loop = make_loop(g.forms, result, [naming.UPSTREAM] + [u.name for u in op.inputs]) if blockwise else None
-        backward.append({"name": t.name, "function": naming.grad_function(t.name), "loop": loop,
-                         "body": list(body.lines) + [f"return _owned({result}.astype({t.name}.dtype, copy=False))"]})
-        grads.append(f"{naming.grad_function(t.name)}({naming.GRAD_OUTPUT}, {args})")
-        gradients.append({"name": t.name, "indices": ", ".join(map(str, g.indices)), "terms": [
-            {"text": term_text(f.term), "kind": f.kind, "fields": json.dumps(jsonable(f.fields), sort_keys=True),
-             "formulation": kind(f.kind).formulation(f, spec, blockwise=blockwise, jit=loop is not None)}
-            for f in g.forms]})
-    unbatched = _unbatched(op)
-    for b, t in zip(backward, op.inputs):
-        b["batched"] = bool(unbatched) and t.name in unbatched["inputs"]
-    loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
-    pieces = set(code.pieces) | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
-    pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for lp in loops for f in lp.functions}  # erfc beside erf
-    bind, sizes = ([], []) if op.elementwise else bind_statements(op)
-    if not op.elementwise:
-        _require_concrete(d, sizes)
-    names, imports, runtime = inline(pieces, spec.substitutes)
+def header_context(d: Derivation, spec, blockwise: bool = False, jit: dict = None, usage: str = None) -> dict:
+    """What the header docstring says (templates/header.j2): the rule, each form and how ``spec``
+    computes it; ``jit`` names the forms (by gradient, None for the forward) that run as numba
+    loops; ``usage`` a paragraph on how to call the module."""
+    op, jit = d.op, jit or {}
+    said = lambda f, name: kind(f.kind).formulation(f, spec, blockwise=blockwise, jit=jit.get(name, False))
     return {
         "op": op.name, "version": __version__,
         "params": json.dumps(jsonable(op.params), sort_keys=True),
@@ -87,16 +58,72 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "output": f"{op.output.name} {shape_text(op.output)}", "output_name": op.output.name,
         "forward_rule": f"{op.output.name}[{', '.join(str(i.label) for i in op.indices)}] = "
                         f"{terms_text([f.term for f in d.forward])}",
-        "forward_forms": [{"kind": f.kind, "formulation": kind(f.kind).formulation(
-            f, spec, blockwise=blockwise, jit=forward_loop is not None)} for f in d.forward],
-        "gradients": gradients, "backend_name": spec.title, "array_module": spec.array_import.split()[1],
+        "forward_forms": [{"kind": f.kind, "formulation": said(f, None)} for f in d.forward],
+        "gradients": [{"name": t.name, "indices": ", ".join(map(str, d.grads[t.name].indices)), "terms": [
+            {"text": term_text(f.term), "kind": f.kind, "fields": json.dumps(jsonable(f.fields), sort_keys=True),
+             "formulation": said(f, t.name)} for f in d.grads[t.name].forms]} for t in op.inputs],
+        "backend_name": spec.title, "array_module": spec.array_import.split()[1],
+        "grad_output": naming.GRAD_OUTPUT, "usage": usage,
+    }
+
+
+def code_context(d: Derivation, spec) -> dict:
+    """The forms' code for ``spec``: the forward's statements (leaving ``y``) and, per input, the
+    gradient's (leaving its result), with the runtime pieces and imports they need."""
+    op = d.op
+    out_vars = tuple(sp.Symbol(i.label.name, integer=True) for i in op.indices)
+    shaped = not op.elementwise
+    code = sum_code(op.name, d.forward, Target("y", op.output, out_vars, d.tensors, shaped, spec))
+    forward, grads = list(code.lines), {}
+    for t in op.inputs:
+        g = d.grads[t.name]
+        body = sum_code(op.name, g.forms, Target(naming.grad(t.name), t, g.indices, d.tensors, shaped, spec))
+        code += body
+        grads[t.name] = list(body.lines)
+    bind, sizes = ([], []) if op.elementwise else bind_statements(op)
+    if not op.elementwise:
+        _require_concrete(d, sizes)
+    return {"forward": forward, "grads": grads, "pieces": set(code.pieces), "imports": list(code.imports),
+            "bind": bind, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
+            "args": ", ".join(t.name for t in op.inputs),
+            "grad_output_checks": grad_output_statements(op, naming.GRAD_OUTPUT)}
+
+
+def module_context(d: Derivation, backend: str = "numpy") -> dict:
+    """Everything the skeleton needs, from the derivation alone."""
+    op = d.op
+    spec = find_backend(backend)
+    if spec.framework:
+        raise SymgradError(f"emit: {backend} is a target (emit_target), not a module backend")
+    blockwise = op.elementwise and spec.blockwise  # CuPy fuses elementwise work into one kernel instead
+    code = code_context(d, spec)
+    args = code["args"]
+    forward = code["forward"] + [f"return _owned(y.astype(xp.result_type({args}), copy=False))"]
+    forward_loop = make_loop(d.forward, "y", [t.name for t in op.inputs]) if blockwise else None
+    backward, grads = [], []
+    for t in op.inputs:
+        g = d.grads[t.name]
+        result = naming.grad(t.name)
+        loop = make_loop(g.forms, result, [naming.UPSTREAM] + [u.name for u in op.inputs]) if blockwise else None
+        backward.append({"name": t.name, "function": naming.grad_function(t.name), "loop": loop,
+                         "body": code["grads"][t.name] + [f"return _owned({result}.astype({t.name}.dtype, copy=False))"]})
+        grads.append(f"{naming.grad_function(t.name)}({naming.GRAD_OUTPUT}, {args})")
+    unbatched = _unbatched(op)
+    for b, t in zip(backward, op.inputs):
+        b["batched"] = bool(unbatched) and t.name in unbatched["inputs"]
+    loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
+    pieces = code["pieces"] | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
+    pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for lp in loops for f in lp.functions}  # erfc beside erf
+    names, imports, runtime = inline(pieces, spec.substitutes)
+    jit = {None: forward_loop is not None, **{b["name"]: b["loop"] is not None for b in backward}}
+    return {
+        **header_context(d, spec, blockwise, jit), **code,
         "pieces": names,
-        "imports": import_block(list(imports) + list(code.imports), spec.array_import),
+        "imports": import_block(list(imports) + code["imports"], spec.array_import),
         "runtime": runtime, "blockwise": blockwise, "forward_loop": forward_loop,
-        "args": args, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
-        "bind": bind, "forward": forward, "grad_output_checks": grad_output_statements(op, naming.GRAD_OUTPUT), "backward": backward,
+        "forward": forward, "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
-        "grad_output": naming.GRAD_OUTPUT, "upstream": naming.UPSTREAM, "unbatched": unbatched,
+        "upstream": naming.UPSTREAM, "unbatched": unbatched,
         "names": repr(tuple(t.name for t in op.inputs)), "one_input": len(op.inputs) == 1,
         "grad_names": repr((naming.GRAD_OUTPUT,) + tuple(t.name for t in op.inputs)),
     }
@@ -116,13 +143,18 @@ def _unbatched(op) -> dict:
 
 
 def emit(d: Derivation, backend: str = "numpy") -> str:
-    """The module's source text; deterministic (same derivation → same bytes).
+    """The module's source text; deterministic (same derivation → same bytes).  ``backend``
+    ``numpy`` or ``cupy``; a framework target's name (``torch``, ``jax``) gives that target's module
+    (:func:`symgrad.emit.framework.emit_target`).
 
     >>> from symgrad import ops, derive
     >>> src = emit(derive(ops.gelu()))
     >>> "def backward" in src
     True
     """
+    if find_backend(backend).framework:
+        from .framework import emit_target
+        return emit_target(d, backend)
     return environment().get_template("module.py.j2").render(**module_context(d, backend))
 
 

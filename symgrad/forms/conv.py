@@ -28,6 +28,19 @@ def _all_one(values) -> bool:
     return all(sp.sympify(v) == 1 for v in values)
 
 
+def _torch_call(f) -> str:
+    """The torch call that computes a form (runtime/torch_conv.py's choice, read off the fields)."""
+    n = len(f["window_strides"])
+    if not _all_one(f["lhs_dilation"]) and _all_one(f["window_strides"]):
+        call = (f"torch.nn.functional.conv_transpose{n}d with stride {tuple(f['lhs_dilation'])} (the kernel reversed, "
+                "in and out channels swapped within each group)")
+    else:
+        call = f"torch.nn.functional.conv{n}d"
+    if sp.sympify(f["batch_group_count"]) != 1:
+        call += ", the batch groups folded into feature groups"
+    return call
+
+
 class ConvGeneralDilated(Kind):
     name = "conv_general_dilated"
     fresh_result = True
@@ -39,12 +52,13 @@ class ConvGeneralDilated(Kind):
 
     def code(self, form, target):
         f = form.fields
-        rhs_spec, rhs, lines = f["dimension_numbers"][1], f["rhs"], []
+        rhs_spec, rhs, lines, pieces = f["dimension_numbers"][1], f["rhs"], [], {"conv"}
         rev = [rhs_spec.index(c) for c, r in zip([c for c in rhs_spec if c not in "OI"], f["rhs_reverse"]) if r]
-        kernel = f"xp.flip({rhs}, axis={tuple(rev)})" if rev else rhs
+        kernel = target.backend.flipped(rhs, rev) if rev else rhs
         if rhs == ONES:  # a window sum: the kernel is ones, the same reversed
-            kernel = f"xp.ones({shape_code(f['rhs_shape'])}, dtype={f['lhs']}.dtype)"
+            kernel = target.backend.new("ones", shape_code(f["rhs_shape"]), f["lhs"])
         if "rhs_regroup" in f:
+            pieces.add("regroup")
             rg = f["rhs_regroup"]
             kernel = f"regroup({kernel}, {size_code(rg['groups'])}, {rg['from_axis']}, {rg['to_axis']})"
         if kernel != rhs:
@@ -59,7 +73,7 @@ class ConvGeneralDilated(Kind):
                 f"batch_group_count={size_code(f['batch_group_count'])})")
         call = scaled(call, f, target.backend.make_printer())
         lines.append(f"{target.out} = {call}.reshape{shape_code(target.tensor.dims)}")
-        return Code(tuple(lines), frozenset({"conv"}))
+        return Code(tuple(lines), frozenset(pieces))
 
     def describe(self, form, show=None):
         f = form.fields
@@ -94,6 +108,10 @@ class ConvGeneralDilated(Kind):
 
     def formulation(self, form, backend, blockwise=False, jit=False):
         f = form.fields
+        if backend.name == "torch":
+            return _torch_call(f) + "; " + backend.conv_runs
+        if not backend.conv_paths:
+            return backend.conv_runs
         batch_groups = sp.sympify(f["batch_group_count"])
         clauses = []
         if runtime_conv._by_output_phases(f["window_strides"], f["lhs_dilation"], batch_groups):

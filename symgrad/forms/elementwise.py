@@ -41,7 +41,7 @@ class Elementwise(Kind):
         lines, mapping = [], {}
         for k, (acc, spec) in enumerate(zip(form.term.accesses, form.layout["operands"])):
             name = naming.aligned(spec["tensor"], k)
-            read = align(array_of(spec["tensor"], target.tensors), spec["vars"], target.out_vars) \
+            read = align(array_of(spec["tensor"], target.tensors), spec["vars"], target.out_vars, target.backend) \
                 if target.shaped else spec["tensor"]
             lines.append(f"{name} = {read}")
             mapping[acc] = sp.Symbol(name)
@@ -69,6 +69,6 @@ class Elementwise(Kind):
         loop = "one numba loop when numba is installed, else " if jit else ""
         blocks = " in cache-sized blocks" if blockwise else ""
         wide = "; float16/float32 computed in float64, rounded once" if blockwise or jit else ""
-        return f"{loop}array expression (ufuncs){blocks}{wide}"
+        return f"{loop}{backend.expression_runs}{blocks}{wide}"
 
 ELEMENTWISE = Elementwise()

@@ -143,7 +143,7 @@ def plain_reads(accesses, tensors) -> list | None:
     return out
 
 
-def align(src: str, vars_, out_vars) -> str:
+def align(src: str, vars_, out_vars, backend) -> str:
     """Index/transpose/expand ``src`` (axes named ``vars_``, None = size-1 axis read at 0) to ``out_vars``."""
     code = src
     if any(v is None for v in vars_):
@@ -151,7 +151,7 @@ def align(src: str, vars_, out_vars) -> str:
     present = [v for v in vars_ if v is not None]
     order = sorted(range(len(present)), key=lambda k: list(out_vars).index(present[k]))
     if order != list(range(len(present))):
-        code += ".transpose(" + ", ".join(map(str, order)) + ")"
+        code = backend.permuted(code, order)
     kept = {present[k] for k in order}
     if len(kept) != len(out_vars):
         code += "[" + ", ".join(":" if v in kept else "None" for v in out_vars) + "]"

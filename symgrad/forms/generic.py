@@ -25,16 +25,20 @@ def guard_code(g, printer) -> str:
     return printer.doprint(g)
 
 
-def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printer=None) -> list:
+def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printer=None, backend=None) -> list:
     """Statements that gather over the full index grid (output and summed indices), mask the
-    guards, and sum: any term, literally (the checks evaluate definitions and raw derivatives so)."""
+    guards, and sum: any term, literally (the checks evaluate definitions and raw derivatives so).
+    ``backend`` places the index grids (on the device of the first tensor read, for torch)."""
     grid = list(out_vars) + [v for v, _, _ in term.sums]
     bounds = [(0, d - 1) for d in target.dims] + [(lo, hi) for _, lo, hi in term.sums]
     names = {v: sp.Symbol(naming.index_var(v)) for v in grid}
+    like = term.accesses[0].base.name if term.accesses else None
     lines = []
     for k, (v, (lo, hi)) in enumerate(zip(grid, bounds)):
         shape = ", ".join("-1" if a == k else "1" for a in range(len(grid)))
-        lines.append(f"{names[v]} = xp.arange({size_code(lo)}, {size_code(hi)} + 1).reshape({shape},)")
+        grid_range = backend.arange(size_code(lo), f"{size_code(hi)} + 1", like) if backend and like else \
+            f"xp.arange({size_code(lo)}, {size_code(hi)} + 1)"
+        lines.append(f"{names[v]} = {grid_range}.reshape({shape},)")
     ap = printer or ArrayPrinter()
     sub = lambda e: sp.sympify(e).xreplace(names)
     masks, mapping = [], {}
@@ -75,7 +79,8 @@ class Generic(Kind):
 
     def code(self, form, target):
         printer = target.backend.make_printer()
-        lines = generic_code(form.term, target.out, target.tensor, target.tensors, target.out_vars, printer)
+        lines = generic_code(form.term, target.out, target.tensor, target.tensors, target.out_vars, printer,
+                             target.backend)
         return printed(lines, printer)
 
     def describe(self, form, show=None):

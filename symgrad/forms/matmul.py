@@ -84,7 +84,7 @@ class Matmul(Kind):
         printer = target.backend.make_printer()
         out = target.out
         lines.append(f"{out} = {scaled(f'dot_general({names[0]}, {names[1]}, {dims[0]}, {dims[1]})', form.fields, printer)}")
-        aligned = align(out, result, target.out_vars)
+        aligned = align(out, result, target.out_vars, target.backend)
         lines.append(f"{out} = {aligned}" if set(result) >= set(target.out_vars) else
                      f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})")
         return printed(lines, printer, {"dot_general"})

@@ -33,7 +33,7 @@ class ReduceSum(Kind):
         value = scaled(f"xp.sum({array_of(spec['tensor'], target.tensors)}, axis={tuple(form.fields['axes'])})",
                        form.fields, printer)
         out = target.out
-        aligned = align(out, kept, target.out_vars)
+        aligned = align(out, kept, target.out_vars, target.backend)
         return printed([f"{out} = {value}", f"{out} = {aligned}" if set(kept) >= set(target.out_vars) else
                         f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})"], printer)
 

@@ -48,11 +48,11 @@ def sum_code(op_name: str, forms, target) -> Code:
         code += Code((f"# {form.kind}: {term_text(form.term)}",)) + body
         parts.append(part)
     fresh = [p for p, f in zip(parts, forms) if kind(f.kind).fresh_result]
-    if fresh and len(parts) > 1:  # add into the convolution's own result, not a new temporary
+    if fresh and len(parts) > 1 and target.backend.in_place:  # add into the convolution's own result, not a new temporary
         value = f"_add_terms({', '.join(fresh[:1] + [p for p in parts if p != fresh[0]])})"
         code += Code((), frozenset({"add_terms"}))
     else:
-        value = " + ".join(parts) if parts else f"xp.zeros({shape_code(target.tensor.dims)})"
+        value = " + ".join(parts) if parts else target.backend.new("zeros", shape_code(target.tensor.dims), target.tensor.name)
     t = target.tensor  # every part has the target's index-space shape already
     line = f"{target.out} = {value}" if not target.shaped else f"{target.out} = ({value}).reshape({shape_code(t.shape)})"
     return code + Code((line,))

@@ -1,4 +1,5 @@
-"""Array code: NumPy (``xp`` = numpy), the emitted NumPy modules' variant, and CuPy."""
+"""Array code: NumPy (``xp`` = numpy), the emitted NumPy modules' variant, CuPy, and the framework
+targets' torch and jax.numpy."""
 from __future__ import annotations
 
 import sympy as sp
@@ -125,3 +126,103 @@ def array_statements(expr, out: str, printer=None) -> list:
     printer = printer or ArrayPrinter()
     temps, (reduced,) = sp.cse(fold_constants(expr), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
     return [f"{name} = {printer.doprint(value)}" for name, value in temps] + [f"{out} = {printer.doprint(reduced)}"]
+
+
+#: SciPy's special functions that the frameworks have, under their names there
+_TORCH_SPECIAL = {"erf": "xp.special.erf", "erfc": "xp.special.erfc", "erfcx": "xp.special.erfcx",
+                  "erfinv": "xp.special.erfinv", "gammaln": "xp.special.gammaln", "psi": "xp.special.digamma",
+                  "digamma": "xp.special.digamma", "polygamma": "xp.special.polygamma", "expit": "xp.special.expit",
+                  "logit": "xp.special.logit", "i0": "xp.special.i0", "i0e": "xp.special.i0e", "i1": "xp.special.i1",
+                  "i1e": "xp.special.i1e", "ndtr": "xp.special.ndtr", "ndtri": "xp.special.ndtri",
+                  "log_ndtr": "xp.special.log_ndtr", "xlogy": "xp.special.xlogy", "xlog1py": "xp.special.xlog1py",
+                  "zeta": "xp.special.zeta"}
+_JAX_SPECIAL = ("erf", "erfc", "erfinv", "gamma", "gammaln", "digamma", "psi", "polygamma", "expit", "logit", "i0",
+                "i0e", "i1", "i1e", "ndtr", "ndtri", "log_ndtr", "xlogy", "xlog1py", "zeta", "betaln", "spence")
+
+
+class _FrameworkPrinter(ArrayPrinter):
+    """What torch and jax.numpy share against NumPy: a Piecewise without a final ``True`` as nested
+    ``where`` (NaN where no condition holds, as ``numpy.select`` gives); large constants as plain
+    numbers; logical operators as ``&``/``|``/``~``; special functions only where the framework has
+    them (otherwise NotImplementedError, which the emitter reports as an error naming the term)."""
+
+    special_names = ()
+
+    def _module_format(self, fqn, register=True):
+        if fqn.startswith("scipy.special."):
+            name = fqn[len("scipy.special."):]
+            if name not in self.special_names:
+                raise NotImplementedError(f"{self.framework} has no {fqn}")
+        if fqn == "scipy.constants.pi":
+            self.used_modules.add("math")
+            return "math.pi"
+        return super()._module_format(fqn, register)
+
+    def _print_Piecewise(self, expr):
+        *branches, (last, cond) = expr.args
+        if cond is sp.true:
+            return super()._print_Piecewise(expr)
+        text = "float('nan')"
+        for value, c in reversed(expr.args):
+            text = f"{self._module_format('numpy.where')}({self._print(c)}, {self._print(value)}, {text})"
+        return text
+
+    def _print_Float(self, expr):
+        return ArrayPrinter.__mro__[1]._print_Float(self, expr)
+
+    def _print_And(self, expr):
+        return " & ".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_Or(self, expr):
+        return " | ".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_Not(self, expr):
+        return f"~({self._print(expr.args[0])})"
+
+
+class TorchArrayPrinter(_FrameworkPrinter):
+    """Code for the torch target (``xp`` = torch): SciPy's special functions as ``torch.special``'s,
+    ``maximum``/``minimum`` with constants as ``clamp`` (torch's take tensors only), ``==`` as
+    ``eq`` (``torch.equal`` compares whole tensors), ``mod`` as ``remainder``."""
+
+    framework = "torch"
+    special_names = tuple(_TORCH_SPECIAL)
+
+    def _module_format(self, fqn, register=True):
+        if fqn.startswith("scipy.special.") and fqn[len("scipy.special."):] in _TORCH_SPECIAL:
+            return _TORCH_SPECIAL[fqn[len("scipy.special."):]]
+        if fqn == "numpy.equal":
+            return "xp.eq"
+        if fqn == "numpy.mod":
+            return "xp.remainder"
+        return super()._module_format(fqn, register)
+
+    def _print_gamma(self, expr):
+        if not expr.args[0].is_positive:
+            raise NotImplementedError("torch has no gamma function (only lgamma, for positive arguments)")
+        return f"xp.exp(xp.lgamma({self._print(expr.args[0])}))"
+
+    def _print_Heaviside(self, expr):
+        at_zero = expr.args[1] if len(expr.args) > 1 else sp.S.Half
+        x = self._print(expr.args[0])
+        return f"xp.where({x} > 0, 1.0, xp.where({x} == 0, {self._print(sp.Float(at_zero))}, 0.0))"
+
+    def _clamped(self, expr, bound):
+        numbers = [a for a in expr.args if a.is_number]
+        rest = [a for a in expr.args if not a.is_number]
+        text = self._nested("numpy.maximum" if bound == "min" else "numpy.minimum", rest)
+        return f"xp.clamp({text}, {bound}={self._print(sp.Float(numbers[0]))})" if numbers else text
+
+    def _print_Max(self, expr):
+        return self._clamped(expr, "min")
+
+    def _print_Min(self, expr):
+        return self._clamped(expr, "max")
+
+
+class JaxArrayPrinter(_FrameworkPrinter):
+    """Code for the jax target (``xp`` = jax.numpy); special functions from ``jax.scipy.special``."""
+
+    framework = "jax"
+    special = "jax.scipy.special."
+    special_names = _JAX_SPECIAL

@@ -18,5 +18,9 @@ are module constants.  Pieces written for NumPy that the CuPy modules replace: :
 * :mod:`erfc` — erfc of float64 arrays, accurate in the far tail; :mod:`inputs` — the inputs as
   arrays, checked;
 * :mod:`fused` — CuPy elementwise kernels; :mod:`add_terms` — a gradient's terms added in place;
-  :mod:`owned` — results the caller may write to.
+  :mod:`owned` — results the caller may write to; :mod:`regroup`, :mod:`crop_pad` — array-library
+  agnostic pieces every target's convolution shares;
+* the framework targets' pieces: :mod:`torch_conv`, :mod:`torch_dot_general` (torch's kernels),
+  :mod:`torch_inputs`, :mod:`torch_layer`; :mod:`jax_conv`, :mod:`jax_dot_general` (``jax.lax``),
+  :mod:`jax_inputs`.
 """

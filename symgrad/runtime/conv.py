@@ -16,6 +16,7 @@ import math
 
 import numpy as xp
 
+from .crop_pad import _crop_and_pad
 from .flat_shift import _flat_shift_outputs, _flat_shift_taps, _positions
 from .gemm_numpy import _matmul
 
@@ -93,15 +94,6 @@ def _pad(lhs, pads):
         swap = (1, 0) + tuple(range(2, lhs.ndim))
         return xp.pad(lhs.transpose(swap), [(0, 0), (0, 0)] + list(pads)).transpose(swap)
     return xp.pad(lhs, [(0, 0), (0, 0)] + list(pads))
-
-
-def _crop_and_pad(n, lo, hi):
-    """Padding (lo, hi) of an axis of length n as a slice of it and (lo, hi) >= 0 to add.  Negative
-    padding crops; a crop past the far end eats into the other side's padding, as in XLA."""
-    start, stop = min(max(-lo, 0), n), max(min(n + hi, n), 0)
-    kept = max(stop - start, 0)
-    front = min(max(lo, 0), max(n + lo + hi, 0))
-    return slice(start, start + kept), (front, max(n + lo + hi - front - kept, 0))
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
@@ -190,15 +182,3 @@ def _im2col(lhs, rhs, window_strides, pads, rhs_dilation, groups, batch_groups):
     out = out.reshape((groups_b, groups_f, nb) + out_sp + (o_total // groups,))
     out = out.transpose((2, 0, 1, 3 + nsp) + tuple(range(3, 3 + nsp)))
     return out.reshape((nb, o_total) + out_sp)
-
-
-def regroup(a, groups, from_axis, to_axis):
-    """Move the group factor (major part) of axis ``from_axis`` onto axis ``to_axis``."""
-    shape = list(a.shape)
-    a = a.reshape(shape[:from_axis] + [groups, shape[from_axis] // groups] + shape[from_axis + 1:])
-    target = to_axis + (1 if to_axis > from_axis else 0)
-    dest = target - 1 if target > from_axis else target
-    a = xp.moveaxis(a, from_axis, dest)
-    merged = list(a.shape)
-    merged[dest:dest + 2] = [merged[dest] * merged[dest + 1]]
-    return a.reshape(merged)

@@ -1,0 +1,114 @@
+"""``jax.lax.conv_general_dilated`` (XLA semantics) on torch tensors with torch's own convolution
+kernels, for the torch target: every operation differentiable, so a backward built from it has a
+double backward.
+
+* batch groups (a grouped layer's weight gradient) become feature groups: the lhs batch splits
+  into its groups, which join the channel axis;
+* an lhs dilation at unit window strides (a transposed convolution, the input gradient of a
+  strided layer) runs as ``conv_transpose``: the kernel reversed, its in and out channels swapped
+  within each group, the result cropped or padded to XLA's window;
+* otherwise ``conv1d/2d/3d``, symmetric padding inside the call, asymmetric or negative padding
+  (a crop) by ``torch.nn.functional.pad`` first.
+
+Torch has convolutions of one to three spatial axes; the emitter refuses more for this target.
+"""
+import torch as xp
+
+from .crop_pad import _crop_and_pad
+
+_CONV = {1: xp.nn.functional.conv1d, 2: xp.nn.functional.conv2d, 3: xp.nn.functional.conv3d}
+_CONV_TRANSPOSE = {1: xp.nn.functional.conv_transpose1d, 2: xp.nn.functional.conv_transpose2d,
+                   3: xp.nn.functional.conv_transpose3d}
+
+
+def _canonical(a, spec, canonical):
+    """``a`` (axes named by ``spec``) permuted to ``canonical``; absent N/C/O/I axes become size 1."""
+    for letter in canonical:
+        if letter not in spec:
+            a = a.unsqueeze(0)
+            spec = letter + spec
+    return a.permute([spec.index(letter) for letter in canonical])
+
+
+def _decanonical(a, canonical, spec):
+    """Inverse of _canonical: drop the unit axes ``spec`` lacks, then permute to ``spec``."""
+    for letter in canonical[:2]:
+        if letter not in spec:
+            a = a.select(canonical.index(letter), 0)
+            canonical = canonical.replace(letter, "")
+    return a.permute([canonical.index(letter) for letter in spec])
+
+
+def _pad(a, pads):
+    """``a`` padded by (lo, hi) per spatial axis as XLA pads: negative values crop, a crop past the
+    far end eats into the other side's padding (slicing, then torch's constant pad)."""
+    if all(lo == 0 and hi == 0 for lo, hi in pads):
+        return a
+    crops, adds = zip(*(_crop_and_pad(n, lo, hi) for (lo, hi), n in zip(pads, a.shape[2:])))
+    a = a[(slice(None), slice(None)) + crops]
+    flat = []
+    for lo, hi in reversed(adds):  # torch.nn.functional.pad takes the last axis first
+        flat += [lo, hi]
+    return xp.nn.functional.pad(a, flat) if any(flat) else a
+
+
+def _transposed(lhs, rhs, padding, lhs_dilation, rhs_dilation, groups):
+    """lhs dilated by ``lhs_dilation``, padded and convolved at unit strides: conv_transpose with
+    stride lhs_dilation and the reversed kernel (in/out channels swapped within each group), whose
+    output z relates to XLA's y by y[m] = z[m + (K-1)*rd - lo]; the shared crop goes into the call's
+    padding, the rest is cropped or padded after."""
+    nsp = lhs.ndim - 2
+    o, i = rhs.shape[:2]
+    kernel = rhs.reshape((groups, o // groups, i) + tuple(rhs.shape[2:])).transpose(1, 2)
+    kernel = xp.flip(kernel.reshape((groups * i, o // groups) + tuple(rhs.shape[2:])), dims=tuple(range(2, 2 + nsp)))
+    starts, rests, shared = [], [], []
+    for q, ld, (lo, hi), k, rd in zip(lhs.shape[2:], lhs_dilation, padding, rhs.shape[2:], rhs_dilation):
+        full = (q - 1) * ld + (k - 1) * rd + 1          # z's length without padding
+        want = (q - 1) * ld + 1 + lo + hi - (k - 1) * rd  # y's length
+        start = (k - 1) * rd - lo
+        both = max(0, min(start, full - start - want))  # cropped on both sides: conv_transpose's padding
+        shared.append(both)
+        starts.append(start - both)
+        rests.append(full - 2 * both - (start - both) - want)
+    z = _CONV_TRANSPOSE[nsp](lhs, kernel, stride=tuple(lhs_dilation), padding=tuple(shared),
+                             dilation=tuple(rhs_dilation), groups=groups)
+    return _pad(z, [(-s, -r) for s, r in zip(starts, rests)])
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                         dimension_numbers, feature_group_count=1, batch_group_count=1):
+    """jax.lax.conv_general_dilated (XLA semantics) on torch tensors (see the module's docstring).
+
+    >>> lhs, rhs = xp.arange(5.0).reshape(1, 1, 5), xp.ones((1, 1, 2))
+    >>> conv_general_dilated(lhs, rhs, (1,), [(0, 0)], (1,), (1,), ("NCW", "OIW", "NCW")).tolist()
+    [[[1.0, 3.0, 5.0, 7.0]]]
+    """
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    spatial = "".join(c for c in rhs_spec if c not in "OI")
+    lhs = _canonical(lhs, lhs_spec, "NC" + spatial)
+    rhs = _canonical(rhs, rhs_spec, "OI" + spatial)
+    groups = feature_group_count
+    if batch_group_count != 1:  # the lhs batch's groups join the channels: a feature-grouped call
+        n, c = lhs.shape[:2]
+        lhs = lhs.reshape((batch_group_count, n // batch_group_count, c) + tuple(lhs.shape[2:])).transpose(0, 1)
+        lhs = lhs.reshape((n // batch_group_count, batch_group_count * c) + tuple(lhs.shape[3:]))
+        groups = batch_group_count
+    nsp = len(spatial)
+    span = [(k - 1) * d + 1 for k, d in zip(rhs.shape[2:], rhs_dilation)]
+    sizes = [((q - 1) * ld + 1 if q else 0) + lo + hi for q, ld, (lo, hi) in zip(lhs.shape[2:], lhs_dilation, padding)]
+    out_sp = [max(0, (n - s) // w + 1) if n >= s else 0 for n, s, w in zip(sizes, span, window_strides)]
+    if 0 in out_sp or 0 in lhs.shape[:2] or rhs.shape[0] == 0:  # nothing to compute: zeros, as XLA gives
+        out = lhs.new_zeros((lhs.shape[0], rhs.shape[0]) + tuple(out_sp))
+    elif any(d != 1 for d in lhs_dilation) and all(s == 1 for s in window_strides):
+        out = _transposed(lhs, rhs, padding, lhs_dilation, rhs_dilation, groups)
+    else:
+        if any(d != 1 for d in lhs_dilation):  # strided windows over a dilated input: zeros inserted
+            dilated = lhs.new_zeros(tuple(lhs.shape[:2]) + tuple((q - 1) * d + 1 for q, d in zip(lhs.shape[2:], lhs_dilation)))
+            dilated[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in lhs_dilation)] = lhs
+            lhs = dilated
+        symmetric = all(lo == hi and lo >= 0 for lo, hi in padding)
+        if not symmetric:
+            lhs = _pad(lhs, padding)
+        out = _CONV[nsp](lhs, rhs, stride=tuple(window_strides), padding=tuple(lo for lo, _ in padding) if symmetric else 0,
+                         dilation=tuple(rhs_dilation), groups=groups)
+    return _decanonical(out, "NC" + spatial, out_spec)
