@@ -26,6 +26,7 @@ import pytest
 import symgrad.backends
 import symgrad.runtime
 from symgrad.emit import inline
+from symgrad.templating import template_dir
 from symgrad.runtime import conv, dot_general, erfc, threads
 from cublas_emulator import runtime_module
 from test_fast_paths import GPU_CUBLAS, PHASE_SETTINGS
@@ -280,7 +281,7 @@ def test_templates_hold_no_static_helper():
     """A function in a template takes a placeholder: static code belongs in symgrad/runtime.  The
     methods of the framework targets' classes (autograd.Function, nn.Module) have the names and
     signatures torch requires; their bodies are one or two lines that delegate."""
-    templates = RUNTIME.parents[1] / "templates"
+    templates = template_dir()
     defs, methods = [], []
     for path in templates.rglob("*.py.j2"):
         lines = path.read_text().splitlines()
