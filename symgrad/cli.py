@@ -1,8 +1,9 @@
-"""The ``symgrad`` command line: ops, derive, emit, check (and bench)."""
+"""The ``symgrad`` command line: ops, derive, emit, check, audit (and bench, docs)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -158,18 +159,21 @@ def cmd_ops(args):
 
 def cmd_derive(args):
     from .derive import derive
-    from .summary import as_json, as_text
+    from .second_order import derive_second_order
+    from .summary import as_json, as_text, second_as_json, second_as_text
     shapes = parse_shapes(build_op(args, concrete=False)[0], args.input_shape)
     op, _ = build_op(args, concrete=bool(shapes))  # concrete shapes take PyTorch's defaults, as emit does
     sizes = concrete_sizes(op, shapes)
     d = derive(op.specialised(sizes) if sizes else op)
+    second = derive_second_order(d) if args.order == 2 else None
     if args.timing:  # kept out of the output, which is the same for the same command
-        print(f"derived in {d.seconds:.2f} s", file=sys.stderr)
+        print(f"derived in {d.seconds + (second.seconds if second else 0):.2f} s", file=sys.stderr)
     if args.format == "json":
-        _write(json.dumps(as_json(d, sizes), indent=2, sort_keys=False), args.output)
+        _write(json.dumps(second_as_json(second, sizes) if second else as_json(d, sizes), indent=2), args.output)
     elif args.format in ("markdown", "latex", "pdf"):
         from .docs.document import compile_pdf, document_context, render
-        context = document_context(d, f"Backward pass of {op.name}", command="symgrad " + shlex.join(args.argv))
+        context = document_context(d, f"Backward pass of {op.name}", command="symgrad " + shlex.join(args.argv),
+                                   second=second)
         if args.format == "pdf":
             if not args.output:
                 raise SymgradError("derive --format pdf needs -o FILE.pdf")
@@ -178,7 +182,7 @@ def cmd_derive(args):
         else:
             _write(render(context, args.format), args.output)
     else:
-        _write(as_text(d, sizes), args.output)
+        _write(second_as_text(second, sizes) if second else as_text(d, sizes), args.output)
     return 0
 
 
@@ -191,8 +195,11 @@ def cmd_emit(args):
     op, _ = build_op(args, concrete=True)
     concrete_sizes(op, parse_shapes(op, args.input_shape))
     d = derive(op)
-    _write(emit(d, backend=args.backend or "numpy") if args.target == "module" else emit_target(d, args.target),
-           args.output)
+    if args.target != "module" and args.order == 1:
+        raise SymgradError(f"emit: --order chooses whether a standalone module has double_backward; the "
+                           f"{args.target} target's double backward is the framework's autograd through its backward")
+    _write(emit(d, backend=args.backend or "numpy", order=args.order or 2) if args.target == "module"
+           else emit_target(d, args.target), args.output)
     return 0
 
 
@@ -298,6 +305,46 @@ def _bench_gpu(args):
     return 0
 
 
+AUDIT_OPS = {"conv": ("conv", "conv_transpose", "conv_double"), "conv_transpose": ("conv_transpose",),
+             "conv_double": ("conv_double",), "matmul": ("matmul",), "gelu": ("gelu",), "convolve": ("convolve",)}
+
+
+def cmd_audit(args):
+    from .audit import ADAPTERS, audit
+    from .audit.report import as_json, markdown, write_reproducers
+    from .audit.run import progress_bar
+    if args.framework not in ADAPTERS:
+        raise SymgradError(f"audit: framework must be one of {', '.join(ADAPTERS)}, got {args.framework!r}")
+    wanted = None
+    if args.ops:
+        names = [n.strip() for n in args.ops.split(",") if n.strip()]
+        unknown = [n for n in names if n not in AUDIT_OPS]
+        if unknown:
+            raise SymgradError(f"audit: --ops takes {', '.join(AUDIT_OPS)} (comma-separated), got {', '.join(unknown)}")
+        wanted = {f for n in names for f in AUDIT_OPS[n]}
+    dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
+    if not dtypes or any(d not in ("float64", "float32") for d in dtypes):
+        raise SymgradError(f"audit: --dtype takes float64 and/or float32 (comma-separated), got {args.dtype!r}")
+    try:
+        adapter = ADAPTERS[args.framework]()
+    except ImportError as exc:
+        raise SymgradError(f"audit {args.framework}: the framework is not installed ({exc})") from None
+    output = Path(args.output) if args.output else None
+    result = audit(adapter, wanted, budget=args.budget, seconds=args.time, dtypes=dtypes, seed=args.seed,
+                   jobs=args.jobs or os.cpu_count() or 1, progress=progress_bar())
+    folder = output.with_name(output.stem + "_reproducers") if output else Path("audit_reproducers")
+    write_reproducers(result, folder)
+    text = markdown(result)
+    if output:
+        _write_file(output, text)
+        _write_file(output.with_suffix(".json"), as_json(result))
+        print(f"wrote {output} and {output.with_suffix('.json')}: {len(result['cases'])} configurations, "
+              f"{len(result['mismatches'])} discrepancies, {result['seconds']:.0f} s", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
 def cmd_docs(args):
     from .docs.derivations import generate
     for path in generate(Path(args.output)):
@@ -313,6 +360,8 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("derive", allow_abbrev=False, help="derive the gradients and their closed forms")
     _add_op_args(d)
     d.add_argument("--format", choices=("text", "json", "markdown", "latex", "pdf"), default="text")
+    d.add_argument("--order", type=int, choices=(1, 2), default=1,
+                   help="2: also derive each gradient's own gradients (second order, by closure)")
     d.add_argument("--timing", action="store_true", help="say on stderr how long the derivation took")
     d.add_argument("-o", "--output")
     d.set_defaults(fn=cmd_derive)
@@ -322,6 +371,8 @@ def parser() -> argparse.ArgumentParser:
                    help="module: a standalone NumPy/CuPy module (forward, backward); torch: a torch.autograd.Function "
                         "(double backward included); jax: a jax.custom_vjp")
     e.add_argument("--backend", choices=("numpy", "cupy"), help="the standalone module's array library (default numpy)")
+    e.add_argument("--order", type=int, choices=(1, 2),
+                   help="module: 2 (default) adds double_backward, derived by closure; 1 leaves it out")
     e.add_argument("-o", "--output")
     e.set_defaults(fn=cmd_emit)
     c = sub.add_parser("check", allow_abbrev=False, help="verify the emitted module numerically")
@@ -337,6 +388,17 @@ def parser() -> argparse.ArgumentParser:
     dc = sub.add_parser("docs", allow_abbrev=False, help="regenerate the derivation documents (derivations/)")
     dc.add_argument("-o", "--output", default="derivations")
     dc.set_defaults(fn=cmd_docs)
+    au = sub.add_parser("audit", allow_abbrev=False,
+                        help="hold a framework's gradient rules to the derived truth (torch or jax)")
+    au.add_argument("framework", help="torch | jax")
+    au.add_argument("--ops", help=f"comma-separated: {', '.join(AUDIT_OPS)} (default all the framework has)")
+    au.add_argument("--budget", type=_integer_at_least(1), default=2000, help="configurations to try (default 2000)")
+    au.add_argument("--time", type=float, help="stop starting new configurations after this many seconds")
+    au.add_argument("--dtype", default="float64,float32", help="float64, float32 or both (comma-separated)")
+    au.add_argument("--seed", type=_integer_at_least(0), default=0)
+    au.add_argument("-j", "--jobs", type=_integer_at_least(1), help="worker processes (default: every core)")
+    au.add_argument("-o", "--output", help="write the Markdown report here and JSON beside it (default: print)")
+    au.set_defaults(fn=cmd_audit)
     bn = sub.add_parser("bench", allow_abbrev=False, help="time the emitted module against PyTorch (CPU)")
     _add_op_args(bn, optional=True)
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")

@@ -94,7 +94,7 @@ def derive(op: Op, wrt=None) -> Derivation:
     start = time.perf_counter()
     validate_rule(op)
     tensors = _tensors(op)
-    prefer = {plain(i) for i in op.indices}
+    prefer = ({plain(i) for i in op.indices}, set(op.prefer))
     out_vars = tuple(plain(i) for i in op.indices)
     inputs = {t.name for t in op.inputs}
     forward = []

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .naming import UPSTREAM
+
 
 class SymgradError(ValueError):
     """A user-facing error: names the op, the parameter and what was expected."""
@@ -132,6 +134,11 @@ class Op:
     ``elementwise`` ops apply to arrays of any shape.  ``batch`` is a size symbol that leads the
     shape of some inputs and of the output and may be left out (PyTorch's unbatched input: a batch
     of one) or be 0; ``empty_ok`` lists other size symbols that may be 0 (NumPy's empty operands).
+    ``upstream`` names the upstream gradient ∂ℒ/∂output (``g``; a gradient taken as a rule of its
+    own, :mod:`symgrad.second_order`, names its upstream after it: ``ggx`` for ``dx``).  Delta
+    elimination solves for the output's indices first, then for those in ``prefer`` (for such a
+    gradient's rule, the op's output indices: every axis is then solved the same way, as the first
+    order solved them).
     """
 
     name: str
@@ -147,6 +154,8 @@ class Op:
     spec: dict = field(default_factory=dict)
     batch: sp.Symbol = None
     empty_ok: frozenset = frozenset()
+    upstream: str = UPSTREAM
+    prefer: tuple = ()
 
     def input(self, name: str) -> Tensor:
         for t in self.inputs:
@@ -173,7 +182,7 @@ class Op:
                   {k: sub(v) for k, v in self.output_sizes.items()},
                   [(sub(c), m) for c, m in self.requires if sub(c) is not sp.true], self.elementwise,
                   list(self.notes), dict(self.spec), self.batch if self.batch not in sizes else None,
-                  frozenset(e for e in self.empty_ok if e not in sizes))
+                  frozenset(e for e in self.empty_ok if e not in sizes), self.upstream, self.prefer)
 
 
 @dataclass(frozen=True)
@@ -222,10 +231,6 @@ class Term:
         return body
 
 
-#: name of the upstream gradient tensor g = ∂ℒ/∂Y (the form fields call it so, as JAX's VJPs do)
-UPSTREAM = "g"
-
-
 def plain(e):
     """Replace every ``Idx`` by its label symbol (ranges live in ``Term.sums``).
 
@@ -238,10 +243,15 @@ def plain(e):
 
 
 def upstream(op: Op) -> Tensor:
-    """The upstream gradient g = ∂ℒ/∂Y: a tensor of the output's shape."""
-    return Tensor(UPSTREAM, op.output.dims, op.output.split, scalar=op.output.scalar)
+    """The upstream gradient g = ∂ℒ/∂Y: a tensor of the output's shape (named ``op.upstream``)."""
+    return Tensor(op.upstream, op.output.dims, op.output.split, scalar=op.output.scalar)
 
 
-def grad_indices(t: Tensor) -> tuple:
-    """Fresh index symbols for the element of ``t`` we differentiate by: ``j_0, j_1, …``."""
-    return tuple(sp.Symbol(f"j_{k}", integer=True) for k in range(len(t.dims)))
+def grad_indices(t: Tensor, taken=frozenset()) -> tuple:
+    """Fresh index symbols for the element of ``t`` we differentiate by: ``j_0, j_1, …``, or
+    ``p_0, …`` (then ``q_0, …``) where the rule already uses the j's (a gradient taken as a rule)."""
+    names = {str(s) for s in taken}
+    for stem in ("j", "p", "q", "jj"):
+        if not any(f"{stem}_{k}" in names for k in range(len(t.dims))):
+            break
+    return tuple(sp.Symbol(f"{stem}_{k}", integer=True) for k in range(len(t.dims)))

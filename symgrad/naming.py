@@ -33,3 +33,13 @@ def index_var(symbol) -> str:
 def grad_function(tensor: str) -> str:
     """The emitted function computing one input's gradient."""
     return f"grad_{tensor}"
+
+
+def grad_grad(tensor: str) -> str:
+    """The upstream gradient of the gradient ``d<tensor>`` in double backward (PyTorch's ggI, ggW)."""
+    return f"gg{tensor}"
+
+
+def contribution(of: str, by: str) -> str:
+    """The variable holding ∂ℒ₂/∂``of`` from the gradient ``d<by>`` (``dw_ggx``: of w, from ggx)."""
+    return f"{grad(of)}_{grad_grad(by)}"

@@ -34,11 +34,13 @@ def as_json(d, sizes=None) -> dict:
         "output_sizes": {str(k): v for k, v in op.output_sizes.items()},
         "forward": {"expr": " + ".join(term_text(f.term) for f in d.forward),
                     "forms": [dict(kind=f.kind, **f.fields) for f in d.forward]},
-        "grads": {name: {"indices": [str(i) for i in g.indices],
-                         "expr": " + ".join(term_text(f.term) for f in g.forms) or "0",
-                         "form": form_json(g.forms)}
-                  for name, g in d.grads.items()},
+        "grads": _grads_json(d.grads),
     }, sizes))
+
+
+def _grads_json(grads: dict) -> dict:
+    return {name: {"indices": [str(i) for i in g.indices], "expr": " + ".join(term_text(f.term) for f in g.forms) or "0",
+                   "form": form_json(g.forms)} for name, g in grads.items()}
 
 
 def as_text(d, sizes=None) -> str:
@@ -58,12 +60,36 @@ def as_text(d, sizes=None) -> str:
     for f in d.forward:
         lines.append(f"    form: {f.kind}" + (f" {json.dumps(jsonable(f.fields))}" if f.kind != "elementwise" else ""))
     for name, g in d.grads.items():
-        lines += ["", f"dℒ/d{name}[{', '.join(map(str, g.indices))}] ="]
-        for k, f in enumerate(g.forms):
-            lines.append(f"  {'+ ' if k else ''}{term_text(f.term)}")
-            lines.append(f"    form: {f.kind}")
-            for sentence in kind(f.kind).describe(f):
-                lines.append(f"      - {sentence}")
-            if f.kind not in ("elementwise",):
-                lines.append(f"      fields: {json.dumps(jsonable(_concrete(f.fields, sizes)))}")
+        lines += [""] + _gradient_lines(f"dℒ/d{name}", g, sizes)
     return "\n".join(lines) + "\n"
+
+
+def _gradient_lines(label: str, g, sizes, indent: str = "") -> list:
+    """``label[indices] =`` and each term with its form, described."""
+    lines = [f"{indent}{label}[{', '.join(map(str, g.indices))}] ="]
+    for k, f in enumerate(g.forms):
+        lines.append(f"{indent}  {'+ ' if k else ''}{term_text(f.term)}")
+        lines.append(f"{indent}    form: {f.kind}")
+        for sentence in kind(f.kind).describe(f):
+            lines.append(f"{indent}      - {sentence}")
+        if f.kind not in ("elementwise",):
+            lines.append(f"{indent}      fields: {json.dumps(jsonable(_concrete(f.fields, sizes)))}")
+    return lines
+
+
+def second_as_text(s, sizes=None) -> str:
+    """``derive --order 2``: the first order, then each gradient's own gradients (ℒ₂ = Σ ggx·dx)."""
+    lines = [as_text(s.first, sizes), "second order: each gradient dx taken as a rule of its own (inputs g and the op's "
+             "inputs), derived for ℒ₂ = Σ ggx·dx, ggx = ∂ℒ₂/∂dx"]
+    for x, dd in s.of.items():
+        lines += ["", f"{dd.op.name}:"]
+        for y, g in dd.grads.items():
+            lines += _gradient_lines(f"d(Σ {dd.op.upstream}·{dd.op.output.name})/d{y}", g, sizes, "  ")
+    return "\n".join(lines) + "\n"
+
+
+def second_as_json(s, sizes=None) -> dict:
+    """The JSON summary with ``second_order``: per gradient, its own gradients' forms."""
+    return {**as_json(s.first, sizes), "second_order": {
+        x: jsonable(_concrete({"upstream": dd.op.upstream, "grads": _grads_json(dd.grads)}, sizes))
+        for x, dd in s.of.items()}}

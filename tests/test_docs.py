@@ -11,7 +11,10 @@ import sympy as sp
 
 import symgrad
 from symgrad.cli import main
-from symgrad.docs.derivations import generate, specs
+from symgrad.docs.derivations import generate, second_order_specs, specs
+from symgrad.docs.document import LOSS2, gradient_sections
+from symgrad.second_order import derive_second_order
+from symgrad.verify.reference import torch_double_backward
 from symgrad.printing.latex import terms_aligned
 from symgrad.steps import Rewritten
 from test_symbolic import fd_gradient, sizes_for
@@ -43,7 +46,7 @@ def test_regeneration_is_byte_identical(fresh, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (install texlive-latex-base)")
-@pytest.mark.parametrize("stem", [s[0] for s in specs()])
+@pytest.mark.parametrize("stem", [s[0] for s in specs()] + [s[0] for s in second_order_specs()])
 def test_latex_compiles(fresh, tmp_path, stem):
     for p in fresh.iterdir():
         shutil.copy(p, tmp_path)
@@ -88,6 +91,34 @@ def test_boxed_results_are_the_engines_and_match_finite_differences(fresh, spec)
         for terms in (boxed, computed):
             got = evaluate(terms, op.input(name), d.tensors, grad.indices, sizes, dict(arrays, g=g))
             np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7)
+
+
+def test_double_backward_document_boxes_torchs_double_backward(fresh):
+    """conv2d_double_backward: every boxed second-order result is the engine's, and evaluated at
+    stride (2, 1), dilation (1, 2), asymmetric padding and 2 groups, the boxed terms summed over the
+    gradients that read a tensor are torch's double backward."""
+    pytest.importorskip("torch")
+    (stem, _, op, _), = second_order_specs()
+    text = (fresh / f"{stem}.md").read_text()
+    s = derive_second_order(op)
+    rng = np.random.default_rng(5)
+    arrays = {n: rng.standard_normal(shape) for n, shape in SHAPES["conv2d"].items()}
+    sizes = sizes_for(op, VALUES["conv2d"], arrays)
+    concrete = symgrad.ops.conv(2, stride=(2, 1), dilation=(1, 2), padding="1:0,0:1", groups=2)
+    g = rng.standard_normal([int(sp.sympify(d).subs(sizes)) for d in op.output.shape])
+    gg = {n: rng.standard_normal(a.shape) for n, a in arrays.items()}
+    want = dict(zip(["g", "x", "w", "b"], torch_double_backward(concrete, arrays, g, gg)))
+    got = {name: 0 for name in want}
+    values = dict(arrays, g=g, **{f"gg{n}": a for n, a in gg.items()})
+    for x, dd in s.of.items():
+        for section in gradient_sections(dd, LOSS2):
+            assert "\\boxed{" + section["result"] in text.replace("\\boxed{ ", "\\boxed{")
+        for y, grad in dd.grads.items():
+            terms = [f.term for f in grad.forms]
+            got[y] = got[y] + evaluate(terms, dd.tensors[y], dd.tensors, grad.indices, sizes,
+                                          {n: v for n, v in values.items() if n in dd.tensors}).reshape(want[y].shape)
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-10, atol=1e-10, err_msg=name)
 
 
 # the seeds' Jacobian claims, as independent expectations: entry (i, j) -> (tensor, tap) or None
@@ -158,7 +189,7 @@ def test_one_symbol_one_meaning(fresh):
         assert not re.search(r"[A-Za-z]_\d\*[a-z]|\*\(1/2\)|\(s_1, s_2\) − 1", text), path.name  # no ASCII maths
     for stem in ("convolve_full", "convolve_same", "convolve_valid"):
         text = (fresh / f"{stem}.md").read_text()
-        assert "$g = \\partial \\mathcal{L}/\\partial out$" in text and "g = \\partial \\mathcal{L}/\\partial y" not in text
+        assert "$g = \\partial \\mathcal{L}/\\partial \\mathit{out}$" in text and "g = \\partial \\mathcal{L}/\\partial y" not in text
         assert "\\frac{\\partial out_i}{\\partial x_j}" in text and "\\partial y_i" not in text
     conv1d = (fresh / "conv1d.md").read_text()
     assert "w_{j-i}" in conv1d and "w_{i+K-1-j}" in conv1d  # both conventions, side by side

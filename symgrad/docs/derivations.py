@@ -7,6 +7,7 @@ import sympy as sp
 
 from .. import ops
 from ..derive import derive
+from ..second_order import derive_second_order
 from .document import document_context, jacobian_example, render
 
 
@@ -92,6 +93,20 @@ def specs():
     ]
 
 
+def second_order_specs():
+    """(file stem, title, op, notes): documents of the gradients' own gradients (double backward)."""
+    return [
+        ("conv2d_double_backward", "2-D convolution, double backward: the gradients of the gradients",
+         ops.conv(2, groups="G"),
+         ["Stride, dilation, padding and groups symbolic, as in the conv2d document. The first order is "
+          "repeated here because each of its gradients is the rule the second order starts from.",
+          "Every second-order term is a convolution again: $\\partial {\\mathcal{L}_2}/\\partial g$ from "
+          "$\\mathit{ggx}$ and from $\\mathit{ggw}$ is the forward convolution with $\\mathit{ggx}$ in place of "
+          "$x$ and $\\mathit{ggw}$ in place of $w$; the other two have the fields of the first order's weight and "
+          "input gradients, with the parameters moved as the first order moved them."]),
+    ]
+
+
 def generate(outdir: Path) -> list:
     """Write every document (Markdown, LaTeX, and the SVG pictures of worked Jacobians); returns the
     paths written."""
@@ -105,8 +120,18 @@ def generate(outdir: Path) -> list:
             written.append(outdir / image)
             jac = dict(jac, image=image)
         context = document_context(derive(op_), title, notes, shapes_example, jac, command="symgrad docs")
-        for fmt, ext in (("markdown", "md"), ("latex", "tex")):
-            path = outdir / f"{stem}.{ext}"
-            path.write_text(render(context, fmt))
-            written.append(path)
+        written += _write(outdir, stem, context)
+    for stem, title, op_, notes in second_order_specs():
+        d = derive(op_)
+        context = document_context(d, title, notes, command="symgrad docs", second=derive_second_order(d))
+        written += _write(outdir, stem, context)
     return written
+
+
+def _write(outdir: Path, stem: str, context: dict) -> list:
+    paths = []
+    for fmt, ext in (("markdown", "md"), ("latex", "tex")):
+        path = outdir / f"{stem}.{ext}"
+        path.write_text(render(context, fmt))
+        paths.append(path)
+    return paths

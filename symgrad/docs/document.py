@@ -27,8 +27,12 @@ def _shape_tex(shape) -> str:
 LOSS = r"\mathcal{L}"
 
 
-def _d(name, idx):
-    return r"\frac{\partial %s}{\partial %s_{%s}}" % (LOSS, name, ", ".join(tex(i) for i in idx))
+#: the second loss of double backward, Σ ggx·dx over the gradients
+LOSS2 = r"\mathcal{L}_2"
+
+
+def _d(name, idx, loss=LOSS):
+    return r"\frac{\partial %s}{\partial %s_{%s}}" % (loss, tex(sp.Symbol(name)), ", ".join(tex(i) for i in idx))
 
 
 def _form_rows(form) -> list:
@@ -74,43 +78,46 @@ def _elimination_text(step: Eliminated) -> str:
     return text + " Brackets implied by the index ranges are dropped."
 
 
-def gradient_sections(d: Derivation) -> list:
+def gradient_sections(d: Derivation, loss: str = LOSS) -> list:
     """Per gradient: its steps as the engine recorded them (title, prose, the expression after), the
-    boxed result and its forms."""
+    boxed result and its forms; ``loss`` the loss's symbol (ℒ₂ for a gradient taken as a rule)."""
     out = []
     op = d.op
-    y = op.output.name
+    y, g_ = tex(sp.Symbol(op.output.name)), tex(sp.Symbol(op.upstream))
+    _d_ = lambda name, idx: _d(name, idx, loss)  # noqa: E731
     out_idx = ", ".join(tex(plain(i)) for i in op.indices)
     for name, g in d.grads.items():
         raw = g.raw_indices
         exact = {s.after: s.before for s in g.steps if isinstance(s, Rewritten)}  # the result boxed as maths
         steps = [{
             "title": "Chain rule",
-            "text": f"With $g = \\partial {LOSS}/\\partial {y}$ (the upstream gradient) and "
-                    f"${LOSS} = \\sum g\\,{y}$, each element of ${name}$ collects the outputs it influences.",
-            "math": _d(name, raw) + f" = \\sum_{{{out_idx}}} g_{{{out_idx}}}\\,"
-                    f"\\frac{{\\partial {y}_{{{out_idx}}}}}{{\\partial {name}_{{{', '.join(tex(v) for v in raw)}}}}}"}, {
+            "text": f"With ${g_} = \\partial {loss}/\\partial {y}$ (the upstream gradient) and "
+                    f"${loss} = \\sum {g_}\\,{y}$, each element of ${tex(sp.Symbol(name))}$ collects the outputs it "
+                    "influences.",
+            "math": _d_(name, raw) + f" = \\sum_{{{out_idx}}} {g_}_{{{out_idx}}}\\,"
+                    f"\\frac{{\\partial {y}_{{{out_idx}}}}}{{\\partial {tex(sp.Symbol(name))}_{{{', '.join(tex(v) for v in raw)}}}}}"}, {
             "title": "Differentiate",
-            "text": f"Differentiating each tensor element (`sympy.diff`) gives one Kronecker delta per index of ${name}$.",
-            "math": terms_aligned(_d(name, raw), g.raw)}]
+            "text": f"Differentiating each tensor element (`sympy.diff`) gives one Kronecker delta per index of "
+                    f"${tex(sp.Symbol(name))}$.",
+            "math": terms_aligned(_d_(name, raw), g.raw)}]
         for step in g.steps:
             if isinstance(step, Dropped):
                 steps.append({"title": "Drop the steps' derivatives", "text": step.text,
-                              "math": terms_aligned(_d(name, raw), g.raw)})
+                              "math": terms_aligned(_d_(name, raw), g.raw)})
             elif isinstance(step, Eliminated):
                 steps.append({"title": "Eliminate the deltas", "text": _elimination_text(step),
-                              "math": terms_aligned(_d(name, g.indices), g.terms)})
+                              "math": terms_aligned(_d_(name, g.indices), g.terms)})
             elif isinstance(step, Rewritten):
                 steps.append({"title": "Rewrite for floating point", "text": step.text,
-                              "math": terms_aligned(_d(name, g.indices), [step.after])})
+                              "math": terms_aligned(_d_(name, g.indices), [step.after])})
         for form in g.forms:
             for step in form.steps:
                 if isinstance(step, Substituted):
                     steps.append({"title": step.name.capitalize(), "text": _substitution_text(step),
-                                  "math": terms_aligned(_d(name, g.indices), [step.after])})
+                                  "math": terms_aligned(_d_(name, g.indices), [step.after])})
         out.append({
             "name": name, "steps": steps,
-            "result": terms_aligned(_d(name, g.indices), [exact.get(f.term, f.term) for f in g.forms]),
+            "result": terms_aligned(_d_(name, g.indices), [exact.get(f.term, f.term) for f in g.forms]),
             "forms": [{"kind": f.kind, "rows": _form_rows(f), "sentences": kind(f.kind).describe(f, show=_math)}
                       for f in g.forms],
         })
@@ -163,9 +170,24 @@ def _forward_forms(d: Derivation) -> str:
     return ", plus ".join(parts)
 
 
+def second_sections(second) -> list:
+    """Per gradient dx taken as a rule (:mod:`symgrad.second_order`): the rule as differentiation
+    left it, and its own gradients' sections for ℒ₂ = Σ ggx·dx."""
+    out = []
+    for x, dd in second.of.items():
+        gop = dd.op
+        name = tex(sp.Symbol(gop.output.name))
+        idx = ", ".join(tex(plain(i)) for i in gop.indices)
+        out.append({"name": x, "grad": name, "gg": tex(sp.Symbol(gop.upstream)),
+                    "rule": terms_aligned(f"{name}_{{{idx}}}", forward_terms(gop)),
+                    "gradients": gradient_sections(dd, LOSS2)})
+    return out
+
+
 def document_context(d: Derivation, title: str, notes=(), shapes_example=None, jacobian=None,
-                     command: str = None) -> dict:
-    """What the document templates need; ``command`` is the one that makes the document."""
+                     command: str = None, second=None) -> dict:
+    """What the document templates need; ``command`` is the one that makes the document; with
+    ``second`` (a :class:`~symgrad.second_order.SecondOrder`) the gradients' own gradients too."""
     op = d.op
     idx = ", ".join(tex(plain(i)) for i in op.indices)
     return {
@@ -179,7 +201,7 @@ def document_context(d: Derivation, title: str, notes=(), shapes_example=None, j
         "forward_forms": _forward_forms(d),
         "gradients": gradient_sections(d),
         "notes": list(notes), "relations": relations(d), "shapes_example": shapes_example, "jacobian": jacobian,
-        "elementwise": op.elementwise,
+        "elementwise": op.elementwise, "loss2": LOSS2, "second": second_sections(second) if second else [],
     }
 
 

@@ -14,10 +14,12 @@ from ..forms import Target, jsonable, kind
 from ..forms.sum import sum_code
 from ..ir import SymgradError
 from ..printing.text import term_text, terms_text
+from ..second_order import SecondOrder, derive_second_order
 from ..sizes import bind_statements, grad_output_statements, shape_text
 from ..templating import environment
 from .inline import import_block, inline
 from .loops import loop as make_loop
+from .second import contributions, second_context
 
 
 def _require_concrete(d: Derivation, bound):
@@ -63,7 +65,7 @@ def header_context(d: Derivation, spec, blockwise: bool = False, jit: dict = Non
             {"text": term_text(f.term), "kind": f.kind, "fields": json.dumps(jsonable(f.fields), sort_keys=True),
              "formulation": said(f, t.name)} for f in d.grads[t.name].forms]} for t in op.inputs],
         "backend_name": spec.title, "array_module": spec.array_import.split()[1],
-        "grad_output": naming.GRAD_OUTPUT, "usage": usage,
+        "grad_output": naming.GRAD_OUTPUT, "usage": usage, "second": [],
     }
 
 
@@ -89,14 +91,16 @@ def code_context(d: Derivation, spec) -> dict:
             "grad_output_checks": grad_output_statements(op, naming.GRAD_OUTPUT)}
 
 
-def module_context(d: Derivation, backend: str = "numpy") -> dict:
-    """Everything the skeleton needs, from the derivation alone."""
+def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = None) -> dict:
+    """Everything the skeleton needs, from the derivation alone (and from ``second``, the
+    gradients' own derivations, the double backward; none without it)."""
     op = d.op
-    spec = find_backend(backend)
-    if spec.framework:
-        raise SymgradError(f"emit: {backend} is a target (emit_target), not a module backend")
+    spec = _module_backend(backend)
     blockwise = op.elementwise and spec.blockwise  # CuPy fuses elementwise work into one kernel instead
     code = code_context(d, spec)
+    blocks, second_code = second_context(second, spec) if second else ([], None)
+    if second_code:
+        code.update(pieces=code["pieces"] | second_code.pieces, imports=code["imports"] + sorted(second_code.imports))
     args = code["args"]
     forward = code["forward"] + [f"return _owned(y.astype(xp.result_type({args}), copy=False))"]
     forward_loop = make_loop(d.forward, "y", [t.name for t in op.inputs]) if blockwise else None
@@ -126,7 +130,18 @@ def module_context(d: Derivation, backend: str = "numpy") -> dict:
         "upstream": naming.UPSTREAM, "unbatched": unbatched,
         "names": repr(tuple(t.name for t in op.inputs)), "one_input": len(op.inputs) == 1,
         "grad_names": repr((naming.GRAD_OUTPUT,) + tuple(t.name for t in op.inputs)),
+        "second": blocks, "gg_args": ", ".join(naming.grad_grad(t.name) for t in op.inputs),
+        "second_sums": [{"name": naming.GRAD_OUTPUT if name == naming.UPSTREAM else name, "parts": parts} for name, parts
+                        in contributions(blocks, [naming.UPSTREAM] + [t.name for t in op.inputs]).items()],
     }
+
+
+def _module_backend(backend: str):
+    """The backend of a standalone module (numpy, cupy); a framework target's name is refused."""
+    spec = find_backend(backend)
+    if spec.framework:
+        raise SymgradError(f"emit: {backend} is a target; emit_target(derivation, {backend!r}) writes its module")
+    return spec
 
 
 def _unbatched(op) -> dict:
@@ -139,23 +154,30 @@ def _unbatched(op) -> dict:
     args = lambda: [f"{t.name}[None]" if t.name in batched else t.name for t in op.inputs]
     return {"test": f"{first.name}.ndim == {len(first.split) - 1}", "inputs": batched,
             "args": ", ".join(args()), "grad_args": ", ".join([f"{naming.GRAD_OUTPUT}[None]"] + args()),
-            "shape": f"({', '.join(str(d) for d in first.shape[1:])})"}
+            "shape": f"({', '.join(str(d) for d in first.shape[1:])})",
+            "gg_args": ", ".join(f"None if {gg} is None else {gg}[None]" if t.name in batched else gg
+                                 for t, gg in ((t, naming.grad_grad(t.name)) for t in op.inputs)),
+            "second_results": ", ".join(["result[0][0]"] + [f"result[{k + 1}]" + ("[0]" if t.name in batched else "")
+                                                            for k, t in enumerate(op.inputs)])}
 
 
-def emit(d: Derivation, backend: str = "numpy") -> str:
+def emit(d: Derivation, backend: str = "numpy", order: int = 2) -> str:
     """The module's source text; deterministic (same derivation → same bytes).  ``backend``
-    ``numpy`` or ``cupy``; a framework target's name (``torch``, ``jax``) gives that target's module
-    (:func:`symgrad.emit.framework.emit_target`).
+    ``numpy`` or ``cupy`` (a framework target is :func:`symgrad.emit.framework.emit_target`'s, whose
+    double backward is the framework's own autograd through the backward).  ``order=2`` gives the
+    module a ``double_backward`` derived by closure (:mod:`symgrad.second_order`); ``order=1``
+    leaves it out.
 
     >>> from symgrad import ops, derive
     >>> src = emit(derive(ops.gelu()))
     >>> "def backward" in src
     True
     """
-    if find_backend(backend).framework:
-        from .framework import emit_target
-        return emit_target(d, backend)
-    return environment().get_template("module.py.j2").render(**module_context(d, backend))
+    _module_backend(backend)
+    if order not in (1, 2):
+        raise SymgradError(f"{d.op.name}: order must be 1 or 2, got {order!r}")
+    second = derive_second_order(d) if order == 2 else None
+    return environment().get_template("module.py.j2").render(**module_context(d, backend, second))
 
 
 def load(source: str, name: str = "symgrad_emitted"):

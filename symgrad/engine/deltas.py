@@ -36,9 +36,12 @@ def _sign(c):
     return None
 
 
-def eliminate(term: Term, prefer: set, solved: list = None) -> Term:
+def eliminate(term: Term, prefer, solved: list = None) -> Term:
     """Remove every delta that involves a summation variable; the rest become equality guards.
+    ``prefer``: the variables to solve for first, a set or a sequence of sets in order of preference.
     Each :class:`~symgrad.steps.Solution` is appended to ``solved`` when given."""
+    tiers = [prefer] if isinstance(prefer, (set, frozenset)) else list(prefer)
+    tier = lambda v: next((k for k, t in enumerate(tiers) if v in t), len(tiers))  # noqa: E731
     while term.deltas:
         ranges = {v: (lo, hi) for v, lo, hi in term.sums}
         best = None
@@ -48,7 +51,7 @@ def eliminate(term: Term, prefer: set, solved: list = None) -> Term:
                 c = _linear_coefficient(e, v)
                 if _sign(c) is None:
                     continue
-                rank = (v not in prefer, abs(c) != 1, k, order)
+                rank = (tier(v), abs(c) != 1, k, order)
                 if best is None or rank < best[0]:
                     best = (rank, k, v, c, e)
         if best is None:
@@ -118,17 +121,29 @@ def prune(term: Term, free_ranges: dict):
     """Drop guards the index ranges imply; return None when a guard can never hold."""
     ranges = dict(free_ranges)
     ranges.update({v: (lo, hi) for v, lo, hi in term.sums})
-    kept = []
+    kept, seen = [], set()
     for g in term.guards:
         verdict = implied(g, ranges)
         if verdict is False:
             return None
-        if verdict is None and g not in kept:
+        if verdict is None and _same(g) not in seen:
             kept.append(g)
+            seen.add(_same(g))
     return term.replace(guards=tuple(kept))
 
 
-def eliminate_all(terms: list, prefer: set, free_ranges: dict):
+def _same(guard):
+    """One key for guards that say the same of integers: ``a < b`` and ``a ≤ b − 1``, ``b > a``."""
+    if isinstance(guard, (sp.Ge, sp.Gt)):
+        guard = guard.reversed
+    if isinstance(guard, (sp.Le, sp.Lt)):
+        gap = sp.expand(guard.rhs - guard.lhs)  # Le: gap >= 0; Lt: gap > 0, for integers gap - 1 >= 0
+        if gap.is_integer:
+            return ("<=", gap - 1 if isinstance(guard, sp.Lt) else gap)
+    return guard
+
+
+def eliminate_all(terms: list, prefer, free_ranges: dict):
     """Eliminate deltas in every term and prune guards; returns ``(terms, steps)``."""
     out, pointwise, solved = [], [], []
     for t in terms:

@@ -76,7 +76,7 @@ def differentiate(op: Op, wrt: str):
     target = op.input(wrt)
     G = upstream(op)
     out_limits = [(i, 0, i.upper) for i in op.indices]
-    j = grad_indices(target)
+    j = grad_indices(target, plain(op.rhs).atoms(sp.Symbol) | {plain(i) for i in op.indices})
     element = target[j]
     try:  # the derivative commutes with the sum over the output: differentiate the summand only
         raw = sp.Sum(sp.diff(G[op.indices] * op.rhs, element), *out_limits)

@@ -218,7 +218,8 @@ def stabilise(term: Term, reads) -> tuple:
     elements that may take the limit (the op's inputs, not g)."""
     factor, used = rewrite(term.factor)
     guards = []
-    candidates = [a for a in term.accesses if a in reads]
+    # the one element the term is a non-polynomial function of (a gradient taken as a rule also reads g, linearly)
+    candidates = [a for a in term.accesses if a in reads and not factor.is_polynomial(a)]
     if len(candidates) == 1 and not (term.sums or term.guards or term.deltas):
         factor, guards = limit_guards(factor, candidates[0])
     if factor == term.factor:

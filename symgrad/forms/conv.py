@@ -34,6 +34,10 @@ def _torch_call(f) -> str:
     if not _all_one(f["lhs_dilation"]) and _all_one(f["window_strides"]):
         call = (f"torch.nn.functional.conv_transpose{n}d with stride {tuple(f['lhs_dilation'])} (the kernel reversed, "
                 "in and out channels swapped within each group)")
+    elif _all_one(f["lhs_dilation"]) and sp.sympify(f["feature_group_count"]) == 1:
+        groups = ", the batch groups as the layer's groups" if sp.sympify(f["batch_group_count"]) != 1 else ""
+        return (f"torch.nn.grad.conv{n}d_weight where its kernel is larger than its output (a weight gradient: batch "
+                f"and channel axes swapped{groups}), else torch.nn.functional.conv{n}d")
     else:
         call = f"torch.nn.functional.conv{n}d"
     if sp.sympify(f["batch_group_count"]) != 1:

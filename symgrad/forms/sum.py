@@ -52,7 +52,8 @@ def sum_code(op_name: str, forms, target) -> Code:
         value = f"_add_terms({', '.join(fresh[:1] + [p for p in parts if p != fresh[0]])})"
         code += Code((), frozenset({"add_terms"}))
     else:
-        value = " + ".join(parts) if parts else target.backend.new("zeros", shape_code(target.tensor.dims), target.tensor.name)
+        shape = shape_code(target.tensor.dims) if target.shaped else f"{target.tensor.name}.shape"  # elementwise: any shape
+        value = " + ".join(parts) if parts else target.backend.new("zeros", shape, target.tensor.name)
     t = target.tensor  # every part has the target's index-space shape already
     line = f"{target.out} = {value}" if not target.shaped else f"{target.out} = ({value}).reshape({shape_code(t.shape)})"
     return code + Code((line,))

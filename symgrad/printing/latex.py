@@ -3,7 +3,7 @@ divisibility as ``s \\mid n``, Kronecker deltas) and the rendering of terms and 
 from __future__ import annotations
 
 import sympy as sp
-from sympy.printing.latex import LatexPrinter
+from sympy.printing.latex import LatexPrinter, greek_letters_set
 
 from ..ir import Term
 from .text import tidy
@@ -20,6 +20,8 @@ class IndexLatexPrinter(LatexPrinter):
         stem, _, sub = name.partition("_")
         if stem in ("lo", "hi"):  # padding amounts
             return r"p^{\mathrm{%s}}%s" % (stem, "_{%s}" % sub if sub else "")
+        if name.isalpha() and len(name) > 1 and name.lower() not in greek_letters_set:
+            return r"\mathit{%s}" % name  # one name (out, dx, ggx), not a product of letters
         return super()._print_Symbol(expr)
 
     def _print_Indexed(self, expr):

@@ -7,6 +7,12 @@ double backward.
 * an lhs dilation at unit window strides (a transposed convolution, the input gradient of a
   strided layer) runs as ``conv_transpose``: the kernel reversed, its in and out channels swapped
   within each group, the result cropped or padded to XLA's window;
+* a call without feature groups whose kernel is larger than its output (a weight gradient: the
+  kernel is the upstream gradient, the output the layer's taps; batch groups are a grouped
+  layer's groups) runs as torch's weight-gradient kernel
+  (``torch.nn.grad.conv*d_weight``, ``aten.convolution_backward`` with a weight-only mask, itself
+  differentiable), the batch and channel axes of lhs and rhs swapped into a layer's input and
+  upstream gradient: torch's convolution with a kernel as long as the layer's output is slow;
 * otherwise ``conv1d/2d/3d``, symmetric padding inside the call, asymmetric or negative padding
   (a crop) by ``torch.nn.functional.pad`` first.
 
@@ -19,6 +25,7 @@ from .crop_pad import _crop_and_pad
 _CONV = {1: xp.nn.functional.conv1d, 2: xp.nn.functional.conv2d, 3: xp.nn.functional.conv3d}
 _CONV_TRANSPOSE = {1: xp.nn.functional.conv_transpose1d, 2: xp.nn.functional.conv_transpose2d,
                    3: xp.nn.functional.conv_transpose3d}
+_CONV_WEIGHT = {1: xp.nn.grad.conv1d_weight, 2: xp.nn.grad.conv2d_weight, 3: xp.nn.grad.conv3d_weight}
 
 
 def _canonical(a, spec, canonical):
@@ -75,6 +82,27 @@ def _transposed(lhs, rhs, padding, lhs_dilation, rhs_dilation, groups):
     return _pad(z, [(-s, -r) for s, r in zip(starts, rests)])
 
 
+def _product(sizes) -> int:
+    total = 1
+    for n in sizes:
+        total *= n
+    return total
+
+
+def _weight_gradient(lhs, rhs, window_strides, padding, rhs_dilation, out_sp, groups):
+    """out[n, o, k] = Σ_{i, t} lhs[γ(o)·N/G + n, i, k·ws + t·rd − lo] · rhs[o, i, t] (canonical axes,
+    ``groups`` batch groups) as the weight gradient of a layer with input lhs and upstream gradient
+    rhs (batch and channel axes swapped), stride rd, dilation ws and ``groups`` groups: dW[o, n, k],
+    swapped back.  The padded input is cut to the span the taps read."""
+    lhs = _pad(lhs, padding)
+    span = [(t - 1) * rd + (k - 1) * ws + 1 for t, rd, k, ws in zip(rhs.shape[2:], rhs_dilation, out_sp, window_strides)]
+    lhs = lhs[(slice(None), slice(None)) + tuple(slice(0, n) for n in span)]
+    weight = _CONV_WEIGHT[len(out_sp)](lhs.transpose(0, 1), (rhs.shape[0], lhs.shape[0] // groups) + tuple(out_sp),
+                                       rhs.transpose(0, 1), stride=tuple(rhs_dilation), dilation=tuple(window_strides),
+                                       groups=groups)
+    return weight.transpose(0, 1)
+
+
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                          dimension_numbers, feature_group_count=1, batch_group_count=1):
     """jax.lax.conv_general_dilated (XLA semantics) on torch tensors (see the module's docstring).
@@ -87,19 +115,24 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_di
     spatial = "".join(c for c in rhs_spec if c not in "OI")
     lhs = _canonical(lhs, lhs_spec, "NC" + spatial)
     rhs = _canonical(rhs, rhs_spec, "OI" + spatial)
+    nsp = len(spatial)
+    span = [(k - 1) * d + 1 for k, d in zip(rhs.shape[2:], rhs_dilation)]
+    sizes = [((q - 1) * ld + 1 if q else 0) + lo + hi for q, ld, (lo, hi) in zip(lhs.shape[2:], lhs_dilation, padding)]
+    out_sp = [max(0, (n - s) // w + 1) if n >= s else 0 for n, s, w in zip(sizes, span, window_strides)]
+    if 0 in out_sp or 0 in lhs.shape[:2] or rhs.shape[0] == 0:  # nothing to compute: zeros, as XLA gives
+        out = lhs.new_zeros((lhs.shape[0] // batch_group_count, rhs.shape[0]) + tuple(out_sp))
+        return _decanonical(out, "NC" + spatial, out_spec)
+    if (feature_group_count == 1 and all(d == 1 for d in lhs_dilation)
+            and _product(rhs.shape[2:]) > _product(out_sp)):  # a weight gradient (batch groups: a grouped layer's)
+        out = _weight_gradient(lhs, rhs, window_strides, padding, rhs_dilation, out_sp, batch_group_count)
+        return _decanonical(out, "NC" + spatial, out_spec)
     groups = feature_group_count
     if batch_group_count != 1:  # the lhs batch's groups join the channels: a feature-grouped call
         n, c = lhs.shape[:2]
         lhs = lhs.reshape((batch_group_count, n // batch_group_count, c) + tuple(lhs.shape[2:])).transpose(0, 1)
         lhs = lhs.reshape((n // batch_group_count, batch_group_count * c) + tuple(lhs.shape[3:]))
         groups = batch_group_count
-    nsp = len(spatial)
-    span = [(k - 1) * d + 1 for k, d in zip(rhs.shape[2:], rhs_dilation)]
-    sizes = [((q - 1) * ld + 1 if q else 0) + lo + hi for q, ld, (lo, hi) in zip(lhs.shape[2:], lhs_dilation, padding)]
-    out_sp = [max(0, (n - s) // w + 1) if n >= s else 0 for n, s, w in zip(sizes, span, window_strides)]
-    if 0 in out_sp or 0 in lhs.shape[:2] or rhs.shape[0] == 0:  # nothing to compute: zeros, as XLA gives
-        out = lhs.new_zeros((lhs.shape[0], rhs.shape[0]) + tuple(out_sp))
-    elif any(d != 1 for d in lhs_dilation) and all(s == 1 for s in window_strides):
+    if any(d != 1 for d in lhs_dilation) and all(s == 1 for s in window_strides):
         out = _transposed(lhs, rhs, padding, lhs_dilation, rhs_dilation, groups)
     else:
         if any(d != 1 for d in lhs_dilation):  # strided windows over a dilated input: zeros inserted

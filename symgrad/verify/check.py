@@ -19,7 +19,7 @@ from ..engine.diff import forward_terms
 from ..ir import SymgradError, plain
 from ..sizes import concrete_sizes
 from .evaluate import evaluate
-from .reference import torch_reference
+from .reference import torch_double_backward, torch_reference
 
 
 @dataclass
@@ -98,7 +98,31 @@ def run_trial(op, module, derivation, rng, eps: float) -> Trial:
         trial.errors["torch:forward"] = rel_err(y, ref[0])
         for t, grad, rg in zip(op.inputs, grads, ref[1]):
             trial.errors[f"torch:{t.name}"] = rel_err(grad, rg)
+    if hasattr(module, "double_backward"):
+        _second_order(op, module, arrays, g, rng, eps, trial)
     return trial
+
+
+def _second_order(op, module, arrays, g, rng, eps: float, trial: Trial):
+    """double_backward against finite differences of ⟨gg, backward⟩ (the module's backward, checked
+    above against the definition) and, with PyTorch, against torch's double backward."""
+    names = [t.name for t in op.inputs]
+    gg = {name: rng.standard_normal(arrays[name].shape) for name in names}
+    got = module.double_backward(*[gg[n] for n in names], g, *[arrays[n] for n in names])
+    point = dict(arrays, g=g)
+
+    def inner(values):
+        grads = module.backward(values["g"], *[values[n] for n in names])
+        return sum(float(np.sum(gg[n] * grad)) for n, grad in zip(names, grads))
+    for name, value in zip(["g"] + names, got):
+        v = rng.standard_normal(point[name].shape)
+        fd = (inner(dict(point, **{name: point[name] + eps * v})) - inner(dict(point, **{name: point[name] - eps * v}))) / (2 * eps)
+        dot = float(np.sum(value * v))
+        trial.errors[f"fd2:{name}"] = abs(fd - dot) / max(abs(fd), abs(dot), 1e-300)
+    ref = torch_double_backward(op, arrays, g, gg)
+    if ref is not None:
+        for name, value, want in zip(["g"] + names, got, ref):
+            trial.errors[f"torch2:{name}"] = rel_err(value, want)
 
 
 def polynomial(op) -> bool:
@@ -126,7 +150,7 @@ def check(op, trials: int = 5, seed: int = 0):
     module = load(emit(derivation))
     step, fd_tolerance = fd_settings(op)
     results = [run_trial(op, module, derivation, rng, step) for _ in range(trials)]
-    ok = all(err <= (fd_tolerance if k.startswith("fd:") else 1e-10) for r in results for k, err in r.errors.items())
+    ok = all(err <= (fd_tolerance if k.startswith("fd") else 1e-10) for r in results for k, err in r.errors.items())
     return results, ok
 
 

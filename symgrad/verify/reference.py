@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
+
 
 def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
@@ -63,8 +65,8 @@ REFERENCES = {"conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "convolve": _co
               "avg_pool3d": _avg_pool}
 
 
-def torch_reference(op, arrays, grad_output):
-    """(output, grads) from PyTorch autograd, or None when no reference exists for ``op``."""
+def _torch_forward(op, arrays):
+    """(input tensors requiring grad, output) by PyTorch's own operator, or None without one."""
     import re
     name = "conv" if re.fullmatch(r"conv\d+d", op.name) and op.name not in REFERENCES else op.name
     fn = REFERENCES.get(name)
@@ -76,7 +78,33 @@ def torch_reference(op, arrays, grad_output):
         out = fn(op, *ts)
     except RuntimeError:  # a shape PyTorch refuses and the definition takes (avg_pool3d checks the unpadded
         return None       # input against the kernel, avg_pool1d/2d the padded one): finite differences alone
-    if out is None:
+    return None if out is None else (ts, out)
+
+
+def torch_reference(op, arrays, grad_output):
+    """(output, grads) from PyTorch autograd, or None when no reference exists for ``op``."""
+    made = _torch_forward(op, arrays)
+    if made is None:
         return None
+    import torch
+    ts, out = made
     out.backward(torch.tensor(grad_output))
     return out.detach().numpy(), [t.grad.numpy() for t in ts]
+
+
+def torch_double_backward(op, arrays, grad_output, gg):
+    """PyTorch's double backward: the gradients of Σ gg[x]·∂ℒ/∂x (ℒ = Σ grad_output·y) with respect
+    to grad_output and to each input, in that order (zeros where nothing depends on one); None
+    when no reference exists for ``op``."""
+    made = _torch_forward(op, arrays)
+    if made is None:
+        return None
+    import torch
+    ts, out = made
+    g = torch.tensor(grad_output, requires_grad=True)
+    first = torch.autograd.grad(out, ts, g, create_graph=True, allow_unused=True, materialize_grads=True)
+    total = sum((f * torch.tensor(gg[t.name])).sum() for t, f in zip(op.inputs, first))
+    if not total.requires_grad:  # every gradient is constant in g and the inputs (a bias alone)
+        return [np.zeros_like(grad_output)] + [np.zeros_like(arrays[t.name]) for t in op.inputs]
+    second = torch.autograd.grad(total, [g] + ts, allow_unused=True, materialize_grads=True)
+    return [s.detach().numpy() for s in second]

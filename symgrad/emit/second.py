@@ -1,0 +1,46 @@
+"""The double backward of an emitted NumPy/CuPy module: per gradient ``dx`` whose rule was derived
+(:mod:`symgrad.second_order`), one function computing its contributions with the recognised forms'
+code; ``double_backward`` adds them up, as PyTorch's double backward does."""
+from __future__ import annotations
+
+import json
+
+from .. import naming
+from ..forms import Target, jsonable
+from ..forms.form import Code
+from ..forms.sum import sum_code
+from ..printing.text import term_text
+from ..second_order import SecondOrder
+from ..sizes import grad_output_statements
+
+
+def second_context(second: SecondOrder, spec) -> tuple:
+    """``(blocks, code)``: per gradient, what its function computes and returns, and the forms' code
+    together (its runtime pieces and imports)."""
+    op = second.first.op
+    shaped = not op.elementwise
+    blocks, code = [], Code(())
+    for x, dd in second.of.items():
+        body, results, terms = Code(()), [], []
+        for y, grad in dd.grads.items():
+            out = naming.contribution(y, x)
+            body += sum_code(dd.op.name, grad.forms, Target(out, dd.tensors[y], grad.indices, dd.tensors, shaped, spec))
+            results.append({"of": y, "var": out})
+            terms.append({"of": y, "indices": ", ".join(map(str, grad.indices)), "terms": [
+                {"text": term_text(f.term), "kind": f.kind, "fields": json.dumps(jsonable(f.fields), sort_keys=True)}
+                for f in grad.forms]})
+        code += body
+        blocks.append({"wrt": x, "grad": naming.grad(x), "gg": dd.op.upstream, "function": f"_double_backward_{x}",
+                       "checks": grad_output_statements(dd.op, dd.op.upstream), "body": list(body.lines),
+                       "results": results, "terms": terms,
+                       "returns": ", ".join(r["var"] for r in results) + ("," if len(results) == 1 else "")})
+    return blocks, code + Code((), frozenset({"total"}))
+
+
+def contributions(blocks, names) -> dict:
+    """name -> the contribution variables that add up to ∂ℒ₂/∂name, with the gg each needs."""
+    out = {name: [] for name in names}
+    for block in blocks:
+        for r in block["results"]:
+            out[r["of"]].append({"var": r["var"], "gg": block["gg"]})
+    return out
