@@ -1,5 +1,5 @@
-"""The configurations an audit tries: the systematic edge classes, seeded random ones, the named
-historical bugs, and the smaller neighbours a discrepancy is shrunk through.
+"""The configurations an audit tries: the systematic edge classes, seeded random ones, and the
+smaller neighbours a discrepancy is shrunk through (the named historical bugs are in run.py).
 
 A :class:`Case` holds numbers only (no SymPy): the op family, its sizes and parameters, and the
 memory layout the framework gets its input in.  Shapes and the op's parameters follow from it.
@@ -7,11 +7,9 @@ memory layout the framework gets its input in.  Shapes and the op's parameters f
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-
-FAMILIES = ("conv", "conv_transpose", "conv_double", "matmul", "gelu", "convolve")
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,6 @@ class Case:
     scale: float = 1.0
     mode: str = "full"
     layout: str = "contiguous"
-    note: str = field(default="", compare=False)
 
     @property
     def conv(self) -> bool:
@@ -84,7 +81,7 @@ class Case:
 
     def as_dict(self) -> dict:
         """The case as the reproducer scripts and the JSON report see it (plain Python values)."""
-        out = {k: v for k, v in dataclasses.asdict(self).items() if v not in ((), "") and k != "note"}
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v not in ((), "")}
         if self.conv:
             out["out_length"] = self.out_length()
         return out
