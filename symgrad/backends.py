@@ -80,7 +80,7 @@ CUPY = Backend("cupy", "CuPy", "import cupy as xp", CuPyArrayPrinter,
                conv_runs="over the whole batch, each GEMM one cuBLAS call on its operands where they lie",
                matmul_runs="one strided-batched cuBLAS GEMM on the operands as they lie")
 TORCH = Backend("torch", "PyTorch", "import torch as xp", TorchArrayPrinter,
-                substitutes={"conv": "torch_conv", "dot_general": "torch_dot_general"},
+                substitutes={"conv": "torch_conv", "gemm_numpy": "gemm_torch"},
                 conv_runs="asymmetric or negative padding by torch.nn.functional.pad; on the tensors' device",
                 conv_paths=False, matmul_runs="one torch.matmul on the permuted operands",
                 expression_runs="torch expression (one kernel per operation)",

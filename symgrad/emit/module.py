@@ -11,9 +11,9 @@ from .. import __version__, naming
 from ..backends import backend as find_backend
 from ..derive import Derivation
 from ..forms import Target, jsonable, kind
-from ..forms.sum import sum_code
+from ..forms.sum import form_summary, sum_code
 from ..ir import SymgradError
-from ..printing.text import term_text, terms_text
+from ..printing.text import terms_text
 from ..second_order import SecondOrder, derive_second_order
 from ..sizes import bind_statements, grad_output_statements, shape_text
 from ..templating import environment
@@ -62,8 +62,7 @@ def header_context(d: Derivation, spec, blockwise: bool = False, jit: dict = Non
                         f"{terms_text([f.term for f in d.forward])}",
         "forward_forms": [{"kind": f.kind, "formulation": said(f, None)} for f in d.forward],
         "gradients": [{"name": t.name, "indices": ", ".join(map(str, d.grads[t.name].indices)), "terms": [
-            {"text": term_text(f.term), "kind": f.kind, "fields": json.dumps(jsonable(f.fields), sort_keys=True),
-             "formulation": said(f, t.name)} for f in d.grads[t.name].forms]} for t in op.inputs],
+            {**form_summary(f), "formulation": said(f, t.name)} for f in d.grads[t.name].forms]} for t in op.inputs],
         "backend_name": spec.title, "array_module": spec.array_import.split()[1],
         "grad_output": naming.GRAD_OUTPUT, "usage": usage, "second": [],
     }

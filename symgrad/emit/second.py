@@ -3,13 +3,10 @@
 code; ``double_backward`` adds them up, as PyTorch's double backward does."""
 from __future__ import annotations
 
-import json
-
 from .. import naming
-from ..forms import Target, jsonable
+from ..forms import Target
 from ..forms.form import Code
-from ..forms.sum import sum_code
-from ..printing.text import term_text
+from ..forms.sum import form_summary, sum_code
 from ..second_order import SecondOrder
 from ..sizes import grad_output_statements
 
@@ -26,9 +23,8 @@ def second_context(second: SecondOrder, spec) -> tuple:
             out = naming.contribution(y, x)
             body += sum_code(dd.op.name, grad.forms, Target(out, dd.tensors[y], grad.indices, dd.tensors, shaped, spec))
             results.append({"of": y, "var": out})
-            terms.append({"of": y, "indices": ", ".join(map(str, grad.indices)), "terms": [
-                {"text": term_text(f.term), "kind": f.kind, "fields": json.dumps(jsonable(f.fields), sort_keys=True)}
-                for f in grad.forms]})
+            terms.append({"of": y, "indices": ", ".join(map(str, grad.indices)),
+                          "terms": [form_summary(f) for f in grad.forms]})
         code += body
         blocks.append({"wrt": x, "grad": naming.grad(x), "gg": dd.op.upstream, "function": f"_double_backward_{x}",
                        "checks": grad_output_statements(dd.op, dd.op.upstream), "body": list(body.lines),
@@ -38,9 +34,9 @@ def second_context(second: SecondOrder, spec) -> tuple:
 
 
 def contributions(blocks, names) -> dict:
-    """name -> the contribution variables that add up to ∂ℒ₂/∂name, with the gg each needs."""
+    """name -> the contribution variables that add up to ∂ℒ₂/∂name."""
     out = {name: [] for name in names}
     for block in blocks:
         for r in block["results"]:
-            out[r["of"]].append({"var": r["var"], "gg": block["gg"]})
+            out[r["of"]].append(r["var"])
     return out

@@ -3,13 +3,14 @@ rule), each with its own form.  The JSON gives ``{"kind": "sum", "terms": [...]}
 code computes each term and adds them, into a convolution's own fresh result where there is one."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from .. import naming
 from ..ir import SymgradError
 from ..printing.text import shape_code, term_text
 from . import kind
-from .form import Code
+from .form import Code, jsonable
 
 
 def form_json(forms) -> dict:
@@ -18,6 +19,11 @@ def form_json(forms) -> dict:
     if len(forms) == 1:
         return dict(kind=forms[0].kind, **forms[0].fields)
     return {"kind": "sum", "terms": [dict(kind=f.kind, **f.fields) for f in forms]}
+
+
+def form_summary(form) -> dict:
+    """A form as the emitted modules' headers list it: the term's text, the kind, its fields as JSON."""
+    return {"text": term_text(form.term), "kind": form.kind, "fields": json.dumps(jsonable(form.fields), sort_keys=True)}
 
 
 def _views(tensors, names) -> list:

@@ -18,6 +18,7 @@ class ArrayPrinter(SciPyPrinter):
     module = "xp"
     special = "scipy.special."
     accurate_erfc = False  # True: erfc prints as the runtime's _erfc (float64's far tail)
+    wide_constants = True  # numbers past float16's range as xp.float64 (the frameworks compare in their dtype)
 
     def __init__(self, settings=None):
         super().__init__({"fully_qualified_modules": True, **(settings or {})})
@@ -92,7 +93,8 @@ class ArrayPrinter(SciPyPrinter):
         float16 and float32 arrays are compared with it in float64, where a bare Python float would
         be cast to their dtype (to ∞, with an overflow warning)."""
         text = super()._print_Float(expr)
-        return f"{self._module_format('numpy.float64')}({text})" if abs(float(expr)) > 65504 else text
+        wide = self.wide_constants and abs(float(expr)) > 65504
+        return f"{self._module_format('numpy.float64')}({text})" if wide else text
 
     def _print_IsInf(self, expr):
         return f"{self._module_format('numpy.isposinf' if expr.args[1] > 0 else 'numpy.isneginf')}({self._print(expr.args[0])})"
@@ -147,6 +149,7 @@ class _FrameworkPrinter(ArrayPrinter):
     them (otherwise NotImplementedError, which the emitter reports as an error naming the term)."""
 
     special_names = ()
+    wide_constants = False
 
     def _module_format(self, fqn, register=True):
         if fqn.startswith("scipy.special."):
@@ -166,9 +169,6 @@ class _FrameworkPrinter(ArrayPrinter):
         for value, c in reversed(expr.args):
             text = f"{self._module_format('numpy.where')}({self._print(c)}, {self._print(value)}, {text})"
         return text
-
-    def _print_Float(self, expr):
-        return ArrayPrinter.__mro__[1]._print_Float(self, expr)
 
     def _print_And(self, expr):
         return " & ".join(f"({self._print(a)})" for a in expr.args)

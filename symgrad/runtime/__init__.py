@@ -10,7 +10,7 @@ are module constants.  Pieces written for NumPy that the CuPy modules replace: :
 
 * :mod:`conv`, :mod:`flat_shift` — ``jax.lax.conv_general_dilated``: its paths;
 * :mod:`dot_general` — ``jax.lax.dot_general``;
-* :mod:`gemm_numpy`, :mod:`gemm_cupy` — GEMMs; :mod:`accumulate`, :mod:`accumulate_numpy`,
+* :mod:`gemm_numpy`, :mod:`gemm_cupy`, :mod:`gemm_torch` — GEMMs; :mod:`accumulate`, :mod:`accumulate_numpy`,
   :mod:`accumulate_cupy` — the convolution paths' sums of products;
 * :mod:`threads`, :mod:`stream` — how a convolution's work is dealt out;
 * :mod:`blockwise`, :mod:`jit`, :mod:`jit_erf`, :mod:`jit_tanh`, :mod:`jit_exp` — elementwise
@@ -18,9 +18,10 @@ are module constants.  Pieces written for NumPy that the CuPy modules replace: :
 * :mod:`erfc` — erfc of float64 arrays, accurate in the far tail; :mod:`inputs` — the inputs as
   arrays, checked;
 * :mod:`fused` — CuPy elementwise kernels; :mod:`add_terms` — a gradient's terms added in place;
-  :mod:`owned` — results the caller may write to; :mod:`regroup`, :mod:`crop_pad` — array-library
-  agnostic pieces every target's convolution shares;
-* the framework targets' pieces: :mod:`torch_conv`, :mod:`torch_dot_general` (torch's kernels),
+  :mod:`owned` — results the caller may write to; :mod:`regroup`, :mod:`crop_pad`, :mod:`layout` —
+  array-library agnostic pieces every target's convolution shares; :mod:`total` — double backward's
+  sums;
+* the framework targets' pieces: :mod:`torch_conv`, :mod:`gemm_torch` (torch's kernels),
   :mod:`torch_inputs`, :mod:`torch_layer`; :mod:`jax_conv`, :mod:`jax_dot_general` (``jax.lax``),
   :mod:`jax_inputs`.
 """

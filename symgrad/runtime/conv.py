@@ -19,28 +19,11 @@ import numpy as xp
 from .crop_pad import _crop_and_pad
 from .flat_shift import _flat_shift_outputs, _flat_shift_taps, _positions
 from .gemm_numpy import _matmul
+from .layout import _from_layout, _to_layout
 
 # The few-taps case by one GEMM per kernel tap on the flattened input (False) or by im2col windows
 # and one GEMM per group (True): the CPU measured the taps faster, and they copy no windows.
 _IM2COL = False
-
-
-def _to_layout(a, spec, canonical):
-    """Permute ``a`` (axes named by ``spec``) to ``canonical``; absent N/C/O/I axes become size 1."""
-    for letter in canonical:
-        if letter not in spec:
-            a = a[None]
-            spec = letter + spec
-    return a.transpose([spec.index(letter) for letter in canonical])
-
-
-def _from_layout(a, canonical, spec):
-    """Inverse of _to_layout: drop the unit axes ``spec`` lacks, then permute to ``spec``."""
-    for letter in canonical[:2]:
-        if letter not in spec:
-            a = a.take(0, axis=canonical.index(letter))
-            canonical = canonical.replace(letter, "")
-    return a.transpose([canonical.index(letter) for letter in spec])
 
 
 def _tap_subset(rhs, taps, rhs_dilation, phase_strides):

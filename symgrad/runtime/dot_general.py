@@ -1,5 +1,8 @@
-"""``jax.lax.dot_general`` for NumPy and CuPy arrays: the entry point of every matmul form."""
+"""``jax.lax.dot_general`` for NumPy and CuPy arrays and torch tensors: the entry point of every matmul
+form (the GEMM is :mod:`gemm_numpy`'s, or its CuPy or torch substitute's)."""
 import math
+
+import numpy as xp
 
 from .gemm_numpy import _matmul
 
@@ -16,7 +19,8 @@ def dot_general(lhs, rhs, contracting, batch):
     rf = [a for a in range(rhs.ndim) if a not in rc and a not in rb]
     size = lambda a, axes: math.prod(a.shape[k] for k in axes)
     batch_shape = [lhs.shape[a] for a in lb]
-    left = lhs.transpose(list(lb) + lf + list(lc)).reshape(size(lhs, lb), size(lhs, lf), size(lhs, lc))
-    right = rhs.transpose(list(rb) + list(rc) + rf).reshape(size(rhs, rb), size(rhs, rc), size(rhs, rf))
+    moved = lambda a, order: xp.moveaxis(a, order, list(range(len(order))))  # noqa: E731  (transpose(order))
+    left = moved(lhs, list(lb) + lf + list(lc)).reshape(size(lhs, lb), size(lhs, lf), size(lhs, lc))
+    right = moved(rhs, list(rb) + list(rc) + rf).reshape(size(rhs, rb), size(rhs, rc), size(rhs, rf))
     out = _matmul(left, right)
     return out.reshape(batch_shape + [lhs.shape[a] for a in lf] + [rhs.shape[a] for a in rf])

@@ -1,5 +1,5 @@
 """GEMMs for the NumPy modules: NumPy's BLAS.  The CuPy modules carry :mod:`gemm_cupy` instead,
-which defines the same names."""
+the torch target :mod:`gemm_torch`; each defines the same names."""
 import numpy as xp
 
 

@@ -7,9 +7,7 @@ def regroup(a, groups, from_axis, to_axis):
     """Move the group factor (major part) of axis ``from_axis`` onto axis ``to_axis``."""
     shape = list(a.shape)
     a = a.reshape(shape[:from_axis] + [groups, shape[from_axis] // groups] + shape[from_axis + 1:])
-    target = to_axis + (1 if to_axis > from_axis else 0)
-    dest = target - 1 if target > from_axis else target
-    a = xp.moveaxis(a, from_axis, dest)
+    a = xp.moveaxis(a, from_axis, to_axis)  # the group factor, now at to_axis, just before that axis's sizes
     merged = list(a.shape)
-    merged[dest:dest + 2] = [merged[dest] * merged[dest + 1]]
+    merged[to_axis:to_axis + 2] = [merged[to_axis] * merged[to_axis + 1]]
     return a.reshape(merged)

@@ -21,29 +21,12 @@ Torch has convolutions of one to three spatial axes; the emitter refuses more fo
 import torch as xp
 
 from .crop_pad import _crop_and_pad
+from .layout import _from_layout, _to_layout
 
 _CONV = {1: xp.nn.functional.conv1d, 2: xp.nn.functional.conv2d, 3: xp.nn.functional.conv3d}
 _CONV_TRANSPOSE = {1: xp.nn.functional.conv_transpose1d, 2: xp.nn.functional.conv_transpose2d,
                    3: xp.nn.functional.conv_transpose3d}
 _CONV_WEIGHT = {1: xp.nn.grad.conv1d_weight, 2: xp.nn.grad.conv2d_weight, 3: xp.nn.grad.conv3d_weight}
-
-
-def _canonical(a, spec, canonical):
-    """``a`` (axes named by ``spec``) permuted to ``canonical``; absent N/C/O/I axes become size 1."""
-    for letter in canonical:
-        if letter not in spec:
-            a = a.unsqueeze(0)
-            spec = letter + spec
-    return a.permute([spec.index(letter) for letter in canonical])
-
-
-def _decanonical(a, canonical, spec):
-    """Inverse of _canonical: drop the unit axes ``spec`` lacks, then permute to ``spec``."""
-    for letter in canonical[:2]:
-        if letter not in spec:
-            a = a.select(canonical.index(letter), 0)
-            canonical = canonical.replace(letter, "")
-    return a.permute([canonical.index(letter) for letter in spec])
 
 
 def _pad(a, pads):
@@ -113,19 +96,19 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_di
     """
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     spatial = "".join(c for c in rhs_spec if c not in "OI")
-    lhs = _canonical(lhs, lhs_spec, "NC" + spatial)
-    rhs = _canonical(rhs, rhs_spec, "OI" + spatial)
+    lhs = _to_layout(lhs, lhs_spec, "NC" + spatial)
+    rhs = _to_layout(rhs, rhs_spec, "OI" + spatial)
     nsp = len(spatial)
     span = [(k - 1) * d + 1 for k, d in zip(rhs.shape[2:], rhs_dilation)]
     sizes = [((q - 1) * ld + 1 if q else 0) + lo + hi for q, ld, (lo, hi) in zip(lhs.shape[2:], lhs_dilation, padding)]
     out_sp = [max(0, (n - s) // w + 1) if n >= s else 0 for n, s, w in zip(sizes, span, window_strides)]
     if 0 in out_sp or 0 in lhs.shape[:2] or rhs.shape[0] == 0:  # nothing to compute: zeros, as XLA gives
         out = lhs.new_zeros((lhs.shape[0] // batch_group_count, rhs.shape[0]) + tuple(out_sp))
-        return _decanonical(out, "NC" + spatial, out_spec)
+        return _from_layout(out, "NC" + spatial, out_spec)
     if (feature_group_count == 1 and all(d == 1 for d in lhs_dilation)
             and _product(rhs.shape[2:]) > _product(out_sp)):  # a weight gradient (batch groups: a grouped layer's)
         out = _weight_gradient(lhs, rhs, window_strides, padding, rhs_dilation, out_sp, batch_group_count)
-        return _decanonical(out, "NC" + spatial, out_spec)
+        return _from_layout(out, "NC" + spatial, out_spec)
     groups = feature_group_count
     if batch_group_count != 1:  # the lhs batch's groups join the channels: a feature-grouped call
         n, c = lhs.shape[:2]
@@ -144,4 +127,4 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_di
             lhs = _pad(lhs, padding)
         out = _CONV[nsp](lhs, rhs, stride=tuple(window_strides), padding=tuple(lo for lo, _ in padding) if symmetric else 0,
                          dilation=tuple(rhs_dilation), groups=groups)
-    return _decanonical(out, "NC" + spatial, out_spec)
+    return _from_layout(out, "NC" + spatial, out_spec)
