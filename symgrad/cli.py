@@ -18,7 +18,7 @@ TORCH_DEFAULTS = {"stride": 1, "dilation": 1, "padding": 0, "groups": 1}
 
 #: the op flags, by parameter name: each op takes those its registry entry lists
 OP_FLAGS = ("ndim", "stride", "dilation", "padding", "groups", "kernel_size", "bias", "mode", "a_shape", "b_shape",
-            "approximate")
+            "approximate", "reduction", "eps", "weight", "is_causal", "scale")
 
 
 def _boolean(text):
@@ -31,7 +31,16 @@ def _boolean(text):
 
 
 def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
-    p.add_argument("op", nargs="?" if optional else None, help="operator name (see `symgrad ops`)")
+    p.add_argument("op", nargs="?", help="operator or program name (see `symgrad ops`)")
+    r = p.add_argument_group("programs")
+    r.add_argument("--rule", help="a rule or program in the text syntax, e.g. 'y[n, d] = x[n, d] * w[d]' "
+                                  "(statements separated by ';')")
+    r.add_argument("-f", "--file", help="a file of statements in the text syntax (.sg)")
+    r.add_argument("--reduction", help="cross_entropy: mean | sum | none")
+    r.add_argument("--eps", type=float, help="layer_norm, rms_norm, batch_norm: the epsilon")
+    r.add_argument("--weight", type=_boolean, metavar="BOOL", help="layer_norm, rms_norm, batch_norm: a weight input")
+    r.add_argument("--is-causal", type=_boolean, metavar="BOOL", help="attention: the causal mask (j <= i)")
+    r.add_argument("--scale", type=float, help="attention: the scores' scale (default 1/sqrt(E))")
     g = p.add_argument_group("convolution")
     g.add_argument("--ndim", type=_integer_at_least(1), help="spatial axes for `conv`")
     g.add_argument("--stride", help="int, one per axis (2,1) or a name to keep it symbolic")
@@ -90,22 +99,38 @@ def build_op(args, concrete: bool):
     unset conv parameters with torch's defaults.  A flag the op does not take is refused, naming the
     flags it does take."""
     name = args.op
+    if not name:
+        raise SymgradError("give an op name (see `symgrad ops`)")
     if name not in ops_mod.REGISTRY:
-        raise SymgradError(f"unknown op {name!r}; known ops: {', '.join(ops_mod.REGISTRY)}")
-    takes = ops_mod.REGISTRY[name][1]
-    given = {key: getattr(args, key) for key in OP_FLAGS if getattr(args, key, None) is not None}
-    stray = [key for key in given if key not in takes]
-    if stray:
-        flags = lambda keys: ", ".join("--" + k.replace("_", "-") for k in keys)
-        raise SymgradError(f"{name}: {flags(stray)} {'does' if len(stray) == 1 else 'do'} not apply to {name} "
-                           f"(its parameters: {flags(takes) or 'none'})")
-    params = dict(given)
+        raise SymgradError(f"unknown op {name!r}; known ops: {', '.join(ops_mod.REGISTRY)}; programs: "
+                           f"{', '.join(ops_mod.PROGRAMS)}")
+    params = _flags(args, name, ops_mod.REGISTRY[name][1])
     if name in CONV_OPS:
         if name == "conv" and "ndim" not in params:
             raise SymgradError("conv: --ndim is required (number of spatial axes, >= 1)")
         defaults = TORCH_DEFAULTS if concrete else {"groups": 1}
         params = {**defaults, **params}
     return ops_mod.build(name, **params), params
+
+
+def _flags(args, name: str, takes: dict, concrete: bool = True) -> dict:
+    """The op flags given, refused by name where ``name`` does not take them."""
+    given = {key: getattr(args, key) for key in OP_FLAGS if getattr(args, key, None) is not None}
+    stray = [key for key in given if key not in takes]
+    if stray:
+        flags = lambda keys: ", ".join("--" + k.replace("_", "-") for k in keys)
+        raise SymgradError(f"{name}: {flags(stray)} {'does' if len(stray) == 1 else 'do'} not apply to {name} "
+                           f"(its parameters: {flags(takes) or 'none'})")
+    if name == "conv_bias_gelu" and concrete:
+        given = {**TORCH_DEFAULTS, **given}
+    return given
+
+
+def _program(args):
+    """The program the arguments name, or None when they name an op."""
+    from . import cli_program
+    return cli_program.build_program(args, lambda name, takes: _flags(args, name, takes)) \
+        if cli_program.is_program(args) else None
 
 
 def _join_negative_values(parser: argparse.ArgumentParser, argv: list) -> list:
@@ -149,11 +174,14 @@ def _write_file(path: Path, text: str):
 
 
 def cmd_ops(args):
-    for name, (builder, params) in ops_mod.REGISTRY.items():
-        doc = (builder.__doc__ or "").strip().splitlines()[0]
-        print(f"{name:10s} {doc}")
-        for key, help_ in params.items():
-            print(f"    --{key.replace('_', '-'):14s} {help_}")
+    for title, registry in (("ops", ops_mod.REGISTRY), ("programs (several statements)", ops_mod.PROGRAMS)):
+        print(f"{title}:")
+        for name, (builder, params) in registry.items():
+            doc = (builder.__doc__ or "").strip().splitlines()[0]
+            print(f"  {name:20s} {doc}")
+            for key, help_ in params.items():
+                print(f"      --{key.replace('_', '-'):14s} {help_}")
+    print("rules and programs of your own: --rule 'y[n] = sum(d) x[n, d]^2' or -f FILE.sg (see the README)")
     return 0
 
 
@@ -161,6 +189,10 @@ def cmd_derive(args):
     from .derive import derive
     from .second_order import derive_second_order
     from .summary import as_json, as_text, second_as_json, second_as_text
+    program = _program(args)
+    if program is not None:
+        from . import cli_program
+        return cli_program.derive(args, program, _write)
     shapes = parse_shapes(build_op(args, concrete=False)[0], args.input_shape)
     op, _ = build_op(args, concrete=bool(shapes))  # concrete shapes take PyTorch's defaults, as emit does
     sizes = concrete_sizes(op, shapes)
@@ -192,6 +224,10 @@ def cmd_emit(args):
     if args.target != "module" and args.backend:
         raise SymgradError(f"emit: --backend chooses the array library of a standalone module (--target module); "
                            f"the {args.target} target runs on the framework's own device and kernels")
+    program = _program(args)
+    if program is not None:
+        from . import cli_program
+        return cli_program.emit(args, program, _write)
     op, _ = build_op(args, concrete=True)
     concrete_sizes(op, parse_shapes(op, args.input_shape))
     d = derive(op)
@@ -205,6 +241,10 @@ def cmd_emit(args):
 
 def cmd_check(args):
     from .verify.check import check, table
+    program = _program(args)
+    if program is not None:
+        from . import cli_program
+        return cli_program.check(args, program)
     op, _ = build_op(args, concrete=True)
     if args.ulp:
         from .verify.ulp import report, scan
@@ -253,8 +293,13 @@ def cmd_bench(args):
             raise SymgradError("bench: --suite runs the standard shapes; give either an op or --suite")
         path = _suite_output(args)
         threads = tuple(args.threads or (1, 2))
-        _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target))
+        _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target,
+                                  programs=args.programs))
         return 0
+    if args.programs:
+        raise SymgradError("bench: --programs chooses the programs' suite; it goes with --suite")
+    if args.rule or args.file:
+        raise SymgradError("bench: time a built-in op or program by name; --rule and -f are not benchmarked")
     if not args.op:
         raise SymgradError("bench: give an op (with --input-shape for every input) or --suite")
     op, params, shapes = _bench_case(args)
@@ -270,8 +315,10 @@ def _progress(text: str):
 
 
 def _bench_case(args):
-    """The op, its parameters as the benchmark child rebuilds them, and the checked input shapes."""
-    op, params = build_op(args, concrete=True)
+    """The op (or program), its parameters as the benchmark child rebuilds them, and the checked input shapes."""
+    program = _program(args)
+    op, params = (program, _flags(args, args.op, ops_mod.PROGRAMS[args.op][1])) if program is not None \
+        else build_op(args, concrete=True)
     shapes = parse_shapes(op, args.input_shape)
     if not shapes:
         raise SymgradError(f"bench {op.name}: give the shape to time with --input-shape NAME=D0,D1,... for every "
@@ -402,6 +449,8 @@ def parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", allow_abbrev=False, help="time the emitted module against PyTorch (CPU)")
     _add_op_args(bn, optional=True)
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")
+    bn.add_argument("--programs", action="store_true", help="with --suite: the programs' shapes (layer_norm, softmax, "
+                                                             "conv->bias->GELU, attention)")
     bn.add_argument("--threads", type=_integer_at_least(1), action="append", help="thread count (repeat for several)")
     bn.add_argument("--repeats", type=_integer_at_least(1), default=9)
     bn.add_argument("--bind", action="store_true",

@@ -43,3 +43,8 @@ def grad_grad(tensor: str) -> str:
 def contribution(of: str, by: str) -> str:
     """The variable holding ∂ℒ₂/∂``of`` from the gradient ``d<by>`` (``dw_ggx``: of w, from ggx)."""
     return f"{grad(of)}_{grad_grad(by)}"
+
+
+def selector(tensor: str) -> str:
+    """A max statement's tie-splitting selector (1/count at the maxima, 0 elsewhere)."""
+    return f"{tensor}_sel"

@@ -11,6 +11,7 @@ import numpy as np
 import sympy as sp
 
 from .ir import Op, SymgradError
+from .program import Program
 from .printing.text import shape_code, size_code
 
 
@@ -107,6 +108,8 @@ def concrete_sizes(op: Op, shapes: dict, known: dict = None) -> dict:
     ...     sp.Symbol("O", integer=True, positive=True)]
     4
     """
+    if isinstance(op, Program):  # a program's sizes are read from its inputs as an op's are
+        op = op.interface()
     if not shapes:
         return {}
     missing = [t.name for t in op.inputs if t.name not in shapes]

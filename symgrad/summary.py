@@ -8,7 +8,7 @@ import sympy as sp
 
 from .forms import jsonable, kind
 from .forms.sum import form_json
-from .printing.text import term_text, text
+from .printing.text import statement_text, term_text, text
 
 
 def _concrete(value, sizes):
@@ -93,3 +93,48 @@ def second_as_json(s, sizes=None) -> dict:
     return {**as_json(s.first, sizes), "second_order": {
         x: jsonable(_concrete({"upstream": dd.op.upstream, "grads": _grads_json(dd.grads)}, sizes))
         for x, dd in s.of.items()}}
+
+
+def program_as_text(d) -> str:
+    """A program's derivation (:class:`symgrad.reverse.ProgramDerivation`): each statement with its
+    forms, then the backward statement by statement with each adjoint contribution's form."""
+    p = d.program
+    params = ", ".join(f"{k}={v}" for k, v in p.params.items())
+    lines = [f"{p.name}  (a program of {len(p.statements)} statements){'  ' + params if params else ''}",
+             "inputs: " + ", ".join(f"{t.name} {tuple(map(str, t.shape))}" for t in p.inputs).replace("'", "")
+             + "; output" + ("s" if len(p.outputs) > 1 else "") + ": " + ", ".join(p.outputs)]
+    for k, v in p.output_sizes.items():
+        lines.append(f"  {k} = {text(v)}")
+    lines += ["", "forward:"]
+    for s in d.statements:
+        lines.append(f"  {s.index + 1}. {statement_text(s.statement)}")
+        for f in s.forward:
+            described = "; ".join(kind(f.kind).describe(f))
+            lines.append(f"       form: {f.kind} ({described})")
+    lines += ["", "backward (reverse mode): the adjoint dT = ∂ℒ/∂T of a tensor is the sum of what each statement "
+              "reading it passes back; " + ", ".join(f"d{o} = grad_output" for o in p.outputs)]
+    for s in reversed(d.statements):
+        if not s.derivation.grads:
+            continue
+        lines += ["", f"  through {statement_text(s.statement)}  (upstream d{s.statement.name}):"]
+        for name, g in s.derivation.grads.items():
+            lines += _gradient_lines(f"+= d{name}", g, None, "    ")
+    for note in p.notes:
+        lines += ["", f"note: {note}; the engine does not find that form: its backward is the chain of adjoints above "
+                      "(equal to it: the checks compare both with PyTorch)"]
+    return "\n".join(lines) + "\n"
+
+
+def program_as_json(d) -> dict:
+    """A program's derivation as JSON: statements with their forms, adjoint contributions with theirs."""
+    p = d.program
+    return jsonable({
+        "program": p.name, "params": p.params, "inputs": [t.name for t in p.inputs], "outputs": list(p.outputs),
+        "shapes": {name: [str(s) for s in t.shape] for name, t in p.tensors.items()},
+        "output_sizes": {str(k): v for k, v in p.output_sizes.items()},
+        "statements": [{"name": s.statement.name, "rule": statement_text(s.statement), "stop": s.statement.stop,
+                        "forms": [dict(kind=f.kind, **f.fields) for f in s.forward]} for s in d.statements],
+        "adjoints": {name: [{"through": d.statements[k].statement.name, **_grads_json({name: g})[name]}
+                            for k, g in parts] for name, parts in d.adjoints.items()},
+        "notes": list(p.notes),
+    })

@@ -11,7 +11,7 @@ import sympy as sp
 
 import symgrad
 from symgrad.cli import main
-from symgrad.docs.derivations import generate, second_order_specs, specs
+from symgrad.docs.derivations import generate, program_specs, second_order_specs, specs
 from symgrad.docs.document import LOSS2, gradient_sections
 from symgrad.second_order import derive_second_order
 from symgrad.verify.reference import torch_double_backward
@@ -46,7 +46,8 @@ def test_regeneration_is_byte_identical(fresh, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (install texlive-latex-base)")
-@pytest.mark.parametrize("stem", [s[0] for s in specs()] + [s[0] for s in second_order_specs()])
+@pytest.mark.parametrize("stem", [s[0] for s in specs()] + [s[0] for s in second_order_specs()]
+                         + [s[0] for s in program_specs()])
 def test_latex_compiles(fresh, tmp_path, stem):
     for p in fresh.iterdir():
         shutil.copy(p, tmp_path)

@@ -40,6 +40,17 @@ COMMANDS = command_lines()
 PYTHON = blocks("python")
 
 
+def files() -> dict:
+    """The README's ``sg`` blocks, each headed ``# file: NAME``: written into the folder every command
+    runs in, as a reader who saves them would."""
+    out = {}
+    for block in blocks("sg"):
+        first, _, rest = block.partition("\n")
+        assert first.startswith("# file: "), f"an sg block must start with '# file: NAME': {first!r}"
+        out[first[len("# file: "):].strip()] = block
+    return out
+
+
 def _stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module"):
     """What symgrad.bench.cpu.bench returns, without the timing children."""
     methods = ["forward", "dx", "forward+backward"]
@@ -63,6 +74,8 @@ def test_command_runs_as_written(command, tmp_path, monkeypatch, capsys):
     if "pdf" in argv and shutil.which("pdflatex") is None and shutil.which("lualatex") is None:
         pytest.skip("no TeX engine (CI installs one)")
     monkeypatch.chdir(tmp_path)
+    for name, text in files().items():
+        (tmp_path / name).write_text(text)
     monkeypatch.setattr("symgrad.bench.cpu.bench", _stand_in_bench)
     code = main(argv[1:])
     err = capsys.readouterr().err

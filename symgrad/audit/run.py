@@ -254,8 +254,10 @@ def historical(adapter: Adapter, dtypes, seed: int) -> list:
     return out
 
 
-def progress_bar(stream=sys.stderr):
-    """A one-line progress report on a terminal; nothing otherwise."""
+def progress_bar(stream=None):
+    """A one-line progress report on a terminal; nothing otherwise.  ``stream`` defaults to the
+    standard error of the moment of the call (not of the import: a test's captured stream closes)."""
+    stream = sys.stderr if stream is None else stream
     if not stream.isatty():
         return None
 

@@ -29,6 +29,14 @@ SUITE = [
      {"a": (16, 512, 512), "b": (16, 512, 512)}),
     ("gelu 2^23", "gelu", {"approximate": "none"}, {"x": (1 << 23,)}),
 ]
+#: programs (``symgrad bench --suite --programs``): the shapes issue 18 names
+PROGRAM_SUITE = [
+    ("layer_norm 8192x1024", "layer_norm", {}, {"x": (8192, 1024), "weight": (1024,), "bias": (1024,)}),
+    ("softmax 8192x1024", "softmax", {}, {"x": (8192, 1024)}),
+    ("conv->bias->GELU resnet 3x3", "conv_bias_gelu", {"stride": 1, "padding": 1, "dilation": 1, "groups": 1},
+     {"x": (8, 64, 56, 56), "w": (64, 64, 3, 3), "b": (64,)}),
+    ("attention B*H=64 T=512 D=64", "attention", {}, {"q": (64, 512, 64), "k": (64, 512, 64), "v": (64, 512, 64)}),
+]
 
 
 def _env(threads: int, bind: bool = False) -> dict:
@@ -174,7 +182,12 @@ def run_timing(task: dict) -> dict:
     t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"])
     pause = 0.2 if task["threads"] > 1 else 0.0
     out = {"emitted": {}, "torch": {}, "ratio": {}, "gauge": [_gauge(pause)]}
-    if task.get("target") == "torch":  # the emitted Function under torch's autograd, against torch's own op
+    if task.get("program"):  # a program's module: forward, and vjp + pullback (its training step)
+        def step():
+            y, pullback = module.vjp(*arrays)
+            pullback(g)
+        methods = {"forward": (lambda: module.forward(*arrays), t_fwd), "forward+backward": (step, t_bwd)}
+    elif task.get("target") == "torch":  # the emitted Function under torch's autograd, against torch's own op
         e_fwd, e_grad, e_bwd, _ = _torch_fns(op, arrays, task["threads"], module)
         methods = {"forward": (e_fwd, t_fwd), **{f"d{t.name}": (e_grad(k), t_grad(k)) for k, t in enumerate(op.inputs)},
                    "forward+backward": (e_bwd, t_bwd)}
@@ -220,6 +233,10 @@ def run_memory(task: dict) -> dict:
         ts = [torch.tensor(a, requires_grad=True) for a in arrays]
         g = torch.ones_like(ref(op, *[t.detach() for t in ts]))
         run = lambda: torch.autograd.grad(ref(op, *ts), ts, g)
+    elif task.get("program"):
+        import numpy as np
+        g = np.ones(module.forward(*arrays).shape, np.float32)
+        run = lambda: module.vjp(*arrays)[1](g)
     else:
         import numpy as np
         g = np.ones(module.forward(*arrays).shape, np.float32)
@@ -236,10 +253,20 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, t
     (``target`` "torch") against torch's own op, in child processes."""
     import symgrad
     from symgrad.emit import emit, emit_target
-    d = symgrad.derive(symgrad.ops.build(op_name, **params))
-    source = emit(d) if target == "module" else emit_target(d, target)
+    built = symgrad.ops.build(op_name, **params)
+    program = isinstance(built, symgrad.ops.Program)
+    if program:
+        from symgrad.emit.program import emit_program
+        from symgrad.ir import SymgradError
+        from symgrad.reverse import derive_program
+        if target != "module":
+            raise SymgradError(f"bench {op_name}: programs are emitted as modules only (--target module)")
+        source = emit_program(derive_program(built))
+    else:
+        d = symgrad.derive(built)
+        source = emit(d) if target == "module" else emit_target(d, target)
     task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
-            "warmup": warmup, "mode": "time", "source": source, "bind": bind, "target": target}
+            "warmup": warmup, "mode": "time", "source": source, "bind": bind, "target": target, "program": program}
     result = _child(task)
     for method in ("emitted", "torch"):
         result[method]["peak_mib"] = _child(dict(task, mode="memory", method=method))["peak_mib"]
@@ -264,14 +291,15 @@ def format_result(name, threads, result, bind=False) -> str:
 MINUTES_PER_RUN = 1.0
 
 
-def suite(threads=(1, 2), repeats=9, progress=print, target="module") -> str:
-    """Every case of SUITE at each thread count (2+ threads also bound), as the Markdown table of
-    BENCHMARKS.md; ``progress`` gets a line before the runs and after each one.  ``target`` "torch"
-    times the emitted torch.autograd.Functions instead of the NumPy modules."""
+def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: bool = False) -> str:
+    """Every case of SUITE (PROGRAM_SUITE with ``programs``) at each thread count (2+ threads also
+    bound), as the Markdown table of BENCHMARKS.md; ``progress`` gets a line before the runs and after
+    each one.  ``target`` "torch" times the emitted torch.autograd.Functions instead of the NumPy modules."""
     import platform
     import numpy
-    runs = [(case, t, bind) for case in SUITE for t in threads for bind in ((False, True) if t > 1 else (False,))]
-    progress(f"bench: {len(SUITE)} cases x {len(runs) // len(SUITE)} thread settings = {len(runs)} runs, about "
+    cases = PROGRAM_SUITE if programs else SUITE
+    runs = [(case, t, bind) for case in cases for t in threads for bind in ((False, True) if t > 1 else (False,))]
+    progress(f"bench: {len(cases)} cases x {len(runs) // len(cases)} thread settings = {len(runs)} runs, about "
              f"{round(len(runs) * MINUTES_PER_RUN * repeats / 9)} minutes on a 2-core machine")
     rows = []
     for k, ((name, op, params, shapes), t, bind) in enumerate(runs, start=1):
@@ -285,7 +313,8 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module") -> str:
         except ImportError:
             versions[name] = "not installed"
     what = "emitted NumPy modules" if target == "module" else "emitted torch.autograd.Functions (--target torch)"
-    command = "symgrad bench --suite" + ("" if target == "module" else " --target torch")
+    what = "emitted program modules (vjp + pullback)" if programs else what
+    command = "symgrad bench --suite" + ("" if target == "module" else " --target torch") + (" --programs" if programs else "")
     head = [f"# Benchmarks: {what} vs PyTorch (CPU, float32)", "",
             f"Measured by `{command}` on {platform.machine()} with {os.cpu_count()} cores, "
             f"numpy {numpy.__version__}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "

@@ -7,8 +7,10 @@ import sympy as sp
 
 from .. import ops
 from ..derive import derive
+from ..reverse import derive_program
 from ..second_order import derive_second_order
 from .document import document_context, jacobian_example, render
+from .program_document import program_document_context
 
 
 def _size(name):
@@ -107,6 +109,15 @@ def second_order_specs():
     ]
 
 
+def program_specs():
+    """(file stem, title, program): documents of programs, statement by statement."""
+    return [
+        ("softmax", "Softmax (stable): a program of four statements", ops.softmax()),
+        ("layer_norm", "Layer norm over the last axis: a program of five statements", ops.layer_norm()),
+        ("attention_causal", "Scaled dot-product attention with the causal mask", ops.attention(is_causal=True)),
+    ]
+
+
 def generate(outdir: Path) -> list:
     """Write every document (Markdown, LaTeX, and the SVG pictures of worked Jacobians); returns the
     paths written."""
@@ -125,13 +136,16 @@ def generate(outdir: Path) -> list:
         d = derive(op_)
         context = document_context(d, title, notes, command="symgrad docs", second=derive_second_order(d))
         written += _write(outdir, stem, context)
+    for stem, title, program in program_specs():
+        context = program_document_context(derive_program(program), title, command="symgrad docs")
+        written += _write(outdir, stem, context, program=True)
     return written
 
 
-def _write(outdir: Path, stem: str, context: dict) -> list:
+def _write(outdir: Path, stem: str, context: dict, program: bool = False) -> list:
     paths = []
     for fmt, ext in (("markdown", "md"), ("latex", "tex")):
         path = outdir / f"{stem}.{ext}"
-        path.write_text(render(context, fmt))
+        path.write_text(render(context, fmt, program=program))
         paths.append(path)
     return paths

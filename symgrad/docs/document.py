@@ -224,8 +224,10 @@ def md_text(text: str) -> str:
     return "$".join(parts)
 
 
-def render(context: dict, fmt: str) -> str:
-    template = {"markdown": "derivation.md.j2", "latex": "derivation.tex.j2"}[fmt]
+def render(context: dict, fmt: str, program: bool = False) -> str:
+    """A document from its context: a rule's (``derivation.*.j2``) or a program's (``program.*.j2``)."""
+    stem = "program" if program else "derivation"
+    template = {"markdown": f"{stem}.md.j2", "latex": f"{stem}.tex.j2"}[fmt]
     env = environment()
     env.filters["textex"] = tex_text
     env.filters["mdtext"] = md_text

@@ -14,11 +14,12 @@ from .elementwise import ELEMENTWISE
 from .form import Code, Form, Kind, Target, jsonable
 from .generic import GENERIC
 from .matmul import MATMUL
+from .reduce_max import REDUCE_MAX
 from .reduce_sum import REDUCE_SUM
 
 #: the recognisers, in the order they are tried
 KINDS = (CONV, MATMUL, ELEMENTWISE, REDUCE_SUM)
-_BY_NAME = {k.name: k for k in (*KINDS, GENERIC)}
+_BY_NAME = {k.name: k for k in (*KINDS, GENERIC, REDUCE_MAX)}
 
 
 def kind(name: str) -> Kind:

@@ -7,7 +7,8 @@ import sympy as sp
 from .. import naming
 from ..printing.array import array_statements
 from ..printing.scalar import c_code
-from ..printing.text import shape_code
+from ..printing.text import shape_code, size_code, text
+from .generic import guard_code
 from .form import Code, Form, Kind, align, array_of, plain_reads, printed
 
 
@@ -21,21 +22,36 @@ def _c_bodies(factor):
         return None
 
 
+def mask_statements(guards, target, printer) -> list:
+    """``target.out`` set to 0 where a guard on the target's indices fails (index grids, one where)."""
+    names = {v: sp.Symbol(naming.index_var(v)) for v in target.out_vars}
+    lines = []
+    for k, (v, n) in enumerate(zip(target.out_vars, target.tensor.dims)):
+        if any(v in g.free_symbols for g in guards):
+            shape = ", ".join("-1" if a == k else "1" for a in range(len(target.out_vars)))
+            lines.append(f"{names[v]} = xp.arange({size_code(n)}).reshape({shape},)")
+    mask = " & ".join(f"({guard_code(g.xreplace(names), printer)})" for g in guards)
+    dims = shape_code(target.tensor.dims)
+    return lines + [f"{target.out} = xp.where({mask}, xp.broadcast_to({target.out}, {dims}), 0)"]
+
+
 class Elementwise(Kind):
     name = "elementwise"
 
     def match(self, term, tensors, out_vars, target):
         if any(lo == hi for _, lo, hi in term.sums):  # a sum over one value is that value (a scalar's axis)
             term = term.subs({v: lo for v, lo, hi in term.sums if lo == hi})
-        if term.sums or term.guards:
-            return None
+        if term.sums or any(not g.free_symbols <= set(out_vars) for g in term.guards):
+            return None  # guards on the target's own indices are a mask (a causal mask)
         accesses = term.accesses
         reads = plain_reads(accesses, tensors)
         if reads is None or any(v not in out_vars for read in reads for v in read if v is not None):
             return None
         operands = [{"tensor": a.base.name, "vars": read} for a, read in zip(accesses, reads)]
-        return Form(self.name, {"expr": term.factor, "operands": [a.base.name for a in accesses]}, term,
-                    layout={"operands": operands})
+        fields = {"expr": term.factor, "operands": [a.base.name for a in accesses]}
+        if term.guards:
+            fields["mask"] = [text(g) for g in term.guards]
+        return Form(self.name, fields, term, layout={"operands": operands})
 
     def code(self, form, target):
         lines, mapping = [], {}
@@ -56,12 +72,15 @@ class Elementwise(Kind):
             return Code(tuple(lines), frozenset({"fused"}))
         printer = target.backend.make_printer()
         lines += array_statements(factor, target.out, printer)
-        if target.shaped and set(target.out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}:
+        if form.term.guards:
+            lines += mask_statements(form.term.guards, target, printer)
+        elif target.shaped and set(target.out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}:
             lines.append(f"{target.out} = xp.broadcast_to({target.out}, {shape_code(target.tensor.dims)})")
         return printed(lines, printer)
 
     def describe(self, form, show=None):
-        return ["pointwise expression (no sums)"]
+        mask = f", zero where not {' and '.join(form.fields['mask'])}" if "mask" in form.fields else ""
+        return [f"pointwise expression (no sums){mask}"]
 
     def formulation(self, form, backend, blockwise=False, jit=False):
         if backend.fused:

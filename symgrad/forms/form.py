@@ -117,9 +117,14 @@ def plain_var(e):
 
 
 def constant_scale(factor):
-    """Split ``factor`` into (numeric scale, product of the rest)."""
+    """Split ``factor`` into (scale, product of the rest): the scale a number times the factors made
+    of sizes alone (positive symbols, no index and no tensor element: attention's 1/√E)."""
     scale, rest = factor.as_coeff_Mul()
-    return scale, rest
+    args = sp.Mul.make_args(rest)
+    sized = [a for a in args if a.free_symbols and not a.has(sp.Indexed) and all(s.is_positive for s in a.free_symbols)]
+    if not sized:
+        return scale, rest
+    return scale * sp.Mul(*sized), sp.Mul(*[a for a in args if a not in sized])
 
 
 def plain_reads(accesses, tensors) -> list | None:
@@ -166,5 +171,8 @@ def array_of(name: str, tensors) -> str:
 
 def scaled(code: str, fields: dict, printer) -> str:
     """``code`` times the form's constant factor, when it has one other than 1."""
-    scale = fields.get("scale", 1)
-    return code if scale == 1 else f"{array_code(sp.sympify(scale), printer)} * {code}"
+    scale = sp.sympify(fields.get("scale", 1))
+    if scale == 1:
+        return code
+    value = array_code(scale, printer)  # of sizes: a Python float, which keeps float32 arrays float32
+    return f"{value if scale.is_Number else f'float({value})'} * {code}"

@@ -1,10 +1,25 @@
-"""``reduce_sum``: one tensor summed over some of its axes, times a constant (a bias gradient)."""
+"""``reduce_sum``: a pointwise expression summed over some axes, times what does not depend on
+them: a bias gradient (one tensor summed), a mean (``Σ_k x[n, k] / D``), a variance
+(``Σ_k xc[n, k]²``), the adjoint of a normaliser (``(1/s[n]²) · Σ_j e[n, j]·g[n, j]``).  Computed
+as the summand over the grid of the axes it reads, one ``xp.sum``, and the outer factor."""
 from __future__ import annotations
 
 import sympy as sp
 
+from ..printing.array import array_statements
 from ..printing.text import shape_code
-from .form import Code, Form, Kind, align, array_of, constant_scale, plain_reads, printed, scaled
+from ..printing.text import text as expr_text
+from .form import Form, Kind, align, array_of, constant_scale, plain_reads, printed, scaled
+
+
+def _aligned(expr, specs, grid, target, stem: str):
+    """Statements binding each read of ``expr`` aligned to ``grid``, and ``expr`` over those names."""
+    lines, mapping = [], {}
+    for k, (acc, spec) in enumerate(specs):
+        name = f"_{stem}{k}"
+        lines.append(f"{name} = {align(array_of(spec['tensor'], target.tensors), spec['vars'], grid, target.backend)}")
+        mapping[acc] = sp.Symbol(name)
+    return lines, expr.xreplace(mapping)
 
 
 class ReduceSum(Kind):
@@ -13,36 +28,82 @@ class ReduceSum(Kind):
 
     def match(self, term, tensors, out_vars, target):
         scale, rest = constant_scale(term.factor)
-        if not term.sums or term.guards or not isinstance(rest, sp.Indexed):
+        if not term.sums or term.guards:
             return None
-        reads = plain_reads([rest], tensors)
-        sums = {v for v, _, _ in term.sums}
-        if reads is None or set(v for v in reads[0] if v is not None) - sums - set(out_vars):
+        sums = [v for v, lo, _ in term.sums]
+        if any(lo != 0 for _, lo, _ in term.sums):
             return None
-        if sums - set(reads[0]):
-            return None  # a sum over a variable nothing reads: a count, not a reduction
-        axes = [k for k, v in enumerate(reads[0]) if v in sums or v is None]
-        return Form(self.name, {"operand": rest.base.name, "axes": axes, "scale": scale}, term,
-                    layout={"operands": [{"tensor": rest.base.name, "vars": reads[0]}]})
+        args = sp.Mul.make_args(rest)
+        inner = sp.Mul(*[a for a in args if a.free_symbols & set(sums)])
+        outer = sp.Mul(*[a for a in args if not a.free_symbols & set(sums)])
+        accesses = sorted(inner.atoms(sp.Indexed), key=sp.default_sort_key)
+        reads = plain_reads(accesses, tensors)
+        if not accesses or reads is None or plain_reads(sorted(outer.atoms(sp.Indexed), key=sp.default_sort_key),
+                                                         tensors) is None:
+            return None
+        used = {v for read in reads for v in read if v is not None}
+        if used - set(sums) - set(out_vars) or set(sums) - used or (outer.free_symbols & set(sums)):
+            return None  # a sum over a variable nothing reads is a count, not a reduction
+        if outer.atoms(sp.Indexed) and any(v not in out_vars for a in outer.atoms(sp.Indexed) for v in a.indices
+                                           if isinstance(v, sp.Symbol)):
+            return None
+        single = isinstance(inner, sp.Indexed)
+        if single:  # one tensor summed where it lies: its axes
+            fields = {"operand": inner.base.name, "axes": [k for k, v in enumerate(reads[0]) if v in sums or v is None],
+                      "scale": scale}
+        else:
+            fields = {"summand": expr_text(inner), "over": [str(v) for v in sums], "scale": scale}
+        widest = max(reads, key=lambda r: len([v for v in r if v is not None]))
+        grid = [v for v in widest if v is not None]  # the largest operand's own axis order: no transposed reads
+        grid += [v for v in out_vars if v in used and v not in grid] + [v for v in sums if v not in grid]
+        if outer != 1:
+            fields["times"] = expr_text(outer)
+        operands = [{"tensor": a.base.name, "vars": r} for a, r in zip(accesses, reads)]
+        return Form(self.name, fields, term, layout={"operands": operands, "inner": inner, "outer": outer,
+                                                     "grid": grid, "sums": sums})
 
-    def code(self, form, target) -> Code:
-        spec = form.layout["operands"][0]
-        sums = {v for v, _, _ in form.term.sums}
-        kept = [v for v in spec["vars"] if v is not None and v not in sums]
+    def code(self, form, target):
+        lay = form.layout
         printer = target.backend.make_printer()
-        value = scaled(f"xp.sum({array_of(spec['tensor'], target.tensors)}, axis={tuple(form.fields['axes'])})",
-                       form.fields, printer)
-        out = target.out
+        out, sums, grid = target.out, lay["sums"], lay["grid"]
+        inner, specs = lay["inner"], lay["operands"]
+        if isinstance(inner, sp.Indexed):  # one tensor: sum it where it lies
+            spec = specs[0]
+            kept = [v for v in spec["vars"] if v is not None and v not in sums]
+            lines = [f"{out} = xp.sum({array_of(spec['tensor'], target.tensors)}, axis={tuple(form.fields['axes'])})"]
+        else:
+            lines, value = _aligned(inner, list(zip(sorted(inner.atoms(sp.Indexed), key=sp.default_sort_key), specs)),
+                                    grid, target, "summand")
+            lines += array_statements(value, out, printer)
+            kept = [v for v in grid if v not in sums]
+            axes = tuple(k for k, v in enumerate(grid) if v in sums)
+            lines.append(f"{out} = xp.sum({out}, axis={axes})")
+        if form.fields["scale"] != 1:
+            lines.append(f"{out} = {scaled(out, form.fields, printer)}")
         aligned = align(out, kept, target.out_vars, target.backend)
-        return printed([f"{out} = {value}", f"{out} = {aligned}" if set(kept) >= set(target.out_vars) else
-                        f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})"], printer)
+        if aligned != out:
+            lines.append(f"{out} = {aligned}")
+        outer, covered = lay["outer"], set(kept)
+        if outer != 1:
+            reads = sorted(outer.atoms(sp.Indexed), key=sp.default_sort_key)
+            vars_ = plain_reads(reads, target.tensors)
+            more, value = _aligned(outer, [(a, {"tensor": a.base.name, "vars": v}) for a, v in zip(reads, vars_)],
+                                   target.out_vars, target, "outer")
+            lines += more + array_statements(value * sp.Symbol(out), out, printer)
+            covered |= {v for read in vars_ for v in read if v is not None}
+        if not covered >= set(target.out_vars):
+            lines.append(f"{out} = xp.broadcast_to({out}, {shape_code(target.tensor.dims)})")
+        return printed(lines, printer)
 
     def describe(self, form, show=None):
         f = form.fields
-        return [f"sum of {f['operand']} over axes {tuple(f['axes'])}"]
+        times = f" times {f['times']}" if "times" in f else ""
+        if "operand" in f:
+            return [f"sum of {f['operand']} over axes {tuple(f['axes'])}{times}"]
+        return [f"sum of {f['summand']} over {', '.join(f['over'])}{times}"]
 
     def formulation(self, form, backend, blockwise=False, jit=False):
-        return "one reduction (xp.sum)"
+        return "one reduction (xp.sum)" + (" of the summand over its grid" if "summand" in form.fields else "")
 
 
 REDUCE_SUM = ReduceSum()

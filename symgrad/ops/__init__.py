@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from ..ir import Op, SymgradError
+from ..program import Program
+from .attention import attention
+from .blocks import conv_bias_gelu, depthwise_separable
 from .conv import conv, conv1d, conv2d, conv3d
 from .convolve import convolve
 from .gelu import gelu
 from .matmul import matmul
+from .norm import batch_norm, layer_norm, rms_norm
 from .pool import avg_pool1d, avg_pool2d, avg_pool3d
+from .softmax import cross_entropy, log_softmax, softmax
 
 #: name -> (builder, {parameter: help})
 REGISTRY = {
@@ -18,6 +23,23 @@ REGISTRY = {
     "matmul": (matmul, {"a_shape": "pattern such as B,M,K or 1,M,K or K",
                         "b_shape": "pattern such as B,K,N or K,N or K"}),
     "gelu": (gelu, {"approximate": "none (erf) | tanh"}),
+}
+#: programs (several statements), name -> (builder, {parameter: help})
+PROGRAMS = {
+    "softmax": (softmax, {}),
+    "log_softmax": (log_softmax, {}),
+    "cross_entropy": (cross_entropy, {"reduction": "mean | sum | none"}),
+    "layer_norm": (layer_norm, {"eps": "default 1e-5", "weight": "true | false", "bias": "true | false"}),
+    "rms_norm": (rms_norm, {"eps": "default: finfo(dtype).eps", "weight": "true | false"}),
+    "batch_norm": (batch_norm, {"ndim": "spatial axes 0..3 (default 1)", "eps": "default 1e-5",
+                                "weight": "true | false", "bias": "true | false"}),
+    "attention": (attention, {"is_causal": "true | false", "scale": "default 1/sqrt(E)"}),
+    "conv_bias_gelu": (conv_bias_gelu, {"ndim": "number of spatial axes (default 2)",
+                                        "approximate": "none (erf) | tanh"}),
+    "depthwise_separable": (depthwise_separable, {"ndim": "number of spatial axes (default 2)",
+                                                  "stride": "int or one per axis", "dilation": "int or one per axis",
+                                                  "padding": "as conv's", "kernel_size": "int or one per axis",
+                                                  "bias": "both convolutions' biases (default on)"}),
 }
 POOL_PARAMS = {
     "kernel_size": "int or one per axis (required)",
@@ -37,15 +59,18 @@ CONV_PARAMS = {
 }
 for _name in ("conv", "conv1d", "conv2d", "conv3d"):
     REGISTRY[_name][1].update(CONV_PARAMS)
+PROGRAMS["conv_bias_gelu"][1].update({k: v for k, v in CONV_PARAMS.items() if k != "bias"})
 
 
-def build(name: str, **params) -> Op:
-    """Build a registered op by name: ``build("conv2d", stride=2)``."""
-    if name not in REGISTRY:
-        raise SymgradError(f"unknown op {name!r}; known ops: {', '.join(REGISTRY)}")
-    builder, _ = REGISTRY[name]
+def build(name: str, **params) -> Op | Program:
+    """Build a registered op or program by name: ``build("conv2d", stride=2)``, ``build("softmax")``."""
+    known = {**REGISTRY, **PROGRAMS}
+    if name not in known:
+        raise SymgradError(f"unknown op {name!r}; known ops: {', '.join(REGISTRY)}; programs: {', '.join(PROGRAMS)}")
+    builder, _ = known[name]
     return builder(**params)
 
 
-__all__ = ["Op", "REGISTRY", "avg_pool1d", "avg_pool2d", "avg_pool3d", "build", "conv", "conv1d", "conv2d", "conv3d",
+__all__ = ["Op", "PROGRAMS", "Program", "REGISTRY", "attention", "batch_norm", "conv_bias_gelu", "cross_entropy",
+           "depthwise_separable", "layer_norm", "log_softmax", "rms_norm", "softmax", "avg_pool1d", "avg_pool2d", "avg_pool3d", "build", "conv", "conv1d", "conv2d", "conv3d",
            "convolve", "gelu", "matmul"]

@@ -70,22 +70,29 @@ def conv(ndim: int, stride=None, dilation=None, padding=None, groups=1, bias=Tru
         inputs.append(b)
         rhs = rhs + b[(*g, f)]
 
+    output_sizes, requires = window_sizes(name, L, O, stride, dilation, ksize, pads)
+    params = {"ndim": ndim, "stride": list(stride), "dilation": list(dilation),
+              "padding": [list(p) for p in pads], "groups": groups,
+              "bias": bool(bias), "kernel_size": list(ksize)}
+    return Op(name=name, params=params, inputs=tuple(inputs), output=y, indices=(n, *g, f, *i),
+              rhs=rhs, output_sizes=output_sizes, requires=requires, spec={"padding": padding}, batch=N)
+
+
+def window_sizes(name: str, L, O, stride, dilation, ksize, pads) -> tuple:
+    """``(output_sizes, requires)`` of a sliding window per spatial axis: each output size, and that
+    the dilated kernel fits the padded input."""
     output_sizes, requires = {}, []
-    for l, o, s, d, k, (lo, hi), ax in zip(L, O, stride, dilation, ksize, pads, range(ndim)):
+    for ax, (l, o, s, d, k, (lo, hi)) in enumerate(zip(L, O, stride, dilation, ksize, pads)):
         span = d * (k - 1) + 1
         output_sizes[o] = sp.floor((l + lo + hi - span) / s) + 1
-        where = "" if ndim == 1 else f" on spatial axis {ax + 1}"
+        where = "" if len(L) == 1 else f" on spatial axis {ax + 1}"
         cond = sp.Ge(l + lo + hi, span)
         if cond is sp.true:
             continue
         requires.append((cond,
                          f"{name}: kernel (dilated extent {{{span}}}) larger than the padded input "
                          f"({{{l + lo + hi}}}){where}"))
-    params = {"ndim": ndim, "stride": list(stride), "dilation": list(dilation),
-              "padding": [list(p) for p in pads], "groups": groups,
-              "bias": bool(bias), "kernel_size": list(ksize)}
-    return Op(name=name, params=params, inputs=tuple(inputs), output=y, indices=(n, *g, f, *i),
-              rhs=rhs, output_sizes=output_sizes, requires=requires, spec={"padding": padding}, batch=N)
+    return output_sizes, requires
 
 
 def conv1d(**kw) -> Op:

@@ -6,7 +6,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.printing.str import StrPrinter
 
-from ..ir import Term
+from ..ir import Term, plain
 
 
 class SizePrinter(PythonCodePrinter):
@@ -62,6 +62,11 @@ class _TextPrinter(StrPrinter):
     def _print_IsInf(self, expr):
         return "%s == %sinf" % (self._print(expr.args[0]), "+" if expr.args[1] > 0 else "-")
 
+    def _print_Sum(self, expr):
+        limits = " ".join(f"sum_{{{self._print(v)}={self._print(lo)}..{self._print(hi)}}}" for v, lo, hi in expr.limits)
+        body = self._print(expr.function)
+        return f"{limits} ({body})" if isinstance(expr.function, sp.Add) else f"{limits} {body}"
+
     def _print_Mod(self, expr):
         return "(%s) mod %s" % (self._print(tidy(expr.args[0])), self._print(expr.args[1]))
 
@@ -81,3 +86,12 @@ def term_text(term: Term) -> str:
 
 def terms_text(terms) -> str:
     return " + ".join(term_text(t) for t in terms) if terms else "0"
+
+
+def statement_text(stmt) -> str:
+    """A program's statement on one line: ``m[n] = stop_gradient(max_{j=0..D - 1} x[n, j])``."""
+    head = f"{stmt.name}[{', '.join(text(plain(i)) for i in stmt.indices)}]"
+    body = text(plain(stmt.rhs))
+    if stmt.over:
+        body = " ".join(f"max_{{{v}={text(lo)}..{text(hi)}}}" for v, lo, hi in stmt.over) + " " + body
+    return f"{head} = {f'stop_gradient({body})' if stmt.stop else body}"

@@ -4,6 +4,8 @@ Each elementwise function runs as one loop (the emitted module's ``_*_loop`` fac
 pass over memory, vectorised by LLVM and spread over numba's threads (NUMBA_NUM_THREADS,
 numba.set_num_threads), where the NumPy path makes a ufunc pass per operation (some 30 for a GELU
 gradient).  A loop is compiled once per dtype and process, on first use (about half a second).
+Programs' elementwise statements run as loop nests over their index space (_nest), each operand
+read at its own indices (a row's statistic, a column's weight), with the same fallback.
 Every loop computes in double precision and rounds once on the store: float32 loops call the
 double-precision functions of :mod:`jit_erf`, :mod:`jit_tanh` and :mod:`jit_exp`, which LLVM can
 vectorise; float64 loops call C's libm.  Arrays under _JIT_MIN elements, of other dtypes (float16
@@ -35,25 +37,53 @@ def _elementwise(op, block, loop, arrays, dtype):
     with a warning that says why, and that function then always takes the NumPy path.
     """
     shape, kind = arrays[0].shape, arrays[0].dtype
-    key = (loop, kind)
-    compiled = _COMPILED.get(key, False)  # False: not compiled yet; None: numba could not compile it
-    if (numba is None or numba.config.DISABLE_JIT or kind not in (xp.float32, xp.float64) or dtype != kind
-            or math.prod(shape) < _JIT_MIN or any(a.shape != shape or a.dtype != kind for a in arrays)
-            or compiled is None):
+    if (dtype != kind or math.prod(shape) < _JIT_MIN or any(a.shape != shape or a.dtype != kind for a in arrays)
+            or not _jit_ok(loop, kind)):
         return _blockwise(block, arrays, dtype)
     out = xp.empty(math.prod(shape), dtype=kind)
     flat = [xp.ascontiguousarray(a).reshape(-1) for a in arrays]
-    if compiled is not False:
-        compiled(out, *flat)
-        return out.reshape(shape)
-    compiled = numba.njit(parallel=True)(loop(kind == xp.float32))
+    if not _run(op, loop, kind, out, flat):
+        return _blockwise(block, arrays, dtype)
+    return out.reshape(shape)
+
+
+def _nest(op, nest, arrays, scalars, shape, kind, work=None):
+    """The array of ``shape`` the numba loop nest ``nest(single)`` computes from ``arrays`` (any
+    strides, read where the nest's indices say) and the numbers ``scalars``, or None when it does
+    not apply: fewer than _JIT_MIN elements of ``work`` (the elements it visits, a reduction's
+    summand grid; default the output's), arrays not all of float type ``kind`` (float32 or
+    float64), no numba, or a nest numba could not compile (warned about once).  The caller then
+    runs its NumPy code."""
+    work = math.prod(shape) if work is None else work
+    if work < _JIT_MIN or any(a.dtype != kind for a in arrays) or not _jit_ok(nest, kind):
+        return None
+    out = xp.empty(shape, dtype=kind)
+    return out if _run(op, nest, kind, out, list(arrays) + list(scalars)) else None
+
+
+def _jit_ok(factory, kind) -> bool:
+    """Whether a numba loop may run: numba present and compiling, a float32/float64 dtype, and the
+    factory not known to fail."""
+    return (numba is not None and not numba.config.DISABLE_JIT and kind in (xp.float32, xp.float64)
+            and _COMPILED.get((factory, kind), False) is not None)
+
+
+def _run(op, factory, kind, out, args) -> bool:
+    """factory(single) compiled once per dtype and run on (out, *args); False when numba cannot
+    compile it (then it is never tried again and a warning says why)."""
+    key = (factory, kind)
+    compiled = _COMPILED.get(key)
+    if compiled is not None:
+        compiled(out, *args)
+        return True
+    compiled = numba.njit(parallel=True)(factory(kind == xp.float32))
     try:
-        compiled(out, *flat)  # compiles on this first call
+        compiled(out, *args)  # compiles on this first call
     except numba.core.errors.NumbaError as error:
         _COMPILED[key] = None
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        warnings.warn(f"{op}: numba could not compile {loop.__name__} for {kind} ({first}); "
+        warnings.warn(f"{op}: numba could not compile {factory.__name__} for {kind} ({first}); "
                       "it runs as NumPy ufuncs instead", RuntimeWarning, stacklevel=3)
-        return _blockwise(block, arrays, dtype)
+        return False
     _COMPILED[key] = compiled
-    return out.reshape(shape)
+    return True

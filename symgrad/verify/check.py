@@ -29,9 +29,10 @@ class Trial:
     reference: str = "finite differences"
 
 
-def rel_err(a, b) -> float:
+def rel_err(a, b, floor: float = 1e-300) -> float:
+    """The largest difference relative to the larger magnitude of ``a`` and ``b`` (at least ``floor``)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), 1e-300)
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), floor)
     return float(np.abs(a - b).max(initial=0.0) / scale)
 
 

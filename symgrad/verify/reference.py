@@ -9,27 +9,29 @@ import importlib.util
 
 import numpy as np
 
+from ..sizes import concrete_sizes
+
 
 def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def _conv(op, x, w, b=None):
+def _conv(op, x, w, b=None, groups=None, sizes=None):
     import torch.nn.functional as F
     p = op.params
     nd = p["ndim"]
     if nd > 3:
         return None
     import sympy as sp
-    from ..sizes import concrete_sizes
-    sizes = concrete_sizes(op, {t.name: tuple(a.shape) for t, a in zip(op.inputs, (x, w, b))})
+    if sizes is None:
+        sizes = concrete_sizes(op, {t.name: tuple(a.shape) for t, a in zip(op.inputs, (x, w, b))})
     pads = []  # explicit (lo, hi) per axis, last axis first: F.pad's order ('same' with a stride included)
     for lo, hi in reversed(p["padding"]):
         pads += [int(sp.sympify(lo).subs(sizes)), int(sp.sympify(hi).subs(sizes))]
     x = F.pad(x, pads)
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
     return fn(x, w, b, stride=tuple(map(int, p["stride"])), dilation=tuple(map(int, p["dilation"])),
-              groups=int(p["groups"]))
+              groups=int(p["groups"] if groups is None else groups))
 
 
 def _convolve(op, x, y):
@@ -60,9 +62,72 @@ def _gelu(op, x):
     return F.gelu(x, approximate=op.params["approximate"])
 
 
+def _softmax(op, x):
+    import torch.nn.functional as F
+    return F.softmax(x, -1)
+
+
+def _log_softmax(op, x):
+    import torch.nn.functional as F
+    return F.log_softmax(x, -1)
+
+
+def _cross_entropy(op, x, t):
+    import torch.nn.functional as F
+    return F.cross_entropy(x, t, reduction=op.params["reduction"])
+
+
+def _affine(op, rest):
+    """(weight, bias) of a normalisation from its optional inputs."""
+    rest = list(rest)
+    weight = rest.pop(0) if op.params.get("weight") else None
+    bias = rest.pop(0) if op.params.get("bias") else None
+    return weight, bias
+
+
+def _layer_norm(op, x, *rest):
+    import torch.nn.functional as F
+    weight, bias = _affine(op, rest)
+    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps=op.params["eps"])
+
+
+def _rms_norm(op, x, *rest):
+    import torch.nn.functional as F
+    weight, _ = _affine(op, rest)
+    return F.rms_norm(x, (x.shape[-1],), weight, eps=op.params["eps"])
+
+
+def _batch_norm(op, x, *rest):
+    import torch.nn.functional as F
+    weight, bias = _affine(op, rest)
+    return F.batch_norm(x, None, None, weight, bias, training=True, eps=op.params["eps"])
+
+
+def _attention(op, q, k, v):
+    import torch.nn.functional as F
+    return F.scaled_dot_product_attention(q, k, v, is_causal=op.params["is_causal"], scale=op.params["scale"])
+
+
+def _conv_bias_gelu(op, x, w, b):
+    import torch.nn.functional as F
+    return F.gelu(_conv(op, x, w, b), approximate=op.params["approximate"])
+
+
+def _depthwise_separable(op, x, w_dw, *rest):
+    import torch.nn.functional as F
+    b_dw, w_pw, b_pw = rest if len(rest) == 3 else (None, rest[0], None)
+    inputs = (x, w_dw, *rest)
+    sizes = concrete_sizes(op, {t.name: tuple(a.shape) for t, a in zip(op.inputs, inputs)})
+    depth = _conv(op, x, w_dw, b_dw, groups=x.shape[1], sizes=sizes)
+    return {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[op.params["ndim"]](depth, w_pw, b_pw)
+
+
 REFERENCES = {"conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "convolve": _convolve,
               "matmul": _matmul, "gelu": _gelu, "avg_pool1d": _avg_pool, "avg_pool2d": _avg_pool,
-              "avg_pool3d": _avg_pool}
+              "avg_pool3d": _avg_pool, "softmax": _softmax, "log_softmax": _log_softmax,
+              "cross_entropy": _cross_entropy, "layer_norm": _layer_norm, "rms_norm": _rms_norm,
+              "batch_norm": _batch_norm, "attention": _attention, "depthwise_separable": _depthwise_separable,
+              **{f"conv{n}d_bias_gelu": _conv_bias_gelu for n in (1, 2, 3)}}
 
 
 def _torch_forward(op, arrays):

@@ -1,0 +1,99 @@
+"""The command line's programs: a built-in program by name, a rule given with ``--rule`` or a file
+of statements with ``-f``; ``derive``, ``emit``, ``check`` and ``bench`` take them as they take ops
+(:mod:`symgrad.cli` hands them here)."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from . import ops as ops_mod
+from .ir import SymgradError
+from .sizes import concrete_sizes
+
+
+def is_program(args) -> bool:
+    return bool(getattr(args, "rule", None) or getattr(args, "file", None)) or args.op in ops_mod.PROGRAMS
+
+
+def build_program(args, flags_of):
+    """The program the arguments name: ``--rule TEXT``, ``-f FILE`` or a built-in one with its flags
+    (``flags_of(name, takes)`` gives the flags given, refusing those the program does not take)."""
+    from .syntax import parse_program
+    given = sum(bool(x) for x in (args.rule, args.file, args.op))
+    if given != 1:
+        raise SymgradError("give one of: an op or program name, --rule 'y[i] = …', -f FILE.sg")
+    if args.op:
+        return ops_mod.build(args.op, **flags_of(args.op, ops_mod.PROGRAMS[args.op][1]))
+    flags_of("rule", {})  # a rule takes no op flags
+    if args.rule:
+        return parse_program(args.rule, name="rule", origin="--rule")
+    path = Path(args.file)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SymgradError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SymgradError(f"cannot read {path}: not UTF-8 text") from None
+    return parse_program(text, name=path.stem, origin=str(path))
+
+
+def _shapes(program, items):
+    from .cli import parse_shapes
+    shapes = parse_shapes(program, items)
+    concrete_sizes(program, shapes)  # the module's own checks: a shape that does not fit is one clear error
+    return shapes
+
+
+def derive(args, program, write):
+    from .reverse import derive_program
+    from .summary import program_as_json, program_as_text
+    if args.order != 1:
+        raise SymgradError(f"{program.name}: --order 2 is not derived for programs yet (first order only)")
+    _shapes(program, args.input_shape)
+    d = derive_program(program)
+    if args.timing:
+        print(f"derived in {d.seconds:.2f} s", file=sys.stderr)
+    if args.format == "json":
+        write(json.dumps(program_as_json(d), indent=2), args.output)
+    elif args.format in ("markdown", "latex", "pdf"):
+        from .docs.document import compile_pdf, render
+        from .docs.program_document import program_document_context
+        context = program_document_context(d, f"Backward pass of {program.name}",
+                                           command="symgrad " + shlex.join(args.argv))
+        if args.format == "pdf":
+            if not args.output:
+                raise SymgradError("derive --format pdf needs -o FILE.pdf")
+            compile_pdf(render(context, "latex", program=True), Path(args.output))
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            write(render(context, args.format, program=True), args.output)
+    else:
+        write(program_as_text(d), args.output)
+    return 0
+
+
+def emit(args, program, write):
+    from .emit.program import emit_program
+    from .reverse import derive_program
+    if args.target != "module":
+        raise SymgradError(f"{program.name}: --target {args.target} is not emitted for programs yet (module only)")
+    if args.order == 2:
+        raise SymgradError(f"{program.name}: programs' modules have no double_backward yet (--order 1)")
+    if args.backend == "cupy":
+        raise SymgradError(f"{program.name}: programs are emitted for NumPy only so far (--backend numpy)")
+    _shapes(program, args.input_shape)
+    write(emit_program(derive_program(program)), args.output)
+    return 0
+
+
+def check(args, program):
+    from .verify.check import table
+    from .verify.program_check import check_program
+    if args.ulp:
+        raise SymgradError(f"{program.name}: --ulp scans elementwise ops; check a program without it")
+    results, ok = check_program(program, trials=args.trials, seed=args.seed)
+    print(table(program, results))
+    print(f"{program.name}: {'OK' if ok else 'MISMATCH'} ({len(results)} trials, seed {args.seed})")
+    return 0 if ok else 1

@@ -1,0 +1,246 @@
+"""Programs before anything is derived: hoist what a single rule cannot hold into statements of its
+own (a sum inside a non-linear function, ``stop_gradient(…)``, a max), then check the statement
+DAG and name the statement and the fault: an undefined tensor, one defined twice, a cycle, shapes
+that disagree between statements, a read outside every range.  Generic: no op knowledge."""
+from __future__ import annotations
+
+import keyword
+from dataclasses import replace
+
+import sympy as sp
+
+from .. import naming
+from ..ir import Bracket, Op, SymgradError, Tensor, plain
+from ..program import MaxOver, Program, Statement, StopGradient
+from .validate import validate_rule
+
+RESERVED = {"xp", "np", "cp", naming.GRAD_OUTPUT, naming.UPSTREAM, "dim", "self", "result"}
+
+
+class _Hoister:
+    """Rewrites one statement's right-hand side, appending the statements it hoists to ``made``."""
+
+    def __init__(self, stmt: Statement, taken: set):
+        self.stmt, self.taken, self.made = stmt, taken, []
+        self.ranges = {plain(i): (sp.S.Zero, plain(i.upper)) for i in stmt.indices}
+
+    def fresh(self, stem: str) -> str:
+        k = 1
+        while f"{self.stmt.name}_{stem}{k}" in self.taken:
+            k += 1
+        name = f"{self.stmt.name}_{stem}{k}"
+        self.taken.add(name)
+        return name
+
+    def hoist(self, expr, stem: str, over=(), stop=False):
+        """A new statement computing ``expr`` over its free index variables; returns its read."""
+        order = [v for v in self.ranges if v in expr.free_symbols]
+        lows = {v: self.ranges[v][0] for v in order}
+        indices = tuple(sp.Idx(v, (0, self.ranges[v][1] - self.ranges[v][0])) for v in order)
+        dims = tuple(self.ranges[v][1] - self.ranges[v][0] + 1 for v in order)
+        name = self.fresh(stem)
+        shift = {v: v + lows[v] for v in order if lows[v] != 0}
+        body = expr.xreplace(shift) if shift else expr
+        self.made.append(Statement(Tensor(name, dims or (1,), scalar=not dims), indices or (sp.Idx(sp.Symbol(
+            f"{name}_0", integer=True), (0, 0)),), body, over, stop, self.stmt.line))
+        reads = tuple(v - lows[v] for v in order) or (0,)
+        return Tensor(name, dims or (1,))[reads]
+
+    def walk(self, expr, linear=True):
+        if isinstance(expr, StopGradient):
+            return self.hoist(self.walk(expr.args[0]), "sg", stop=True)
+        if isinstance(expr, MaxOver):
+            return self.max_statement(expr)
+        if isinstance(expr, sp.Sum):
+            limits = [(plain(v), plain(lo), plain(hi)) for v, lo, hi in expr.limits]
+            saved = dict(self.ranges)
+            self.ranges.update({v: (lo, hi) for v, lo, hi in limits})
+            body = self.walk(expr.function, linear)
+            self.ranges = saved
+            total = sp.Sum(body, *limits)
+            return total if linear else self.hoist(total, "sum")
+        if isinstance(expr, (sp.Add, sp.Mul)):
+            return expr.func(*[self.walk(a, linear) for a in expr.args])
+        if isinstance(expr, (Bracket, sp.Indexed)) or not expr.args or not expr.has(sp.Sum, StopGradient, MaxOver):
+            return expr
+        if isinstance(expr, sp.Pow) and expr.exp == 1:
+            return self.walk(expr.base, linear)
+        return expr.func(*[self.walk(a, False) for a in expr.args])
+
+    def max_body(self, expr, limits):
+        """The body of a max over ``limits``: brackets times one plain read (anything else hoisted)."""
+        saved = dict(self.ranges)
+        self.ranges.update({v: (lo, hi) for v, lo, hi in limits})
+        body = self.walk(expr)
+        guards = [a for a in sp.Mul.make_args(body) if isinstance(a, Bracket)]
+        value = sp.Mul(*[a for a in sp.Mul.make_args(body) if not isinstance(a, Bracket)])
+        bare = isinstance(value, sp.Indexed) and all(isinstance(e, sp.Symbol) for e in value.indices) \
+            and len(set(value.indices)) == len(value.indices)
+        if not bare:
+            value = self.hoist(value, "body")
+        self.ranges = saved
+        return sp.Mul(*guards, value)
+
+    def max_statement(self, expr):
+        body, limits = _max_chain(expr)
+        return self.hoist(self.max_body(body, limits), "max", over=limits)
+
+
+def _max_chain(expr):
+    """``(body, limits)`` of nested MaxOver, each range shifted to start at 0."""
+    limits = []
+    while isinstance(expr, MaxOver):
+        body, v, lo, hi = expr.args
+        if lo != 0:
+            body, hi = body.xreplace({v: v + lo}), hi - lo
+        limits.append((v, sp.S.Zero, hi))
+        expr = body
+    return expr, tuple(limits)
+
+
+def _hoisted(stmt: Statement, taken: set) -> list:
+    """``stmt`` and the statements hoisted out of it (those first)."""
+    h = _Hoister(stmt, taken)
+    rhs = plain(stmt.rhs)
+    if isinstance(rhs, MaxOver) and not stmt.over:  # the whole rule is a max: the statement is the max statement
+        body, limits = _max_chain(rhs)
+        body = h.max_body(body, limits)
+        return h.made + [replace(stmt, rhs=body, over=limits)]
+    return h.made + [replace(stmt, rhs=h.walk(rhs))]
+
+
+def normalise(program: Program) -> Program:
+    """The program with every sum inside a non-linear function, every ``stop_gradient`` and every
+    max hoisted into a statement of its own (named after the statement it came from)."""
+    taken = set(program.tensors)
+    statements = []
+    for stmt in program.statements:
+        statements.extend(_hoisted(stmt, taken))
+    return replace(program, statements=tuple(statements))
+
+
+def statement_op(program: Program, k: int, stmt: Statement = None) -> Op:
+    """Statement ``k`` as a rule of its own: its inputs the tensors it reads, its upstream the
+    adjoint ``d<output>``.  A max statement's rule is ``Σ_over sel·body`` with ``sel`` the
+    tie-splitting selector (its derivative is the max's)."""
+    stmt = stmt or program.statements[k]
+    tensors = program.tensors
+    rhs = stmt.rhs
+    if stmt.over:
+        sel = selector(stmt)
+        rhs = sp.Sum(sel.base[tuple(plain(i) for i in stmt.indices) + tuple(v for v, _, _ in stmt.over)] * rhs,
+                     *stmt.over)
+        tensors = {**tensors, sel.name: sel}
+    names = sorted({a.base.name for a in sp.sympify(rhs).atoms(sp.Indexed)})
+    missing = [n for n in names if n not in tensors]
+    if missing:
+        defined = ", ".join(tensors)
+        raise SymgradError(f"{stmt.where(program.name, k)}: reads {missing[0]}, which is neither an input nor "
+                           f"defined by a statement (tensors: {defined})")
+    return Op(stmt.where(program.name, k), dict(program.params), tuple(tensors[n] for n in names), stmt.output,
+              stmt.indices, rhs, upstream=naming.grad(stmt.name))
+
+
+def selector(stmt: Statement) -> Tensor:
+    """The tie-splitting selector of a max statement: 1/count at the maxima, 0 elsewhere."""
+    dims = tuple(stmt.output.dims if not stmt.output.scalar else ()) + tuple(hi + 1 for _, _, hi in stmt.over)
+    return Tensor(naming.selector(stmt.name), dims)
+
+
+def _names(program: Program):
+    seen = {}
+    for t in program.inputs:
+        if t.name in seen:
+            raise SymgradError(f"{program.name}: input {t.name} is declared twice")
+        seen[t.name] = "an input"
+    for k, s in enumerate(program.statements):
+        if s.name in seen:
+            raise SymgradError(f"{s.where(program.name, k)}: {s.name} is defined twice (it is already {seen[s.name]})")
+        seen[s.name] = f"defined by statement {k + 1}"
+    for name in seen:
+        if not name.isidentifier() or keyword.iskeyword(name) or name in RESERVED or name.startswith("_"):
+            raise SymgradError(f"{program.name}: {name!r} cannot name a tensor (a Python identifier, not a keyword, "
+                               f"not starting with _, not one of {', '.join(sorted(RESERVED))})")
+        if naming.grad(name) in seen:
+            raise SymgradError(f"{program.name}: tensors {name} and {naming.grad(name)} collide: "
+                               f"{naming.grad(name)} names the gradient of {name}; rename one")
+    for out in program.outputs:
+        if out not in seen:
+            raise SymgradError(f"{program.name}: output {out} is not defined (tensors: {', '.join(seen)})")
+    if not program.statements:
+        raise SymgradError(f"{program.name}: a program needs at least one statement")
+
+
+def _order(program: Program):
+    """Every read is of an input or of an earlier statement's output (else: undefined, or a cycle)."""
+    where = {s.name: k for k, s in enumerate(program.statements)}
+    inputs = {t.name for t in program.inputs}
+    for k, s in enumerate(program.statements):
+        for name in s.reads:
+            if name in inputs or (name in where and where[name] < k):
+                continue
+            if name not in where:
+                raise SymgradError(f"{s.where(program.name, k)}: reads {name}, which is neither an input nor defined "
+                                   f"by a statement (inputs: {', '.join(sorted(inputs)) or 'none'})")
+            path = _cycle(program, name, s.name)
+            if path:
+                raise SymgradError(f"{s.where(program.name, k)}: cycle {' → '.join(path)}: a tensor may only read "
+                                   "inputs and tensors defined before it")
+            raise SymgradError(f"{s.where(program.name, k)}: reads {name} before statement {where[name] + 1} defines "
+                               "it; statements run in order")
+
+
+def _cycle(program: Program, start: str, goal: str):
+    """A path of reads from ``goal`` back to itself through ``start`` (``[goal, start, …, goal]``)."""
+    reads = {s.name: s.reads for s in program.statements}
+    stack = [(start, [goal, start])]
+    seen = set()
+    while stack:
+        name, path = stack.pop()
+        if name == goal:
+            return path
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend((r, path + [r]) for r in reads.get(name, []))
+    return None
+
+
+def _shapes(program: Program, k: int, stmt: Statement):
+    """The output's dims are its indices' ranges; a bare index reads an axis of its own range."""
+    where = stmt.where(program.name, k)
+    out = stmt.output
+    if not out.scalar:
+        for i, d in zip(stmt.indices, out.dims):
+            if sp.simplify(plain(i.upper) + 1 - d) != 0:
+                raise SymgradError(f"{where}: output axis {plain(i)} runs over 0..{plain(i.upper)} but {out.name} "
+                                   f"has size {d} there")
+    ranges = {plain(i): plain(i.upper) + 1 for i in stmt.indices}
+    ranges.update({v: hi + 1 for v, lo, hi in stmt.over})
+    for s in sp.sympify(stmt.rhs).atoms(sp.Sum):
+        ranges.update({plain(v): plain(hi) - plain(lo) + 1 for v, lo, hi in s.limits if plain(lo) == 0})
+    bracketed = set().union(*[b.free_symbols for b in sp.sympify(stmt.rhs).atoms(Bracket)]) if \
+        stmt.rhs.has(Bracket) else set()
+    tensors = program.tensors
+    for acc in sorted(plain(stmt.rhs).atoms(sp.Indexed), key=sp.default_sort_key):
+        t = tensors.get(acc.base.name)
+        if t is None or len(acc.indices) != len(t.dims):
+            continue  # the rule check names it
+        for axis, (e, d) in enumerate(zip(acc.indices, t.dims)):
+            if isinstance(e, sp.Symbol) and e in ranges and e not in bracketed and not t.scalar:
+                if sp.simplify(ranges[e] - d) != 0:
+                    raise SymgradError(f"{where}: {acc} reads axis {axis} of {t.name} (size {d}) with {e}, which runs "
+                                       f"over {ranges[e]} values: the shapes disagree (to read {t.name} zero-padded, "
+                                       f"guard it with a bracket [{e} < {d}])")
+            elif e.is_Integer and d.is_Integer and not 0 <= int(e) < int(d):
+                raise SymgradError(f"{where}: {acc} reads {t.name} at {e}, outside every range (axis {axis} has "
+                                   f"size {d}): it is always zero")
+
+
+def validate_program(program: Program):
+    """Raise a :class:`SymgradError` naming the program, the statement and the fault."""
+    _names(program)
+    _order(program)
+    for k, stmt in enumerate(program.statements):
+        _shapes(program, k, stmt)
+        validate_rule(statement_op(program, k))

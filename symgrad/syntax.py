@@ -1,0 +1,570 @@
+"""A text syntax for rules and programs, so a user needs no Python.
+
+::
+
+    # layer_norm.sg — one declaration or statement per line (or separated by ';')
+    input x[N, D]
+    param weight[D], bias[D]
+    mu[n] = sum(k) x[n, k] / D
+    xc[n, d] = x[n, d] - mu[n]
+    var[n] = sum(k) xc[n, k]^2 / D
+    output y[n, d] = xc[n, d] / sqrt(var[n] + 1e-5) * weight[d] + bias[d]
+
+* ``input``/``param`` declare the caller's tensors with their sizes (names or integers); both get
+  gradients (``param`` says it is a parameter).  ``size O = (L + 2 - K) // 2 + 1`` names a size
+  computed from the inputs' (``//`` floors).
+* A statement defines one tensor: ``name[i, j] = expression`` (``name = …`` for a scalar).
+  ``output`` marks the tensors returned (default: the last statement's).
+* Expressions: numbers, ``+ - * / ^ **``, parentheses, tensor reads ``x[n, 2*i + r - 1]`` (indices
+  affine in the index names; reads outside a tensor's range are zero, so padding falls out),
+  brackets ``[0 <= i - 1 < L]`` (1 where the condition holds, 0 elsewhere; ``and`` joins
+  conditions), ``sum(c, r) body`` (the body is the product that follows: ``sum(c) a*b + d`` is
+  ``(Σ_c a·b) + d``), ``max(j) body`` (a maximum; brackets in its body leave elements out),
+  ``stop_gradient(e)``, and the functions exp, log, sqrt, tanh, erf, erfc, sin, cos, abs,
+  sigmoid, relu, maximum(a, b), minimum(a, b); ``pi``.
+* Index ranges: an index read bare (``x[n, d]``) runs over that axis; a summed index may be
+  declared ``sum(r < K)``; an output index may be declared ``y[n, i < O]``.  An output index read
+  only through affine reads ``s·i + d·r − p`` of an axis of size L, with summed indices r over K,
+  gets PyTorch's convolution extent with padding p on both sides, ⌊(L + 2p − d·(K − 1) − 1)/s⌋ + 1
+  (a size named ``O_i``); declare anything else.
+
+Parsed by a tokenizer and a recursive-descent parser into SymPy (no ``eval``); an error names the
+line and column and shows where.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .ir import Bracket, SymgradError, Tensor, size
+from .program import MaxOver, Program, Statement, StopGradient
+
+_TOKEN = re.compile(r"""
+    (?P<space>[ \t\r]+) | (?P<comment>\#[^\n]*) | (?P<newline>\n|;) |
+    (?P<number>(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?) |
+    (?P<name>[A-Za-z_][A-Za-z_0-9]*) |
+    (?P<op>\*\*|<=|>=|==|!=|//|[-+*/^()\[\],<>=:])
+""", re.VERBOSE)
+
+FUNCTIONS = {
+    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "erf": sp.erf, "erfc": sp.erfc,
+    "sin": sp.sin, "cos": sp.cos, "abs": sp.Abs, "sigmoid": lambda v: 1 / (1 + sp.exp(-v)),
+    "relu": lambda v: sp.Max(0, v), "maximum": sp.Max, "minimum": sp.Min, "stop_gradient": StopGradient,
+}
+ARITY = {"maximum": 2, "minimum": 2}
+KEYWORDS = {"input", "param", "size", "output", "sum", "max", "and", "pi"}
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    text: str
+    line: int
+    col: int
+
+
+class _Source:
+    """The text and how to point into it."""
+
+    def __init__(self, text: str, origin: str):
+        self.text, self.origin, self.lines = text, origin, text.splitlines() or [""]
+
+    def error(self, token_or_pos, message: str) -> SymgradError:
+        line, col = (token_or_pos.line, token_or_pos.col) if isinstance(token_or_pos, Token) else token_or_pos
+        shown = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        return SymgradError(f"{self.origin}:{line}:{col}: {message}\n    {shown}\n    {' ' * (col - 1)}^")
+
+
+def _tokens(src: _Source) -> list:
+    out, line, start, pos, depth = [], 1, 0, 0, 0
+    text = src.text
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise src.error((line, pos - start + 1), f"unexpected character {text[pos]!r}")
+        kind = m.lastgroup
+        if kind == "newline":
+            if depth == 0 or m.group() == ";":
+                out.append(Token("newline", m.group(), line, pos - start + 1))
+            if m.group() == "\n":
+                line, start = line + 1, m.end()
+        elif kind not in ("space", "comment"):
+            if m.group() in "([":
+                depth += 1
+            elif m.group() in ")]":
+                depth = max(depth - 1, 0)
+            out.append(Token(kind, m.group(), line, pos - start + 1))
+        pos = m.end()
+    out.append(Token("newline", "", line, pos - start + 1))
+    out.append(Token("end", "", line, pos - start + 1))
+    return out
+
+
+def _index_symbol(name: str) -> sp.Symbol:
+    return sp.Symbol(name, integer=True)
+
+
+class _Parser:
+    def __init__(self, src: _Source, name: str):
+        self.src, self.name = src, name
+        self.toks, self.k = _tokens(src), 0
+        self.tensors, self.inputs, self.sizes = {}, [], {}
+        self.statements, self.outputs, self.output_sizes, self.requires = [], [], {}, []
+        self.ranges = None  # per statement: index symbol -> extent (None: not known yet)
+        self.where = {}     # per statement: index symbol -> token that introduced it
+        self.later = {}     # tensor -> the line of the statement defining it (for reads before it)
+        self.reads = []     # per statement: (Indexed, token) of each read
+        self.summed = {}    # per statement: summed index -> its extent
+
+    # tokens
+    @property
+    def tok(self) -> Token:
+        return self.toks[self.k]
+
+    def take(self, text=None, kind=None) -> Token:
+        t = self.tok
+        if (text is not None and t.text != text) or (kind is not None and t.kind != kind):
+            want = repr(text) if text is not None else {"name": "a name", "newline": "the end of the line"}.get(kind, kind)
+            got = "the end of the line" if t.kind == "newline" else ("the end of the text" if t.kind == "end"
+                                                                     else repr(t.text))
+            raise self.src.error(t, f"expected {want}, got {got}")
+        self.k += 1
+        return t
+
+    def at(self, *texts) -> bool:
+        return self.tok.kind in ("op", "name") and self.tok.text in texts
+
+    # file
+    def parse(self) -> Program:
+        while self.tok.kind != "end":
+            if self.tok.kind == "newline":
+                self.k += 1
+                continue
+            if self.at("input", "param") and self.toks[self.k + 1].kind == "name":
+                self.declaration()
+            elif self.at("size") and self.toks[self.k + 1].kind == "name" and self.toks[self.k + 2].text == "=":
+                self.size_line()
+            else:
+                self.statement()
+            self.take(kind="newline")
+        if not self.statements:
+            raise self.src.error(self.tok, "no statement: write a rule such as y[i] = x[i]^2")
+        return Program(self.name, {}, tuple(self.inputs), tuple(self.statements), tuple(self.outputs),
+                       self.output_sizes, self.requires, origin=self.src.origin)
+
+    def declaration(self):
+        self.take()
+        while True:
+            t = self.take(kind="name")
+            self.fresh_tensor(t)
+            dims = []
+            if self.at("["):
+                self.take("[")
+                while True:
+                    dims.append(self.size_expr())
+                    if not self.at(","):
+                        break
+                    self.take(",")
+                self.take("]")
+            tensor = Tensor(t.text, tuple(dims) or (1,), scalar=not dims)
+            self.tensors[t.text] = tensor
+            self.inputs.append(tensor)
+            if not self.at(","):
+                return
+            self.take(",")
+
+    def size_line(self):
+        self.take("size")
+        t = self.take(kind="name")
+        if t.text in self.sizes or t.text in self.tensors:
+            raise self.src.error(t, f"{t.text} is already defined")
+        self.take("=")
+        value = self.size_expr()
+        sym = size(t.text)
+        self.sizes[t.text] = sym
+        self.output_sizes[sym] = value
+
+    def fresh_tensor(self, t: Token):
+        if t.text in KEYWORDS or t.text in FUNCTIONS:
+            raise self.src.error(t, f"{t.text} is a keyword or function; name the tensor otherwise")
+        if t.text in self.tensors:
+            raise self.src.error(t, f"{t.text} is defined twice (a tensor is defined once)")
+
+    def size_expr(self):
+        """A size: integers, size names (new ones are declared by their first use in an input),
+        + - * // and parentheses."""
+        e = self.size_term()
+        while self.at("+", "-"):
+            op = self.take().text
+            e = e + self.size_term() if op == "+" else e - self.size_term()
+        return e
+
+    def size_term(self):
+        e = self.size_atom()
+        while self.at("*", "//"):
+            op = self.take().text
+            right = self.size_atom()
+            e = e * right if op == "*" else sp.floor(e / right)
+        return e
+
+    def size_atom(self):
+        t = self.tok
+        if t.kind == "number" and re.fullmatch(r"\d+", t.text):
+            self.k += 1
+            return sp.Integer(int(t.text))
+        if t.kind == "name" and t.text not in KEYWORDS:
+            self.k += 1
+            return self.sizes.setdefault(t.text, size(t.text))
+        if self.at("("):
+            self.take("(")
+            e = self.size_expr()
+            self.take(")")
+            return e
+        raise self.src.error(t, f"expected a size (an integer or a size name), got {t.text or 'the end of the line'!r}")
+
+    # statements
+    def statement(self):
+        output = self.at("output") and self.toks[self.k + 1].kind == "name"
+        if output:
+            self.take("output")
+        head = self.take(kind="name")
+        self.fresh_tensor(head)
+        self.ranges, self.where, self.reads, self.summed = {}, {}, [], {}
+        indices = []
+        if self.at("["):
+            self.take("[")
+            while True:
+                t = self.take(kind="name")
+                v = _index_symbol(t.text)
+                if v in self.ranges:
+                    raise self.src.error(t, f"output index {t.text} appears twice in {head.text}[…]")
+                self.ranges[v], self.where[v] = None, t
+                if self.at("<", ":"):
+                    self.take()
+                    self.ranges[v] = self.size_expr()
+                indices.append(v)
+                if not self.at(","):
+                    break
+                self.take(",")
+            self.take("]")
+        self.take("=")
+        rhs = self.expr()
+        if self.tok.kind != "newline":
+            raise self.src.error(self.tok, f"unexpected {self.tok.text!r} after the expression")
+        self.infer(rhs)
+        for v in indices:
+            if self.ranges[v] is None:
+                self.ranges[v] = self.affine_extent(v, head)
+        dims = tuple(self.ranges[v] for v in indices)
+        out = Tensor(head.text, dims or (1,), scalar=not dims)
+        idx = tuple(sp.Idx(v, (0, d - 1)) for v, d in zip(indices, dims)) or \
+            (sp.Idx(_index_symbol(f"{head.text}_0"), (0, 0)),)
+        self.tensors[head.text] = out
+        self.statements.append(Statement(out, idx, rhs, line=head.line))
+        if output:
+            self.outputs.append(head.text)
+
+    def infer(self, rhs):
+        """Ranges of indices read bare; a bare read of an axis of another size is a disagreement."""
+        for acc, t in self.reads:
+            tensor = self.tensors[acc.base.name]
+            if tensor.scalar:
+                continue
+            for axis, (e, d) in enumerate(zip(acc.indices, tensor.dims)):
+                if isinstance(e, sp.Symbol) and e in self.ranges:
+                    have = self.ranges[e]
+                    if have is None:
+                        self.ranges[e] = d
+                    elif sp.simplify(have - d) != 0 and not rhs.has(Bracket):
+                        raise self.src.error(t, f"index {e} runs over {have} values but reads axis {axis} of "
+                                                f"{tensor.name} (size {d}) here: the shapes disagree")
+
+    def affine_extent(self, v, head: Token):
+        """PyTorch's convolution extent for an output index read only through ``s·v + d·r − p``."""
+        for acc, _ in self.reads:
+            tensor = self.tensors[acc.base.name]
+            for e, n in zip(acc.indices, tensor.dims):
+                if v not in e.free_symbols:
+                    continue
+                poly = sp.Poly(sp.expand(e), *sorted(e.free_symbols, key=str))
+                s = poly.coeff_monomial(v)
+                if not (s.is_Integer and s > 0) or poly.total_degree() > 1:
+                    continue
+                span, offset = sp.S.Zero, e.subs({x: 0 for x in e.free_symbols})
+                ok = True
+                for r in e.free_symbols - {v}:
+                    d, extent = poly.coeff_monomial(r), self.summed.get(r)
+                    if extent is None or not (d.is_Integer and d >= 0):
+                        ok = False
+                        break
+                    span += d * (extent - 1)
+                if not ok:
+                    continue
+                pad = -offset
+                name = size(f"O_{v}")
+                self.output_sizes[name] = sp.floor((n + 2 * pad - span - 1) / s) + 1
+                cond = sp.Ge(n + 2 * pad, span + 1)
+                if cond is not sp.true:
+                    self.requires.append((cond, f"{self.name}: {head.text}'s index {v} has no values: the window "
+                                                f"({{{span + 1}}}) is larger than the padded input ({{{n + 2 * pad}}})"))
+                return name
+        raise self.src.error(self.where[v], f"cannot tell the range of output index {v}: it is not read bare from "
+                                            f"any tensor; declare it as {head.text}[…, {v} < SIZE, …]")
+
+    # expressions
+    def expr(self):
+        e = self.term()
+        while self.at("+", "-"):
+            op = self.take().text
+            right = self.term()
+            e = e + right if op == "+" else e - right
+        return e
+
+    def term(self):
+        e = self.unary()
+        while self.at("*", "/") or (isinstance(e, Bracket) and self._starts_value()):
+            op = self.take().text if self.at("*", "/") else "*"  # [cond] x: a bracket multiplies what follows
+            right = self.unary()
+            e = e * right if op == "*" else e / right
+        return e
+
+    def _starts_value(self) -> bool:
+        return self.tok.kind in ("name", "number") or self.at("(", "[")
+
+    def unary(self):
+        if self.at("-"):
+            self.take()
+            return -self.unary()
+        if self.at("+"):
+            self.take()
+            return self.unary()
+        return self.power()
+
+    def power(self):
+        base = self.atom()
+        if self.at("^", "**"):
+            self.take()
+            return base ** self.unary()
+        return base
+
+    def atom(self):
+        t = self.tok
+        if t.kind == "number":
+            self.k += 1
+            return sp.Integer(int(t.text)) if re.fullmatch(r"\d+", t.text) else sp.Rational(t.text)
+        if self.at("("):
+            self.take("(")
+            e = self.expr()
+            self.take(")")
+            return e
+        if self.at("["):
+            return self.bracket()
+        if t.kind != "name":
+            raise self.src.error(t, f"expected a value, got {t.text or 'the end of the line'!r}")
+        if t.text in ("sum", "max") and self.toks[self.k + 1].text == "(":
+            return self.reduction()
+        if t.text == "pi":
+            self.k += 1
+            return sp.pi
+        if t.text in FUNCTIONS:
+            return self.call()
+        self.k += 1
+        if self.at("["):
+            return self.read(t)
+        v = _index_symbol(t.text)
+        if v in self.ranges:
+            return v
+        if t.text in self.sizes:
+            return self.sizes[t.text]
+        if t.text in self.tensors:
+            tensor = self.tensors[t.text]
+            if tensor.scalar:
+                return tensor[0]
+            raise self.src.error(t, f"{t.text} has {len(tensor.dims)} axes; read it as {t.text}[…]")
+        raise self.src.error(t, f"unknown name {t.text!r}: not a tensor, an index of this statement or a size")
+
+    def call(self):
+        t = self.take(kind="name")
+        self.take("(")
+        args = [self.expr()]
+        while self.at(","):
+            self.take(",")
+            args.append(self.expr())
+        self.take(")")
+        want = ARITY.get(t.text, 1)
+        if len(args) != want:
+            raise self.src.error(t, f"{t.text} takes {want} argument{'s' if want > 1 else ''}, got {len(args)}")
+        return FUNCTIONS[t.text](*args)
+
+    def read(self, t: Token):
+        if t.text not in self.tensors:
+            if t.text == self.statements_head():
+                raise self.src.error(t, f"{t.text} reads itself: a cycle (a tensor may only read inputs and "
+                                        "tensors defined before it)")
+            if t.text in self.later:
+                raise self.src.error(t, f"{t.text} is read before the statement that defines it (line "
+                                        f"{self.later[t.text]}); statements run in order")
+            raise self.src.error(t, f"{t.text} is not defined: declare it with `input {t.text}[…]` or define it "
+                                    "in an earlier statement")
+        tensor = self.tensors[t.text]
+        self.take("[")
+        indices = [self.expr()]
+        while self.at(","):
+            self.take(",")
+            indices.append(self.expr())
+        self.take("]")
+        if len(indices) != len(tensor.dims) and not (tensor.scalar and len(indices) == 1):
+            axes = 0 if tensor.scalar else len(tensor.dims)
+            raise self.src.error(t, f"{t.text} has {axes} ax{'i' if axes == 1 else 'e'}s, read with {len(indices)} "
+                                    f"ind{'ex' if len(indices) == 1 else 'ices'}")
+        for e in indices:
+            bound = [v for v in e.free_symbols if v in self.ranges]
+            if any(sp.diff(e, v).free_symbols & set(bound) for v in bound) or e.has(sp.floor, sp.Mod, sp.Abs):
+                raise self.src.error(t, f"index {e} of {t.text} is not affine in the indices: write a·i + b·r + c "
+                                        "with integer coefficients")
+            loose = [s for s in e.free_symbols if s not in self.ranges and s not in self.sizes.values()]
+            if loose:
+                raise self.src.error(t, f"index {e} of {t.text} uses {loose[0]}, which is not an index of this "
+                                        "statement (output indices and summed ones)")
+        acc = tensor[tuple(indices)]
+        self.reads.append((acc, t))
+        return acc
+
+    def statements_head(self) -> str:
+        """The name of the statement being parsed (the token after an optional ``output``)."""
+        k = self.k
+        while k > 0 and self.toks[k - 1].kind != "newline":
+            k -= 1
+        return self.toks[k + 1].text if self.toks[k].text == "output" else self.toks[k].text
+
+    def reduction(self):
+        t = self.take(kind="name")
+        self.take("(")
+        limits = []
+        while True:
+            v_tok = self.take(kind="name")
+            v = _index_symbol(v_tok.text)
+            if v in self.ranges:
+                raise self.src.error(v_tok, f"index {v_tok.text} is already in use in this statement")
+            extent = None
+            if self.at("<", ":"):
+                self.take()
+                extent = self.size_expr()
+            self.ranges[v], self.where[v] = extent, v_tok
+            limits.append((v, v_tok))
+            if not self.at(","):
+                break
+            self.take(",")
+        self.take(")")
+        start = len(self.reads)
+        body = self.term()
+        for acc, _ in self.reads[start:]:  # ranges from the body's bare reads
+            tensor = self.tensors[acc.base.name]
+            for e, d in zip(acc.indices, tensor.dims):
+                if isinstance(e, sp.Symbol) and any(e == v for v, _ in limits) and self.ranges[e] is None:
+                    self.ranges[e] = d
+        for v, v_tok in limits:
+            if self.ranges[v] is None:
+                raise self.src.error(v_tok, f"cannot tell the range of summed index {v}: it is not read bare from any "
+                                            f"tensor; declare it as {t.text}({v} < SIZE)")
+        for v, _ in reversed(limits):
+            extent = self.ranges.pop(v)
+            self.summed[v] = extent
+            body = sp.Sum(body, (v, 0, extent - 1)) if t.text == "sum" else MaxOver(body, v, 0, extent - 1)
+        return body
+
+    def bracket(self):
+        self.take("[")
+        conds = [self.comparison()]
+        while self.at("and"):
+            self.take("and")
+            conds.append(self.comparison())
+        self.take("]")
+        return Bracket(sp.And(*conds))
+
+    def comparison(self):
+        ops = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne}
+        left = self.expr()
+        if not self.at(*ops):
+            raise self.src.error(self.tok, "expected a comparison (< <= > >= == !=) inside [ ]")
+        parts = []
+        while self.at(*ops):
+            op = self.take().text
+            right = self.expr()
+            parts.append(ops[op](left, right))
+            left = right
+        return sp.And(*parts)
+
+
+def parse_program(text: str, name: str = "rule", origin: str = "<rule>") -> Program:
+    """A program from its text (see the module docstring).  Inputs may be left undeclared in a
+    one-line rule: every tensor read that no statement defines becomes an input, its sizes named
+    after the tensor's axes (``x`` read with 3 indices: ``x_0, x_1, x_2``) unless declared.
+
+    >>> p = parse_program("input x[N, D]\\ny[n] = sum(d) x[n, d]^2")
+    >>> [s.name for s in p.statements], p.statements[0].output.dims
+    (['y'], (N,))
+    """
+    src = _Source(text, origin)
+    parser = _Parser(src, name)
+    _declare_undeclared(parser, src)
+    return parser.parse()
+
+
+def _declare_undeclared(parser: _Parser, src: _Source):
+    """Inputs of a rule written without declarations: every tensor read and never defined, with one
+    size per axis named from the upper-case index read there where it is bare (``x[n, c, l]`` gives
+    ``(N, C, L)``), else ``<tensor>_<axis>``."""
+    toks = parser.toks
+    defined, declared, reads = set(), set(), {}
+    line_start = True
+    k = 0
+    while k < len(toks):
+        t = toks[k]
+        if line_start and t.text in ("input", "param") and toks[k + 1].kind == "name":
+            j = k + 1
+            while toks[j].kind != "newline":
+                if toks[j].kind == "name" and toks[j - 1].text in ("input", "param", ","):
+                    declared.add(toks[j].text)
+                j += 1
+        if line_start and t.kind == "name" and t.text not in ("input", "param", "size"):
+            head = toks[k + 1] if t.text == "output" and toks[k + 1].kind == "name" else t
+            defined.add(head.text)
+            parser.later.setdefault(head.text, head.line)
+        if t.kind == "name" and k + 1 < len(toks) and toks[k + 1].text == "[" and not line_start and \
+                t.text not in defined and t.text not in declared and toks[k - 1].text != "output":
+            reads.setdefault(t.text, _read_axes(toks, k + 1))
+        line_start = t.kind == "newline"
+        k += 1
+    for name, axes in reads.items():
+        if name in defined or name in declared:
+            continue
+        dims = []
+        for a, index in enumerate(axes):
+            label = index.upper() if index and index.upper() not in reads else f"{name}_{a}"
+            dims.append(parser.sizes.setdefault(label, size(label)))
+        tensor = Tensor(name, tuple(dims))
+        parser.tensors[name] = tensor
+        parser.inputs.append(tensor)
+
+
+def _read_axes(toks, k) -> list:
+    """The bare index name read on each axis of ``name[ … ]`` starting at token ``k`` (None where the
+    index is an expression)."""
+    axes, depth, current = [], 0, []
+    for t in toks[k + 1:]:
+        if t.text in ("(", "[") and t.kind == "op":
+            depth += 1
+        elif t.text in (")", "]") and t.kind == "op":
+            if depth == 0:
+                axes.append(current[0].text if len(current) == 1 and current[0].kind == "name" else None)
+                return axes
+            depth -= 1
+        elif t.text == "," and depth == 0:
+            axes.append(current[0].text if len(current) == 1 and current[0].kind == "name" else None)
+            current = []
+            continue
+        current.append(t)
+    return axes

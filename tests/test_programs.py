@@ -1,0 +1,470 @@
+"""Programs: operators of several statements (softmax, layer norm, attention, conv → bias → GELU, …),
+derived by reverse mode over the statement DAG, emitted as one module, held to PyTorch autograd and
+to finite differences of the definition; the text syntax; bad programs and bad rule text."""
+import numpy as np
+import pytest
+import sympy as sp
+
+from conftest import needs_torch
+from symgrad import ops
+from symgrad.emit import load
+from symgrad.emit.program import emit_program
+from symgrad.ir import SymgradError, Tensor, index, size
+from symgrad.program import Program, StopGradient, max_over, rule
+from symgrad.reverse import derive_program
+from symgrad.syntax import parse_program
+from symgrad.verify.program_check import check_program
+
+_MODULES = {}
+
+
+def module(name, **params):
+    key = (name, tuple(sorted(params.items())))
+    if key not in _MODULES:
+        _MODULES[key] = load(emit_program(derive_program(ops.build(name, **params))))
+    return _MODULES[key]
+
+
+def close(got, want, tol):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    scale = max(np.abs(want).max(initial=0), np.abs(got).max(initial=0), 1e-3)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max(initial=0) / scale <= tol, (np.abs(got - want).max(), scale)
+
+
+def torch_case(name, params, shapes, seed=0):
+    """(inputs, torch function, extra module arguments) of one sweep case."""
+    import torch.nn.functional as F
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    extra = ()
+    if name == "softmax":
+        dim = params.get("dim", -1)
+        return arrays, lambda x: F.softmax(x, dim), (dim,)
+    if name == "log_softmax":
+        dim = params.get("dim", -1)
+        return arrays, lambda x: F.log_softmax(x, dim), (dim,)
+    if name == "cross_entropy":
+        t = np.exp(arrays[1])
+        arrays[1] = t / t.sum(-1, keepdims=True)
+        return arrays, lambda x, t: F.cross_entropy(x, t, reduction=params.get("reduction", "mean")), extra
+    if name == "layer_norm":
+        return arrays, lambda x, w, b: F.layer_norm(x, (x.shape[-1],), w, b), extra
+    if name == "rms_norm":
+        eps = float(np.finfo(np.float32).eps) if params.get("eps32") else None
+        return arrays, lambda x, w: F.rms_norm(x, (x.shape[-1],), w, eps=eps), extra
+    if name == "batch_norm":
+        return arrays, lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), extra
+    if name == "attention":
+        return arrays, lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=params.get("is_causal", False)), extra
+    if name == "conv_bias_gelu":
+        conv = {1: F.conv1d, 2: F.conv2d}[params.get("ndim", 2)]
+        return arrays, lambda x, w, b: F.gelu(conv(x, w, b, stride=params.get("stride", 1),
+                                                   padding=params.get("padding", 0),
+                                                   dilation=params.get("dilation", 1), groups=params.get("groups", 1)),
+                                              approximate=params.get("approximate", "none")), extra
+    if name == "depthwise_separable":
+        def block(x, wd, bd, wp, bp):
+            h = F.conv2d(x, wd, bd, stride=params.get("stride", 1), padding=params.get("padding", 0),
+                         groups=x.shape[1])
+            return F.conv2d(h, wp, bp)
+        return arrays, block, extra
+    raise KeyError(name)
+
+
+SWEEP = [
+    ("softmax", {}, [(4, 7)]), ("softmax", {}, [(2, 3, 5)]), ("softmax", {}, [(1, 1)]), ("softmax", {}, [(6,)]),
+    ("softmax", {"dim": 0}, [(3, 4, 2)]), ("softmax", {"dim": 1}, [(3, 1, 2)]),
+    ("log_softmax", {}, [(4, 7)]), ("log_softmax", {}, [(2, 1, 3)]), ("log_softmax", {"dim": 0}, [(5, 2)]),
+    ("cross_entropy", {}, [(4, 5), (4, 5)]), ("cross_entropy", {}, [(1, 1), (1, 1)]),
+    ("cross_entropy", {"reduction": "sum"}, [(3, 4), (3, 4)]), ("cross_entropy", {"reduction": "none"}, [(3, 4), (3, 4)]),
+    ("layer_norm", {}, [(4, 8), (8,), (8,)]), ("layer_norm", {}, [(2, 3, 5), (5,), (5,)]),
+    ("layer_norm", {}, [(3, 1), (1,), (1,)]), ("layer_norm", {}, [(1, 6), (6,), (6,)]),
+    ("rms_norm", {}, [(4, 8), (8,)]), ("rms_norm", {}, [(2, 1, 3), (3,)]), ("rms_norm", {}, [(1, 1), (1,)]),
+    ("batch_norm", {}, [(4, 3, 5), (3,), (3,)]), ("batch_norm", {}, [(2, 1, 1), (1,), (1,)]),
+    ("batch_norm", {"ndim": 2}, [(2, 3, 4, 2), (3,), (3,)]), ("batch_norm", {"ndim": 0}, [(5, 4), (4,), (4,)]),
+    ("attention", {}, [(2, 5, 4), (2, 6, 4), (2, 6, 3)]), ("attention", {}, [(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 5)]),
+    ("attention", {}, [(1, 1, 1), (1, 1, 1), (1, 1, 1)]),
+    ("attention", {"is_causal": True}, [(2, 5, 4), (2, 5, 4), (2, 5, 3)]),
+    ("attention", {"is_causal": True}, [(3, 4, 2), (3, 6, 2), (3, 6, 2)]),
+    ("attention", {"is_causal": True}, [(1, 1, 3), (1, 4, 3), (1, 4, 2)]),
+    ("conv_bias_gelu", {"stride": 2, "padding": 1}, [(2, 3, 9, 8), (4, 3, 3, 3), (4,)]),
+    ("conv_bias_gelu", {"approximate": "tanh", "dilation": 2}, [(1, 2, 7, 7), (3, 2, 2, 3), (3,)]),
+    ("conv_bias_gelu", {"groups": 2, "padding": 2}, [(2, 4, 5, 5), (6, 2, 3, 3), (6,)]),
+    ("conv_bias_gelu", {"ndim": 1, "stride": 3}, [(1, 1, 10), (1, 1, 4), (1,)]),
+    ("depthwise_separable", {"kernel_size": 3, "padding": 1}, [(2, 3, 9, 8), (3, 1, 3, 3), (3,), (5, 3, 1, 1), (5,)]),
+    ("depthwise_separable", {"kernel_size": 3, "stride": 2}, [(1, 1, 7, 7), (1, 1, 3, 3), (1,), (2, 1, 1, 1), (2,)]),
+]
+
+
+def _builder_params(name, params):
+    defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1} if name == "conv_bias_gelu" else {}
+    return {**defaults, **{k: v for k, v in params.items() if k != "dim"}}
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", SWEEP, ids=[f"{n}-{k}" for k, (n, _, _) in enumerate(SWEEP)])
+def test_against_torch_float64_and_float32(name, params, shapes):
+    """Forward and every gradient equal torch autograd's in float64 to 1e-10; float32 to 1e-5."""
+    import torch
+    arrays, fn, extra = torch_case(name, params, shapes)
+    m = module(name, **_builder_params(name, params))
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    g = np.random.default_rng(1).standard_normal(tuple(out.shape))
+    out.backward(torch.tensor(g))
+    y = m.forward(*arrays, *extra)
+    grads = m.backward(g, *arrays, *extra)
+    close(y, out.detach().numpy(), 1e-10)
+    assert len(grads) == len(arrays)
+    for got, t in zip(grads, ts):
+        close(got, t.grad.numpy(), 1e-10)
+    # float32 against the float64 truth at the same (float32) inputs; rms_norm's default eps is float32's
+    a32 = [a.astype(np.float32) for a in arrays]
+    fn = torch_case(name, dict(params, eps32=True), shapes)[1] if name == "rms_norm" else fn
+    t32 = [torch.tensor(a.astype(np.float64), requires_grad=True) for a in a32]
+    out32 = fn(*t32)
+    out32.backward(torch.tensor(g.astype(np.float32).astype(np.float64)))
+    y32 = m.forward(*a32, *extra)
+    grads32 = m.backward(g.astype(np.float32), *a32, *extra)
+    assert y32.dtype == np.float32 and all(x.dtype == np.float32 for x in grads32)
+    # within 1e-5 relative, or no worse than PyTorch's own float32 where cancellation limits both (batch
+    # norm over two elements: its gradient is a difference of O(1) terms)
+    tf = [torch.tensor(a, requires_grad=True) for a in a32]
+    fn(*tf).backward(torch.tensor(g.astype(np.float32)))
+    close_or_torch(y32, out32.detach().numpy(), fn(*[t.detach() for t in tf]).numpy())
+    for got, t, theirs in zip(grads32, t32, tf):
+        close_or_torch(got, t.grad.numpy(), theirs.grad.numpy())
+
+
+def close_or_torch(got, want, torch32):
+    scale = max(np.abs(want).max(initial=0), 1e-3)
+    err = np.abs(np.asarray(got, np.float64) - want).max(initial=0)
+    assert err <= max(1e-5 * scale, 2 * np.abs(np.asarray(torch32, np.float64) - want).max(initial=0)), (err, scale)
+
+
+BUILTIN = [("softmax", {}), ("log_softmax", {}), ("cross_entropy", {}), ("cross_entropy", {"reduction": "none"}),
+           ("layer_norm", {}), ("layer_norm", {"weight": False, "bias": False}), ("rms_norm", {}),
+           ("rms_norm", {"eps": 1e-6}), ("batch_norm", {}), ("batch_norm", {"ndim": 2}), ("attention", {}),
+           ("attention", {"is_causal": True}), ("conv_bias_gelu", {"stride": 2, "padding": 1, "dilation": 1,
+                                                                  "groups": 1}),
+           ("depthwise_separable", {"kernel_size": 3, "padding": 1})]
+
+
+@pytest.mark.parametrize("name,params", BUILTIN, ids=[f"{n}-{k}" for k, (n, _) in enumerate(BUILTIN)])
+def test_symgrad_check_passes(name, params):
+    """The module against the program evaluated literally and finite differences of it (and torch)."""
+    results, ok = check_program(ops.build(name, **params), trials=3, seed=1)
+    assert ok, [r.errors for r in results]
+    assert all("fd:" + t.name in results[0].errors for t in ops.build(name, **params).inputs)
+
+
+def test_stable_softmax_at_large_logits():
+    x = np.array([[1e4, -1e4, 0.0, 1e4], [-1e4, -1e4, -1e4, -1e4]])
+    y = module("softmax").forward(x)
+    assert np.array_equal(y, [[0.5, 0, 0, 0.5], [0.25, 0.25, 0.25, 0.25]])
+    g = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 0.0]])
+    (dx,) = module("softmax").backward(g, x)
+    assert np.all(np.isfinite(dx))
+    close(dx, y * (g - (g * y).sum(-1, keepdims=True)), 1e-15)  # the closed form, written by hand
+    ls = module("log_softmax").forward(x)
+    assert np.all(np.isfinite(ls[0, [0, 3]])) and ls[0, 1] == -2e4 - np.log(2)
+    t = np.full((2, 4), 0.25)
+    assert np.isfinite(module("cross_entropy").forward(x, t))
+
+
+def test_softmax_structure_residuals_and_found_forms():
+    d = derive_program(ops.build("softmax"))
+    kinds = {s.statement.name: [f.kind for f in s.forward] for s in d.statements}
+    assert kinds == {"m": ["reduce_max"], "u": ["elementwise"], "s": ["reduce_sum"], "y": ["elementwise"]}
+    assert "m" not in d.adjoints  # stop_gradient: nothing flows back through the maximum
+    dx = d.adjoints["x"][0][1]
+    assert str(dx.forms[0].term.factor) in ("du[n, j]*u[n, j]", "u[n, j]*du[n, j]")  # exp' read from the forward's u
+    assert any(s.name == "reuse" for s in dx.forms[0].steps)
+    kinds = {name: [g.kinds for _, g in parts] for name, parts in d.adjoints.items()}
+    assert "generic" not in str(kinds)
+
+
+@pytest.mark.parametrize("name,params", BUILTIN, ids=[f"{n}-{k}" for k, (n, _) in enumerate(BUILTIN)])
+def test_no_generic_form_anywhere(name, params):
+    d = derive_program(ops.build(name, **params))
+    kinds = [f.kind for s in d.statements for f in s.forward]
+    kinds += [k for parts in d.adjoints.values() for _, g in parts for k in g.kinds]
+    assert "generic" not in kinds
+    if name in ("attention",):
+        assert kinds.count("matmul") >= 4
+    if name in ("conv_bias_gelu", "depthwise_separable"):
+        assert kinds.count("conv_general_dilated") >= 3
+
+
+def test_vjp_keeps_residuals_and_pullback_repeats():
+    m = module("layer_norm")
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((3, 5)), rng.standard_normal(5), rng.standard_normal(5)
+    y, pullback = m.vjp(x, w, b)
+    g = rng.standard_normal((3, 5))
+    first, second = pullback(g), pullback(g)
+    for a, c, want in zip(first, second, m.backward(g, x, w, b)):
+        assert np.array_equal(a, c) and np.array_equal(a, want)
+    assert np.array_equal(y, m.forward(x, w, b))
+    assert "_sizes(" in emit_program(derive_program(ops.build("layer_norm")))
+
+
+def test_emitted_program_is_deterministic_and_readable():
+    a = emit_program(derive_program(ops.build("attention", is_causal=True)))
+    b = emit_program(derive_program(ops.build("attention", is_causal=True)))
+    assert a == b
+    assert "def vjp(q, k, v)" in a and "def backward(grad_output, q, k, v)" in a and "def forward(q, k, v)" in a
+    assert "recognised form: matmul" in a and "# 3. p[b, i, j]" in a
+    assert "import torch" not in a and "symgrad" not in a.split('"""', 2)[2].replace("symgrad.runtime", "")
+
+
+def test_module_errors_name_the_program():
+    m = module("layer_norm")
+    x, w, b = np.zeros((3, 5)), np.zeros(5), np.zeros(5)
+    with pytest.raises(ValueError, match="layer_norm: grad_output must have shape"):
+        m.backward(np.zeros((3, 4)), x, w, b)
+    with pytest.raises(ValueError, match="layer_norm: input weight must have shape"):
+        m.forward(x, np.zeros(4), b)
+    with pytest.raises(ValueError, match="attention: the leading axes of input k"):
+        module("attention").forward(np.zeros((2, 3, 4)), np.zeros((3, 3, 4)), np.zeros((3, 3, 4)))
+    with pytest.raises(ValueError, match="softmax: dim 5 is out of range"):
+        module("softmax").forward(np.zeros((2, 3)), 5)
+    with pytest.raises(TypeError, match="softmax: input x must hold real numbers"):
+        module("softmax").forward(np.zeros(3, complex))
+
+
+def test_max_splits_ties_evenly_and_brackets_leave_elements_out():
+    p = parse_program("input x[N, D]\ny[n] = max(j) x[n, j]")
+    m = load(emit_program(derive_program(p)))
+    x = np.array([[1.0, 3.0, 3.0], [2.0, -1.0, 0.0]])
+    assert np.array_equal(m.forward(x), [3.0, 2.0])
+    (dx,) = m.backward(np.array([1.0, 2.0]), x)
+    assert np.array_equal(dx, [[0, 0.5, 0.5], [2.0, 0, 0]])
+    masked = load(emit_program(derive_program(parse_program("input x[N, D]\ny[i] = max(j) [j <= i] x[i, j]"))))
+    x = np.array([[1.0, 9.0, 9.0], [4.0, 2.0, 9.0], [0.0, 5.0, 5.0]])
+    assert np.array_equal(masked.forward(x), [1.0, 4.0, 5.0])
+    (dx,) = masked.backward(np.ones(3), x)
+    assert np.array_equal(dx, [[1, 0, 0], [1, 0, 0], [0, 0.5, 0.5]])
+
+
+def test_stop_gradient_passes_no_gradient():
+    p = parse_program("input x[N]\ny[i] = x[i] * stop_gradient(x[i])")
+    m = load(emit_program(derive_program(p)))
+    x = np.array([1.0, -2.0, 3.0])
+    (dx,) = m.backward(np.ones(3), x)
+    assert np.array_equal(m.forward(x), x * x) and np.array_equal(dx, x)  # not 2x
+    x_ = Tensor("x", (size("N"),))
+    i = index("i", size("N"))
+    y = Tensor("y", (size("N"),))
+    built = Program("sg", {}, (x_,), (rule(y, (i,), x_[i] * StopGradient(x_[i])),))
+    (dx2,) = load(emit_program(derive_program(built))).backward(np.ones(3), x)
+    assert np.array_equal(dx2, x)
+
+
+def test_sum_inside_a_nonlinear_function_is_hoisted():
+    """A one-line logsumexp: the sum becomes a statement of its own instead of being refused."""
+    p = parse_program("input x[N, D]\ny[n] = log(sum(d) exp(x[n, d]))")
+    d = derive_program(p)
+    assert [s.statement.name for s in d.statements] == ["y_sum1", "y"]
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    m = load(emit_program(d))
+    close(m.forward(x), np.log(np.exp(x).sum(1)), 1e-14)
+    (dx,) = m.backward(np.ones(3), x)
+    close(dx, np.exp(x) / np.exp(x).sum(1, keepdims=True), 1e-14)
+
+
+def test_several_outputs():
+    p = parse_program("input x[N]\noutput s[i] = x[i]^2\noutput c[i] = 3 * x[i]")
+    m = load(emit_program(derive_program(p)))
+    x = np.array([1.0, 2.0])
+    s, c = m.forward(x)
+    assert np.array_equal(s, x ** 2) and np.array_equal(c, 3 * x)
+    (dx,) = m.backward((np.ones(2), np.full(2, 2.0)), x)
+    assert np.array_equal(dx, 2 * x + 6)
+
+
+# the text syntax against the Python-built ops
+
+def test_rule_text_strided_convolution_equals_the_op():
+    p = parse_program("y[n, f, i] = b[f] + sum(c, r) w[f, c, r] * x[n, c, 2*i + r - 1]")
+    assert [t.name for t in p.inputs] == ["b", "w", "x"]
+    m = load(emit_program(derive_program(p)))
+    from symgrad.derive import derive
+    from symgrad.emit import emit
+    op = load(emit(derive(ops.conv1d(stride=2, padding=1, dilation=1)), order=1))
+    rng = np.random.default_rng(0)
+    for length in (7, 8, 9):
+        x, w, b = rng.standard_normal((2, 3, length)), rng.standard_normal((4, 3, 3)), rng.standard_normal(4)
+        y = m.forward(b, w, x)
+        close(y, op.forward(x, w, b), 1e-14)
+        g = rng.standard_normal(y.shape)
+        db, dw, dx = m.backward(g, b, w, x)
+        for got, want in zip((dx, dw, db), op.backward(g, x, w, b)):
+            close(got, want, 1e-13)
+    kinds = [f.kind for s in derive_program(p).statements for f in s.forward]
+    assert "conv_general_dilated" in kinds
+
+
+LAYER_NORM_SG = """\
+# layer norm over the last axis, as a file of statements
+input x[N, D]
+param weight[D], bias[D]
+mu[n] = sum(k) x[n, k] / D
+xc[n, d] = x[n, d] - mu[n]
+var[n] = sum(k) xc[n, k]^2 / D
+output y[n, d] = xc[n, d] / sqrt(var[n] + 1e-5) * weight[d] + bias[d]
+"""
+
+
+def test_layer_norm_file_equals_the_builtin():
+    m = load(emit_program(derive_program(parse_program(LAYER_NORM_SG, "layer_norm_sg", "layer_norm.sg"))))
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((4, 6)), rng.standard_normal(6), rng.standard_normal(6)
+    close(m.forward(x, w, b), module("layer_norm").forward(x, w, b), 1e-14)
+    g = rng.standard_normal((4, 6))
+    for got, want in zip(m.backward(g, x, w, b), module("layer_norm").backward(g, x, w, b)):
+        close(got, want, 1e-13)
+
+
+def test_softmax_rule_equals_the_builtin():
+    text = "input x[N, D]; m[n] = stop_gradient(max(j) x[n, j]); e[n, j] = exp(x[n, j] - m[n]); y[n, j] = e[n, j] / sum(k) e[n, k]"
+    m = load(emit_program(derive_program(parse_program(text))))
+    x = np.random.default_rng(3).standard_normal((3, 5))
+    g = np.random.default_rng(4).standard_normal((3, 5))
+    close(m.forward(x), module("softmax").forward(x), 1e-15)
+    close(m.backward(g, x)[0], module("softmax").backward(g, x)[0], 1e-14)
+
+
+# bad programs and bad rule text: one clear error each
+
+def _program(*statements, inputs=None):
+    N = size("N")
+    x = Tensor("x", (N,))
+    return Program("bad", {}, inputs or (x,), statements)
+
+
+BAD_TEXT = [
+    ("y[i] = x[i", "1:11: expected ']'"),
+    ("input x[N]\ny[i] = x[i] + $", "2:15: unexpected character '$'"),
+    ("input x[N]\ny[i] = x[i]\ny[i] = x[i]", "3:1: y is defined twice"),
+    ("input x[N]\ny[i] = q[i]\nq[i] = x[i]", "2:8: q is read before the statement that defines it (line 3)"),
+    ("input x[N]\ny[i] = y[i]", "2:8: y reads itself: a cycle"),
+    ("input x[N], w[M]\ny[i] = x[i] * w[i]", "2:15: index i runs over N values but reads axis 0 of w (size M)"),
+    ("input x[N]\ny[i] = sum(r) x[i + r]", "2:12: cannot tell the range of summed index r"),
+    ("input x[N]\ny[n, i] = x[n]", "2:6: cannot tell the range of output index i"),
+    ("input x[N]\ny[i] = foo(x[i])", "2:8: unknown name 'foo'"),
+    ("input x[N]\ny[i] = x[i, 0]", "2:8: x has 1 axis, read with 2 indices"),
+    ("input x[N]\ny[i] = x[i * i]", "2:8: index i**2 of x is not affine"),
+    ("input x[N]\ny[i] = exp(x[i], 2)", "2:8: exp takes 1 argument, got 2"),
+    ("input x[N]\ny[i] = [i x[i]", "2:11: expected a comparison"),
+    ("input x[N]\n", "no statement"),
+    ("input sum[N]\ny[i] = 1", "1:7: sum is a keyword or function"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_TEXT, ids=[m.split(":")[-1][:30] for _, m in BAD_TEXT])
+def test_bad_rule_text_one_clear_error(text, message):
+    with pytest.raises(SymgradError) as err:
+        derive_program(parse_program(text))
+    assert message in str(err.value)
+    if ":" in message.split(" ")[0]:
+        assert "^" in str(err.value)  # the line shown, the column pointed at
+
+
+def test_bad_programs_one_clear_error_each():
+    N = size("N")
+    i = index("i", N)
+    x, y, z = Tensor("x", (N,)), Tensor("y", (N,)), Tensor("z", (N,))
+    cases = [
+        (_program(rule(y, (i,), Tensor("q", (N,))[i])), "statement 1 (y): reads q, which is neither an input"),
+        (_program(rule(y, (i,), x[i]), rule(y, (i,), x[i])), "statement 2 (y): y is defined twice"),
+        (_program(rule(y, (i,), z[i]), rule(z, (i,), y[i])), "cycle y → z → y"),
+        (_program(rule(y, (i,), z[i]), rule(z, (i,), x[i])), "reads z before statement 2 defines it"),
+        (_program(rule(y, (i,), x[i] * Tensor("w", (size("M"),))[i]),
+                  inputs=(x, Tensor("w", (size("M"),)))), "reads axis 0 of w (size M) with i"),
+        (_program(rule(Tensor("y", (3,)), (index("i", 3),), Tensor("x", (3,))[5]), inputs=(Tensor("x", (3,)),)),
+         "reads x at 5, outside every range"),
+        (_program(rule(y, (i,), x[i * i])), "is not affine"),
+        (_program(rule(y, (i,), sp.Function("f")(x[i]))), "unsupported function f"),
+        (_program(rule(Tensor("dx", (N,)), (i,), x[i])), "tensors x and dx collide"),
+        (_program(rule(Tensor("_t", (N,)), (i,), x[i])), "'_t' cannot name a tensor"),
+        (Program("bad", {}, (x,), (rule(y, (i,), x[i]),), outputs=("w",)), "output w is not defined"),
+        (_program(rule(Tensor("y", (size("M"),)), (i,), x[i])), "output axis i runs over 0..N - 1 but y has size M"),
+    ]
+    for program, message in cases:
+        with pytest.raises(SymgradError) as err:
+            derive_program(program)
+        assert message in str(err.value), (message, str(err.value))
+        assert "bad" in str(err.value)
+
+
+def test_builtin_parameters_are_checked():
+    for name, params, message in [("cross_entropy", {"reduction": "avg"}, "reduction must be one of"),
+                                  ("layer_norm", {"eps": -1}, "eps must be > 0"),
+                                  ("batch_norm", {"ndim": 4}, "ndim must be 0, 1, 2 or 3"),
+                                  ("attention", {"is_causal": "maybe"}, "is_causal must be true or false")]:
+        with pytest.raises(SymgradError, match=message):
+            ops.build(name, **params)
+
+
+def test_max_over_helper_builds_a_max_statement():
+    N, D = size("N"), size("D")
+    n, j = index("n", N), index("j", D)
+    x, m = Tensor("x", (N, D)), Tensor("m", (N,))
+    d = derive_program(Program("rowmax", {}, (x,), (rule(m, (n,), max_over(x[n, j], (j, 0, D - 1))),)))
+    assert d.statements[0].statement.over and d.adjoints["x"][0][1].kinds == ["elementwise"]
+
+
+# the command line
+
+def _run(capsys, *argv):
+    from symgrad.cli import main
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_derive_emit_check_programs(capsys, tmp_path):
+    code, out, _ = _run(capsys, "derive", "softmax")
+    assert code == 0 and "1. m[n] = stop_gradient(max_{j=0..D - 1} x[n, j])" in out and "form: reduce_max" in out
+    assert "the engine does not find that form" in out
+    code, out, _ = _run(capsys, "derive", "attention", "--is-causal", "true", "--format", "json")
+    import json
+    d = json.loads(out)
+    assert code == 0 and d["program"] == "attention" and d["params"]["is_causal"] is True
+    assert [f["kind"] for f in d["statements"][0]["forms"]] == ["matmul"]
+    assert {c["form"]["kind"] for c in d["adjoints"]["q"]} == {"matmul"}
+    code, _, err = _run(capsys, "emit", "layer_norm", "--eps", "1e-6", "-o", str(tmp_path / "ln.py"))
+    assert code == 0 and "def vjp(x, weight, bias)" in (tmp_path / "ln.py").read_text()
+    code, out, _ = _run(capsys, "check", "rms_norm", "--trials", "2")
+    assert code == 0 and "rms_norm: OK (2 trials" in out and "torch:weight" in out
+    (tmp_path / "ln.sg").write_text(LAYER_NORM_SG)
+    code, out, _ = _run(capsys, "check", "-f", str(tmp_path / "ln.sg"), "--trials", "2")
+    assert code == 0 and "ln: OK" in out
+    code, out, _ = _run(capsys, "derive", "--rule", "y[n, f, i] = b[f] + sum(c, r) w[f, c, r] * x[n, c, 2*i + r - 1]")
+    assert code == 0 and "O_i = " in out and out.count("conv_general_dilated") >= 3
+    code, out, _ = _run(capsys, "derive", "layer_norm", "--format", "latex")
+    assert code == 0 and r"\section*{Backward: reverse mode over the statements}" in out
+    code, out, _ = _run(capsys, "ops")
+    assert "programs (several statements):" in out and "attention" in out and "--is-causal" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["derive", "--rule", "y[i] = x[i"], "--rule:1:11: expected ']'"),
+    (["derive", "softmax", "--stride", "2"], "softmax: --stride does not apply to softmax"),
+    (["derive", "layer_norm", "--order", "2"], "--order 2 is not derived for programs yet"),
+    (["emit", "softmax", "--target", "torch"], "--target torch is not emitted for programs yet"),
+    (["emit", "softmax", "--backend", "cupy"], "programs are emitted for NumPy only so far"),
+    (["derive", "softmax", "--rule", "y[i] = x[i]"], "give one of: an op or program name, --rule"),
+    (["derive", "-f", "no_such_file.sg"], "cannot read no_such_file.sg"),
+    (["derive", "--rule", "y[i] = x[i]", "--eps", "1"], "rule: --eps does not apply to rule"),
+    (["derive", "cross_entropy", "--reduction", "avg"], "reduction must be one of mean, sum, none"),
+    (["check", "softmax", "--ulp"], "--ulp scans elementwise ops"),
+    (["bench", "--rule", "y[i] = x[i]"], "--rule and -f are not benchmarked"),
+])
+def test_cli_program_errors_are_one_line(capsys, argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and message in err, err
+    assert err.startswith("symgrad: error:") and "Traceback" not in err
