@@ -10,15 +10,14 @@ from pathlib import Path
 
 from . import ops as ops_mod
 from .ir import SymgradError
-from .sizes import concrete_sizes
+from .ops import CONV_OPS, TORCH_DEFAULTS
+from .sizes import concrete_sizes, parse_shapes
 
-CONV_OPS = ("conv", "conv1d", "conv2d", "conv3d")
-TORCH_DEFAULTS = {"stride": 1, "dilation": 1, "padding": 0, "groups": 1}
 
 
 #: the op flags, by parameter name: each op takes those its registry entry lists
 OP_FLAGS = ("ndim", "stride", "dilation", "padding", "groups", "kernel_size", "bias", "mode", "a_shape", "b_shape",
-            "approximate", "reduction", "eps", "weight", "is_causal", "scale")
+            "approximate", "reduction", "eps", "weight", "is_causal", "scale", "padding_mode")
 
 
 def _boolean(text):
@@ -48,6 +47,8 @@ def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
     g.add_argument("--padding", help="int | one per axis | lo:hi per axis (negative crops) | same | valid | full | causal")
     g.add_argument("--groups", help="int dividing both channel counts, or a name (symbolic)")
     g.add_argument("--kernel-size", help="int or one per axis (default: read from w at run time)")
+    g.add_argument("--padding-mode", help="zeros (default) | circular | reflect | replicate: PyTorch's padding_mode "
+                                          "(a padding statement before the convolution: a program)")
     g.add_argument("--bias", dest="bias", nargs="?", const=True, type=_boolean, metavar="BOOL",
                    help="add b (the default; --bias false or --no-bias: none)")
     g.add_argument("--no-bias", dest="bias", action="store_false", help="no bias input")
@@ -58,26 +59,6 @@ def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
     o.add_argument("--approximate", help="gelu: none | tanh")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                    help="concrete shape of an input (repeat per input): checked, and sizes become numbers")
-
-
-def parse_shapes(op, items) -> dict:
-    """``["x=1,3,64", "w=16,3,3"]`` -> ``{"x": (1, 3, 64), ...}``; names must be inputs."""
-    shapes = {}
-    names = [t.name for t in op.inputs]
-    for item in items or []:
-        name, _, dims = item.partition("=")
-        name = name.strip()
-        if name not in names or not dims:
-            raise SymgradError(f"{op.name}: --input-shape takes NAME=d0,d1,... with NAME one of "
-                               f"{', '.join(names)}; got {item!r}")
-        try:
-            shape = tuple(int(d) for d in dims.split(",") if d.strip())
-        except ValueError:
-            raise SymgradError(f"{op.name}: input shape of {name} must be integers, got {dims!r}") from None
-        if any(d < 0 for d in shape):
-            raise SymgradError(f"{op.name}: input shape of {name} has a negative size: {shape}")
-        shapes[name] = shape
-    return shapes
 
 
 def _integer_at_least(minimum: int):
@@ -105,6 +86,7 @@ def build_op(args, concrete: bool):
         raise SymgradError(f"unknown op {name!r}; known ops: {', '.join(ops_mod.REGISTRY)}; programs: "
                            f"{', '.join(ops_mod.PROGRAMS)}")
     params = _flags(args, name, ops_mod.REGISTRY[name][1])
+    params.pop("padding_mode", None)  # zeros: the plain convolution (other modes are programs, _program)
     if name in CONV_OPS:
         if name == "conv" and "ndim" not in params:
             raise SymgradError("conv: --ndim is required (number of spatial axes, >= 1)")

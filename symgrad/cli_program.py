@@ -10,11 +10,12 @@ from pathlib import Path
 
 from . import ops as ops_mod
 from .ir import SymgradError
-from .sizes import concrete_sizes
+from .sizes import concrete_sizes, parse_shapes
 
 
 def is_program(args) -> bool:
-    return bool(getattr(args, "rule", None) or getattr(args, "file", None)) or args.op in ops_mod.PROGRAMS
+    padded = (getattr(args, "padding_mode", None) or "zeros").strip().lower() != "zeros"
+    return bool(getattr(args, "rule", None) or getattr(args, "file", None)) or args.op in ops_mod.PROGRAMS or padded
 
 
 def build_program(args, flags_of):
@@ -24,6 +25,8 @@ def build_program(args, flags_of):
     given = sum(bool(x) for x in (args.rule, args.file, args.op))
     if given != 1:
         raise SymgradError("give one of: an op or program name, --rule 'y[i] = …', -f FILE.sg")
+    if args.op in ops_mod.REGISTRY:  # a convolution with a padding mode: the padding statement, then the conv
+        return conv_program(args, flags_of)
     if args.op:
         return ops_mod.build(args.op, **flags_of(args.op, ops_mod.PROGRAMS[args.op][1]))
     flags_of("rule", {})  # a rule takes no op flags
@@ -39,8 +42,18 @@ def build_program(args, flags_of):
     return parse_program(text, name=path.stem, origin=str(path))
 
 
+def conv_program(args, flags_of):
+    """conv*d with --padding-mode circular/reflect/replicate, PyTorch's defaults for unset parameters."""
+    if args.op not in ops_mod.CONV_OPS:
+        raise SymgradError(f"{args.op}: --padding-mode applies to the convolutions ({', '.join(ops_mod.CONV_OPS)})")
+    params = {**ops_mod.TORCH_DEFAULTS, **flags_of(args.op, ops_mod.REGISTRY[args.op][1])}
+    ndim = params.pop("ndim", None) or (int(args.op[4]) if args.op != "conv" else None)
+    if ndim is None:
+        raise SymgradError("conv: --ndim is required (number of spatial axes, >= 1)")
+    return ops_mod.conv_padded(ndim, **params)
+
+
 def _shapes(program, items):
-    from .cli import parse_shapes
     shapes = parse_shapes(program, items)
     concrete_sizes(program, shapes)  # the module's own checks: a shape that does not fit is one clear error
     return shapes

@@ -39,6 +39,48 @@ class MaxOver(sp.Function):
     nargs = 4
 
 
+class IndexMap(sp.Function):
+    """A declared non-affine index map of an affine index ``e`` into ``0..n-1``, PyTorch's padding
+    modes: :class:`Wrap` (circular), :class:`Reflect` (reflect), :class:`Clamp` (replicate).  A read
+    ``x[Wrap(i - 1, L)]`` is expanded before anything is derived into the sum of its affine pieces
+    under brackets (``pieces``), so its adjoint folds the gradient back onto the input."""
+
+    nargs = 2
+
+    @classmethod
+    def pieces(cls, e, n) -> list:
+        """``[(condition, affine index), …]`` covering every value of ``e``."""
+        raise NotImplementedError
+
+
+class Wrap(IndexMap):
+    """``e mod n`` for e in [−n, 2n): circular padding."""
+
+    @classmethod
+    def pieces(cls, e, n):
+        return [(sp.Lt(e, 0), e + n), (sp.And(sp.Le(0, e), sp.Lt(e, n)), e), (sp.Ge(e, n), e - n)]
+
+
+class Reflect(IndexMap):
+    """``e`` reflected at both ends without repeating the edge, for e in (−n, 2n − 1): reflect padding."""
+
+    @classmethod
+    def pieces(cls, e, n):
+        return [(sp.Lt(e, 0), -e), (sp.And(sp.Le(0, e), sp.Lt(e, n)), e), (sp.Ge(e, n), 2 * n - 2 - e)]
+
+
+class Clamp(IndexMap):
+    """``e`` clamped to 0..n−1: replicate padding."""
+
+    @classmethod
+    def pieces(cls, e, n):
+        return [(sp.Lt(e, 0), sp.S.Zero), (sp.And(sp.Le(0, e), sp.Lt(e, n)), e), (sp.Ge(e, n), n - 1)]
+
+
+#: the padding modes by PyTorch's names
+PADDING_MODES = {"circular": Wrap, "reflect": Reflect, "replicate": Clamp}
+
+
 def max_over(body, *limits) -> sp.Expr:
     """``max_over(x[n, j], (j, 0, D - 1))``: the maximum over one or more index ranges."""
     for v, lo, hi in reversed(limits):

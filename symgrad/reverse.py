@@ -61,11 +61,6 @@ class ProgramDerivation:
             out[naming.grad(name)] = Tensor(naming.grad(name), t.dims, t.split, scalar=t.scalar)
         return out
 
-    @property
-    def grads(self) -> dict:
-        """Input name -> its contributions (empty where no output depends on it)."""
-        return {t.name: self.adjoints.get(t.name, []) for t in self.program.inputs}
-
 
 def _active(program: Program, wrt) -> set:
     active = {t.name for t in program.inputs if wrt is None or t.name in wrt}

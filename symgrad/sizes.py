@@ -132,3 +132,23 @@ def concrete_sizes(op: Op, shapes: dict, known: dict = None) -> dict:
     except NameError as exc:
         raise SymgradError(f"{op.name}: concrete shapes need concrete parameters too ({exc})") from None
     return {s: sp.Integer(v) for s, v in zip(symbols, values)}
+
+
+def parse_shapes(op, items) -> dict:
+    """``["x=1,3,64", "w=16,3,3"]`` -> ``{"x": (1, 3, 64), ...}``; names must be inputs."""
+    shapes = {}
+    names = [t.name for t in op.inputs]
+    for item in items or []:
+        name, _, dims = item.partition("=")
+        name = name.strip()
+        if name not in names or not dims:
+            raise SymgradError(f"{op.name}: --input-shape takes NAME=d0,d1,... with NAME one of "
+                               f"{', '.join(names)}; got {item!r}")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+        except ValueError:
+            raise SymgradError(f"{op.name}: input shape of {name} must be integers, got {dims!r}") from None
+        if any(d < 0 for d in shape):
+            raise SymgradError(f"{op.name}: input shape of {name} has a negative size: {shape}")
+        shapes[name] = shape
+    return shapes

@@ -21,7 +21,9 @@
   conditions), ``sum(c, r) body`` (the body is the product that follows: ``sum(c) a*b + d`` is
   ``(Σ_c a·b) + d``), ``max(j) body`` (a maximum; brackets in its body leave elements out),
   ``stop_gradient(e)``, and the functions exp, log, sqrt, tanh, erf, erfc, sin, cos, abs,
-  sigmoid, relu, maximum(a, b), minimum(a, b); ``pi``.
+  sigmoid, relu, maximum(a, b), minimum(a, b); ``pi``.  Inside a tensor's brackets only, the index
+  maps of PyTorch's padding modes: ``x[wrap(i - 1, L)]`` (circular), ``reflect(…, L)``,
+  ``clamp(…, L)`` (replicate), each the whole index of its axis.
 * Index ranges: an index read bare (``x[n, d]``) runs over that axis; a summed index may be
   declared ``sum(r < K)``; an output index may be declared ``y[n, i < O]``.  An output index read
   only through affine reads ``s·i + d·r − p`` of an axis of size L, with summed indices r over K,
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .ir import Bracket, SymgradError, Tensor, size
-from .program import MaxOver, Program, Statement, StopGradient
+from .program import Clamp, IndexMap, MaxOver, Program, Reflect, Statement, StopGradient, Wrap
 
 _TOKEN = re.compile(r"""
     (?P<space>[ \t\r]+) | (?P<comment>\#[^\n]*) | (?P<newline>\n|;) |
@@ -52,8 +54,10 @@ FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "erf": sp.erf, "erfc": sp.erfc,
     "sin": sp.sin, "cos": sp.cos, "abs": sp.Abs, "sigmoid": lambda v: 1 / (1 + sp.exp(-v)),
     "relu": lambda v: sp.Max(0, v), "maximum": sp.Max, "minimum": sp.Min, "stop_gradient": StopGradient,
+    "wrap": Wrap, "reflect": Reflect, "clamp": Clamp,
 }
-ARITY = {"maximum": 2, "minimum": 2}
+ARITY = {"maximum": 2, "minimum": 2, "wrap": 2, "reflect": 2, "clamp": 2}
+INDEX_MAPS = ("wrap", "reflect", "clamp")
 KEYWORDS = {"input", "param", "size", "output", "sum", "max", "and", "pi"}
 
 
@@ -117,6 +121,7 @@ class _Parser:
         self.later = {}     # tensor -> the line of the statement defining it (for reads before it)
         self.reads = []     # per statement: (Indexed, token) of each read
         self.summed = {}    # per statement: summed index -> its extent
+        self.in_index = False  # parsing a tensor's index (where index maps may appear)
 
     # tokens
     @property
@@ -387,12 +392,10 @@ class _Parser:
 
     def call(self):
         t = self.take(kind="name")
-        self.take("(")
-        args = [self.expr()]
-        while self.at(","):
-            self.take(",")
-            args.append(self.expr())
-        self.take(")")
+        if t.text in INDEX_MAPS and not self.in_index:
+            raise self.src.error(t, f"{t.text}(e, n) maps an index; it goes inside a tensor's brackets, "
+                                    f"x[{t.text}(i - 1, L)]")
+        args = self.listed("(", ")", self.expr)
         want = ARITY.get(t.text, 1)
         if len(args) != want:
             raise self.src.error(t, f"{t.text} takes {want} argument{'s' if want > 1 else ''}, got {len(args)}")
@@ -409,17 +412,18 @@ class _Parser:
             raise self.src.error(t, f"{t.text} is not defined: declare it with `input {t.text}[…]` or define it "
                                     "in an earlier statement")
         tensor = self.tensors[t.text]
-        self.take("[")
-        indices = [self.expr()]
-        while self.at(","):
-            self.take(",")
-            indices.append(self.expr())
-        self.take("]")
+        outer, self.in_index = self.in_index, True
+        indices = self.listed("[", "]", self.expr)
+        self.in_index = outer
         if len(indices) != len(tensor.dims) and not (tensor.scalar and len(indices) == 1):
             axes = 0 if tensor.scalar else len(tensor.dims)
             raise self.src.error(t, f"{t.text} has {axes} ax{'i' if axes == 1 else 'e'}s, read with {len(indices)} "
                                     f"ind{'ex' if len(indices) == 1 else 'ices'}")
         for e in indices:
+            if isinstance(e, IndexMap):  # a declared map (padding mode): its argument must be affine
+                e = e.args[0]
+            elif e.has(IndexMap):
+                raise self.src.error(t, f"an index map ({', '.join(INDEX_MAPS)}) must be the whole index of {t.text}")
             bound = [v for v in e.free_symbols if v in self.ranges]
             if any(sp.diff(e, v).free_symbols & set(bound) for v in bound) or e.has(sp.floor, sp.Mod, sp.Abs):
                 raise self.src.error(t, f"index {e} of {t.text} is not affine in the indices: write a·i + b·r + c "
@@ -476,13 +480,17 @@ class _Parser:
         return body
 
     def bracket(self):
-        self.take("[")
-        conds = [self.comparison()]
-        while self.at("and"):
-            self.take("and")
-            conds.append(self.comparison())
-        self.take("]")
-        return Bracket(sp.And(*conds))
+        return Bracket(sp.And(*self.listed("[", "]", self.comparison, "and")))
+
+    def listed(self, opening: str, closing: str, item, separator: str = ",") -> list:
+        """``opening item (separator item)* closing``: the items."""
+        self.take(opening)
+        items = [item()]
+        while self.at(separator):
+            self.take(separator)
+            items.append(item())
+        self.take(closing)
+        return items
 
     def comparison(self):
         ops = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne}

@@ -468,3 +468,84 @@ def test_cli_program_errors_are_one_line(capsys, argv, message, tmp_path, monkey
     code, _, err = _run(capsys, *argv)
     assert code == 2 and message in err, err
     assert err.startswith("symgrad: error:") and "Traceback" not in err
+
+
+# padding modes: a padding statement through a declared index map, then the convolution
+
+PADDED = [(1, "circular", {"padding": 2, "stride": 1}, (2, 3, 7), (4, 3, 3)),
+          (1, "reflect", {"padding": "2:1", "stride": 2, "dilation": 2}, (2, 3, 9), (4, 3, 3)),
+          (1, "replicate", {"padding": 3, "stride": 3}, (1, 2, 4), (2, 2, 2)),
+          (2, "circular", {"padding": (1, 2), "stride": (2, 1), "groups": 2}, (2, 4, 7, 6), (6, 2, 3, 3)),
+          (2, "reflect", {"padding": 1}, (1, 3, 5, 5), (2, 3, 3, 3)),
+          (2, "replicate", {"padding": (2, 1), "dilation": (1, 2)}, (2, 1, 4, 6), (3, 1, 2, 3)),
+          (3, "circular", {"padding": 1}, (1, 2, 3, 4, 3), (2, 2, 2, 2, 2))]
+
+
+@needs_torch
+@pytest.mark.parametrize("ndim,mode,params,xs,ws", PADDED, ids=[f"{n}d-{m}-{k}" for k, (n, m, *_ ) in enumerate(PADDED)])
+def test_padding_modes_against_torch(ndim, mode, params, xs, ws):
+    import torch
+    import torch.nn.functional as F
+    full = {"stride": 1, "dilation": 1, "groups": 1, **params}
+    d = derive_program(ops.conv_padded(ndim, mode, **full))
+    kinds = [k for parts in d.adjoints.values() for _, g in parts for k in g.kinds]
+    assert "conv_general_dilated" in kinds and "shift" in kinds
+    if mode != "replicate" or ndim == 1:
+        assert "generic" not in kinds  # 2-D replication's corners (a sum over both padded axes) stay generic
+    m = load(emit_program(d))
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    pad = params["padding"]
+    if isinstance(pad, str):  # "lo:hi" of the one axis
+        pads = [int(v) for v in pad.split(":")]
+    else:
+        pad = [pad] * ndim if isinstance(pad, int) else list(pad)
+        pads = [p for q in reversed(pad) for p in (q, q)]
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[ndim]
+    out = fn(F.pad(ts[0], pads, mode=mode), ts[1], ts[2], stride=full["stride"], dilation=full["dilation"],
+             groups=full["groups"])
+    g = rng.standard_normal(tuple(out.shape))
+    out.backward(torch.tensor(g))
+    close(m.forward(x, w, b), out.detach().numpy(), 1e-12)
+    for got, t in zip(m.backward(g, x, w, b), ts):
+        close(got, t.grad.numpy(), 1e-12)
+
+
+@pytest.mark.parametrize("fn,mode", [("wrap", "circular"), ("reflect", "reflect"), ("clamp", "replicate")])
+def test_index_maps_in_text(fn, mode):
+    p = parse_program(f"input x[N, L]\nxpad[n, i < L + 3] = x[n, {fn}(i - 2, L)]")
+    m = load(emit_program(derive_program(p)))
+    x = np.arange(10.0).reshape(2, 5)
+    want = np.pad(x, ((0, 0), (2, 1)), mode={"circular": "wrap", "reflect": "reflect", "replicate": "edge"}[mode])
+    assert np.array_equal(m.forward(x), want)
+    g = np.random.default_rng(0).standard_normal(want.shape)
+    (dx,) = m.backward(g, x)
+    fold = np.zeros_like(x)  # the adjoint by hand: each padded position sends its gradient to its source
+    source = {"circular": lambda j: j % 5, "reflect": lambda j: -j if j < 0 else (8 - j if j >= 5 else j),
+              "replicate": lambda j: min(max(j, 0), 4)}[mode]
+    for i in range(8):
+        fold[:, source(i - 2)] += g[:, i]
+    close(dx, fold, 1e-15)
+
+
+def test_index_map_errors():
+    with pytest.raises(SymgradError, match="maps an index; it goes inside a tensor's brackets"):
+        parse_program("input x[N]\ny[i] = wrap(x[i], N)")
+    with pytest.raises(SymgradError, match="must be the whole index of x"):
+        parse_program("input x[N]\ny[i] = x[wrap(i, N) + 1]")
+    m = load(emit_program(derive_program(ops.conv_padded(1, "reflect", padding=3, stride=1, dilation=1))))
+    with pytest.raises(ValueError, match=r"conv1d_reflect, statement xpad: reflect padding wider than the input \(size 3\)"):
+        m.forward(np.ones((1, 2, 3)), np.ones((3, 2, 3)), np.ones(3))
+    with pytest.raises(SymgradError, match="padding_mode must be one of zeros, circular, reflect, replicate"):
+        ops.conv_padded(1, "mirror", padding=1)
+
+
+def test_cli_padding_mode(capsys):
+    code, out, _ = _run(capsys, "check", "conv2d", "--padding", "1", "--padding-mode", "circular", "--stride", "2",
+                        "--trials", "2")
+    assert code == 0 and "conv2d_circular: OK" in out and "torch:x" in out
+    code, _, err = _run(capsys, "derive", "matmul", "--padding-mode", "reflect")
+    assert code == 2 and "--padding-mode applies to the convolutions" in err
+    code, out, _ = _run(capsys, "derive", "conv1d", "--padding", "1", "--padding-mode", "replicate")
+    assert code == 0 and "1. xpad[n, c, p]" in out and "form: shift" in out

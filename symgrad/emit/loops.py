@@ -89,6 +89,8 @@ def nest(forms, result: str, out_vars: tuple, tensors: dict, target):
     if reads is None or any(v not in out_vars for r in reads for v in r if v is not None):
         return None
     arrays = tuple(dict.fromkeys(a.base.name for a in accesses))
+    if not arrays:
+        return None  # a constant: nothing to loop over
     params = {a: sp.Symbol(f"_a{k}") for k, a in enumerate(accesses)}
     expr = sp.Add(*[f.term.factor for f in forms]).xreplace(params)
     loose = expr.free_symbols - set(params.values())

@@ -5,6 +5,7 @@ statement's code and each adjoint contribution's from its recognised forms, pour
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import sympy as sp
@@ -25,37 +26,43 @@ from .loops import reduction_nest
 from .module import _module_backend, _require_concrete
 
 
-def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list, into: str = None,
-           add: bool = False) -> list:
-    """``body``'s lines, run only where the loop nest of ``forms`` does not apply (no numba, small
-    or mixed-dtype arrays); the nest itself goes into ``nests``.  With ``into`` the result is then
-    stored there, added to what it holds with ``add`` (a pointwise nest reads and adds it in the
-    same pass)."""
-    pointwise = all(f.kind == "elementwise" for f in forms)
-    factor = forms[0].term.factor if len(forms) == 1 and pointwise and not forms[0].term.guards else None
+def _alias(forms, target):
+    """The tensor a contribution is, unchanged and whole (``xc = x − μ`` passes dxc to x), or None."""
+    if len(forms) != 1 or forms[0].kind != "elementwise" or forms[0].term.guards:
+        return None
+    factor = forms[0].term.factor
     if isinstance(factor, sp.Indexed) and tuple(factor.indices) == tuple(target.out_vars) \
             and not target.tensors[factor.base.name].viewed and not target.tensor.viewed:
-        body = Code((f"{target.out} = {factor.base.name}",))  # the upstream itself (xc = x − μ passes dxc to x)
-        return list(body.lines) + ([] if into is None else [f"{into} = {into} + {target.out}" if add else
-                                                            f"{into} = {target.out}"])
-    fold = add and pointwise  # the adjoint so far, read by the nest as one more operand
+        return factor.base.name
+    return None
+
+
+def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list, into: str = None,
+           add: bool = False) -> list:
+    """Statements leaving ``forms``' value in ``target.out``: one numba loop nest (recorded in
+    ``nests``) where it applies, ``body`` (the forms' array code) where it does not (no numba, small or
+    mixed-dtype arrays); with ``into``, the value is then stored there, or added to it with ``add`` (a
+    pointwise nest reads and adds it in the same pass)."""
+    out = target.out
+    alias = _alias(forms, target)
+    fold = add and alias is None and all(f.kind == "elementwise" for f in forms)
     more = [Form("elementwise", {}, Term(target.tensors[into][tuple(target.out_vars)]))] if fold else []
-    n = reduction_nest(forms[0], target.out, target.out_vars, target.tensors, target.tensor) \
+    n = None if alias else reduction_nest(forms[0], out, target.out_vars, target.tensors, target.tensor) \
         if len(forms) == 1 and forms[0].kind == "reduce_sum" else \
-        loop_nest(forms + more, target.out, target.out_vars, target.tensors, target.tensor)
-    store = [] if into is None else [f"{into} = {into} + {target.out}" if add and not (fold and n) else
-                                     f"{into} = {target.out}"]
+        loop_nest(forms + more, out, target.out_vars, target.tensors, target.tensor)
+    fold = fold and n is not None
+    store = [] if into is None else [f"{into} = {into} + {out}" if add and not fold else f"{into} = {out}"]
+    if alias:
+        return [f"{out} = {alias}"] + store
     if n is None:
         return list(body.lines) + store
     nests.append({"name": name, "text": text, "nest": n})
-    arrays = "".join(f"{a}, " for a in n.arrays)
-    scalars = "".join(f"{s}, " for s in n.scalars)
     work = f", {size_code(sp.Mul(*target.tensor.dims, *[hi + 1 for _, _, hi in forms[0].term.sums]))}" \
         if forms[0].term.sums else ""  # a reduction visits its summand's grid
-    fallback = list(body.lines) + ([f"{target.out} = {into} + {target.out}"] if fold else [])
-    return [f"{target.out} = _nest({op!r}, _{name}_nest, ({arrays}), ({scalars}), {shape_code(target.tensor.dims)}, "
-            f"{n.arrays[0]}.dtype{work})" if n.arrays else f"{target.out} = None",
-            f"if {target.out} is None:"] + ["    " + line for line in fallback] + store
+    call = (f"{out} = _nest({op!r}, _{name}_nest, ({''.join(f'{a}, ' for a in n.arrays)}), "
+            f"({''.join(f'{s}, ' for s in n.scalars)}), {shape_code(target.tensor.dims)}, {n.arrays[0]}.dtype{work})")
+    fallback = list(body.lines) + ([f"{out} = {into} + {out}"] if fold else [])
+    return [call, f"if {out} is None:"] + ["    " + line for line in fallback] + store
 
 
 def _forward(d: ProgramDerivation, tensors, spec, nests: list) -> tuple:
@@ -67,9 +74,7 @@ def _forward(d: ProgramDerivation, tensors, spec, nests: list) -> tuple:
         code += body
         lines = _fused(d.program.name, f"forward_{stmt.name}", statement_text(stmt), s.forward, target, body, nests)
         blocks.append({"text": statement_text(stmt), "lines": lines,
-                       "forms": [{"kind": f.kind, "fields": form_summary(f)["fields"],
-                                  "formulation": REDUCE_MAX.formulation(f, spec) if f.kind == "reduce_max"
-                                  else None} for f in s.forward]})
+                       "forms": [{"kind": f.kind, "fields": form_summary(f)["fields"]} for f in s.forward]})
     return code, blocks
 
 
@@ -126,6 +131,11 @@ def program_context(d: ProgramDerivation) -> dict:
     names, imports, runtime = inline(pieces, spec.substitutes)
     outputs = [p.tensors[name] for name in p.outputs]
     args = ", ".join(t.name for t in p.inputs)
+    read = "\n".join(line for a in backward for line in a["lines"])
+    read += "\n".join(line for t in outputs for line in grad_output_statements(_single(interface, t), "g"))
+    kept = [s.statement.name for s in d.statements] + [str(v) for v in sizes] + [str(c) for c in p.constants]
+    residuals = [t.name for t in p.inputs] + [n for n in kept if re.search(rf"\b{re.escape(n)}\b", read)]
+    residuals += (["_lead"] if rows else []) + (["dim"] if p.dim else [])
     grad_outputs = [naming.GRAD_OUTPUT] if len(outputs) == 1 else [f"{naming.GRAD_OUTPUT}_{t.name}" for t in outputs]
     return {
         "op": p.name, "version": __version__, "params": json.dumps(jsonable(p.params), sort_keys=True),
@@ -135,7 +145,8 @@ def program_context(d: ProgramDerivation) -> dict:
                     for t, g in zip(outputs, grad_outputs)],
         "statements": forward, "adjoints": backward, "notes": list(p.notes),
         "backend_name": spec.title, "array_module": spec.array_import.split()[1],
-        "imports": import_block(list(imports) + list(code.imports), spec.array_import), "runtime": runtime,
+        "imports": import_block(list(imports) + list(code.imports) + ["import functools"], spec.array_import),
+        "runtime": runtime, "residuals": residuals,
         "pieces": names, "bind": bind, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "constants": [f"{sym} = {value}" for sym, value in p.constants.items()],
         "args": args, "names": repr(tuple(t.name for t in p.inputs)), "one_input": len(p.inputs) == 1,

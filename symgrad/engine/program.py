@@ -1,9 +1,11 @@
 """Programs before anything is derived: hoist what a single rule cannot hold into statements of its
-own (a sum inside a non-linear function, ``stop_gradient(…)``, a max), then check the statement
+own (a sum inside a non-linear function, ``stop_gradient(…)``, a max), expand reads through
+declared index maps (padding modes) into their affine pieces, then check the statement
 DAG and name the statement and the fault: an undefined tensor, one defined twice, a cycle, shapes
 that disagree between statements, a read outside every range.  Generic: no op knowledge."""
 from __future__ import annotations
 
+import itertools
 import keyword
 from dataclasses import replace
 
@@ -11,7 +13,7 @@ import sympy as sp
 
 from .. import naming
 from ..ir import Bracket, Op, SymgradError, Tensor, plain
-from ..program import MaxOver, Program, Statement, StopGradient
+from ..program import Clamp, IndexMap, MaxOver, Program, Statement, StopGradient, Wrap
 from .validate import validate_rule
 
 RESERVED = {"xp", "np", "cp", naming.GRAD_OUTPUT, naming.UPSTREAM, "dim", "self", "result"}
@@ -20,8 +22,8 @@ RESERVED = {"xp", "np", "cp", naming.GRAD_OUTPUT, naming.UPSTREAM, "dim", "self"
 class _Hoister:
     """Rewrites one statement's right-hand side, appending the statements it hoists to ``made``."""
 
-    def __init__(self, stmt: Statement, taken: set):
-        self.stmt, self.taken, self.made = stmt, taken, []
+    def __init__(self, stmt: Statement, taken: set, program: str = ""):
+        self.stmt, self.taken, self.made, self.requires, self.program = stmt, taken, [], [], program
         self.ranges = {plain(i): (sp.S.Zero, plain(i.upper)) for i in stmt.indices}
 
     def fresh(self, stem: str) -> str:
@@ -47,6 +49,8 @@ class _Hoister:
         return Tensor(name, dims or (1,))[reads]
 
     def walk(self, expr, linear=True):
+        if isinstance(expr, sp.Indexed) and expr.has(IndexMap):  # inside a function: a statement of its own
+            return self.unmapped(expr) if linear else self.hoist(self.unmapped(expr), "pad")
         if isinstance(expr, StopGradient):
             return self.hoist(self.walk(expr.args[0]), "sg", stop=True)
         if isinstance(expr, MaxOver):
@@ -61,11 +65,57 @@ class _Hoister:
             return total if linear else self.hoist(total, "sum")
         if isinstance(expr, (sp.Add, sp.Mul)):
             return expr.func(*[self.walk(a, linear) for a in expr.args])
-        if isinstance(expr, (Bracket, sp.Indexed)) or not expr.args or not expr.has(sp.Sum, StopGradient, MaxOver):
+        if isinstance(expr, (Bracket, sp.Indexed)) or not expr.args or \
+                not expr.has(sp.Sum, StopGradient, MaxOver, IndexMap):
             return expr
         if isinstance(expr, sp.Pow) and expr.exp == 1:
             return self.walk(expr.base, linear)
         return expr.func(*[self.walk(a, False) for a in expr.args])
+
+    def unmapped(self, read):
+        """A read through declared index maps as the sum of its affine pieces under brackets, with
+        the condition that every value of the index falls in a piece (checked by the module)."""
+        choices = []
+        for e in read.indices:
+            if isinstance(e, IndexMap):
+                inner, n = e.args
+                self.domain(e, inner, n)
+                choices.append(e.pieces(inner, n))
+            elif e.has(IndexMap):
+                raise SymgradError(f"{self.program}, statement {self.stmt.name}: an index map ({e}) must be the "
+                                   f"whole index of {read.base.name}")
+            else:
+                choices.append([(sp.true, e)])
+        total = sp.S.Zero
+        for combo in itertools.product(*choices):
+            cond = sp.And(*[c for c, _ in combo])
+            total += Bracket(cond) * read.base[tuple(i for _, i in combo)] if cond is not sp.true else \
+                read.base[tuple(i for _, i in combo)]
+        return total
+
+    def domain(self, mapped, e, n):
+        """Record that ``e`` (affine in the statement's indices) stays where ``mapped`` is defined."""
+        low, high = e, e
+        for v, (lo, hi) in self.ranges.items():
+            c = sp.expand(e).coeff(v)
+            if c != 0:
+                low = low.subs(v, lo if c > 0 else hi)
+                high = high.subs(v, hi if c > 0 else lo)
+        low, high = sp.expand(low), sp.expand(high)
+        if isinstance(mapped, Clamp):
+            return
+        span = (-n, 2 * n - 1) if isinstance(mapped, Wrap) else (-n + 1, 2 * n - 2)
+        name = type(mapped).__name__.lower()
+        for cond, what in ((sp.Ge(low - span[0], 0), f"{low} >= {span[0]}"),
+                           (sp.Ge(span[1] - high, 0), f"{high} <= {span[1]}")):
+            where = f"{self.program}, statement {self.stmt.name}"
+            if cond is sp.false:
+                raise SymgradError(f"{where}: {name}({e}, {n}) is defined for one period of padding; "
+                                   f"{what} does not hold")
+            if cond is not sp.true:
+                self.requires.append((cond, f"{where}: {name} padding wider than the input (size {{{n}}}): it "
+                                            f"reads {{{low}}} .. {{{high}}}, and {name} is defined on "
+                                            f"{{{span[0]}}} .. {{{span[1]}}}"))
 
     def max_body(self, expr, limits):
         """The body of a max over ``limits``: brackets times one plain read (anything else hoisted)."""
@@ -98,25 +148,28 @@ def _max_chain(expr):
     return expr, tuple(limits)
 
 
-def _hoisted(stmt: Statement, taken: set) -> list:
-    """``stmt`` and the statements hoisted out of it (those first)."""
-    h = _Hoister(stmt, taken)
+def _hoisted(stmt: Statement, taken: set, program: str) -> tuple:
+    """``stmt`` and the statements hoisted out of it (those first), and the conditions on sizes
+    its index maps need."""
+    h = _Hoister(stmt, taken, program)
     rhs = plain(stmt.rhs)
     if isinstance(rhs, MaxOver) and not stmt.over:  # the whole rule is a max: the statement is the max statement
         body, limits = _max_chain(rhs)
         body = h.max_body(body, limits)
-        return h.made + [replace(stmt, rhs=body, over=limits)]
-    return h.made + [replace(stmt, rhs=h.walk(rhs))]
+        return h.made + [replace(stmt, rhs=body, over=limits)], h.requires
+    return h.made + [replace(stmt, rhs=h.walk(rhs))], h.requires
 
 
 def normalise(program: Program) -> Program:
     """The program with every sum inside a non-linear function, every ``stop_gradient`` and every
     max hoisted into a statement of its own (named after the statement it came from)."""
     taken = set(program.tensors)
-    statements = []
+    statements, requires = [], list(program.requires)
     for stmt in program.statements:
-        statements.extend(_hoisted(stmt, taken))
-    return replace(program, statements=tuple(statements))
+        made, needs = _hoisted(stmt, taken, program.name)
+        statements.extend(made)
+        requires += [r for r in needs if r not in requires]
+    return replace(program, statements=tuple(statements), requires=requires)
 
 
 def statement_op(program: Program, k: int, stmt: Statement = None) -> Op:

@@ -16,9 +16,10 @@ from .generic import GENERIC
 from .matmul import MATMUL
 from .reduce_max import REDUCE_MAX
 from .reduce_sum import REDUCE_SUM
+from .shift import SHIFT
 
 #: the recognisers, in the order they are tried
-KINDS = (CONV, MATMUL, ELEMENTWISE, REDUCE_SUM)
+KINDS = (CONV, MATMUL, ELEMENTWISE, REDUCE_SUM, SHIFT)
 _BY_NAME = {k.name: k for k in (*KINDS, GENERIC, REDUCE_MAX)}
 
 

@@ -176,3 +176,25 @@ def scaled(code: str, fields: dict, printer) -> str:
         return code
     value = array_code(scale, printer)  # of sizes: a Python float, which keeps float32 arrays float32
     return f"{value if scale.is_Number else f'float({value})'} * {code}"
+
+
+def index_bound(guard, out_vars):
+    """``(var, lower, upper)``: the inclusive bound (the other None) a guard puts on one of
+    ``out_vars`` with coefficient ±1, or None for any other guard."""
+    if not isinstance(guard, (sp.Lt, sp.Le, sp.Gt, sp.Ge)):
+        return None
+    used = [v for v in out_vars if v in guard.free_symbols]
+    if len(used) != 1:
+        return None
+    v = used[0]
+    diff = sp.expand(guard.lhs - guard.rhs)  # guard: diff < 0 (Lt), <= 0 (Le), > 0, >= 0
+    coef = diff.coeff(v)
+    if coef not in (1, -1):
+        return None
+    rest = sp.expand(diff - coef * v)
+    strict = isinstance(guard, (sp.Lt, sp.Gt))
+    below = isinstance(guard, (sp.Lt, sp.Le)) == (coef == 1)  # v below a bound (v < b or v <= b)
+    edge = -rest if coef == 1 else rest
+    if below:
+        return v, None, edge - 1 if strict else edge
+    return v, edge + 1 if strict else edge, None

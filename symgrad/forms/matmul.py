@@ -24,6 +24,14 @@ def _einsum(reads, out_vars) -> str:
     return f"{spec(reads[0])},{spec(reads[1])}->{spec([v for v in out_vars if v in read])}"
 
 
+def _result(pl, pr, sums, out_vars) -> list:
+    """dot_general's result axes for operands reading ``pl`` and ``pr``: batch, lhs free, rhs free."""
+    batch = [v for v in out_vars if v in pl and v in pr]
+    contract = [v for v in pl if v in sums and v in pr]
+    return batch + [v for v in pl if v not in contract and v not in batch] + \
+        [v for v in pr if v not in contract and v not in batch]
+
+
 class Matmul(Kind):
     name = "matmul"
     numeric_fields = ("scale",)
@@ -41,6 +49,8 @@ class Matmul(Kind):
             return None
         pl, pr = ([v for v in read if v is not None] for read in reads)
         sums = {v for v, _, _ in term.sums}
+        if _result(pr, pl, sums, out_vars) == [v for v in out_vars if v in pl + pr] != _result(pl, pr, sums, out_vars):
+            lhs, rhs, reads, pl, pr = rhs, lhs, reads[::-1], pr, pl  # the result in the target's order: no transpose
         if any(v not in sums and v not in out_vars for v in pl + pr):
             return None
         contract = [v for v in pl if v in sums and v in pr]
@@ -85,8 +95,10 @@ class Matmul(Kind):
         out = target.out
         lines.append(f"{out} = {scaled(f'dot_general({names[0]}, {names[1]}, {dims[0]}, {dims[1]})', form.fields, printer)}")
         aligned = align(out, result, target.out_vars, target.backend)
-        lines.append(f"{out} = {aligned}" if set(result) >= set(target.out_vars) else
-                     f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})")
+        if not set(result) >= set(target.out_vars):
+            lines.append(f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})")
+        elif aligned != out:
+            lines.append(f"{out} = {aligned}")
         return printed(lines, printer, {"dot_general"})
 
     def describe(self, form, show=None):

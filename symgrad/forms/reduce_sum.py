@@ -7,9 +7,10 @@ from __future__ import annotations
 import sympy as sp
 
 from ..printing.array import array_statements
-from ..printing.text import shape_code
+from ..printing.text import shape_code, size_code
 from ..printing.text import text as expr_text
-from .form import Form, Kind, align, array_of, constant_scale, plain_reads, printed, scaled
+from .elementwise import mask_statements
+from .form import Form, Kind, align, array_of, constant_scale, index_bound, plain_reads, printed, scaled
 
 
 def _aligned(expr, specs, grid, target, stem: str):
@@ -28,11 +29,22 @@ class ReduceSum(Kind):
 
     def match(self, term, tensors, out_vars, target):
         scale, rest = constant_scale(term.factor)
-        if not term.sums or term.guards:
+        if not term.sums:
             return None
         sums = [v for v, lo, _ in term.sums]
         if any(lo != 0 for _, lo, _ in term.sums):
             return None
+        narrow, mask = {}, []  # guards: bounds on a summed index narrow its range; others mask the result
+        for g in term.guards:
+            bound = index_bound(g, sums)
+            if bound is not None and isinstance(rest, sp.Indexed):
+                v, lo, hi = bound
+                was = narrow.get(v, (None, None))
+                narrow[v] = (lo if lo is not None else was[0], hi if hi is not None else was[1])
+            elif g.free_symbols & set(sums) or not g.free_symbols & set(out_vars):
+                return None
+            else:
+                mask.append(g)
         args = sp.Mul.make_args(rest)
         inner = sp.Mul(*[a for a in args if a.free_symbols & set(sums)])
         outer = sp.Mul(*[a for a in args if not a.free_symbols & set(sums)])
@@ -58,19 +70,30 @@ class ReduceSum(Kind):
         grid += [v for v in out_vars if v in used and v not in grid] + [v for v in sums if v not in grid]
         if outer != 1:
             fields["times"] = expr_text(outer)
+        if narrow or mask:
+            fields["where"] = [expr_text(g) for g in term.guards]
         operands = [{"tensor": a.base.name, "vars": r} for a, r in zip(accesses, reads)]
         return Form(self.name, fields, term, layout={"operands": operands, "inner": inner, "outer": outer,
-                                                     "grid": grid, "sums": sums})
+                                                     "grid": grid, "sums": sums, "narrow": narrow, "mask": mask})
 
     def code(self, form, target):
         lay = form.layout
         printer = target.backend.make_printer()
         out, sums, grid = target.out, lay["sums"], lay["grid"]
         inner, specs = lay["inner"], lay["operands"]
-        if isinstance(inner, sp.Indexed):  # one tensor: sum it where it lies
+        if isinstance(inner, sp.Indexed):  # one tensor: sum it where it lies (over the narrowed ranges)
             spec = specs[0]
             kept = [v for v in spec["vars"] if v is not None and v not in sums]
-            lines = [f"{out} = xp.sum({array_of(spec['tensor'], target.tensors)}, axis={tuple(form.fields['axes'])})"]
+            extents = {v: hi + 1 for v, _, hi in form.term.sums}
+            cut = []
+            for v in spec["vars"]:
+                lo, hi = lay["narrow"].get(v, (None, None))
+                cut.append(":" if lo is None and hi is None else
+                           f"{'' if lo is None else f'max({size_code(lo)}, 0)'}:"
+                           f"{'' if hi is None else f'max(min({size_code(hi)} + 1, {size_code(extents[v])}), 0)'}")
+            operand = array_of(spec['tensor'], target.tensors)
+            operand += f"[{', '.join(cut)}]" if any(c != ":" for c in cut) else ""
+            lines = [f"{out} = xp.sum({operand}, axis={tuple(form.fields['axes'])})"]
         else:
             lines, value = _aligned(inner, list(zip(sorted(inner.atoms(sp.Indexed), key=sp.default_sort_key), specs)),
                                     grid, target, "summand")
@@ -91,13 +114,16 @@ class ReduceSum(Kind):
                                    target.out_vars, target, "outer")
             lines += more + array_statements(value * sp.Symbol(out), out, printer)
             covered |= {v for read in vars_ for v in read if v is not None}
-        if not covered >= set(target.out_vars):
+        if lay["mask"]:
+            lines += mask_statements(lay["mask"], target, printer)
+        elif not covered >= set(target.out_vars):
             lines.append(f"{out} = xp.broadcast_to({out}, {shape_code(target.tensor.dims)})")
         return printed(lines, printer)
 
     def describe(self, form, show=None):
         f = form.fields
         times = f" times {f['times']}" if "times" in f else ""
+        times += f", where {' and '.join(f['where'])}" if "where" in f else ""
         if "operand" in f:
             return [f"sum of {f['operand']} over axes {tuple(f['axes'])}{times}"]
         return [f"sum of {f['summand']} over {', '.join(f['over'])}{times}"]

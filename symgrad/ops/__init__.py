@@ -10,8 +10,13 @@ from .convolve import convolve
 from .gelu import gelu
 from .matmul import matmul
 from .norm import batch_norm, layer_norm, rms_norm
+from .padded import conv_padded
 from .pool import avg_pool1d, avg_pool2d, avg_pool3d
 from .softmax import cross_entropy, log_softmax, softmax
+
+#: the convolutions, and the parameters emit and check fill with PyTorch's defaults where unset
+CONV_OPS = ("conv", "conv1d", "conv2d", "conv3d")
+TORCH_DEFAULTS = {"stride": 1, "dilation": 1, "padding": 0, "groups": 1}
 
 #: name -> (builder, {parameter: help})
 REGISTRY = {
@@ -56,6 +61,7 @@ CONV_PARAMS = {
     "groups": "int dividing both channel counts (depthwise: groups = C_in)",
     "bias": "add b[C_out] (default on)",
     "kernel_size": "int or one per axis (default: read from w at run time)",
+    "padding_mode": "zeros (default) | circular | reflect | replicate (PyTorch's; a padding statement first)",
 }
 for _name in ("conv", "conv1d", "conv2d", "conv3d"):
     REGISTRY[_name][1].update(CONV_PARAMS)
@@ -71,6 +77,6 @@ def build(name: str, **params) -> Op | Program:
     return builder(**params)
 
 
-__all__ = ["Op", "PROGRAMS", "Program", "REGISTRY", "attention", "batch_norm", "conv_bias_gelu", "cross_entropy",
-           "depthwise_separable", "layer_norm", "log_softmax", "rms_norm", "softmax", "avg_pool1d", "avg_pool2d", "avg_pool3d", "build", "conv", "conv1d", "conv2d", "conv3d",
+__all__ = ["CONV_OPS", "Op", "PROGRAMS", "TORCH_DEFAULTS", "Program", "REGISTRY", "attention", "batch_norm", "conv_bias_gelu", "cross_entropy",
+           "conv_padded", "depthwise_separable", "layer_norm", "log_softmax", "rms_norm", "softmax", "avg_pool1d", "avg_pool2d", "avg_pool3d", "build", "conv", "conv1d", "conv2d", "conv3d",
            "convolve", "gelu", "matmul"]

@@ -32,6 +32,19 @@ def _affine(op: str, flag, name: str) -> bool:
     return flag in (True, 1, "true")
 
 
+def _scaled(op: str, inputs: list, value, weight, bias, dim, index):
+    """``value · weight[index] + bias[index]``, each part where its flag is on (its input appended)."""
+    if _affine(op, weight, "weight"):
+        w = Tensor("weight", (dim,))
+        inputs.append(w)
+        value = value * w[index]
+    if _affine(op, bias, "bias"):
+        b = Tensor("bias", (dim,))
+        inputs.append(b)
+        value = value + b[index]
+    return value
+
+
 def layer_norm(eps=1e-5, weight=True, bias=True) -> Program:
     """y = (x − μ)/√(σ² + eps) · weight + bias over the last axis.
 
@@ -44,15 +57,8 @@ def layer_norm(eps=1e-5, weight=True, bias=True) -> Program:
     x = Tensor("x", (N, D))
     mu, xc, var, r = Tensor("mu", (N,)), Tensor("xc", (N, D)), Tensor("var", (N,)), Tensor("r", (N,))
     y = Tensor("y", (N, D))
-    inputs, value = [x], xc[n, d] * r[n]
-    if _affine("layer_norm", weight, "weight"):
-        w = Tensor("weight", (D,))
-        inputs.append(w)
-        value = value * w[d]
-    if _affine("layer_norm", bias, "bias"):
-        b = Tensor("bias", (D,))
-        inputs.append(b)
-        value = value + b[d]
+    inputs = [x]
+    value = _scaled("layer_norm", inputs, xc[n, d] * r[n], weight, bias, D, d)
     return Program("layer_norm", {"eps": float(eps), "weight": bool(weight), "bias": bool(bias)}, tuple(inputs), (
         rule(mu, (n,), sp.Sum(x[n, k], (k, 0, D - 1)) / D),
         rule(xc, (n, d), x[n, d] - mu[n]),
@@ -69,11 +75,8 @@ def rms_norm(eps=None, weight=True) -> Program:
     n, d, k = index("n", N), index("d", D), index("k", D)
     x = Tensor("x", (N, D))
     r, y = Tensor("r", (N,)), Tensor("y", (N, D))
-    inputs, value = [x], x[n, d] * r[n]
-    if _affine("rms_norm", weight, "weight"):
-        w = Tensor("weight", (D,))
-        inputs.append(w)
-        value = value * w[d]
+    inputs = [x]
+    value = _scaled("rms_norm", inputs, x[n, d] * r[n], weight, False, D, d)
     constants = {e: "xp.finfo(x.dtype).eps"} if eps is None else {}
     return Program("rms_norm", {"eps": None if eps is None else float(eps), "weight": bool(weight)}, tuple(inputs), (
         rule(r, (n,), 1 / sp.sqrt(sp.Sum(x[n, k] ** 2, (k, 0, D - 1)) / D + e)),
@@ -98,15 +101,8 @@ def batch_norm(ndim: int = 1, eps=1e-5, weight=True, bias=True) -> Program:
     mu, xc, var, r = Tensor("mu", (C,)), Tensor("xc", (N, C, *L)), Tensor("var", (C,)), Tensor("r", (C,))
     y = Tensor("y", (N, C, *L))
     over = [(n2, 0, N - 1), *[(a, 0, l - 1) for a, l in zip(i2, L)]]
-    inputs, value = [x], xc[(n, c, *i)] * r[c]
-    if _affine("batch_norm", weight, "weight"):
-        w = Tensor("weight", (C,))
-        inputs.append(w)
-        value = value * w[c]
-    if _affine("batch_norm", bias, "bias"):
-        b = Tensor("bias", (C,))
-        inputs.append(b)
-        value = value + b[c]
+    inputs = [x]
+    value = _scaled("batch_norm", inputs, xc[(n, c, *i)] * r[c], weight, bias, C, c)
     return Program("batch_norm", {"ndim": ndim, "eps": float(eps), "weight": bool(weight), "bias": bool(bias)},
                    tuple(inputs), (
         rule(mu, (c,), sp.Sum(x[(n2, c, *i2)], *over) / count),

@@ -141,11 +141,16 @@ def fd_settings(op) -> tuple:
     return (1e-3, 1e-8) if polynomial(op) else (1e-6, 1e-6)
 
 
+def check_arguments(name: str, trials, seed):
+    """A SymgradError naming ``name`` unless trials >= 1 and seed >= 0 are integers."""
+    for what, value, minimum in (("trials", trials, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise SymgradError(f"check {name}: {what} must be an integer >= {minimum}, got {value!r}")
+
+
 def check(op, trials: int = 5, seed: int = 0):
     """Run ``trials`` random-shape trials; returns (trials, ok)."""
-    for name, value, minimum in (("trials", trials, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-            raise SymgradError(f"check {op.name}: {name} must be an integer >= {minimum}, got {value!r}")
+    check_arguments(op.name, trials, seed)
     rng = np.random.default_rng(seed)
     derivation = derive(op)
     module = load(emit(derivation))

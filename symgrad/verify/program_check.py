@@ -13,18 +13,16 @@ products (whose noise is ~1e-10), are far below any value a wrong gradient gives
 standard-normal inputs."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import sympy as sp
 
 from ..emit import load
 from ..emit.program import emit_program
 from ..engine.diff import forward_terms
-from ..ir import Bracket, SymgradError, Tensor, Term, plain
+from ..ir import Bracket, Tensor, Term, plain
 from ..reverse import derive_program
 from ..sizes import concrete_sizes
-from .check import Trial, random_inputs, rel_err, sample_sizes
+from .check import Trial, check_arguments, random_inputs, rel_err, sample_sizes
 from .evaluate import evaluate
 from .reference import torch_reference
 
@@ -108,9 +106,7 @@ def run_trial(d, module, rng, eps: float) -> Trial:
 
 def check_program(program, trials: int = 5, seed: int = 0):
     """Run ``trials`` random-shape trials of the emitted module; returns (trials, ok)."""
-    for name, value, minimum in (("trials", trials, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-            raise SymgradError(f"check {program.name}: {name} must be an integer >= {minimum}, got {value!r}")
+    check_arguments(program.name, trials, seed)
     rng = np.random.default_rng(seed)
     d = derive_program(program)
     module = load(emit_program(d))

@@ -122,12 +122,25 @@ def _depthwise_separable(op, x, w_dw, *rest):
     return {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[op.params["ndim"]](depth, w_pw, b_pw)
 
 
+def _conv_padded(op, x, w, b=None):
+    """A convolution with a padding mode: torch.nn.functional.pad in that mode, then no padding."""
+    import sympy as sp
+    import torch.nn.functional as F
+    p = op.params
+    sizes = concrete_sizes(op, {t.name: tuple(a.shape) for t, a in zip(op.inputs, (x, w, b))})
+    pads = [int(sp.sympify(v).subs(sizes)) for lo, hi in reversed(p["padding"]) for v in (lo, hi)]
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[p["ndim"]]
+    return fn(F.pad(x, pads, mode=p["padding_mode"]), w, b, stride=tuple(map(int, p["stride"])),
+              dilation=tuple(map(int, p["dilation"])), groups=int(p["groups"]))
+
+
 REFERENCES = {"conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "convolve": _convolve,
               "matmul": _matmul, "gelu": _gelu, "avg_pool1d": _avg_pool, "avg_pool2d": _avg_pool,
               "avg_pool3d": _avg_pool, "softmax": _softmax, "log_softmax": _log_softmax,
               "cross_entropy": _cross_entropy, "layer_norm": _layer_norm, "rms_norm": _rms_norm,
               "batch_norm": _batch_norm, "attention": _attention, "depthwise_separable": _depthwise_separable,
-              **{f"conv{n}d_bias_gelu": _conv_bias_gelu for n in (1, 2, 3)}}
+              **{f"conv{n}d_bias_gelu": _conv_bias_gelu for n in (1, 2, 3)},
+              **{f"conv{n}d_{mode}": _conv_padded for n in (1, 2, 3) for mode in ("circular", "reflect", "replicate")}}
 
 
 def _torch_forward(op, arrays):
