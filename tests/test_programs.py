@@ -549,3 +549,55 @@ def test_cli_padding_mode(capsys):
     assert code == 2 and "--padding-mode applies to the convolutions" in err
     code, out, _ = _run(capsys, "derive", "conv1d", "--padding", "1", "--padding-mode", "replicate")
     assert code == 0 and "1. xpad[n, c, p]" in out and "form: shift" in out
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", [
+    ("softmax", {}, [(64, 1100)]),
+    ("layer_norm", {}, [(3, 40, 600), (600,), (600,)]),
+    ("rms_norm", {}, [(70, 1000), (1000,)]),
+    ("batch_norm", {"ndim": 2}, [(4, 8, 48, 48), (8,), (8,)]),
+    ("attention", {"is_causal": True}, [(2, 260, 16), (2, 260, 16), (2, 260, 8)]),
+    ("conv_bias_gelu", {"padding": 1}, [(2, 8, 66, 66), (8, 8, 3, 3), (8,)]),
+], ids=["softmax", "layer_norm", "rms_norm", "batch_norm", "attention", "conv_bias_gelu"])
+def test_loop_nests_at_sizes_where_they_run(name, params, shapes):
+    """Arrays of 2^16 elements and more take the numba loop nests (smaller ones the NumPy code the
+    other tests run): the same answers, float64 and float32."""
+    pytest.importorskip("numba")
+    test_against_torch_float64_and_float32(name, params, shapes)
+    m = module(name, **_builder_params(name, params))
+    ran = [key for key, compiled in m._COMPILED.items() if compiled is not None]
+    assert ran, "no loop nest ran"
+
+
+@needs_torch
+def test_replicate_padding_at_nest_sizes():
+    """Replication's adjoint has narrowed and masked sums: they keep their array code at any size."""
+    import torch
+    import torch.nn.functional as F
+    pytest.importorskip("numba")
+    m = load(emit_program(derive_program(ops.conv_padded(1, "replicate", padding=2, stride=1, dilation=1))))
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((4, 8, 4100)), rng.standard_normal((3, 8, 3)), rng.standard_normal(3)
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    out = F.conv1d(F.pad(ts[0], (2, 2), mode="replicate"), ts[1], ts[2])
+    g = rng.standard_normal(tuple(out.shape))
+    out.backward(torch.tensor(g))
+    close(m.forward(x, w, b), out.detach().numpy(), 1e-12)
+    for got, t in zip(m.backward(g, x, w, b), ts):
+        close(got, t.grad.numpy(), 1e-12)
+
+
+def test_bracketed_sum_at_nest_sizes():
+    """A sum whose bracket narrows its range keeps that range on the numba path too."""
+    pytest.importorskip("numba")
+    p = parse_program("input x[N, D]\ny[n] = sum(d) [d < 3] x[n, d]")
+    d = derive_program(p)
+    assert d.statements[0].forward[0].kind == "reduce_sum"
+    m = load(emit_program(d))
+    x = np.random.default_rng(0).standard_normal((300, 400))
+    close(m.forward(x), x[:, :3].sum(1), 1e-14)
+    (dx,) = m.backward(np.ones(300), x)
+    want = np.zeros_like(x)
+    want[:, :3] = 1
+    close(dx, want, 1e-14)

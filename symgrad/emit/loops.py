@@ -129,8 +129,8 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
     None where a nest does not apply (as :func:`nest`)."""
     from ..forms.form import plain_reads
     lay = form.layout
-    if form.kind != "reduce_sum" or target.viewed or target.scalar or "inner" not in lay:
-        return None
+    if form.kind != "reduce_sum" or target.viewed or target.scalar or lay.get("narrow") or lay.get("mask"):
+        return None  # (a narrowed or masked sum keeps its array code)
     inner, outer, sums = lay["inner"], lay["outer"] * form.fields["scale"], lay["sums"]
     inner_reads = sorted(inner.atoms(sp.Indexed), key=sp.default_sort_key)
     outer_reads = sorted(outer.atoms(sp.Indexed), key=sp.default_sort_key)
