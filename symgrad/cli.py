@@ -95,7 +95,7 @@ def build_op(args, concrete: bool):
     return ops_mod.build(name, **params), params
 
 
-def _flags(args, name: str, takes: dict, concrete: bool = True) -> dict:
+def _flags(args, name: str, takes: dict) -> dict:
     """The op flags given, refused by name where ``name`` does not take them."""
     given = {key: getattr(args, key) for key in OP_FLAGS if getattr(args, key, None) is not None}
     stray = [key for key in given if key not in takes]
@@ -103,7 +103,7 @@ def _flags(args, name: str, takes: dict, concrete: bool = True) -> dict:
         flags = lambda keys: ", ".join("--" + k.replace("_", "-") for k in keys)
         raise SymgradError(f"{name}: {flags(stray)} {'does' if len(stray) == 1 else 'do'} not apply to {name} "
                            f"(its parameters: {flags(takes) or 'none'})")
-    if name == "conv_bias_gelu" and concrete:
+    if name == "conv_bias_gelu":
         given = {**TORCH_DEFAULTS, **given}
     return given
 
@@ -185,16 +185,10 @@ def cmd_derive(args):
     if args.format == "json":
         _write(json.dumps(second_as_json(second, sizes) if second else as_json(d, sizes), indent=2), args.output)
     elif args.format in ("markdown", "latex", "pdf"):
-        from .docs.document import compile_pdf, document_context, render
+        from .docs.document import document_context, write_document
         context = document_context(d, f"Backward pass of {op.name}", command="symgrad " + shlex.join(args.argv),
                                    second=second)
-        if args.format == "pdf":
-            if not args.output:
-                raise SymgradError("derive --format pdf needs -o FILE.pdf")
-            compile_pdf(render(context, "latex"), Path(args.output))
-            print(f"wrote {args.output}", file=sys.stderr)
-        else:
-            _write(render(context, args.format), args.output)
+        write_document(context, args.format, args.output, _write)
     else:
         _write(second_as_text(second, sizes) if second else as_text(d, sizes), args.output)
     return 0

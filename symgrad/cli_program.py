@@ -71,17 +71,11 @@ def derive(args, program, write):
     if args.format == "json":
         write(json.dumps(program_as_json(d), indent=2), args.output)
     elif args.format in ("markdown", "latex", "pdf"):
-        from .docs.document import compile_pdf, render
+        from .docs.document import write_document
         from .docs.program_document import program_document_context
         context = program_document_context(d, f"Backward pass of {program.name}",
                                            command="symgrad " + shlex.join(args.argv))
-        if args.format == "pdf":
-            if not args.output:
-                raise SymgradError("derive --format pdf needs -o FILE.pdf")
-            compile_pdf(render(context, "latex", program=True), Path(args.output))
-            print(f"wrote {args.output}", file=sys.stderr)
-        else:
-            write(render(context, args.format, program=True), args.output)
+        write_document(context, args.format, args.output, write, program=True)
     else:
         write(program_as_text(d), args.output)
     return 0

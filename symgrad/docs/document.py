@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -232,6 +233,18 @@ def render(context: dict, fmt: str, program: bool = False) -> str:
     env.filters["textex"] = tex_text
     env.filters["mdtext"] = md_text
     return env.get_template(template).render(**context)
+
+
+def write_document(context: dict, fmt: str, output, write, program: bool = False):
+    """``derive --format markdown|latex|pdf``: the document rendered and written by ``write(text,
+    output)``, or compiled to the PDF ``output`` (which a PDF needs)."""
+    if fmt != "pdf":
+        write(render(context, fmt, program=program), output)
+        return
+    if not output:
+        raise SymgradError("derive --format pdf needs -o FILE.pdf")
+    compile_pdf(render(context, "latex", program=program), Path(output))
+    print(f"wrote {output}", file=sys.stderr)
 
 
 def compile_pdf(tex_source: str, pdf_path: Path, assets: dict = None):

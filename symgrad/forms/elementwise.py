@@ -7,8 +7,8 @@ import sympy as sp
 from .. import naming
 from ..printing.array import array_statements
 from ..printing.scalar import c_code
-from ..printing.text import shape_code, size_code, text
-from .generic import guard_code
+from ..printing.text import shape_code, text
+from .generic import index_mask
 from .form import Code, Form, Kind, align, array_of, plain_reads, printed
 
 
@@ -24,13 +24,7 @@ def _c_bodies(factor):
 
 def mask_statements(guards, target, printer) -> list:
     """``target.out`` set to 0 where a guard on the target's indices fails (index grids, one where)."""
-    names = {v: sp.Symbol(naming.index_var(v)) for v in target.out_vars}
-    lines = []
-    for k, (v, n) in enumerate(zip(target.out_vars, target.tensor.dims)):
-        if any(v in g.free_symbols for g in guards):
-            shape = ", ".join("-1" if a == k else "1" for a in range(len(target.out_vars)))
-            lines.append(f"{names[v]} = xp.arange({size_code(n)}).reshape({shape},)")
-    mask = " & ".join(f"({guard_code(g.xreplace(names), printer)})" for g in guards)
+    lines, mask = index_mask(guards, target.out_vars, target.tensor.dims, printer)
     dims = shape_code(target.tensor.dims)
     return lines + [f"{target.out} = xp.where({mask}, xp.broadcast_to({target.out}, {dims}), 0)"]
 

@@ -25,6 +25,18 @@ def guard_code(g, printer) -> str:
     return printer.doprint(g)
 
 
+def index_mask(guards, vars_, extents, printer) -> tuple:
+    """``(lines, mask)``: index grids of the ``vars_`` (over ``extents``, one broadcast axis each)
+    that ``guards`` use, and the guards as one boolean array expression over them."""
+    names = {v: sp.Symbol(naming.index_var(v)) for v in vars_}
+    lines = []
+    for k, (v, n) in enumerate(zip(vars_, extents)):
+        if any(v in g.free_symbols for g in guards):
+            shape = ", ".join("-1" if a == k else "1" for a in range(len(vars_)))
+            lines.append(f"{names[v]} = xp.arange({size_code(n)}).reshape({shape},)")
+    return lines, " & ".join(f"({guard_code(g.xreplace(names), printer)})" for g in guards)
+
+
 def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printer=None, backend=None) -> list:
     """Statements that gather over the full index grid (output and summed indices), mask the
     guards, and sum: any term, literally (the checks evaluate definitions and raw derivatives so).

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .. import naming
 from ..ir import Bracket, Term, plain
-from ..printing.text import size_code
 from .form import Code, Form, Kind, align, array_of, plain_reads, printed
-from .generic import guard_code
+from .generic import index_mask
 
 
 def max_form(stmt, tensors) -> Form:
@@ -42,12 +40,8 @@ class ReduceMax(Kind):
         if form.term.guards:
             extents = list(target.tensor.dims if not target.tensor.scalar else []) + \
                 [hi + 1 for _, _, hi in form.term.sums]
-            names = {v: sp.Symbol(naming.index_var(v)) for v in grid}
-            for k, (v, n) in enumerate(zip(grid, extents)):
-                shape = ", ".join("-1" if a == k else "1" for a in range(len(grid)))
-                lines.append(f"{names[v]} = xp.arange({size_code(n)}).reshape({shape},)")
-            mask = " & ".join(f"({guard_code(g.xreplace(names), printer)})" for g in form.term.guards)
-            lines.append(f"_body = xp.where({mask}, _body, -xp.inf)")
+            grids, mask = index_mask(form.term.guards, grid, extents, printer)
+            lines += grids + [f"_body = xp.where({mask}, _body, -xp.inf)"]
         return lines
 
     def code(self, form, target):
