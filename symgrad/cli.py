@@ -314,12 +314,22 @@ def _bench_gpu(args):
         raise SymgradError("bench --backend cupy needs a CUDA GPU; CuPy sees none")
     from .bench import gpu as bench_gpu
     gemms, paths = tuple(args.gemm or ["cublas"]), tuple(args.conv_path or ["taps"])
+    if args.suite and args.programs:
+        path = _suite_output(args)
+        _report(path, bench_gpu.program_suite(dtypes=tuple(args.dtype or ["float32"]), progress=_progress))
+        return 0
+    if args.programs:
+        raise SymgradError("bench: --programs chooses the programs' suite; it goes with --suite")
     if args.suite:
         path = _suite_output(args)
         _report(path, bench_gpu.suite(dtypes=tuple(args.dtype or ["float32"]), gemms=gemms, conv_paths=paths,
                                       progress=_progress))
         return 0
     op, params, shapes = _bench_case(args)
+    if isinstance(op, ops_mod.Program):
+        for dt in args.dtype or ["float32"]:
+            print(bench_gpu.format_program_result(op.name, dt, bench_gpu.bench_gpu_program(op.name, params, shapes, dt)))
+        return 0
     for dt in args.dtype or ["float32"]:
         for gemm in gemms:
             for path in paths:

@@ -84,14 +84,11 @@ def derive(args, program, write):
 def emit(args, program, write):
     from .emit.program import emit_program
     from .reverse import derive_program
-    if args.target != "module":
-        raise SymgradError(f"{program.name}: --target {args.target} is not emitted for programs yet (module only)")
     if args.order == 2:
         raise SymgradError(f"{program.name}: programs' modules have no double_backward yet (--order 1)")
-    if args.backend == "cupy":
-        raise SymgradError(f"{program.name}: programs are emitted for NumPy only so far (--backend numpy)")
     _shapes(program, args.input_shape)
-    write(emit_program(derive_program(program)), args.output)
+    backend = args.target if args.target != "module" else args.backend or "numpy"
+    write(emit_program(derive_program(program), backend), args.output)
     return 0
 
 

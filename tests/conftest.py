@@ -10,3 +10,4 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None
 
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch not installed")
+needs_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX not installed")

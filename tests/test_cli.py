@@ -194,7 +194,7 @@ def test_emitted_code_is_standalone_and_deterministic(capsys, argv):
                             and any(getattr(h.type, "id", None) == "ImportError" for h in node.handlers)
                             for stmt in node.body])
     assert _imports(first) & optional == guarded and ("numba" in guarded) == (argv[0] == "gelu")
-    assert ("threadpoolctl" in guarded) == argv[0].startswith("conv")  # the convolutions' worker threads
+    assert ("threadpoolctl" in guarded) == argv[0].startswith(("conv", "matmul"))  # convolutions' and GEMMs' worker threads
     assert "symgrad" not in _imports(first)
     assert first.startswith('"""') and "recognised form:" in first
 

@@ -12,6 +12,7 @@ import symgrad
 from symgrad.emit import emit, load
 from symgrad.verify.reference import REFERENCES
 from sweep_configs import all_configs
+from test_programs import SWEEP as PROGRAM_SWEEP
 
 
 def _gpu_ready():
@@ -88,3 +89,30 @@ def test_cupy_float16_near_float64(name, params, shapes):
     want = (cpu.forward(*wide),) + tuple(cpu.backward(g.astype(np.float64), *wide))
     for got, w in zip((y,) + tuple(grads), want):
         assert str(got.dtype) == "float16" and rel(got.get(), w) <= 1e-2
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name,params,shapes", PROGRAM_SWEEP, ids=[f"{c[0]}-{k}" for k, c in enumerate(PROGRAM_SWEEP)])
+def test_cupy_programs_match_torch(name, params, shapes, dtype):
+    """Every case of the programs' sweep through the emitted CuPy program module on the GPU: forward
+    and gradients against torch autograd on the GPU (TF32 off)."""
+    import cupy
+    import torch
+    from symgrad.emit.program import emit_program
+    from symgrad.reverse import derive_program
+    from test_programs import _builder_params, torch_case
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    m = load(emit_program(derive_program(symgrad.ops.build(name, **_builder_params(name, params))), "cupy"), "gpu_prog")
+    arrays, function, extra = torch_case(name, params, shapes)
+    ts = [torch.tensor(a.astype(dtype), device="cuda", requires_grad=True) for a in arrays]
+    out = function(*ts)
+    g = np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(dtype)
+    grads = torch.autograd.grad(out, ts, torch.tensor(g, device="cuda"))
+    y, pullback = m.vjp(*[cupy.asarray(a.astype(dtype)) for a in arrays], *extra)
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    assert isinstance(y, cupy.ndarray) and y.dtype == dtype
+    assert rel(cupy.asnumpy(y), out.detach().cpu().numpy()) <= tol
+    for got, want in zip(pullback(cupy.asarray(g)), grads):
+        assert isinstance(got, cupy.ndarray)
+        assert rel(cupy.asnumpy(got), want.cpu().numpy()) <= tol

@@ -297,3 +297,22 @@ def test_templates_hold_no_static_helper():
                 methods.append((path.name, line, len(body)))
     assert defs and all("{{" in line for _, line in defs), defs
     assert methods and all(n <= 2 or "__init__" in line for _, line, n in methods), methods
+
+
+def test_batched_matmul_dealt_to_worker_threads():
+    """gemm_numpy._matmul splits a batch of GEMMs across the worker threads (BLAS on one thread in
+    each): the same values as numpy.matmul, for float32 and mixed dtypes, with one or two threads."""
+    pytest.importorskip("threadpoolctl")
+    import threadpoolctl
+    from symgrad.runtime.gemm_numpy import _matmul
+    rng = np.random.default_rng(0)
+    for a, b in ((rng.standard_normal((5, 7, 3)).astype(np.float32), rng.standard_normal((5, 3, 4)).astype(np.float32)),
+                 (rng.standard_normal((3, 2, 6)), rng.standard_normal((3, 6, 2)).astype(np.float32)),
+                 (rng.standard_normal((1, 4, 4)), rng.standard_normal((1, 4, 4))),
+                 (rng.standard_normal((4, 3)), rng.standard_normal((3, 2)))):
+        for count in (1, 2):
+            with threadpoolctl.threadpool_limits(count, user_api="blas"):
+                got = _matmul(a, b)
+            want = np.matmul(a, b)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-6 if got.dtype == np.float32 else 1e-14)

@@ -17,13 +17,12 @@ import pytest
 import symgrad
 from symgrad.emit import emit, emit_target, load
 from symgrad.ir import SymgradError
-from conftest import HAS_JAX, needs_torch
+from conftest import needs_jax, needs_torch
 from sweep_configs import all_configs
 from test_cli import _imports
 
 SAMPLE = all_configs()[::10]
 IDS = [f"{name}-{k}" for k, (name, _, _) in enumerate(SAMPLE)]
-needs_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX not installed")
 
 
 def _derived(name, params):

@@ -182,7 +182,7 @@ def run_timing(task: dict) -> dict:
     t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"])
     pause = 0.2 if task["threads"] > 1 else 0.0
     out = {"emitted": {}, "torch": {}, "ratio": {}, "gauge": [_gauge(pause)]}
-    if task.get("program"):  # a program's module: forward, and vjp + pullback (its training step)
+    if task.get("program") and task.get("target") == "module":  # forward, and vjp + pullback (a training step)
         def step():
             y, pullback = module.vjp(*arrays)
             pullback(g)
@@ -233,7 +233,7 @@ def run_memory(task: dict) -> dict:
         ts = [torch.tensor(a, requires_grad=True) for a in arrays]
         g = torch.ones_like(ref(op, *[t.detach() for t in ts]))
         run = lambda: torch.autograd.grad(ref(op, *ts), ts, g)
-    elif task.get("program"):
+    elif task.get("program") and task.get("target") == "module":
         import numpy as np
         g = np.ones(module.forward(*arrays).shape, np.float32)
         run = lambda: module.vjp(*arrays)[1](g)
@@ -257,11 +257,8 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, t
     program = isinstance(built, symgrad.ops.Program)
     if program:
         from symgrad.emit.program import emit_program
-        from symgrad.ir import SymgradError
         from symgrad.reverse import derive_program
-        if target != "module":
-            raise SymgradError(f"bench {op_name}: programs are emitted as modules only (--target module)")
-        source = emit_program(derive_program(built))
+        source = emit_program(derive_program(built), "numpy" if target == "module" else target)
     else:
         d = symgrad.derive(built)
         source = emit(d) if target == "module" else emit_target(d, target)
@@ -313,7 +310,7 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
         except ImportError:
             versions[name] = "not installed"
     what = "emitted NumPy modules" if target == "module" else "emitted torch.autograd.Functions (--target torch)"
-    what = "emitted program modules (vjp + pullback)" if programs else what
+    what = "emitted program modules (vjp + pullback)" if programs and target == "module" else what
     command = "symgrad bench --suite" + ("" if target == "module" else " --target torch") + (" --programs" if programs else "")
     head = [f"# Benchmarks: {what} vs PyTorch (CPU, float32)", "",
             f"Measured by `{command}` on {platform.machine()} with {os.cpu_count()} cores, "

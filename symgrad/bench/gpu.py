@@ -89,31 +89,39 @@ def _gemms_to_matmul(module):
         module._gemm = lambda a, b, out, beta: False
 
 
+def _on_gpu(op, module, shapes, dtype):
+    """The timing's inputs on the GPU (normal draws in ``dtype``), an upstream gradient of ones,
+    the same memory as torch tensors, torch's reference and its forward without autograd; TF32 off
+    on both sides, cuDNN's autotuning on."""
+    import cupy
+    import torch
+    from ..verify.reference import REFERENCES
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    arrays = [cupy.random.standard_normal(shapes[t.name], dtype=cupy.float32).astype(dtype) for t in op.inputs]
+    g = cupy.ones(module.forward(*arrays).shape, dtype=dtype)
+    ts = [torch.from_dlpack(a).requires_grad_(True) for a in arrays]
+    ref = REFERENCES[op.name]
+
+    def torch_forward():
+        with torch.no_grad():
+            ref(op, *[t.detach() for t in ts])
+    return arrays, g, ts, torch.from_dlpack(g), ref, torch_forward
+
+
 def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30, gemm="cublas", conv_path="taps") -> dict:
     import cupy
     import torch
     from .. import derive, ops
     from ..emit import emit, load
-    from ..verify.reference import REFERENCES
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = True
     op = ops.build(op_name, **params)
     module = load(emit(derive(op), "cupy"))
     if gemm == "matmul":
         _gemms_to_matmul(module)
     if conv_path == "im2col" and hasattr(module, "_IM2COL"):
         module._IM2COL = True
-    arrays = [cupy.random.standard_normal(shapes[t.name], dtype=cupy.float32).astype(dtype) for t in op.inputs]
-    g = cupy.ones(module.forward(*arrays).shape, dtype=dtype)
-    ts = [torch.from_dlpack(a).requires_grad_(True) for a in arrays]
-    tg = torch.from_dlpack(g)
-    ref = REFERENCES[op.name]
-
-    def torch_forward():
-        with torch.no_grad():
-            ref(op, *[t.detach() for t in ts])
-
+    arrays, g, ts, tg, ref, torch_forward = _on_gpu(op, module, shapes, dtype)
     graph = ref(op, *ts)  # built once: the backward is timed alone
 
     def torch_backward():
@@ -133,6 +141,68 @@ def bench_gpu(op_name, params, shapes, dtype="float32", repeats=30, gemm="cublas
     return res
 
 
+def bench_gpu_program(name, params, shapes, dtype="float32", repeats=30) -> dict:
+    """A program's CuPy module against torch on the GPU: forward alone, and a training step
+    (vjp + pullback against a forward under autograd + the full backward)."""
+    import torch
+    from .. import ops
+    from ..emit import load
+    from ..emit.program import emit_program
+    from ..reverse import derive_program
+    program = ops.build(name, **params)
+    module = load(emit_program(derive_program(program), "cupy"))
+    arrays, g, ts, tg, ref, torch_forward = _on_gpu(program, module, shapes, dtype)
+    res = {"emitted": {}, "torch": {}}
+    res["emitted"]["forward"] = _events_median(lambda: module.forward(*arrays), repeats)
+    res["torch"]["forward"] = _events_median(torch_forward, repeats)
+    res["emitted"]["forward+backward"] = _events_median(lambda: module.vjp(*arrays)[1](g), repeats)
+    res["torch"]["forward+backward"] = _events_median(lambda: torch.autograd.grad(ref(program, *ts), ts, tg), repeats)
+    return res
+
+
+def format_program_result(name, dtype, r) -> str:
+    lines = [f"{name} ({dtype})"]
+    for k in ("forward", "forward+backward"):
+        e, t = r["emitted"][k], r["torch"][k]
+        lines.append(f"  {k:16s} emitted {e * 1e3:8.3f} ms  torch {t * 1e3:8.3f} ms  ratio {e / t:5.2f}")
+    return "\n".join(lines)
+
+
+def _timed(runs, time_run, describe, progress):
+    """[(case name, dtype, result)] of ``time_run(*run)`` for each run (a run starts with its suite case
+    and dtype), a progress line after each, CuPy's memory pool emptied between them; and the GPU's name."""
+    import cupy
+    rows = []
+    for k, run in enumerate(runs, start=1):
+        (name, *_), dt = run[0], run[1]
+        result = time_run(*run)
+        progress(f"[{k}/{len(runs)}] " + describe(name, dt, result))
+        rows.append((name, dt, result))
+        cupy.get_default_memory_pool().free_all_blocks()
+    return rows, cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+
+
+def program_suite(dtypes=("float32",), progress=print) -> str:
+    """The programs' suite (the CPU's shapes, bench/cpu.py PROGRAM_SUITE) on the GPU, as a Markdown table."""
+    from .cpu import PROGRAM_SUITE
+    runs = [(case, dt) for case in PROGRAM_SUITE for dt in dtypes]
+    progress(f"bench: {len(runs)} GPU program runs")
+    rows, dev = _timed(runs, lambda case, dt: bench_gpu_program(*case[1:], dt), format_program_result, progress)
+    head = [f"## GPU, programs: emitted CuPy program modules vs PyTorch, {dev}", "",
+            "Measured by `symgrad bench --backend cupy --suite --programs`: CUDA-event medians, TF32 off on both "
+            "sides. Ratio = emitted / torch. Forward+backward: `vjp` + pullback against a forward under autograd "
+            "plus `autograd.grad` of every input. The CuPy modules run each pointwise statement and contribution as "
+            "one CUDA kernel and the rest as CuPy's array functions (no fusion across statements yet).", "",
+            "| case | dtype | fwd ms (torch) | fwd ratio | fwd+bwd ms (torch) | fwd+bwd ratio |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, dt, r in rows:
+        e, t = r["emitted"], r["torch"]
+        head.append(f"| {name} | {dt} | {e['forward'] * 1e3:.3f} ({t['forward'] * 1e3:.3f}) | "
+                    f"{e['forward'] / t['forward']:.2f} | {e['forward+backward'] * 1e3:.3f} "
+                    f"({t['forward+backward'] * 1e3:.3f}) | {e['forward+backward'] / t['forward+backward']:.2f} |")
+    return "\n".join(head) + "\n"
+
+
 def format_result(name, dtype, r) -> str:
     lines = [f"{name} ({dtype}; GEMMs by {r['route']}; copy bandwidth {r['copy_bandwidth'] / 1e12:.2f} TB/s)"]
     for k in ("forward", "backward"):
@@ -145,17 +215,11 @@ def format_result(name, dtype, r) -> str:
 
 def suite(dtypes=("float32",), gemms=("cublas",), conv_paths=("taps",), progress=print) -> str:
     """Every case of SUITE in each dtype and route, as a Markdown table; ``progress`` gets a line per run."""
-    import cupy
     runs = [(case, dt, gemm, path) for case in SUITE for dt in dtypes for gemm in gemms
             for path in (conv_paths if case[1].startswith("conv") else conv_paths[:1])]
     progress(f"bench: {len(runs)} GPU runs, about {len(runs) // 2 + 1} minutes")
-    rows = []
-    for k, ((name, op, params, shapes), dt, gemm, conv_path) in enumerate(runs, start=1):
-        r = bench_gpu(op, params, shapes, dt, gemm=gemm, conv_path=conv_path)
-        progress(f"[{k}/{len(runs)}] " + format_result(name, dt, r))
-        rows.append((name, dt, r))
-        cupy.get_default_memory_pool().free_all_blocks()
-    dev = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    rows, dev = _timed(runs, lambda case, dt, gemm, path: bench_gpu(*case[1:], dt, gemm=gemm, conv_path=path),
+                       format_result, progress)
     head = [f"## GPU: emitted CuPy modules vs PyTorch (cuDNN / cuBLAS), {dev}", "",
             "CUDA-event medians, TF32 off on both sides. Ratio = emitted / torch. Torch's backward is one "
             "`autograd.grad` over all inputs on a graph built once. Floor = roofline (peak TFLOP/s of the dtype, H100 SXM "

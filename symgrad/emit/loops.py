@@ -64,6 +64,9 @@ class Nest:
     scalars: tuple      # the size symbols and constants it reads, in argument order
     body: tuple         # the loop lines (inside ``def loop(out, …)``)
     functions: tuple
+    rows: tuple = None  # per array, whether every read of it is at the row being computed (axis 0
+    #                     read at the output's first index); None: the nest is not row by row (its
+    #                     first loop is not the prange over the output's first axis)
 
     @property
     def loop_args(self) -> str:
@@ -118,20 +121,27 @@ def nest(forms, result: str, out_vars: tuple, tensors: dict, target):
     else:
         body += [f"{pad}{store} = element({values})"]
     return Nest(", ".join(str(p) for p in params.values()) + "".join(f", {s}" for s in scalars), tuple(lines),
-                result, arrays, scalars, tuple(body), tuple(sorted(printer.used_functions)))
+                result, arrays, scalars, tuple(body), tuple(sorted(printer.used_functions)),
+                _row_reads(arrays, accesses, reads, out_vars[0]))
+
+
+def _row_reads(arrays, accesses, reads, row) -> tuple:
+    """Per array, whether every read of it takes axis 0 at the output's first index ``row``."""
+    return tuple(all(r and r[0] == row for a, r in zip(accesses, reads) if a.base.name == name) for name in arrays)
 
 
 def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
     """A ``reduce_sum`` form with a pointwise summand as one numba loop nest: the summand computed
     element by element and added up in double precision, times the form's outer factor; no
     summand array.  Rows (the summed index innermost in memory) run in parallel over the kept
-    indices; columns (a kept index innermost) add row after row into a double-precision total.
-    None where a nest does not apply (as :func:`nest`)."""
-    from ..forms.form import plain_reads
+    indices, a row's summands added in vector lanes (runtime ``_sum``); columns (a kept index
+    innermost) add row after row into a double-precision total.  None where a nest does not apply
+    (as :func:`nest`)."""
     lay = form.layout
     if form.kind != "reduce_sum" or target.viewed or target.scalar or lay.get("narrow") or lay.get("mask"):
         return None  # (a narrowed or masked sum keeps its array code)
     inner, outer, sums = lay["inner"], lay["outer"] * form.fields["scale"], lay["sums"]
+    from ..forms.form import plain_reads
     inner_reads = sorted(inner.atoms(sp.Indexed), key=sp.default_sort_key)
     outer_reads = sorted(outer.atoms(sp.Indexed), key=sp.default_sort_key)
     if any(tensors[a.base.name].viewed for a in inner_reads + outer_reads):
@@ -174,11 +184,13 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
             body.append(f"{pad}for {index[v]} in {'numba.prange' if k == 0 else 'range'}(out.shape[{k}]):")
             pad += "    "
         body.append(f"{pad}_total = 0.0")
-        for v in sums:
+        for v in sums[:-1]:
             body.append(f"{pad}for {index[v]} in range({sizes[v]}):")
             pad += "    "
-        body.append(f"{pad}_total += element({values})")
-        pad = pad[:-4 * len(sums)]
+        last, size = index[sums[-1]], sizes[sums[-1]]  # the innermost summands as one row, for _sum
+        body += [f"{pad}_row = xp.empty({size})", f"{pad}for {last} in range({size}):",
+                 f"{pad}    _row[{last}] = element({values})", f"{pad}_total += _sum(_row)"]
+        pad = pad[:len(pad) - 4 * (len(sums) - 1)]
         body.append(f"{pad}{result} = _total")
         body.append(f"{pad}out[{store}] = {finish}")
     else:
@@ -197,4 +209,5 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
         body.append(f"{pad}{result} = _totals[{store}]")
         body.append(f"{pad}out[{store}] = {finish}")
     params = ", ".join(str(p) for p in inner_p.values()) + "".join(f", {s}" for s in scalars)
-    return Nest(params, tuple(lines), result, arrays, scalars, tuple(body), tuple(sorted(printer.used_functions)))
+    return Nest(params, tuple(lines), result, arrays, scalars, tuple(body), tuple(sorted(printer.used_functions)),
+                _row_reads(arrays, inner_reads + outer_reads, vars_in + vars_out, out_vars[0]) if rows else None)

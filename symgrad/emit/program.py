@@ -11,6 +11,7 @@ from dataclasses import replace
 import sympy as sp
 
 from .. import __version__, naming
+from ..backends import backend as find_backend
 from ..forms import Target, jsonable
 from ..forms.form import Code, Form
 from ..forms.reduce_max import REDUCE_MAX
@@ -23,7 +24,9 @@ from ..templating import environment
 from .inline import import_block, inline
 from .loops import nest as loop_nest
 from .loops import reduction_nest
-from .module import _module_backend, _require_concrete
+from .framework import camel
+from .module import _require_concrete
+from .fusion import Unit, fuse, names_read
 
 
 def _alias(forms, target):
@@ -38,8 +41,8 @@ def _alias(forms, target):
 
 
 def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list, into: str = None,
-           add: bool = False) -> list:
-    """Statements leaving ``forms``' value in ``target.out``: one numba loop nest (recorded in
+           add: bool = False) -> Unit:
+    """The step leaving ``forms``' value in ``target.out``: one numba loop nest (recorded in
     ``nests``) where it applies, ``body`` (the forms' array code) where it does not (no numba, small or
     mixed-dtype arrays); with ``into``, the value is then stored there, or added to it with ``add`` (a
     pointwise nest reads and adds it in the same pass)."""
@@ -47,52 +50,63 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
     alias = _alias(forms, target)
     fold = add and alias is None and all(f.kind == "elementwise" for f in forms)
     more = [Form("elementwise", {}, Term(target.tensors[into][tuple(target.out_vars)]))] if fold else []
-    n = None if alias else reduction_nest(forms[0], out, target.out_vars, target.tensors, target.tensor) \
-        if len(forms) == 1 and forms[0].kind == "reduce_sum" else \
-        loop_nest(forms + more, out, target.out_vars, target.tensors, target.tensor)
+    if alias or not target.backend.blockwise:  # loop nests are numba's: NumPy modules only
+        n = None
+    elif len(forms) == 1 and forms[0].kind == "reduce_sum":
+        n = reduction_nest(forms[0], out, target.out_vars, target.tensors, target.tensor)
+    else:
+        n = loop_nest(forms + more, out, target.out_vars, target.tensors, target.tensor)
     fold = fold and n is not None
-    store = [] if into is None else [f"{into} = {into} + {out}" if add and not fold else f"{into} = {out}"]
+    added = add and not fold
+    store = [] if into is None else [f"{into} = {into} + {out}" if added else f"{into} = {out}"]
     if alias:
-        return [f"{out} = {alias}"] + store
+        return Unit((f"{out} = {alias}", *store), out=out, into=into, add=added, alias=alias)
     if n is None:
-        return list(body.lines) + store
+        return Unit(tuple(body.lines) + tuple(store))
     nests.append({"name": name, "text": text, "nest": n})
-    work = f", {size_code(sp.Mul(*target.tensor.dims, *[hi + 1 for _, _, hi in forms[0].term.sums]))}" \
-        if forms[0].term.sums else ""  # a reduction visits its summand's grid
+    work = sp.Mul(*target.tensor.dims, *[hi + 1 for _, _, hi in forms[0].term.sums])  # a reduction visits its summand's grid
+    extra = f", {size_code(work)}" if forms[0].term.sums else ""
     call = (f"{out} = _nest({op!r}, _{name}_nest, ({''.join(f'{a}, ' for a in n.arrays)}), "
-            f"({''.join(f'{s}, ' for s in n.scalars)}), {shape_code(target.tensor.dims)}, {n.arrays[0]}.dtype{work})")
+            f"({''.join(f'{s}, ' for s in n.scalars)}), {shape_code(target.tensor.dims)}, {n.arrays[0]}.dtype{extra})")
     fallback = list(body.lines) + ([f"{out} = {into} + {out}"] if fold else [])
-    return [call, f"if {out} is None:"] + ["    " + line for line in fallback] + store
+    lines = [call, f"if {out} is None:"] + ["    " + line for line in fallback] + store
+    dims = target.tensor.dims
+    return Unit(tuple(lines), out=out, nest=n, name=name, text=text, shape=shape_code(dims), extent=dims[0],
+                work=work, into=into, add=added, row=shape_code(dims[1:]) if len(dims) > 1 else None)
 
 
-def _forward(d: ProgramDerivation, tensors, spec, nests: list) -> tuple:
-    code, blocks = Code(()), []
-    for s in d.statements:
+def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, live: set) -> tuple:
+    """The statements' code in order (runs that go row by row fused; ``live``: the names read
+    after it), and their summaries."""
+    code, blocks, units = Code(()), [], []
+    for k, s in enumerate(d.statements, start=1):
         stmt = s.statement
         target = Target(stmt.name, stmt.output, tuple(plain(i) for i in stmt.indices), tensors, True, spec)
         body = sum_code(s.op.name, s.forward, target)
         code += body
-        lines = _fused(d.program.name, f"forward_{stmt.name}", statement_text(stmt), s.forward, target, body, nests)
-        blocks.append({"text": statement_text(stmt), "lines": lines,
+        unit = _fused(d.program.name, f"forward_{stmt.name}", statement_text(stmt), s.forward, target, body, nests)
+        units.append(replace(unit, comment=(f"# {k}. {statement_text(stmt)}",)))
+        blocks.append({"text": statement_text(stmt),
                        "forms": [{"kind": f.kind, "fields": form_summary(f)["fields"]} for f in s.forward]})
-    return code, blocks
+    return code, blocks, fuse(d.program.name, units, "forward", groups, live)
 
 
-def _backward(d: ProgramDerivation, tensors, spec, nests: list) -> tuple:
+def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list) -> tuple:
     """The adjoint contributions, statement by statement backwards, each added to its tensor's
-    adjoint ``d<name>`` (the outputs' start as the upstream gradients)."""
-    code, blocks, started = Code(()), [], set(d.program.outputs)
+    adjoint ``d<name>`` (the outputs' start as the upstream gradients), runs that go row by row
+    fused; and their summaries."""
+    code, blocks, started, units = Code(()), [], set(d.program.outputs), []
     for s in reversed(d.statements):
         stmt, grads = s.statement, s.derivation.grads
         if not grads:
             continue
-        lines = []
+        steps = []
         if stmt.over:  # the max's derivative flows through its tie-splitting selector
             sel = Target(naming.selector(stmt.name), stmt.output, tuple(plain(i) for i in stmt.indices), tensors,
                          True, spec)
             selector = REDUCE_MAX.selector(s.forward[0], sel, stmt.name)
             code += selector
-            lines += list(selector.lines)
+            steps.append(Unit(tuple(selector.lines)))
         parts = []
         for name, grad in grads.items():
             part = f"_{naming.grad(name)}"
@@ -100,42 +114,49 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list) -> tuple:
             body = sum_code(s.op.name, grad.forms, target)
             code += body
             adjoint = naming.grad(name)
-            lines += _fused(d.program.name, f"{naming.grad(name)}_through_{stmt.name}",
-                            f"∂ℒ/∂{name} through {stmt.name}", grad.forms, target, body, nests, into=adjoint,
-                            add=name in started)
+            steps.append(_fused(d.program.name, f"{naming.grad(name)}_through_{stmt.name}",
+                                f"∂ℒ/∂{name} through {stmt.name}", grad.forms, target, body, nests, into=adjoint,
+                                add=name in started))
             started.add(name)
             parts.append({"of": name, "indices": ", ".join(map(str, grad.indices)),
                           "terms": [form_summary(f) for f in grad.forms]})
-        blocks.append({"text": statement_text(stmt), "upstream": naming.grad(stmt.name), "lines": lines,
-                       "parts": parts})
-    return code, blocks, started
+        units += [replace(steps[0], comment=(f"# through {statement_text(stmt)}",))] + steps[1:]
+        blocks.append({"text": statement_text(stmt), "upstream": naming.grad(stmt.name), "parts": parts})
+    live = {naming.grad(t.name) for t in d.program.inputs}  # the gradients returned
+    return code, blocks, started, fuse(d.program.name, units, "backward", groups, live)
 
 
-def program_context(d: ProgramDerivation) -> dict:
-    """Everything ``templates/program.py.j2`` needs, from the derivation alone (NumPy: programs
-    have no CuPy module yet)."""
+def program_context(d: ProgramDerivation, backend: str = "numpy") -> dict:
+    """Everything ``templates/program.py.j2`` (``program_<target>.py.j2`` for torch and jax) needs,
+    from the derivation alone, for ``backend`` (NumPy: numba loop nests, runs of row statements
+    fused; CuPy: each pointwise statement and contribution one CUDA kernel, the rest CuPy's array
+    functions; torch, jax: the framework's operations, differentiable again)."""
     p = d.program
-    spec = _module_backend("numpy")
+    spec = find_backend(backend)
     tensors = d.tensors
-    nests = []
-    forward_code, forward = _forward(d, tensors, spec, nests)
-    backward_code, backward, started = _backward(d, tensors, spec, nests)
+    nests, groups = [], []
+    backward_code, backward, started, backward_lines = _backward(d, tensors, spec, nests, groups)
+    forward_code, forward, forward_lines = _forward(d, tensors, spec, nests, groups,
+                                                    names_read(backward_lines) | set(p.outputs))
     interface = p.interface()
     bind, sizes = bind_statements(interface)
     for s in d.statements:
         _require_concrete(s.derivation, sizes + list(p.constants))
     code = forward_code + backward_code
     rows = [t for t in p.inputs if p.leading is not None and t.dims and t.dims[0] == p.leading]
-    pieces = set(code.pieces) | {"owned", "inputs"} | ({"rows"} if rows else set()) | ({"jit"} if nests else set())
+    pieces = set(code.pieces) | ({f"{spec.name}_inputs"} if spec.framework else {"owned", "inputs"}) | \
+        ({"torch_saved"} if spec.name == "torch" else set()) | \
+        ({"rows"} if rows else set()) | ({"jit"} if nests else set())
     pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for n in nests for f in n["nest"].functions}  # erfc beside erf
+    pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for g in groups for f in g["functions"]}
     names, imports, runtime = inline(pieces, spec.substitutes)
     outputs = [p.tensors[name] for name in p.outputs]
     args = ", ".join(t.name for t in p.inputs)
-    read = "\n".join(line for a in backward for line in a["lines"])
+    read = "\n".join(line for line in backward_lines if not line.lstrip().startswith("#"))
     read += "\n".join(line for t in outputs for line in grad_output_statements(_single(interface, t), "g"))
     kept = [s.statement.name for s in d.statements] + [str(v) for v in sizes] + [str(c) for c in p.constants]
     residuals = [t.name for t in p.inputs] + [n for n in kept if re.search(rf"\b{re.escape(n)}\b", read)]
-    residuals += (["_lead"] if rows else []) + (["dim"] if p.dim else [])
+    residuals += (["_lead"] if rows else []) + (["dim"] if p.dim else []) + (["_kinds"] if spec.fused else [])
     grad_outputs = [naming.GRAD_OUTPUT] if len(outputs) == 1 else [f"{naming.GRAD_OUTPUT}_{t.name}" for t in outputs]
     return {
         "op": p.name, "version": __version__, "params": json.dumps(jsonable(p.params), sort_keys=True),
@@ -145,7 +166,8 @@ def program_context(d: ProgramDerivation) -> dict:
                     for t, g in zip(outputs, grad_outputs)],
         "statements": forward, "adjoints": backward, "notes": list(p.notes),
         "backend_name": spec.title, "array_module": spec.array_import.split()[1],
-        "imports": import_block(list(imports) + list(code.imports) + ["import functools"], spec.array_import),
+        "imports": import_block(list(imports) + list(code.imports) + (["import jax"] if spec.name == "jax" else []) +
+                                ([] if spec.framework else ["import functools"]), spec.array_import),
         "runtime": runtime, "residuals": residuals,
         "pieces": names, "bind": bind, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "constants": [f"{sym} = {value}" for sym, value in p.constants.items()],
@@ -154,8 +176,13 @@ def program_context(d: ProgramDerivation) -> dict:
                  "ranks": repr(tuple(len(t.shape) for t in rows)), "one": len(rows) == 1} if rows else None,
         "dim": p.dim,
         "grads": [{"name": t.name, "grad": naming.grad(t.name), "derived": t.name in started,
-                   "rows": t in rows} for t in p.inputs],
-        "grad_outputs": grad_outputs, "nests": nests,
+                   "rows": t in rows, "kind": f"_kinds[{k}]" if spec.fused else f"{t.name}.dtype"}
+                  for k, t in enumerate(p.inputs)],
+        "grad_outputs": grad_outputs, "nests": nests, "groups": groups, "one_dtype": spec.fused,
+        "first": p.inputs[0].name,
+        "forward_lines": forward_lines, "backward_lines": backward_lines,
+        "kept": [s.statement.name for s in d.statements if s.statement.name in residuals],
+        "class_name": f"{camel(p.name)}Function", "function": p.name,
     }
 
 
@@ -164,12 +191,14 @@ def _single(interface, t):
     return replace(interface, output=t)
 
 
-def emit_program(d: ProgramDerivation) -> str:
-    """The program's module source; deterministic (same derivation → same bytes).
+def emit_program(d: ProgramDerivation, backend: str = "numpy") -> str:
+    """The program's module source for ``backend`` (numpy, cupy, or a target: torch, a
+    torch.autograd.Function; jax, a jax.custom_vjp); deterministic (same derivation → same bytes).
 
     >>> from symgrad import ops
     >>> from symgrad.reverse import derive_program
     >>> "def vjp" in emit_program(derive_program(ops.build("softmax")))
     True
     """
-    return environment().get_template("program.py.j2").render(**program_context(d))
+    template = f"program_{backend}.py.j2" if backend in ("torch", "jax") else "program.py.j2"
+    return environment().get_template(template).render(**program_context(d, backend))

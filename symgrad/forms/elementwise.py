@@ -56,7 +56,7 @@ class Elementwise(Kind):
             lines.append(f"{name} = {read}")
             mapping[acc] = sp.Symbol(name)
         factor = form.term.factor.xreplace(mapping)
-        bodies = _c_bodies(factor) if target.backend.fused and not target.shaped else None
+        bodies = _c_bodies(factor) if target.backend.fused and self._one_kernel(form, factor, mapping, target) else None
         if bodies:
             params = ", ".join(f"T {m}" for m in mapping.values())
             args = ", ".join(str(m) for m in mapping.values())
@@ -71,6 +71,18 @@ class Elementwise(Kind):
         elif target.shaped and set(target.out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}:
             lines.append(f"{target.out} = xp.broadcast_to({target.out}, {shape_code(target.tensor.dims)})")
         return printed(lines, printer)
+
+    @staticmethod
+    def _one_kernel(form, factor, mapping, target) -> bool:
+        """Whether one CUDA kernel computes the form: an op's aligned operands, or a program
+        statement's whose broadcast covers every axis of its target, reading nothing but them (no
+        size in the expression, no mask)."""
+        if not target.shaped:
+            return True
+        if not mapping or not factor.free_symbols <= set(mapping.values()):
+            return False
+        covered = {v for spec in form.layout["operands"] for v in spec["vars"]}
+        return not form.term.guards and set(target.out_vars) <= covered
 
     def describe(self, form, show=None):
         mask = f", zero where not {' and '.join(form.fields['mask'])}" if "mask" in form.fields else ""

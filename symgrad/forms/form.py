@@ -10,6 +10,7 @@ import sympy as sp
 from .. import naming
 from ..ir import Tensor, Term
 from ..printing.array import array_code
+from ..printing.text import size_code
 
 
 @dataclass
@@ -174,8 +175,12 @@ def scaled(code: str, fields: dict, printer) -> str:
     scale = sp.sympify(fields.get("scale", 1))
     if scale == 1:
         return code
-    value = array_code(scale, printer)  # of sizes: a Python float, which keeps float32 arrays float32
-    return f"{value if scale.is_Number else f'float({value})'} * {code}"
+    if scale.is_Number:
+        return f"{array_code(scale, printer)} * {code}"
+    value = size_code(scale)  # of sizes: a Python float, which keeps float32 arrays float32 (and is no tensor)
+    if "math." in value:
+        printer.used_modules.add("math")
+    return f"float({value}) * {code}"
 
 
 def index_bound(guard, out_vars):

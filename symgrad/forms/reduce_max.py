@@ -47,7 +47,7 @@ class ReduceMax(Kind):
     def code(self, form, target):
         printer = target.backend.make_printer()
         axes = tuple(range(len(form.layout["grid"]) - len(form.term.sums), len(form.layout["grid"])))
-        lines = self.grid(form, target, printer) + [f"{target.out} = xp.max(_body, axis={axes})"]
+        lines = self.grid(form, target, printer) + [f"{target.out} = xp.amax(_body, axis={axes})"]
         if target.tensor.scalar:
             lines.append(f"{target.out} = {target.out}.reshape(())")
         return printed(lines, printer)
@@ -57,9 +57,9 @@ class ReduceMax(Kind):
         printer = target.backend.make_printer()
         n = len(form.term.sums)
         axes = tuple(range(len(form.layout["grid"]) - n, len(form.layout["grid"])))
-        widened = f"xp.reshape({value}, xp.shape({value}) + (1,) * {n})"
+        widened = f"xp.reshape({value}, tuple({value}.shape) + (1,) * {n})"
         lines = self.grid(form, target, printer) + [
-            f"{target.out} = (_body == {widened})",
+            f"{target.out} = (_body == {widened}) * xp.ones_like(_body)",  # in the operand's dtype, on its device
             f"{target.out} = {target.out} / {target.out}.sum(axis={axes}, keepdims=True)"]
         return printed(lines, printer)
 
@@ -70,7 +70,7 @@ class ReduceMax(Kind):
                 "among tied maxima"]
 
     def formulation(self, form, backend, blockwise=False, jit=False):
-        return "one reduction (xp.max); the backward's selector one comparison"
+        return "one reduction (xp.amax); the backward's selector one comparison"
 
 
 REDUCE_MAX = ReduceMax()

@@ -12,16 +12,18 @@ are module constants.  Pieces written for NumPy that the CuPy modules replace: :
 * :mod:`dot_general` — ``jax.lax.dot_general``;
 * :mod:`gemm_numpy`, :mod:`gemm_cupy`, :mod:`gemm_torch` — GEMMs; :mod:`accumulate`, :mod:`accumulate_numpy`,
   :mod:`accumulate_cupy` — the convolution paths' sums of products;
-* :mod:`threads`, :mod:`stream` — how a convolution's work is dealt out;
+* :mod:`threads`, :mod:`stream` — how a convolution's (and a batched GEMM's) work is dealt out;
 * :mod:`blockwise`, :mod:`jit`, :mod:`jit_erf`, :mod:`jit_tanh`, :mod:`jit_exp` — elementwise
   functions over cache-sized blocks, or as numba loops, in double precision;
 * :mod:`erfc` — erfc of float64 arrays, accurate in the far tail; :mod:`inputs` — the inputs as
   arrays, checked;
 * :mod:`fused` — CuPy elementwise kernels; :mod:`add_terms` — a gradient's terms added in place;
-  :mod:`owned` — results the caller may write to; :mod:`regroup`, :mod:`crop_pad`, :mod:`layout` —
+  :mod:`owned` — results the caller may write to; :mod:`rows` — programs' leading axes;
+  :mod:`regroup`, :mod:`crop_pad`, :mod:`layout` —
   array-library agnostic pieces every target's convolution shares; :mod:`total` — double backward's
   sums;
 * the framework targets' pieces: :mod:`torch_conv`, :mod:`gemm_torch` (torch's kernels),
-  :mod:`torch_inputs`, :mod:`torch_layer`; :mod:`jax_conv`, :mod:`jax_dot_general` (``jax.lax``),
+  :mod:`torch_inputs`, :mod:`torch_layer`, :mod:`torch_saved` (a program Function's residuals);
+  :mod:`jax_conv`, :mod:`jax_dot_general` (``jax.lax``),
   :mod:`jax_inputs`.
 """

@@ -5,7 +5,8 @@ pass over memory, vectorised by LLVM and spread over numba's threads (NUMBA_NUM_
 numba.set_num_threads), where the NumPy path makes a ufunc pass per operation (some 30 for a GELU
 gradient).  A loop is compiled once per dtype and process, on first use (about half a second).
 Programs' elementwise statements run as loop nests over their index space (_nest), each operand
-read at its own indices (a row's statistic, a column's weight), with the same fallback.
+read at its own indices (a row's statistic, a column's weight), with the same fallback; runs of
+statements that go row by row run as one loop over the rows (_rows).
 Every loop computes in double precision and rounds once on the store: float32 loops call the
 double-precision functions of :mod:`jit_erf`, :mod:`jit_tanh` and :mod:`jit_exp`, which LLVM can
 vectorise; float64 loops call C's libm.  Arrays under _JIT_MIN elements, of other dtypes (float16
@@ -27,6 +28,20 @@ except ImportError:
 _inline = numba.njit(inline="always") if numba is not None else (lambda function: function)
 _JIT_MIN = 1 << 16
 _COMPILED = {}
+
+
+def _sum(row):
+    """The sum of a row of summands (a loop nest's reduction): added in the machine's vector
+    lanes, the only arithmetic compiled with reassociation allowed (the summands themselves are
+    computed without it)."""
+    total = 0.0
+    for k in range(row.shape[0]):
+        total += row[k]
+    return total
+
+
+if numba is not None:
+    _sum = numba.njit(fastmath={"reassoc"})(_sum)
 
 
 def _elementwise(op, block, loop, arrays, dtype):
@@ -59,6 +74,17 @@ def _nest(op, nest, arrays, scalars, shape, kind, work=None):
         return None
     out = xp.empty(shape, dtype=kind)
     return out if _run(op, nest, kind, out, list(arrays) + list(scalars)) else None
+
+
+def _rows(op, rows, arrays, scalars, shapes, kind, work):
+    """The arrays of ``shapes`` the fused row loop ``rows(single)`` computes (several statements,
+    row by row: each row of the inputs is read from memory once), or None where it does not apply
+    (as _nest; ``work`` counts the elements all of them visit).  The caller then runs each
+    statement's own code."""
+    if work < _JIT_MIN or any(a.dtype != kind for a in arrays) or not _jit_ok(rows, kind):
+        return None
+    outs = tuple(xp.empty(shape, dtype=kind) for shape in shapes)
+    return outs if _run(op, rows, kind, outs[0], list(outs[1:]) + list(arrays) + list(scalars)) else None
 
 
 def _jit_ok(factory, kind) -> bool:

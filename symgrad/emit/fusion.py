@@ -1,0 +1,225 @@
+"""Row fusion: consecutive statements of a program that each compute one row of their result from
+the same row of the tensors before them (a normalisation's mean, centred input, variance and
+output; a softmax's max, exponentials, sum and quotient) run as one numba loop over the rows, so
+a row is read from memory once and its intermediates stay in cache.
+
+The emitter hands :func:`fuse` its code as :class:`Unit`\\ s in program order: a loop nest with its
+NumPy fallback and the store into an adjoint, an alias (``dx = dxc``), or other code.  A run of row
+nests over rows of the same extent, each reading what the run made only at its own row, becomes
+one group; a nest that reads nothing the run made (a bias gradient's sum over the rows) moves
+before it; anything else ends it.  The group tries the fused loop (``_rows`` in
+:mod:`symgrad.runtime.jit`) and falls back to the members' own code."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .loops import Nest
+
+
+class _After:
+    def __repr__(self):
+        return "AFTER"
+
+
+#: what a name holds when the open group computes it after its loop (an adjoint's NumPy sum)
+AFTER = _After()
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One step of the emitted code: ``lines`` alone (the unfused code: nest call, fallback and
+    store); with ``nest``, the loop nest computing ``out`` over ``extent`` rows, its result then
+    stored into ``into`` (``add``: added to it by NumPy after the loop); with ``alias``, ``out`` is
+    that name unchanged (and stored like a nest's)."""
+
+    lines: tuple
+    out: str = None
+    nest: Nest = None
+    name: str = ""
+    text: str = ""
+    shape: str = ""          # the result's shape, as code
+    extent: object = None    # the result's first axis (a size)
+    work: object = None      # elements the nest visits (sympy)
+    into: str = None
+    add: bool = False
+    alias: str = None
+    comment: tuple = ()      # comment lines before it
+    row: str = None          # a row's shape, as code (results of two axes or more)
+
+    @property
+    def fusable(self) -> bool:
+        return self.nest is not None and self.nest.rows is not None
+
+
+@dataclass
+class Group:
+    """The members of an open group and what its names hold: ``made[name]`` is the index of the
+    member whose result the name holds, AFTER, or the name whose value from before the group it
+    holds; a name not in it holds its own value from before the group."""
+
+    members: list = field(default_factory=list)
+    made: dict = field(default_factory=dict)
+    read: set = field(default_factory=set)        # names the members read
+    before: list = field(default_factory=list)    # units moved before the group
+    needed: set = field(default_factory=set)      # members a NumPy sum after the loop reads
+
+    def reads_ok(self, unit: Unit) -> bool:
+        """Whether ``unit``'s nest reads what the group made only at its own row."""
+        if self.members and unit.extent != self.members[0].extent:
+            return False
+        for name, row in zip(unit.nest.arrays, unit.nest.rows):
+            holds = self.made.get(name)
+            if holds is AFTER or (isinstance(holds, int) and not row):
+                return False
+        return True
+
+    def independent(self, unit: Unit) -> bool:
+        """Whether ``unit`` (a nest) can run before the group: it reads nothing the group made and
+        binds no name the group binds or reads."""
+        reads = set(unit.nest.arrays) | ({unit.into} if unit.add else set())
+        binds = {unit.out, unit.into} - {None}
+        return not (reads & set(self.made) or binds & (set(self.made) | self.read))
+
+    def take(self, unit: Unit):
+        if unit.add:  # ``into = into + out`` runs after the loop: it reads both results whole
+            self.needed |= {h for h in (self.made.get(unit.into), self.made.get(unit.alias)) if isinstance(h, int)}
+        self.members.append(unit)
+        self.read |= set(unit.nest.arrays if unit.nest else (unit.alias,)) | ({unit.into} if unit.add else set())
+        self.made.update(bound(unit, len(self.members) - 1, self.made))
+
+
+def bound(unit: Unit, index: int, made: dict) -> dict:
+    """The names ``unit`` binds and what each then holds (as in :class:`Group`'s ``made``)."""
+    source = made.get(unit.alias, unit.alias) if unit.alias else index
+    return {name: AFTER if name == unit.into and unit.add else source
+            for name in (unit.out, unit.into) if name is not None}
+
+
+def fuse(op: str, units: list, prefix: str, groups: list, live: set) -> list:
+    """The lines of ``units`` with runs of row nests fused (each group's loop recorded in
+    ``groups`` for the template, named after ``prefix``).  ``live``: the names the code after
+    these lines reads; a member's result that nothing after its group reads, and that has more
+    than one axis, is never stored whole: its loop keeps one row at a time."""
+    chunks, group = [], Group()
+
+    def close():
+        nonlocal group
+        chunks.append([line for u in group.before for line in u.comment + u.lines])
+        if sum(m.nest is not None for m in group.members) < 2:
+            chunks.append([line for u in group.members for line in u.comment + u.lines])
+        else:
+            chunks.append(group)
+        group = Group()
+
+    for unit in units:
+        if unit.fusable and group.reads_ok(unit) or unit.alias and group.members:
+            group.take(unit)
+        elif unit.nest is not None and group.members and group.independent(unit):
+            group.before.append(unit)
+        else:
+            close()
+            if unit.fusable:
+                group.take(unit)
+            else:
+                chunks.append(list(unit.comment + unit.lines))
+    close()
+    lines, found = [], []
+    for chunk in reversed(chunks):  # from the end, so each group knows what is read after it
+        if isinstance(chunk, Group):
+            chunk = _group_lines(op, chunk, prefix, found, live)
+        lines = chunk + lines
+        live = live | names_read(chunk)
+    groups.extend(reversed(found))
+    return lines
+
+
+def names_read(lines) -> set:
+    """Every name the code ``lines`` mentions outside comments."""
+    return {name for line in lines if not line.lstrip().startswith("#") for name in re.findall(r"[A-Za-z_]\w*", line)}
+
+
+def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) -> list:
+    """The call of the group's fused loop, then each member's store; its members' own code when
+    the loop does not apply.  Members nothing in ``live`` holds keep one row at a time."""
+    members = group.members
+    nests = [m for m in members if m.nest is not None]
+    held = {holds for name, holds in group.made.items() if name in live} | group.needed
+    scratch = {k for k, m in enumerate(members) if m.nest is not None and k not in held and not m.add and m.row}
+    name = f"{prefix}_{_ident(nests[0].out)}_to_{_ident(nests[-1].out)}"
+    taken = {g["name"] for g in groups}
+    name = next(f"{name}{k or ''}" for k in range(len(taken) + 1) if f"{name}{k or ''}" not in taken)
+    inputs, scalars, body, elements, functions, rows = [], [], [], [], set(), []
+    store = {}  # a member (index among all) → what the loop calls its result: outK or rowK
+    made = {}
+    for index, m in enumerate(members):
+        if m.nest is not None:
+            k = len(elements)
+            store[index] = f"row{k}" if index in scratch else f"out{len([i for i in store if i not in scratch])}"
+            rename = {"out": store[index], "element": f"element{k}"}
+            for j, array in enumerate(m.nest.arrays):
+                holds = made.get(array, array)
+                if isinstance(holds, int):
+                    rename[f"_x{j}"] = store[holds]
+                else:
+                    if holds not in inputs:
+                        inputs.append(holds)
+                    rename[f"_x{j}"] = f"_x{inputs.index(holds)}"
+            scalars += [s for s in m.nest.scalars if s not in scalars]
+            pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in rename) + r")\b")
+            body.append(f"        # {m.text}")
+            if index in scratch:
+                rows.append(m.row)
+                body.append(f"        row{k} = xp.empty(_r{len(rows) - 1})")
+            at_rows = {store[i] for i in store if i in scratch}
+            body += [_row(pattern.sub(lambda hit: rename[hit.group(0)], line), at_rows) for line in m.nest.body[1:]]
+            elements.append(m.nest)
+            functions |= set(m.nest.functions)
+        made.update(bound(m, index, made))
+    outs = [store[i] for i in sorted(store) if i not in scratch]
+    groups.append({"name": name, "text": ", ".join(m.out for m in nests), "elements": elements,
+                   "functions": sorted(functions),
+                   "loop_args": ", ".join(outs + [f"_x{j}" for j in range(len(inputs))] + scalars +
+                                          [f"_r{j}" for j in range(len(rows))]),
+                   "body": body})
+    work = sp.Add(*[m.work for m in nests])
+    from ..printing.text import size_code
+    kept = [m for i, m in enumerate(members) if m.nest is not None and i not in scratch]
+    call = (f"_fused = _rows({op!r}, _{name}_rows, ({''.join(f'{a}, ' for a in inputs)}), "
+            f"({''.join(f'{s}, ' for s in scalars)}{''.join(f'{r}, ' for r in rows)}), "
+            f"({''.join(f'{m.shape}, ' for m in kept)}), {inputs[0]}.dtype, {size_code(work)})")
+    fused, k = [], 0
+    for index, m in enumerate(members):
+        fused += list(m.comment)
+        if index in scratch:
+            fused += [f"{m.out} = None  # kept a row at a time: nothing after reads it"] + _store(m)
+        elif m.nest is not None:
+            fused += [f"{m.out} = _fused[{k}]"] + _store(m)
+            k += 1
+        else:
+            fused += list(m.lines)
+    own = [line for m in members for line in m.comment + m.lines]
+    head = f"# {len(nests)} statements row by row in one loop ({', '.join(m.out for m in nests)}), else one by one"
+    return [head, call, "if _fused is not None:"] + ["    " + line for line in fused] + \
+        ["else:"] + ["    " + line for line in own]
+
+
+def _row(line: str, rows: set) -> str:
+    """A loop line with the row-at-a-time results (``rowK``) read and written without the row
+    index: ``rowK[_i0, j]`` is ``rowK[j]``, ``rowK.shape[1]`` is ``rowK.shape[0]``."""
+    for r in rows:
+        line = re.sub(rf"\b{r}\[_i0, ", f"{r}[", line)
+        line = re.sub(rf"\b{r}\.shape\[(\d+)\]", lambda hit: f"{r}.shape[{int(hit.group(1)) - 1}]", line)
+    return line
+
+
+def _store(m: Unit) -> list:
+    if m.into is None:
+        return []
+    return [f"{m.into} = {m.into} + {m.out}" if m.add else f"{m.into} = {m.out}"]
+
+
+def _ident(text: str) -> str:
+    return re.sub(r"\W+", "_", text).strip("_")

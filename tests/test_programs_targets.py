@@ -1,0 +1,127 @@
+"""Programs as torch.autograd.Functions (``emit --target torch``) and jax.custom_vjp functions
+(``--target jax``): every case of the programs' sweep against torch's own functions (gradcheck and
+gradgradcheck, float64; float32 values) and against the NumPy modules (check_grads of order 2, under
+jit too), and the pieces only some programs have (a max that is differentiated, index maps, several
+outputs)."""
+import numpy as np
+import pytest
+
+from conftest import needs_jax, needs_torch
+from symgrad import ops
+from symgrad.emit import load
+from symgrad.emit.program import emit_program
+from symgrad.reverse import derive_program
+from symgrad.syntax import parse_program
+from test_programs import SWEEP, _builder_params, _run, module, torch_case
+
+
+def torch_module(program, target="torch"):
+    return load(emit_program(derive_program(program), target), f"{target}_{program.name}")
+
+
+def _function(name, params):
+    program = ops.build(name, **_builder_params(name, params))
+    return getattr(torch_module(program), program.name)
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", SWEEP, ids=[f"{n}-{k}" for k, (n, _, _) in enumerate(SWEEP)])
+def test_torch_function_against_torch(name, params, shapes):
+    """Forward and gradients equal torch's own (float64 ≤ 1e-10, float32 ≤ 1e-5 relative), and
+    torch.autograd's gradcheck and gradgradcheck pass: the backward is made of torch operations,
+    so double backward differentiates it again."""
+    import torch
+    f = _function(name, params)
+    arrays, reference, extra = torch_case(name, params, shapes)
+    results = {}
+    for dtype in (torch.float64, torch.float32):
+        ts = [torch.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
+        ours, theirs = f(*ts, *extra), reference(*ts)
+        assert ours.dtype == dtype
+        g = torch.tensor(np.random.default_rng(2).standard_normal(tuple(theirs.shape)), dtype=dtype)
+        results[dtype] = [[r.detach().double() for r in [y] + list(torch.autograd.grad(y, ts, g))]
+                          for y in (ours, theirs)]
+    truth = results[torch.float64][1]
+    for got, want in zip(results[torch.float64][0], truth):
+        assert (got - want).abs().max().item() <= 1e-10 * max(want.abs().max().item(), 1e-3)
+    for got, torch32, want in zip(*results[torch.float32], truth):  # 1e-5, or no worse than torch's float32
+        worst = max(1e-5 * max(want.abs().max().item(), 1e-3), (torch32 - want).abs().max().item())
+        assert (got - want).abs().max().item() <= worst
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    assert torch.autograd.gradcheck(lambda *a: f(*a, *extra), ts)
+    assert torch.autograd.gradgradcheck(lambda *a: f(*a, *extra), ts)
+
+
+@needs_torch
+def test_differentiated_max_index_maps_and_several_outputs():
+    """A max whose gradient flows (through its selector), a circular padding (an index map) and a
+    program of two outputs: gradcheck and gradgradcheck."""
+    import torch
+    rng = np.random.default_rng(3)
+    m = torch_module(parse_program("input x[N, D]\ny[n] = max(d) x[n, d]"))
+    x = torch.tensor(rng.standard_normal((3, 5)), requires_grad=True)
+    assert torch.allclose(m.rule(x), x.amax(1))
+    assert torch.autograd.gradcheck(m.rule, (x,)) and torch.autograd.gradgradcheck(m.rule, (x,))
+    conv = ops.conv_padded(1, "circular", padding=2, stride=1, dilation=1)
+    f = getattr(torch_module(conv), conv.name)
+    ts = [torch.tensor(rng.standard_normal(s), requires_grad=True) for s in ((2, 3, 7), (4, 3, 3), (4,))]
+    want = torch.nn.functional.conv1d(torch.nn.functional.pad(ts[0], (2, 2), mode="circular"), ts[1], ts[2])
+    assert torch.allclose(f(*ts), want, atol=1e-12)
+    assert torch.autograd.gradcheck(f, ts) and torch.autograd.gradgradcheck(f, ts)
+    two = torch_module(parse_program("input x[N]\noutput s[i] = x[i]^2\noutput c[i] = 3 * x[i]"))
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    s, c = two.rule(x)
+    assert torch.equal(s, x.detach() ** 2) and torch.equal(c, 3 * x.detach())
+    (s.sum() + 2 * c.sum()).backward()
+    assert torch.equal(x.grad, 2 * x.detach() + 6)
+    assert torch.autograd.gradgradcheck(two.rule, (x,))
+
+
+@needs_torch
+def test_torch_program_module_imports_torch_only_and_is_deterministic():
+    program = ops.build("layer_norm")
+    first = emit_program(derive_program(program), "torch")
+    assert first == emit_program(derive_program(ops.build("layer_norm")), "torch")
+    imports = sorted(line for line in first.splitlines() if line.startswith(("import ", "from ")))
+    assert imports == ["import torch as xp"], imports
+    assert "class LayerNormFunction(xp.autograd.Function)" in first and "recognised form: reduce_sum" in first
+
+
+@needs_torch
+def test_torch_program_refuses_other_inputs():
+    """The torch Function takes tensors of one dtype and device, and says so by name."""
+    import torch
+    f = _function("layer_norm", {})
+    with pytest.raises(TypeError, match="layer_norm: input weight is torch.float32"):
+        f(torch.zeros(2, 3, dtype=torch.float64), torch.zeros(3), torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="layer_norm: input x must be a torch tensor"):
+        f(np.zeros((2, 3)), torch.zeros(3), torch.zeros(3))
+
+
+def test_cli_emits_framework_programs(capsys):
+    code, out, _ = _run(capsys, "emit", "softmax", "--target", "torch")
+    assert code == 0 and "class SoftmaxFunction(xp.autograd.Function)" in out
+    code, out, _ = _run(capsys, "emit", "softmax", "--target", "jax")
+    assert code == 0 and "@jax.custom_vjp" in out and "import jax.numpy as xp" in out
+
+
+@needs_jax
+@pytest.mark.parametrize("name,params,shapes", SWEEP, ids=[f"{n}-{k}" for k, (n, _, _) in enumerate(SWEEP)])
+def test_jax_function_against_numpy_module_and_check_grads(name, params, shapes):
+    """The jax.custom_vjp's value and VJP equal the NumPy module's (float64, 1e-10), and
+    jax.test_util.check_grads of order 2 (reverse over reverse) passes, as does jax.jit."""
+    import jax
+    from jax.test_util import check_grads
+    jax.config.update("jax_enable_x64", True)
+    program = ops.build(name, **_builder_params(name, params))
+    jax_module = torch_module(program, "jax")
+    reference = module(name, **_builder_params(name, params))
+    arrays, _, extra = torch_case(name, params, shapes)
+    f = lambda *a: getattr(jax_module, program.name)(*a, *extra)  # noqa: E731
+    y, pullback = jax.vjp(f, *arrays)
+    want, want_pullback = reference.vjp(*arrays, *extra)
+    g = np.random.default_rng(1).standard_normal(np.shape(want))
+    for got, w in zip((y,) + tuple(pullback(g)), (want,) + tuple(want_pullback(g))):
+        np.testing.assert_allclose(np.asarray(got), w, rtol=1e-10, atol=1e-10)
+    check_grads(f, arrays, order=2, modes=["rev"])
+    np.testing.assert_allclose(np.asarray(jax.jit(f)(*arrays)), want, rtol=1e-10, atol=1e-10)
