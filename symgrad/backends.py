@@ -49,6 +49,8 @@ class Backend:
     in_place: bool = True
     #: a framework target: the module wraps forward and backward for the framework's autodiff
     framework: bool = False
+    #: arrays are immutable: a slice is written as ``a = a.at[index].set(value)`` (JAX)
+    immutable: bool = False
 
     def make_printer(self) -> ArrayPrinter:
         return self.printer()
@@ -65,6 +67,10 @@ class Backend:
         """``xp.zeros``/``xp.ones`` of ``shape`` with the dtype (and device) of the array ``like``."""
         device = f", device={like}.device" if self.device else ""
         return f"xp.{function}({shape}, dtype={like}.dtype{device})"
+
+    def set_slice(self, array: str, index: str, value: str) -> str:
+        """The statement writing ``value`` into ``array[index]``."""
+        return f"{array} = {array}.at[{index}].set({value})" if self.immutable else f"{array}[{index}] = {value}"
 
     def arange(self, lo: str, hi: str, like: str) -> str:
         """``xp.arange(lo, hi)``, on the device of ``like`` where arrays have one."""
@@ -89,7 +95,8 @@ JAX = Backend("jax", "JAX", "import jax.numpy as xp", JaxArrayPrinter,
               substitutes={"conv": "jax_conv", "dot_general": "jax_dot_general"},
               conv_runs="jax.lax.conv_general_dilated with these fields verbatim (precision HIGHEST)",
               conv_paths=False, matmul_runs="jax.lax.dot_general with these dimension numbers (precision HIGHEST)",
-              expression_runs="jax.numpy expression (XLA fuses it under jit)", in_place=False, framework=True)
+              expression_runs="jax.numpy expression (XLA fuses it under jit)", in_place=False, framework=True,
+              immutable=True)
 BACKENDS = {b.name: b for b in (NUMPY, CUPY)}
 TARGETS = {b.name: b for b in (TORCH, JAX)}
 

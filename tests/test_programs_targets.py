@@ -53,21 +53,15 @@ def test_torch_function_against_torch(name, params, shapes):
 
 
 @needs_torch
-def test_differentiated_max_index_maps_and_several_outputs():
-    """A max whose gradient flows (through its selector), a circular padding (an index map) and a
-    program of two outputs: gradcheck and gradgradcheck."""
+def test_differentiated_max_and_several_outputs():
+    """A max whose gradient flows (through its selector) and a program of two outputs: gradcheck
+    and gradgradcheck."""
     import torch
     rng = np.random.default_rng(3)
     m = torch_module(parse_program("input x[N, D]\ny[n] = max(d) x[n, d]"))
     x = torch.tensor(rng.standard_normal((3, 5)), requires_grad=True)
     assert torch.allclose(m.rule(x), x.amax(1))
     assert torch.autograd.gradcheck(m.rule, (x,)) and torch.autograd.gradgradcheck(m.rule, (x,))
-    conv = ops.conv_padded(1, "circular", padding=2, stride=1, dilation=1)
-    f = getattr(torch_module(conv), conv.name)
-    ts = [torch.tensor(rng.standard_normal(s), requires_grad=True) for s in ((2, 3, 7), (4, 3, 3), (4,))]
-    want = torch.nn.functional.conv1d(torch.nn.functional.pad(ts[0], (2, 2), mode="circular"), ts[1], ts[2])
-    assert torch.allclose(f(*ts), want, atol=1e-12)
-    assert torch.autograd.gradcheck(f, ts) and torch.autograd.gradgradcheck(f, ts)
     two = torch_module(parse_program("input x[N]\noutput s[i] = x[i]^2\noutput c[i] = 3 * x[i]"))
     x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
     s, c = two.rule(x)
@@ -125,3 +119,29 @@ def test_jax_function_against_numpy_module_and_check_grads(name, params, shapes)
         np.testing.assert_allclose(np.asarray(got), w, rtol=1e-10, atol=1e-10)
     check_grads(f, arrays, order=2, modes=["rev"])
     np.testing.assert_allclose(np.asarray(jax.jit(f)(*arrays)), want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+@pytest.mark.parametrize("mode", ["circular", "reflect", "replicate"])
+def test_padding_modes_on_both_targets(ndim, mode):
+    """The padding modes' index maps (slices copied, flipped for reflect) on torch (gradcheck,
+    gradgradcheck) and JAX (arrays immutable: slices written with .at[].set; check_grads order 2):
+    both equal F.pad + F.conv."""
+    torch = pytest.importorskip("torch")
+    jax = pytest.importorskip("jax")
+    from jax.test_util import check_grads
+    import torch.nn.functional as F
+    jax.config.update("jax_enable_x64", True)
+    program = ops.conv_padded(ndim, mode, padding=2, stride=1, dilation=1)
+    d = derive_program(program)
+    rng = np.random.default_rng(7)
+    x, w, b = (rng.standard_normal(s) for s in (((2, 3, 7), (4, 3, 3)) if ndim == 1 else ((2, 3, 6, 5), (4, 3, 3, 2)))
+               + ((4,),))
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    want = (F.conv1d if ndim == 1 else F.conv2d)(F.pad(ts[0], (2, 2) * ndim, mode=mode), ts[1], ts[2])
+    f_torch = getattr(load(emit_program(d, "torch"), "padded_torch"), program.name)
+    f_jax = getattr(load(emit_program(d, "jax"), "padded_jax"), program.name)
+    assert (f_torch(*ts) - want).abs().max().item() <= 1e-12
+    np.testing.assert_allclose(np.asarray(f_jax(x, w, b)), want.detach().numpy(), rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(f_torch, ts) and torch.autograd.gradgradcheck(f_torch, ts)
+    check_grads(f_jax, (x, w, b), order=2, modes=["rev"])

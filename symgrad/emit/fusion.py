@@ -1,7 +1,8 @@
 """Row fusion: consecutive statements of a program that each compute one row of their result from
 the same row of the tensors before them (a normalisation's mean, centred input, variance and
-output; a softmax's max, exponentials, sum and quotient) run as one numba loop over the rows, so
-a row is read from memory once and its intermediates stay in cache.
+output; a softmax's exponentials, sum and quotient) run as one numba loop over the rows, so
+a row is read from memory once and its intermediates stay in cache; an intermediate nothing after
+the loop reads is kept one row at a time and never stored whole.
 
 The emitter hands :func:`fuse` its code as :class:`Unit`\\ s in program order: a loop nest with its
 NumPy fallback and the store into an adjoint, an alias (``dx = dxc``), or other code.  A run of row
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ..printing.text import size_code
 from .loops import Nest
 
 
@@ -185,7 +187,6 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
                                           [f"_r{j}" for j in range(len(rows))]),
                    "body": body})
     work = sp.Add(*[m.work for m in nests])
-    from ..printing.text import size_code
     kept = [m for i, m in enumerate(members) if m.nest is not None and i not in scratch]
     call = (f"_fused = _rows({op!r}, _{name}_rows, ({''.join(f'{a}, ' for a in inputs)}), "
             f"({''.join(f'{s}, ' for s in scalars)}{''.join(f'{r}, ' for r in rows)}), "

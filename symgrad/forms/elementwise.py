@@ -24,7 +24,7 @@ def _c_bodies(factor):
 
 def mask_statements(guards, target, printer) -> list:
     """``target.out`` set to 0 where a guard on the target's indices fails (index grids, one where)."""
-    lines, mask = index_mask(guards, target.out_vars, target.tensor.dims, printer)
+    lines, mask = index_mask(guards, target.out_vars, target.tensor.dims, printer, target.backend, target.out)
     dims = shape_code(target.tensor.dims)
     return lines + [f"{target.out} = xp.where({mask}, xp.broadcast_to({target.out}, {dims}), 0)"]
 

@@ -40,7 +40,7 @@ class ReduceMax(Kind):
         if form.term.guards:
             extents = list(target.tensor.dims if not target.tensor.scalar else []) + \
                 [hi + 1 for _, _, hi in form.term.sums]
-            grids, mask = index_mask(form.term.guards, grid, extents, printer)
+            grids, mask = index_mask(form.term.guards, grid, extents, printer, target.backend, "_body")
             lines += grids + [f"_body = xp.where({mask}, _body, -xp.inf)"]
         return lines
 

@@ -101,11 +101,11 @@ class Shift(Kind):
             kept.append(v)
         src = f"{array_of(read.base.name, target.tensors)}[{', '.join(index)}]"
         if flips:
-            src = f"xp.flip({src}, axis={tuple(flips)})"
+            src = target.backend.flipped(src, flips)
         src = align(src, kept, target.out_vars, target.backend)
         dest = ", ".join(f"{names[v][0]}:{names[v][1]}" for v in target.out_vars)
         condition = " and ".join(f"{names[v][1]} > {names[v][0]}" for v in target.out_vars if names[v][0])
-        copy = f"{out}[{dest}] = {scaled(src, form.fields, printer)}"
+        copy = target.backend.set_slice(out, dest, scaled(src, form.fields, printer))
         lines += [f"if {condition}:", f"    {copy}"] if condition else [copy]
         return printed(lines, printer)
 
