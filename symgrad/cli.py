@@ -256,6 +256,8 @@ def _report(path, text: str):
 
 def cmd_bench(args):
     from .bench import cpu as bench
+    if args.programs and not args.suite:
+        raise SymgradError("bench: --programs chooses the programs' suite; it goes with --suite")
     if args.backend == "cupy":
         if args.target != "module":
             raise SymgradError("bench: --target torch times the torch Function on the CPU; --backend cupy times the "
@@ -272,8 +274,6 @@ def cmd_bench(args):
         _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target,
                                   programs=args.programs))
         return 0
-    if args.programs:
-        raise SymgradError("bench: --programs chooses the programs' suite; it goes with --suite")
     if args.rule or args.file:
         raise SymgradError("bench: time a built-in op or program by name; --rule and -f are not benchmarked")
     if not args.op:
@@ -318,8 +318,6 @@ def _bench_gpu(args):
         path = _suite_output(args)
         _report(path, bench_gpu.program_suite(dtypes=tuple(args.dtype or ["float32"]), progress=_progress))
         return 0
-    if args.programs:
-        raise SymgradError("bench: --programs chooses the programs' suite; it goes with --suite")
     if args.suite:
         path = _suite_output(args)
         _report(path, bench_gpu.suite(dtypes=tuple(args.dtype or ["float32"]), gemms=gemms, conv_paths=paths,

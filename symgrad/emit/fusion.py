@@ -40,7 +40,6 @@ class Unit:
     lines: tuple
     out: str = None
     nest: Nest = None
-    name: str = ""
     text: str = ""
     shape: str = ""          # the result's shape, as code
     extent: object = None    # the result's first axis (a size)

@@ -71,7 +71,7 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
     fallback = list(body.lines) + ([f"{out} = {into} + {out}"] if fold else [])
     lines = [call, f"if {out} is None:"] + ["    " + line for line in fallback] + store
     dims = target.tensor.dims
-    return Unit(tuple(lines), out=out, nest=n, name=name, text=text, shape=shape_code(dims), extent=dims[0],
+    return Unit(tuple(lines), out=out, nest=n, text=text, shape=shape_code(dims), extent=dims[0],
                 work=work, into=into, add=added, row=shape_code(dims[1:]) if len(dims) > 1 else None)
 
 

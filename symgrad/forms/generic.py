@@ -25,7 +25,7 @@ def guard_code(g, printer) -> str:
     return printer.doprint(g)
 
 
-def index_mask(guards, vars_, extents, printer, backend=None, like: str = None) -> tuple:
+def index_mask(guards, vars_, extents, printer, backend, like: str) -> tuple:
     """``(lines, mask)``: index grids of the ``vars_`` (over ``extents``, one broadcast axis each)
     that ``guards`` use, and the guards as one boolean array expression over them.  ``backend``
     and ``like`` (an array's name) place the grids on that array's device (torch)."""
@@ -34,8 +34,7 @@ def index_mask(guards, vars_, extents, printer, backend=None, like: str = None) 
     for k, (v, n) in enumerate(zip(vars_, extents)):
         if any(v in g.free_symbols for g in guards):
             shape = ", ".join("-1" if a == k else "1" for a in range(len(vars_)))
-            grid = backend.arange("0", size_code(n), like) if backend and like else f"xp.arange({size_code(n)})"
-            lines.append(f"{names[v]} = {grid}.reshape({shape},)")
+            lines.append(f"{names[v]} = {backend.arange('0', size_code(n), like)}.reshape({shape},)")
     return lines, " & ".join(f"({guard_code(g.xreplace(names), printer)})" for g in guards)
 
 
