@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 import symgrad
-from symgrad.emit.loops import element_code
+from symgrad.emit.loops import loop as element_loop
 from symgrad.emit import emit, load
 from symgrad.ir import Op, Tensor, index, size
 from symgrad.printing.scalar import element_statements
@@ -168,7 +168,7 @@ def test_no_loop_where_a_name_would_clash():
     out = Tensor("out", (E,))
     op = Op("square", {}, (out,), Tensor("y", (E,)), (e,), out[e] ** 2, elementwise=True)
     d = symgrad.derive(op)
-    assert element_code(d.forward, "y") is None
+    assert element_loop(d.forward, "y", ["out"]) is None
     source = emit(d)
     assert "_loop" not in source and "return _blockwise(_forward_block" in source
     m = load(source, "square")

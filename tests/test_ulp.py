@@ -26,16 +26,14 @@ def test_float16_and_float32_are_correctly_rounded(scanned):
             assert ours[0] <= 0.5 + 1e-9 and not worse, (dtype, quantity, ours, worse[:3])
 
 
-def test_float64_never_loses_the_tails(scanned):
-    """float64 computes in float64: in the tails (|x| > 8) and at ±inf it is never worse than torch
-    (which loses every digit of the left tail); in the middle its rounding may leave it behind
-    torch's by up to 32 ulps near the gradient's zero, where both lose relative accuracy (the full
-    scan, `symgrad check gelu --ulp`, measured at most 28 there)."""
+def test_float64_is_never_behind_torch(scanned):
+    """float64 computes in double-double and rounds once: at no point scanned is its error more than
+    torch's (beyond the one-ulp allowance) — before, 11 forward and 55 gradient points of the exact
+    form and 3 and 85 of the tanh form were, by up to 28 ulps, all with |x| < 3.4."""
     for dtype, quantity, n, ours, theirs, worse in scanned.rows:
         if dtype == "float64":
-            for where, a, b in worse:
-                x = where[0] if isinstance(where, tuple) else where
-                assert abs(float(x)) <= 8 and a <= max(b, 1) + 32, (quantity, where, a, b)
+            assert not worse, (quantity, worse[:3])
+            assert ours[0] <= 8, (quantity, ours)  # the far left tail, x < -7, in double: torch 1e15 there
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
@@ -57,7 +55,9 @@ def test_limits_and_overflow(approximate):
 def test_cuda_kernels_compute_in_double_as_the_numpy_modules(monkeypatch, approximate):
     """The CuPy module's fused kernels (run on the host: tests/cuda_kernels_on_host.py) widen
     float16/float32 reads to double as the NumPy modules do: the same values at the extremes and the
-    limits, where float arithmetic would overflow x**3 into NaN."""
+    limits, where float arithmetic would overflow x**3 into NaN.  float64 is computed in double there
+    (the NumPy modules compute it in double-double): within the conditioning of erfc at x = -9.5,
+    where the rounding of x/√2 is amplified some 90 times."""
     d = symgrad.derive(symgrad.ops.gelu(approximate))
     reference = symgrad.emit.load(symgrad.emit.emit(d))
     stand_in(monkeypatch)
@@ -71,7 +71,7 @@ def test_cuda_kernels_compute_in_double_as_the_numpy_modules(monkeypatch, approx
             want = (reference.forward(x), reference.backward(g, x)[0])
         for a, b in zip(got, want):
             assert a.dtype == dtype and not np.isnan(a).any()
-            np.testing.assert_array_max_ulp(a, b, maxulp=0 if dtype != np.float64 else 4)
+            np.testing.assert_array_max_ulp(a, b, maxulp=0 if dtype != np.float64 else 64)
     assert sum(kernel.calls for kernel in module._KERNELS.values()) == 6
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ..printing.double import wide_statements
 from ..printing.scalar import ElementPrinter, element_statements
 
 #: names the numba loop factories define or bind; a tensor with one of them gets no loop
-RESERVED = {"_F", "_erf", "_tanh", "_exp", "math", "numba", "element", "loop", "out", "k", "single"}
+RESERVED = {"_F", "_erf", "_tanh", "_exp", "math", "numba", "element", "loop", "out", "k", "single", "xp"}
 
 
 @dataclass(frozen=True)
@@ -23,32 +24,45 @@ class Loop:
     result: str
     reads: str         # the element reads, each widened to the loop's compute type _F
     functions: tuple   # the scalar functions it calls (erf, erfc, tanh, exp)
+    wide: tuple = ()   # the element in double-double for float64 (printing.double), if it has such code
+    wide_functions: tuple = ()  # the double-double functions those lines call
+
+    @property
+    def wide_binding(self) -> str:
+        """The loop factory's line binding the compiled double-double functions the element calls."""
+        names = ", ".join(f"_dd_{f}" for f in self.wide_functions)
+        return f"{names} = ({', '.join(f'_dd_compiled()[{f!r}]' for f in self.wide_functions)})"
 
 
-def element_code(forms, out: str):
-    """(statements computing one element of an elementwise op's result, the scalar functions they
-    call), or None when a form is not a plain pointwise expression or has no scalar code."""
+def _element_expr(forms, out: str):
+    """The pointwise expression of an elementwise op's result in its tensors' names (one symbol per
+    tensor), or None when a form is not a plain pointwise expression or a name would collide."""
     if not all(f.kind == "elementwise" and not (f.term.sums or f.term.guards or f.term.deltas) for f in forms):
         return None
     names = {a.base.name for f in forms for a in f.term.accesses}
-    if names & RESERVED or any(n.startswith(out + "_s") for n in names):
+    if names & RESERVED or any(n.startswith((out + "_s", out + "_w")) for n in names):
         return None
-    expr = sp.Add(*[f.term.factor.xreplace({a: sp.Symbol(a.base.name) for a in f.term.accesses}) for f in forms])
-    printer = ElementPrinter()
-    try:
-        lines = element_statements(expr, out, printer)
-    except ValueError:
-        return None
-    return lines, tuple(sorted(printer.used_functions))
+    return sp.Add(*[f.term.factor.xreplace({a: sp.Symbol(a.base.name) for a in f.term.accesses}) for f in forms])
 
 
 def loop(forms, result: str, names: list):
-    """The numba loop for one elementwise function of the arrays ``names``, or None without one."""
-    code = element_code(forms, result)
-    if code is None:
+    """The numba loop for one elementwise function of the arrays ``names``, or None without one: the
+    element's statements in the loop's float type, and in double-double for float64 where the
+    expression has such code."""
+    expr = _element_expr(forms, result)
+    if expr is None:
         return None
-    lines, functions = code
-    return Loop(", ".join(names), tuple(lines), result, ", ".join(f"_F({name}[k])" for name in names), functions)
+    printer = ElementPrinter()
+    try:
+        lines = element_statements(expr, result, printer)
+    except ValueError:
+        return None
+    try:
+        wide, wide_functions = wide_statements(expr, result)
+    except ValueError:
+        wide, wide_functions = (), ()
+    return Loop(", ".join(names), tuple(lines), result, ", ".join(f"_F({name}[k])" for name in names),
+                tuple(sorted(printer.used_functions)), tuple(wide), wide_functions)
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,10 @@ def _leaves(value):
 
 def header_context(d: Derivation, spec, blockwise: bool = False, jit: dict = None, usage: str = None) -> dict:
     """What the header docstring says (templates/header.j2): the rule, each form and how ``spec``
-    computes it; ``jit`` names the forms (by gradient, None for the forward) that run as numba
-    loops; ``usage`` a paragraph on how to call the module."""
+    computes it; ``jit`` the numba loops (emit.loops.Loop) by gradient (None for the forward) where
+    the forms run as one; ``usage`` a paragraph on how to call the module."""
     op, jit = d.op, jit or {}
-    said = lambda f, name: kind(f.kind).formulation(f, spec, blockwise=blockwise, jit=jit.get(name, False))
+    said = lambda f, name: kind(f.kind).formulation(f, spec, blockwise=blockwise, jit=jit.get(name))
     return {
         "op": op.name, "version": __version__,
         "params": json.dumps(jsonable(op.params), sort_keys=True),
@@ -117,8 +117,9 @@ def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = 
     loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
     pieces = code["pieces"] | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
     pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for lp in loops for f in lp.functions}  # erfc beside erf
+    pieces |= {"double_double"} if any(lp.wide for lp in loops) else set()
     names, imports, runtime = inline(pieces, spec.substitutes)
-    jit = {None: forward_loop is not None, **{b["name"]: b["loop"] is not None for b in backward}}
+    jit = {None: forward_loop, **{b["name"]: b["loop"] for b in backward}}
     return {
         **header_context(d, spec, blockwise, jit), **code,
         "pieces": names,

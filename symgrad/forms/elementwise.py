@@ -94,6 +94,8 @@ class Elementwise(Kind):
         loop = "one numba loop when numba is installed, else " if jit else ""
         blocks = " in cache-sized blocks" if blockwise else ""
         wide = "; float16/float32 computed in float64, rounded once" if blockwise or jit else ""
+        if getattr(jit, "wide", ()):
+            wide += "; float64 in double-double, rounded once"
         return f"{loop}{backend.expression_runs}{blocks}{wide}"
 
 ELEMENTWISE = Elementwise()

@@ -87,9 +87,9 @@ class Kind:
         value into a sentence (plain text by default; the documents typeset it)."""
         raise NotImplementedError
 
-    def formulation(self, form: Form, backend, blockwise: bool = False, jit: bool = False) -> str:
+    def formulation(self, form: Form, backend, blockwise: bool = False, jit=None) -> str:
         """One sentence: how the emitted code computes the form on ``backend`` (``blockwise``: in an
-        elementwise op's blocks; ``jit``: also as a numba loop)."""
+        elementwise op's blocks; ``jit``: also as this numba loop, an emit.loops.Loop)."""
         raise NotImplementedError
 
     def relate(self, name: str, form: Form, forward: list) -> list:

@@ -44,14 +44,17 @@ if numba is not None:
     _sum = numba.njit(fastmath={"reassoc"})(_sum)
 
 
-def _elementwise(op, block, loop, arrays, dtype):
+def _elementwise(op, block, loop, arrays, dtype, wide=None):
     """block(*arrays) by the numba loop ``loop(single)`` makes when it applies (see above), else by
-    _blockwise; ``op`` names the operator in warnings.
+    _blockwise; ``op`` names the operator in warnings.  ``wide``: the block computed in
+    double-double, which a float64 result takes instead (the loop does the same for float64).
 
     A loop numba cannot compile (a function it does not know, in an op of your own) is dropped
     with a warning that says why, and that function then always takes the NumPy path.
     """
     shape, kind = arrays[0].shape, arrays[0].dtype
+    if wide is not None and dtype == xp.float64:
+        block = wide
     if (dtype != kind or math.prod(shape) < _JIT_MIN or any(a.shape != shape or a.dtype != kind for a in arrays)
             or not _jit_ok(loop, kind)):
         return _blockwise(block, arrays, dtype)
@@ -102,7 +105,9 @@ def _run(op, factory, kind, out, args) -> bool:
     if compiled is not None:
         compiled(out, *args)
         return True
-    compiled = numba.njit(parallel=True)(factory(kind == xp.float32))
+    # NumPy's error model: x/0 is inf or NaN as in the array code (numba's default raises, and its
+    # check on every division keeps LLVM from vectorising a loop)
+    compiled = numba.njit(parallel=True, error_model="numpy")(factory(kind == xp.float32))
     try:
         compiled(out, *args)  # compiles on this first call
     except numba.core.errors.NumbaError as error:
