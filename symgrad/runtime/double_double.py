@@ -17,7 +17,6 @@ The numba functions are compiled with ``forceinline`` (LLVM inlines them into th
 vectorises; numba's own ``inline="always"`` took minutes to compile a GELU gradient).
 """
 import math
-from fractions import Fraction
 
 import numpy as xp
 
@@ -33,12 +32,6 @@ _STEP = 32.0                             # erfc's Taylor nodes: multiples of 1/3
 _NODES = 161                             # ... from 0 to 5
 _TAYLOR = 17                             # coefficients per node: c0 .. c16 (|h| <= 1/64: 1e-30)
 _WIDE = 4                                # c0 .. c3 in double-double, the rest in double
-
-
-def _pair(value: Fraction):
-    """An exact rational as the nearest double-double."""
-    hi = float(value)
-    return hi, float(value - Fraction(hi))
 
 
 _EXP_TAIL = xp.array([1.0 / math.factorial(n) for n in range(9, 1, -1)])  # 1/9!, ..., 1/2!: (exp(r) - 1 - r)/r²
@@ -297,7 +290,7 @@ def _erfc_table():
     for n in range(1, _TAYLOR):
         ch, cl = f["mul"](kh, kl, *hermite[n - 1])
         sign = -1.0 if (n - 1) % 2 == 0 else 1.0
-        hi[n], lo[n] = f["mul"](sign * ch, sign * cl, *_pair(Fraction(1, math.factorial(n))))
+        hi[n], lo[n] = f["div"](sign * ch, sign * cl, float(math.factorial(n)), 0.0)  # n! <= 16! is exact
     return xp.array(hi[:_WIDE]), xp.array(lo[:_WIDE]), xp.array(hi[_WIDE:])
 
 
