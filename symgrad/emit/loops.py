@@ -31,7 +31,7 @@ class Loop:
     def wide_binding(self) -> str:
         """The loop factory's line binding the compiled double-double functions the element calls."""
         names = ", ".join(f"_dd_{f}" for f in self.wide_functions)
-        return f"{names} = ({', '.join(f'_dd_compiled()[{f!r}]' for f in self.wide_functions)})"
+        return f"{names} = map(_dd_compiled().get, {self.wide_functions!r})"
 
 
 def _element_expr(forms, out: str):

@@ -46,10 +46,10 @@ class _Flavour:
         self.compile, self.select, self.index, self.ldexp = compile, select, index, ldexp
 
 
-def _double_double(flavour, powers=None, erfc_table=None):
-    """The double-double functions of ``flavour``; ``powers`` are 2^(j/64), j = 0 .. 63, and
-    ``erfc_table`` erfc's Taylor coefficients (both computed with the functions made without them:
-    exp needs the powers, erfc, erf and tanh both)."""
+def _double_double(flavour, tables=None):
+    """The double-double functions of ``flavour``; ``tables``: 2^(j/64), j = 0 .. 63, and erfc's
+    Taylor coefficients, which the functions exp, erfc, erf and tanh read (the tables are computed
+    with the arithmetic made without them)."""
     compile, select, index, ldexp = flavour.compile, flavour.select, flavour.index, flavour.ldexp
 
     @compile
@@ -116,9 +116,9 @@ def _double_double(flavour, powers=None, erfc_table=None):
         """The double nearest to hi + lo."""
         return select(xp.isfinite(ah), ah + al, ah)
 
-    if powers is None:
+    if tables is None:
         return {"add": add, "mul": mul, "div": div, "sqrt": sqrt}
-    powers_hi, powers_lo = powers
+    (powers_hi, powers_lo), (wide_hi, wide_lo, narrow) = tables
 
     @compile
     def exp(ah, al):
@@ -143,10 +143,6 @@ def _double_double(flavour, powers=None, erfc_table=None):
         out = select(ah > 709.8, xp.inf, select(ah < -746.0, 0.0, eh))
         out = select(ah != ah, ah, out)
         return out, select(xp.isfinite(out) & (out != 0.0), el, 0.0)
-
-    if erfc_table is None:
-        return {"add": add, "mul": mul, "div": div, "exp": exp}
-    wide_hi, wide_lo, narrow = erfc_table
 
     @compile
     def erfc(ah, al):
@@ -208,7 +204,7 @@ def _double_double(flavour, powers=None, erfc_table=None):
 
 def _powers():
     """2^(j/64), j = 0 .. 63, in double-double: 2^(1/64) by six square roots of 2, then its powers."""
-    f = _double_double(_ARRAYS)
+    f = _ARITHMETIC
     root = (2.0, 0.0)
     for _ in range(6):
         root = f["sqrt"](*root)
@@ -252,6 +248,7 @@ def _ldexp_bits(x, q):
 
 
 _ARRAYS = _Flavour(lambda function: function, xp.where, xp.int64, lambda x, q: xp.ldexp(x, xp.int64(q)))
+_ARITHMETIC = _double_double(_ARRAYS)
 _POWERS = _powers()
 
 
@@ -261,7 +258,7 @@ def _erfc_table():
     positive; the difference loses at most 8 bits), beyond by Laplace's continued fraction
     e^(-z0²)/√π / (z0 + (1/2)/(z0 + 1/(z0 + (3/2)/(z0 + ...)))); c_n = -2/√π e^(-z0²) (-1)^(n-1)
     H_(n-1)(z0)/n! (physicists' Hermite polynomials)."""
-    f = _double_double(_ARRAYS)
+    f = _ARITHMETIC
     z = xp.arange(_NODES) / _STEP
     zz2 = 2.0 * z * z  # exact
     eh, el = _exp_of_squares(f, xp.arange(_NODES))
@@ -295,7 +292,7 @@ def _erfc_table():
 
 
 _DD_TABLE = _erfc_table()
-_DD = _double_double(_ARRAYS, _POWERS, _DD_TABLE)
+_DD = _double_double(_ARRAYS, (_POWERS, _DD_TABLE))
 _dd_add, _dd_mul, _dd_div, _dd_sqrt, _dd_where, _dd_value, _dd_exp, _dd_erfc, _dd_erf, _dd_tanh = (
     _DD[name] for name in ("add", "mul", "div", "sqrt", "where", "value", "exp", "erfc", "erf", "tanh"))
 _DD_COMPILED = []
@@ -306,5 +303,5 @@ def _dd_compiled() -> dict:
     if not _DD_COMPILED:
         one = numba.njit(forceinline=True)
         flavour = _Flavour(one, one(_select), xp.int64, one(_ldexp_bits))
-        _DD_COMPILED.append(_double_double(flavour, _POWERS, _DD_TABLE))
+        _DD_COMPILED.append(_double_double(flavour, (_POWERS, _DD_TABLE)))
     return _DD_COMPILED[0]
