@@ -51,6 +51,9 @@ class Backend:
     framework: bool = False
     #: arrays are immutable: a slice is written as ``a = a.at[index].set(value)`` (JAX)
     immutable: bool = False
+    #: the runtime function an elementwise op's operands pass through before its derived expression
+    #: (torch: ``_wide``, float64 for the narrower floats, as the NumPy modules compute)
+    widen: str = ""
 
     def make_printer(self) -> ArrayPrinter:
         return self.printer()
@@ -90,7 +93,7 @@ TORCH = Backend("torch", "PyTorch", "import torch as xp", TorchArrayPrinter,
                 conv_runs="asymmetric or negative padding by torch.nn.functional.pad; on the tensors' device",
                 conv_paths=False, matmul_runs="one torch.matmul on the permuted operands",
                 expression_runs="torch expression (one kernel per operation)",
-                permute="permute", flip_axes="dims", device=True, in_place=False, framework=True)
+                permute="permute", flip_axes="dims", device=True, in_place=False, framework=True, widen="_wide")
 JAX = Backend("jax", "JAX", "import jax.numpy as xp", JaxArrayPrinter,
               substitutes={"conv": "jax_conv", "dot_general": "jax_dot_general"},
               conv_runs="jax.lax.conv_general_dilated with these fields verbatim (precision HIGHEST)",

@@ -179,7 +179,8 @@ def test_torch_inputs_are_checked():
 
 @needs_torch
 def test_gelu_target_keeps_the_limits_in_float32():
-    """The torch target computes elementwise ops in double and rounds once, as the NumPy modules do:
+    """Where an input is not finite or beyond torch's GELU kernels' range (test_kernels.py), the torch
+    target computes the derived expression in double and rounds once, as the NumPy modules do:
     gelu'(±inf) = 1, 0 and no NaN at float32's largest values (torch's own: NaN at ±inf)."""
     import torch
     fn = load(emit_target(_derived("gelu", {"approximate": "tanh"}), "torch"), "gelu").gelu

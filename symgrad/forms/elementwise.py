@@ -9,6 +9,7 @@ from ..printing.array import array_statements
 from ..printing.scalar import c_code
 from ..printing.text import shape_code, text
 from .generic import index_mask
+from .kernels import KERNELS, recognise
 from .form import Code, Form, Kind, align, array_of, plain_reads, printed
 
 
@@ -27,6 +28,11 @@ def mask_statements(guards, target, printer) -> list:
     lines, mask = index_mask(guards, target.out_vars, target.tensor.dims, printer, target.backend, target.out)
     dims = shape_code(target.tensor.dims)
     return lines + [f"{target.out} = xp.where({mask}, xp.broadcast_to({target.out}, {dims}), 0)"]
+
+
+def kernel(factor, backend):
+    """The framework kernel computing ``factor`` on ``backend`` (:mod:`.kernels`), or None."""
+    return recognise(factor, backend.name) if backend.name in KERNELS else None
 
 
 class Elementwise(Kind):
@@ -65,12 +71,21 @@ class Elementwise(Kind):
             lines.append(f"{target.out} = fused({params!r}, body, {('symgrad_' + target.out)!r})({args})")
             return Code(tuple(lines), frozenset({"fused"}))
         printer = target.backend.make_printer()
-        lines += array_statements(factor, target.out, printer)
+        widen = target.backend.widen and not target.shaped  # an elementwise op's operands, in float64
+        derived = [f"{m} = {target.backend.widen}({m})" for m in mapping.values()] if widen else []
+        derived += array_statements(factor, target.out, printer)
         if form.term.guards:
-            lines += mask_statements(form.term.guards, target, printer)
+            derived += mask_statements(form.term.guards, target, printer)
         elif target.shaped and set(target.out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}:
-            lines.append(f"{target.out} = xp.broadcast_to({target.out}, {shape_code(target.tensor.dims)})")
-        return printed(lines, printer)
+            derived.append(f"{target.out} = xp.broadcast_to({target.out}, {shape_code(target.tensor.dims)})")
+        match = self._one_kernel(form, factor, mapping, target) and kernel(factor, target.backend)
+        if not match:
+            return printed(lines + derived, printer)
+        # the framework's own kernel where it is trusted (forms/kernels.py), the derived expression elsewhere
+        narrow, double = ("float('inf')" if b == float("inf") else repr(b) for b in match.bound)
+        lines += [f"if _within({match.args[match.kernel.argument]}, {narrow}, {double}):",
+                  f"    {target.out} = {match.call()}", "else:"] + [f"    {line}" for line in derived]
+        return printed(lines, printer, {"within"})
 
     @staticmethod
     def _one_kernel(form, factor, mapping, target) -> bool:
@@ -96,6 +111,15 @@ class Elementwise(Kind):
         wide = "; float16/float32 computed in float64, rounded once" if blockwise or jit else ""
         if getattr(jit, "wide", ()):
             wide += "; float64 in double-double, rounded once"
-        return f"{loop}{backend.expression_runs}{blocks}{wide}"
+        expression = f"{loop}{backend.expression_runs}{blocks}{wide}"
+        mapping = {acc: sp.Symbol(naming.aligned(spec["tensor"], k))
+                   for k, (acc, spec) in enumerate(zip(form.term.accesses, form.layout["operands"]))}
+        match = not form.term.guards and kernel(form.term.factor.xreplace(mapping), backend)
+        if match:
+            arg = match.kernel.params.index(match.kernel.argument)
+            return (f"{match.kernel.name} (the framework's fused kernel; SymPy proves it computes this expression) "
+                    f"where every {form.layout['operands'][arg]['tensor']} is finite and within its range, "
+                    f"else {expression}")
+        return expression
 
 ELEMENTWISE = Elementwise()

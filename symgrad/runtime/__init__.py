@@ -23,7 +23,8 @@ are module constants.  Pieces written for NumPy that the CuPy modules replace: :
   array-library agnostic pieces every target's convolution shares; :mod:`total` — double backward's
   sums;
 * the framework targets' pieces: :mod:`torch_conv`, :mod:`gemm_torch` (torch's kernels),
-  :mod:`torch_inputs`, :mod:`torch_layer`, :mod:`torch_saved` (a program Function's residuals);
+  :mod:`torch_inputs`, :mod:`torch_layer`, :mod:`torch_saved` (a program Function's residuals),
+  :mod:`within` (whether torch's own pointwise kernel may compute an elementwise form);
   :mod:`jax_conv`, :mod:`jax_dot_general` (``jax.lax``),
   :mod:`jax_inputs`.
 """

@@ -1,0 +1,13 @@
+"""Whether a framework kernel may compute an elementwise form (:mod:`symgrad.forms.kernels`)."""
+import torch as xp
+
+
+def _within(a, narrow, double):
+    """Every element of ``a`` finite and at most ``double`` in magnitude for float64 (``narrow`` for
+    the narrower floats, which torch's kernels compute in float32); one pass (min and max), one
+    host sync.  NaN is outside: the derived expression then computes every element."""
+    if a.numel() == 0:
+        return True
+    bound = min(double if a.dtype == xp.float64 else narrow, xp.finfo(a.dtype).max)  # ±inf stays out
+    lo, hi = xp.aminmax(a)
+    return bool((lo >= -bound) & (hi <= bound))
