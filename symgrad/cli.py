@@ -200,6 +200,9 @@ def cmd_emit(args):
     if args.target != "module" and args.backend:
         raise SymgradError(f"emit: --backend chooses the array library of a standalone module (--target module); "
                            f"the {args.target} target runs on the framework's own device and kernels")
+    if args.target != "module" and args.order == 1:
+        raise SymgradError(f"emit: --order chooses whether a standalone module has double_backward; the "
+                           f"{args.target} target's double backward is the framework's autograd through its backward")
     program = _program(args)
     if program is not None:
         from . import cli_program
@@ -207,9 +210,6 @@ def cmd_emit(args):
     op, _ = build_op(args, concrete=True)
     concrete_sizes(op, parse_shapes(op, args.input_shape))
     d = derive(op)
-    if args.target != "module" and args.order == 1:
-        raise SymgradError(f"emit: --order chooses whether a standalone module has double_backward; the "
-                           f"{args.target} target's double backward is the framework's autograd through its backward")
     _write(emit(d, backend=args.backend or "numpy", order=args.order or 2) if args.target == "module"
            else emit_target(d, args.target), args.output)
     return 0
@@ -274,14 +274,16 @@ def cmd_bench(args):
         _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target,
                                   programs=args.programs))
         return 0
-    if args.rule or args.file:
-        raise SymgradError("bench: time a built-in op or program by name; --rule and -f are not benchmarked")
-    if not args.op:
-        raise SymgradError("bench: give an op (with --input-shape for every input) or --suite")
+    if not (args.op or args.rule or args.file):
+        raise SymgradError("bench: give an op (with --input-shape for every input), --rule, -f FILE, or --suite")
     op, params, shapes = _bench_case(args)
+    own = isinstance(op, ops_mod.Program) and op.name not in ops_mod.PROGRAMS  # --rule, -f, a padding mode
+    if own and len(op.outputs) != 1:
+        raise SymgradError(f"bench {op.name}: a program of one output is timed (its gradient is where both sides "
+                           f"start the backward); this one has {len(op.outputs)}: {', '.join(op.outputs)}")
     for t in args.threads or (1,):
         result = bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats, bind=args.bind,
-                             target=args.target)
+                             target=args.target, program=op if own else None)
         print(bench.format_result(op.name, t, result, bind=args.bind))
     return 0
 
@@ -293,8 +295,10 @@ def _progress(text: str):
 def _bench_case(args):
     """The op (or program), its parameters as the benchmark child rebuilds them, and the checked input shapes."""
     program = _program(args)
-    op, params = (program, _flags(args, args.op, ops_mod.PROGRAMS[args.op][1])) if program is not None \
-        else build_op(args, concrete=True)
+    if program is not None:  # a program of one's own travels whole to the benchmark child (no parameters)
+        op, params = program, _flags(args, args.op, ops_mod.PROGRAMS[args.op][1]) if args.op in ops_mod.PROGRAMS else {}
+    else:
+        op, params = build_op(args, concrete=True)
     shapes = parse_shapes(op, args.input_shape)
     if not shapes:
         raise SymgradError(f"bench {op.name}: give the shape to time with --input-shape NAME=D0,D1,... for every "

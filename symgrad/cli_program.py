@@ -61,34 +61,42 @@ def _shapes(program, items):
 
 def derive(args, program, write):
     from .reverse import derive_program
-    from .summary import program_as_json, program_as_text
-    if args.order != 1:
-        raise SymgradError(f"{program.name}: --order 2 is not derived for programs yet (first order only)")
+    from .second_order import derive_program_second_order
+    from .summary import program_as_json, program_as_text, program_second_as_json, program_second_as_text
     _shapes(program, args.input_shape)
-    d = derive_program(program)
+    second = derive_program_second_order(program) if args.order == 2 else None
+    d = second.first if second else derive_program(program)
     if args.timing:
-        print(f"derived in {d.seconds:.2f} s", file=sys.stderr)
+        print(f"derived in {(second or d).seconds:.2f} s", file=sys.stderr)
     if args.format == "json":
-        write(json.dumps(program_as_json(d), indent=2), args.output)
+        write(json.dumps(program_second_as_json(second) if second else program_as_json(d), indent=2), args.output)
     elif args.format in ("markdown", "latex", "pdf"):
         from .docs.document import write_document
         from .docs.program_document import program_document_context
-        context = program_document_context(d, f"Backward pass of {program.name}",
+        title = (f"Double backward of {program.name}: its backward as a program, differentiated" if second
+                 else f"Backward pass of {program.name}")
+        context = program_document_context(second.second if second else d, title,
                                            command="symgrad " + shlex.join(args.argv))
         write_document(context, args.format, args.output, write, program=True)
     else:
-        write(program_as_text(d), args.output)
+        write(program_second_as_text(second) if second else program_as_text(d), args.output)
     return 0
 
 
 def emit(args, program, write):
     from .emit.program import emit_program
     from .reverse import derive_program
-    if args.order == 2:
-        raise SymgradError(f"{program.name}: programs' modules have no double_backward yet (--order 1)")
+    from .second_order import derive_program_second_order
     _shapes(program, args.input_shape)
-    backend = args.target if args.target != "module" else args.backend or "numpy"
-    write(emit_program(derive_program(program), backend), args.output)
+    if args.target != "module":  # (--order 1 is refused for targets by symgrad.cli)
+        write(emit_program(derive_program(program), args.target), args.output)
+        return 0
+    backend = args.backend or "numpy"
+    if (args.order or 2) == 2:  # as for ops: a module has double_backward unless --order 1
+        second = derive_program_second_order(program)
+        write(emit_program(second.first, backend, second=second), args.output)
+    else:
+        write(emit_program(derive_program(program), backend), args.output)
     return 0
 
 

@@ -97,8 +97,10 @@ def derive(op: Op, wrt=None) -> Derivation:
     prefer = ({plain(i) for i in op.indices}, set(op.prefer))
     out_vars = tuple(plain(i) for i in op.indices)
     inputs = {t.name for t in op.inputs}
-    forward = []
-    for term in forward_terms(op):
+    forward, terms = [], forward_terms(op)
+    if any(t.deltas for t in terms):  # a rule written with deltas (a gradient taken as a rule): solved first
+        terms, _ = eliminate_all(terms, prefer, {v: (0, plain(i.upper)) for v, i in zip(out_vars, op.indices)})
+    for term in terms:
         term, step = _stable(term, inputs)
         forward.append(recognise(term, tensors, out_vars, op.output))
         forward[-1].steps.extend([step] if step else [])

@@ -45,6 +45,12 @@ def contribution(of: str, by: str) -> str:
     return f"{grad(of)}_{grad_grad(by)}"
 
 
+def adjoint(tensor: str) -> str:
+    """The adjoint of ``tensor`` as a tensor of a program (x̄: a program's backward taken as a program
+    of its own, where ``d<tensor>`` names the derivative of that program's loss)."""
+    return f"{tensor}_bar"
+
+
 def selector(tensor: str) -> str:
     """A max statement's tie-splitting selector (1/count at the maxima, 0 elsewhere)."""
     return f"{tensor}_sel"

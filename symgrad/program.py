@@ -93,7 +93,9 @@ class Statement:
     """``output[indices] = rhs`` (``over`` empty), or ``output[indices] = max over `over` of rhs``.
 
     ``indices`` are ``Idx`` (one per output axis); ``over`` holds ``(symbol, lo, hi)`` with
-    inclusive bounds; ``line`` is where the statement was written (text syntax), for errors.
+    inclusive bounds; ``line`` is where the statement was written (text syntax), for errors;
+    ``prefer``: summation variables its Kronecker deltas are solved for first (a gradient taken as a
+    statement: the forward statement's indices, as when it was first derived).
     """
 
     output: Tensor
@@ -102,6 +104,7 @@ class Statement:
     over: tuple = ()
     stop: bool = False
     line: int = None
+    prefer: tuple = ()
 
     @property
     def name(self) -> str:

@@ -13,6 +13,11 @@ from ℒ₂'s side gives the forward-shaped convolution the closed forms need.
 Double backward (PyTorch's semantics): given ``gg`` for some gradients, the gradients of
 Σ_x ⟨ggx, dx⟩ with respect to ``g`` and to every input, each the sum of the contributions of the
 gradients that read it.
+
+A program's backward is a program too (:func:`backward_program`): its forward statements, then per
+tensor, in reverse order, the statement ``x̄ = Σ contributions`` (each contribution's raw rule, deltas
+kept, as above), its outputs the inputs' adjoints.  Reverse mode over that program
+(:func:`symgrad.reverse.derive_program`) gives the double backward with every term recognised.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ import sympy as sp
 from . import naming
 from .derive import Derivation, derive
 from .ir import Op, SymgradError, Tensor, plain, upstream
+from .program import Program, Statement
+from .reverse import ProgramDerivation, derive_program
 
 
 def gradient_op(d: Derivation, wrt: str) -> Op:
@@ -76,3 +83,92 @@ def derive_second_order(op_or_derivation, wrt=None) -> SecondOrder:
     d = op_or_derivation if isinstance(op_or_derivation, Derivation) else derive(op_or_derivation, wrt)
     of = {x: derive(gradient_op(d, x)) for x in d.grads}
     return SecondOrder(d, of, time.perf_counter() - start)
+
+
+def _like(name: str, t: Tensor) -> Tensor:
+    return Tensor(name, t.dims, t.split, scalar=t.scalar)
+
+
+def _fresh_indices(t: Tensor, exprs) -> tuple:
+    """Index variables for ``t``'s axes, named ``j0, j1, …`` unless an expression already uses the name."""
+    taken = {str(s) for e in exprs for s in e.atoms(sp.Symbol)}
+    names = []
+    for k in range(len(t.dims)):
+        name = f"j{k}"
+        while name in taken:
+            name += "_"
+        names.append(name)
+    return tuple(sp.Idx(sp.Symbol(n, integer=True), (0, dim - 1)) for n, dim in zip(names, t.dims))
+
+
+def backward_program(d: ProgramDerivation) -> Program:
+    """The backward of ``d.program`` as a program of its own: inputs the program's inputs and each
+    output's upstream ``ȳ`` (shape of the output, a scalar's as (1,)), statements the forward's and
+    then, per tensor in reverse order, ``x̄ = Σ`` its contributions' raw rules; outputs the inputs'
+    adjoints that were derived, in input order.
+
+    >>> from symgrad import ops
+    >>> [s.name for s in backward_program(derive_program(ops.build("softmax"))).statements][4:]
+    ['s_bar', 'u_bar', 'x_bar']
+    """
+    p = d.program
+    tensors = p.tensors
+    for s in d.statements:
+        if s.statement.over and s.derivation.grads:
+            raise SymgradError(f"{p.name}: double backward through the max of statement {s.statement.name} is not "
+                               "derived: its tie-splitting selector is not a rule (where the max only shifts, as in "
+                               "the built-in softmax, read it through stop_gradient)")
+    upstreams = [Tensor(naming.adjoint(o), tensors[o].dims, tensors[o].split) for o in p.outputs]
+    adjoint = {o: t for o, t in zip(p.outputs, upstreams)}
+    statements = list(p.statements)
+    for name in [s.name for s in reversed(p.statements)] + [t.name for t in p.inputs]:
+        if name not in d.adjoints:
+            continue
+        exprs = []
+        for k, grad in d.adjoints[name]:
+            up = d.statements[k].statement.name
+            read = {naming.grad(up): adjoint[up]}
+            expr = sp.Add(*[term.expr() for term in grad.raw])
+            exprs.append((grad, expr.replace(lambda a: isinstance(a, sp.Indexed) and a.base.name in read,
+                                             lambda a: read[a.base.name][a.indices])))
+        t = tensors[name]
+        indices = _fresh_indices(t, [e for _, e in exprs])
+        rhs = sp.Add(*[e.xreplace(dict(zip(grad.raw_indices, indices))) for grad, e in exprs])
+        if name in adjoint:  # an output read by later statements: its upstream, and what they pass back
+            rhs += adjoint[name][tuple(plain(i) for i in indices)]
+            total = _like(naming.adjoint(name) + "_total", t)
+        else:
+            total = _like(naming.adjoint(name), t)
+        prefer = tuple(dict.fromkeys(plain(i) for k, _ in d.adjoints[name] for i in p.statements[k].indices))
+        statements.append(Statement(total, indices, rhs, prefer=prefer))
+        adjoint[name] = total
+    outputs = tuple(adjoint[t.name].name for t in p.inputs if t.name in d.adjoints)
+    if not outputs:
+        raise SymgradError(f"{p.name}: no input has a gradient, so there is no backward to differentiate")
+    return Program(f"{p.name}_backward", dict(p.params), tuple(p.inputs) + tuple(upstreams), tuple(statements),
+                   outputs, dict(p.output_sizes), list(p.requires), [], p.leading, p.dim, dict(p.constants))
+
+
+@dataclass
+class ProgramSecondOrder:
+    """A program's first-order derivation, its backward as a program, and that program's derivation
+    (whose adjoints of the inputs and the upstream gradients are the double backward)."""
+
+    first: ProgramDerivation
+    backward: Program
+    second: ProgramDerivation
+    seconds: float = 0.0
+
+
+def derive_program_second_order(program: Program) -> ProgramSecondOrder:
+    """Derive ``program``, take its backward as a program, and derive that.
+
+    >>> from symgrad import ops
+    >>> s = derive_program_second_order(ops.build("softmax"))
+    >>> [k for k, _ in s.second.adjoints["x"]], s.second.program.outputs
+    ([6, 1], ('x_bar',))
+    """
+    start = time.perf_counter()
+    first = derive_program(program)
+    backward = backward_program(first)
+    return ProgramSecondOrder(first, backward, derive_program(backward), time.perf_counter() - start)

@@ -38,12 +38,15 @@ def bind_statements(op: Op, bound=()) -> tuple:
     (named as the inputs), raise ``ValueError`` naming the op, the input and the expected shape where
     they do not fit, and compute the output sizes; and the symbols they bind, in order.  Symbols in
     ``bound`` are taken as given (names in scope)."""
-    lines, bound = [], list(bound)
+    lines, bound, later = [], list(bound), []
     for t in op.inputs:
         want = shape_text(t)
         lines.append(f"if {t.name}.ndim != {len(t.split)}:")
         lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, got {{{t.name}.shape}}")')
         for axis, run in enumerate([t.dims[a] for a in r] for r in t.runs):
+            if sp.Mul(*run).free_symbols & set(op.output_sizes):  # an output's size (a gradient's upstream
+                later.append((t, axis, run))                     # taken as an input): checked once computed
+                continue
             unknown = [d for d in run if d.is_Symbol and d not in bound]
             known = sp.Mul(*[d for d in run if d not in unknown])
             if len(unknown) > 1:
@@ -64,14 +67,12 @@ def bind_statements(op: Op, bound=()) -> tuple:
                                  f'{u} >= 1, got {{{t.name}.shape}}")')
                 bound.append(u)
             else:
-                value = sp.Mul(*run)
-                named = "" if value.is_Integer else f"{value} = "  # which size it is: C_in, per group
-                lines.append(f"if {t.name}.shape[{axis}] != {size_code(value)}:")
-                lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, '
-                             f'got {{{t.name}.shape}} (axis {axis} should be {named}{{{size_code(value)}}})")')
+                lines += _axis_check(op, t, axis, run)
     for sym, expr in op.output_sizes.items():
         lines.append(f"{sym} = {size_code(expr)}")
         bound.append(sym)
+    for t, axis, run in later:
+        lines += _axis_check(op, t, axis, run)
     names = _symbols(op)
     for cond, message in op.requires:
         text = re.sub(r"\{([^{}]*)\}", lambda m: "{" + size_code(sp.sympify(m.group(1), locals=names)) + "}", message)
@@ -81,6 +82,15 @@ def bind_statements(op: Op, bound=()) -> tuple:
         lines.append(f"if {sym} < 1:")
         lines.append(f'    raise ValueError(f"{op.name}: output size {sym} = {{{sym}}} < 1 for these shapes")')
     return lines, bound
+
+
+def _axis_check(op: Op, t, axis: int, run) -> list:
+    """The statements raising ValueError where axis ``axis`` of input ``t`` is not the size ``run`` says."""
+    value = sp.Mul(*run)
+    named = "" if value.is_Integer else f"{value} = "  # which size it is: C_in, per group
+    return [f"if {t.name}.shape[{axis}] != {size_code(value)}:",
+            f'    raise ValueError(f"{op.name}: input {t.name} must have shape {shape_text(t)}, '
+            f'got {{{t.name}.shape}} (axis {axis} should be {named}{{{size_code(value)}}})")']
 
 
 def grad_output_statements(op: Op, name: str) -> list:

@@ -125,6 +125,23 @@ def program_as_text(d) -> str:
     return "\n".join(lines) + "\n"
 
 
+def program_second_as_text(s) -> str:
+    """``derive PROGRAM --order 2``: the first order, then the backward as a program of its own and
+    its derivation (its adjoints of the inputs and of the upstream gradients: the double backward)."""
+    return "\n".join([program_as_text(s.first), SECOND_PROGRAM, "", program_as_text(s.second)])
+
+
+#: what ``derive PROGRAM --order 2`` says before the backward program
+SECOND_PROGRAM = ("second order: the backward taken as a program of its own (the forward's statements, then each "
+                  "adjoint x_bar = Σ of what the statements reading x pass back, deltas kept), differentiated by "
+                  "reverse mode; its adjoints of the inputs and of the upstream gradients are the double backward")
+
+
+def program_second_as_json(s) -> dict:
+    """The JSON summary with ``second_order``: the backward program's own summary."""
+    return {**program_as_json(s.first), "second_order": program_as_json(s.second)}
+
+
 def program_as_json(d) -> dict:
     """A program's derivation as JSON: statements with their forms, adjoint contributions with theirs."""
     p = d.program

@@ -241,6 +241,23 @@ def test_bench_reports_every_method_with_pair_ratios(capsys):
         assert name == lib and all(float(v) > 0 for v in values.split("/"))
 
 
+@needs_torch
+@pytest.mark.parametrize("argv,first", [
+    (["--rule", "y[n, f, i] = b[f] + sum(c, r) w[f, c, r] * x[n, c, 2*i + r - 1]", "--input-shape", "x=2,3,40",
+      "--input-shape", "w=4,3,3", "--input-shape", "b=4"], "rule (1 thread)"),
+    (["--rule", "input x[N, D]\ny[n, d] = exp(x[n, d]) / (1 + exp(x[n, d]))", "--input-shape", "x=50,60",
+      "--target", "torch"], "rule (1 thread)"),
+    (["conv1d", "--padding-mode", "circular", "--padding", "1", "--input-shape", "x=2,3,40",
+      "--input-shape", "w=4,3,3", "--input-shape", "b=4"], "conv1d_circular (1 thread)"),
+])
+def test_bench_times_programs_of_ones_own(capsys, argv, first):
+    """A rule, a file or a padding mode has no torch function: torch's side is its own autograd
+    through the same statements as torch operations (the torch target's forward, called directly)."""
+    code, out, _ = run(capsys, "bench", *argv, "--repeats", "1", "--threads", "1")
+    assert code == 0 and out.splitlines()[0] == first
+    assert any(line.split()[0] == "forward+backward" and "ratio" in line for line in out.splitlines())
+
+
 def test_bench_child_environment_binds_only_when_asked(monkeypatch):
     from symgrad.bench.cpu import _env
     monkeypatch.setenv("OMP_PROC_BIND", "spread")  # the parent's setting does not leak into unbound runs

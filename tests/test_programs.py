@@ -454,13 +454,16 @@ def test_cli_derive_emit_check_programs(capsys, tmp_path):
 @pytest.mark.parametrize("argv,message", [
     (["derive", "--rule", "y[i] = x[i"], "--rule:1:11: expected ']'"),
     (["derive", "softmax", "--stride", "2"], "softmax: --stride does not apply to softmax"),
-    (["derive", "layer_norm", "--order", "2"], "--order 2 is not derived for programs yet"),
+    (["derive", "--rule", "input x[N, D]\ny[n] = max(d) x[n, d]", "--order", "2"],
+     "double backward through the max of statement y is not derived"),
     (["derive", "softmax", "--rule", "y[i] = x[i]"], "give one of: an op or program name, --rule"),
     (["derive", "-f", "no_such_file.sg"], "cannot read no_such_file.sg"),
     (["derive", "--rule", "y[i] = x[i]", "--eps", "1"], "rule: --eps does not apply to rule"),
     (["derive", "cross_entropy", "--reduction", "avg"], "reduction must be one of mean, sum, none"),
     (["check", "softmax", "--ulp"], "--ulp scans elementwise ops"),
-    (["bench", "--rule", "y[i] = x[i]"], "--rule and -f are not benchmarked"),
+    (["bench", "--rule", "y[i] = x[i]"], "bench rule: give the shape to time with --input-shape"),
+    (["bench", "--rule", "input x[N]\noutput s[i] = x[i]^2\noutput c[i] = 3 * x[i]", "--input-shape", "x=4"],
+     "bench rule: a program of one output is timed"),
 ])
 def test_cli_program_errors_are_one_line(capsys, argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -51,7 +51,8 @@ def files() -> dict:
     return out
 
 
-def _stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module"):
+def _stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
+                    program=None):
     """What symgrad.bench.cpu.bench returns, without the timing children."""
     methods = ["forward", "dx", "forward+backward"]
     times = {m: 1e-3 for m in methods}

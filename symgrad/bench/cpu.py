@@ -6,8 +6,10 @@ the child's peak resident set above its baseline after the inputs are made, per 
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -66,7 +68,8 @@ def _setup(task):
     import numpy as np
     import symgrad
     from symgrad.emit import load
-    op = symgrad.ops.build(task["op"], **task["params"])
+    op = pickle.loads(base64.b64decode(task["pickled"])) if task.get("own") else \
+        symgrad.ops.build(task["op"], **task["params"])
     module = load(task["source"])
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(task["shapes"][t.name], dtype=np.float32) for t in op.inputs]
@@ -142,23 +145,33 @@ def _gauge(pause: float) -> dict:
     return rates
 
 
-def _reference(op, module=None):
+def _reference(op, module=None, eager=None):
     """torch's own op (verify/reference.py), or with ``module`` (a torch-target module) the emitted
-    Function, as ``f(op, *tensors)``."""
+    Function, as ``f(op, *tensors)``.  A program of one's own has no torch function: ``eager`` (its
+    torch-target module) gives its statements as torch operations, which torch's autograd differentiates
+    itself (the Function's forward called directly)."""
     from symgrad.verify.reference import REFERENCES
-    if module is None:
-        return REFERENCES[op.name]
-    function = getattr(module, op.name)
-    return lambda op, *ts: function(*ts)
+    if module is not None:
+        function = getattr(module, op.name)
+        return lambda op, *ts: function(*ts)
+    if eager is not None:
+        return lambda op, *ts: eager._forward(*ts)[0][0]
+    return REFERENCES[op.name]
 
 
-def _torch_fns(op, arrays, threads, module=None):
+def _eager(task):
+    """The torch-target module whose statements are torch's side for a program of one's own, or None."""
+    from symgrad.emit import load
+    return load(task["eager"], "eager") if task.get("own") else None
+
+
+def _torch_fns(op, arrays, threads, module=None, eager=None):
     """forward, per-input gradient and forward+backward callables of torch's op (or of the emitted
     Function in ``module``), and the upstream gradient."""
     import torch
     torch.set_num_threads(threads)
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-    ref = _reference(op, module)
+    ref = _reference(op, module, eager)
     graph = ref(op, *ts)  # built once: a gradient's time is its backward alone
     g = torch.ones_like(graph)
 
@@ -179,7 +192,7 @@ def run_timing(task: dict) -> dict:
     op, module, arrays = _setup(task)
     _warm_blas()
     reps, warm = task["repeats"], task["warmup"]
-    t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"])
+    t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"], eager=_eager(task))
     pause = 0.2 if task["threads"] > 1 else 0.0
     out = {"emitted": {}, "torch": {}, "ratio": {}, "gauge": [_gauge(pause)]}
     if task.get("program") and task.get("target") == "module":  # forward, and vjp + pullback (a training step)
@@ -229,7 +242,7 @@ def run_memory(task: dict) -> dict:
     if task["method"] == "torch" or task.get("target") == "torch":
         import torch
         torch.set_num_threads(task["threads"])
-        ref = _reference(op, module if task["method"] == "emitted" else None)
+        ref = _reference(op, module if task["method"] == "emitted" else None, _eager(task))
         ts = [torch.tensor(a, requires_grad=True) for a in arrays]
         g = torch.ones_like(ref(op, *[t.detach() for t in ts]))
         run = lambda: torch.autograd.grad(ref(op, *ts), ts, g)
@@ -248,22 +261,29 @@ def run_memory(task: dict) -> dict:
     return {"peak_mib": (_status_kib("VmHWM") - base) / 1024}
 
 
-def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module") -> dict:
+def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
+          program=None) -> dict:
     """Times and peak memory of the emitted module (``target`` "module") or torch.autograd.Function
-    (``target`` "torch") against torch's own op, in child processes."""
+    (``target`` "torch") against torch's own op, in child processes.  ``program``: a program of one's
+    own (``--rule``, ``-f``, a padding mode), sent whole to the children; torch's side is its own
+    autograd through the same statements as torch operations (see :func:`_reference`)."""
     import symgrad
     from symgrad.emit import emit, emit_target
-    built = symgrad.ops.build(op_name, **params)
-    program = isinstance(built, symgrad.ops.Program)
-    if program:
+    built = program if program is not None else symgrad.ops.build(op_name, **params)
+    is_program = isinstance(built, symgrad.ops.Program)
+    task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
+            "warmup": warmup, "mode": "time", "bind": bind, "target": target, "program": is_program}
+    if is_program:
         from symgrad.emit.program import emit_program
         from symgrad.reverse import derive_program
-        source = emit_program(derive_program(built), "numpy" if target == "module" else target)
+        d = derive_program(built)
+        task["source"] = emit_program(d, "numpy" if target == "module" else target)
+        if program is not None:
+            task.update(own=True, pickled=base64.b64encode(pickle.dumps(program)).decode(),
+                        eager=emit_program(d, "torch"))
     else:
         d = symgrad.derive(built)
-        source = emit(d) if target == "module" else emit_target(d, target)
-    task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
-            "warmup": warmup, "mode": "time", "source": source, "bind": bind, "target": target, "program": program}
+        task["source"] = emit(d) if target == "module" else emit_target(d, target)
     result = _child(task)
     for method in ("emitted", "torch"):
         result[method]["peak_mib"] = _child(dict(task, mode="memory", method=method))["peak_mib"]

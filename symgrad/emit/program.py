@@ -16,9 +16,10 @@ from ..forms import Target, jsonable
 from ..forms.form import Code, Form
 from ..forms.reduce_max import REDUCE_MAX
 from ..forms.sum import form_summary, sum_code
-from ..ir import Term, plain
+from ..ir import SymgradError, Term, plain
 from ..printing.text import shape_code, size_code, statement_text
 from ..reverse import ProgramDerivation
+from ..second_order import ProgramSecondOrder
 from ..sizes import bind_statements, grad_output_statements, shape_text
 from ..templating import environment
 from .inline import import_block, inline
@@ -75,23 +76,24 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
                 work=work, into=into, add=added, row=shape_code(dims[1:]) if len(dims) > 1 else None)
 
 
-def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, live: set) -> tuple:
+def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, live: set, prefix: str) -> tuple:
     """The statements' code in order (runs that go row by row fused; ``live``: the names read
-    after it), and their summaries."""
+    after it), and their summaries; ``prefix`` starts the names of its loops."""
     code, blocks, units = Code(()), [], []
     for k, s in enumerate(d.statements, start=1):
         stmt = s.statement
         target = Target(stmt.name, stmt.output, tuple(plain(i) for i in stmt.indices), tensors, True, spec)
         body = sum_code(s.op.name, s.forward, target)
         code += body
-        unit = _fused(d.program.name, f"forward_{stmt.name}", statement_text(stmt), s.forward, target, body, nests)
+        unit = _fused(d.program.name, f"{prefix}forward_{stmt.name}", statement_text(stmt), s.forward, target, body,
+                      nests)
         units.append(replace(unit, comment=(f"# {k}. {statement_text(stmt)}",)))
         blocks.append({"text": statement_text(stmt),
                        "forms": [{"kind": f.kind, "fields": form_summary(f)["fields"]} for f in s.forward]})
-    return code, blocks, fuse(d.program.name, units, "forward", groups, live)
+    return code, blocks, fuse(d.program.name, units, f"{prefix}forward", groups, live)
 
 
-def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list) -> tuple:
+def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, prefix: str) -> tuple:
     """The adjoint contributions, statement by statement backwards, each added to its tensor's
     adjoint ``d<name>`` (the outputs' start as the upstream gradients), runs that go row by row
     fused; and their summaries."""
@@ -114,7 +116,7 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list) ->
             body = sum_code(s.op.name, grad.forms, target)
             code += body
             adjoint = naming.grad(name)
-            steps.append(_fused(d.program.name, f"{naming.grad(name)}_through_{stmt.name}",
+            steps.append(_fused(d.program.name, f"{prefix}{naming.grad(name)}_through_{stmt.name}",
                                 f"∂ℒ/∂{name} through {stmt.name}", grad.forms, target, body, nests, into=adjoint,
                                 add=name in started))
             started.add(name)
@@ -123,21 +125,22 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list) ->
         units += [replace(steps[0], comment=(f"# through {statement_text(stmt)}",))] + steps[1:]
         blocks.append({"text": statement_text(stmt), "upstream": naming.grad(stmt.name), "parts": parts})
     live = {naming.grad(t.name) for t in d.program.inputs}  # the gradients returned
-    return code, blocks, started, fuse(d.program.name, units, "backward", groups, live)
+    return code, blocks, started, fuse(d.program.name, units, f"{prefix}backward", groups, live)
 
 
-def program_context(d: ProgramDerivation, backend: str = "numpy") -> dict:
+def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = "") -> dict:
     """Everything ``templates/program.py.j2`` (``program_<target>.py.j2`` for torch and jax) needs,
     from the derivation alone, for ``backend`` (NumPy: numba loop nests, runs of row statements
     fused; CuPy: each pointwise statement and contribution one CUDA kernel, the rest CuPy's array
-    functions; torch, jax: the framework's operations, differentiable again)."""
+    functions; torch, jax: the framework's operations, differentiable again).  ``prefix`` starts the
+    names of its loops (a second program in the same module)."""
     p = d.program
     spec = find_backend(backend)
     tensors = d.tensors
     nests, groups = [], []
-    backward_code, backward, started, backward_lines = _backward(d, tensors, spec, nests, groups)
+    backward_code, backward, started, backward_lines = _backward(d, tensors, spec, nests, groups, prefix)
     forward_code, forward, forward_lines = _forward(d, tensors, spec, nests, groups,
-                                                    names_read(backward_lines) | set(p.outputs))
+                                                    names_read(backward_lines) | set(p.outputs), prefix)
     interface = p.interface()
     bind, sizes = bind_statements(interface)
     for s in d.statements:
@@ -149,7 +152,7 @@ def program_context(d: ProgramDerivation, backend: str = "numpy") -> dict:
         ({"rows"} if rows else set()) | ({"jit"} if nests else set())
     pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for n in nests for f in n["nest"].functions}  # erfc beside erf
     pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for g in groups for f in g["functions"]}
-    names, imports, runtime = inline(pieces, spec.substitutes)
+    names, imports, runtime = _inlined(pieces, code.imports, spec)
     outputs = [p.tensors[name] for name in p.outputs]
     args = ", ".join(t.name for t in p.inputs)
     read = "\n".join(line for line in backward_lines if not line.lstrip().startswith("#"))
@@ -166,9 +169,8 @@ def program_context(d: ProgramDerivation, backend: str = "numpy") -> dict:
                     for t, g in zip(outputs, grad_outputs)],
         "statements": forward, "adjoints": backward, "notes": list(p.notes),
         "backend_name": spec.title, "array_module": spec.array_import.split()[1],
-        "imports": import_block(list(imports) + list(code.imports) + (["import jax"] if spec.name == "jax" else []) +
-                                ([] if spec.framework else ["import functools"]), spec.array_import),
-        "runtime": runtime, "residuals": residuals,
+        "imports": imports, "runtime": runtime, "residuals": residuals,
+        "piece_set": pieces, "code_imports": code.imports,
         "pieces": names, "bind": bind, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "constants": [f"{sym} = {value}" for sym, value in p.constants.items()],
         "args": args, "names": repr(tuple(t.name for t in p.inputs)), "one_input": len(p.inputs) == 1,
@@ -182,8 +184,48 @@ def program_context(d: ProgramDerivation, backend: str = "numpy") -> dict:
         "first": p.inputs[0].name,
         "forward_lines": forward_lines, "backward_lines": backward_lines,
         "kept": [s.statement.name for s in d.statements if s.statement.name in residuals],
-        "class_name": f"{camel(p.name)}Function", "function": p.name,
+        "class_name": f"{camel(p.name)}Function", "function": p.name, "second": None,
     }
+
+
+def _inlined(pieces, code_imports, spec) -> tuple:
+    """(names, import lines, source) of the runtime ``pieces``, with the forms' own ``code_imports``."""
+    names, imports, runtime = inline(pieces, spec.substitutes)
+    imports = import_block(list(imports) + list(code_imports) + (["import jax"] if spec.name == "jax" else []) +
+                           ([] if spec.framework else ["import functools"]), spec.array_import)
+    return names, imports, runtime
+
+
+def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> dict:
+    """What ``program.py.j2`` adds for ``double_backward``: the backward program's functions under
+    ``_second_`` names (its code, as any program's) and how double_backward calls them."""
+    spec = find_backend(backend)
+    if spec.framework:
+        raise SymgradError(f"{second.first.program.name}: the {backend} target's double backward is the framework's "
+                           "autograd through its backward; double_backward is for the NumPy and CuPy modules")
+    inner = program_context(second.second, backend, prefix="second_")
+    code = environment().get_template("program_functions.py.j2").render(**inner, private="_second_",
+                                                                         public="_second_")
+    names, imports, runtime = _inlined(context["piece_set"] | inner["piece_set"],
+                                       sorted(set(context["code_imports"]) | set(inner["code_imports"])), spec)
+    p, bp = second.first.program, second.backward
+    derived = {t.name for t in p.inputs if naming.adjoint(t.name) in bp.outputs}
+    gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
+    passed = [g["name"] for g in gg if g["derived"]]
+    n_out = len(p.outputs)
+    upstreams = [f"xp.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
+    results = [f"xp.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0 else f"_grads[{len(p.inputs) + k}]"
+               for k, o in enumerate(context["outputs"])] + [f"_grads[{k}]" for k in range(len(p.inputs))]
+    added = [statement_text(s) for s in bp.statements[len(p.statements):]]
+    said = [(t.name, t.name) for t in p.inputs] + [(naming.adjoint(o), f"{g} ({naming.adjoint(o)})")
+                                                    for o, g in zip(p.outputs, context["grad_outputs"])]
+    terms = [{"of": text, "kinds": sorted({k for _, g in second.second.adjoints.get(name, []) for k in g.kinds})}
+             for name, text in said]
+    return {"pieces": names, "imports": imports, "runtime": runtime, "second": {
+        "code": code, "gg": gg, "gg_args": ", ".join(g["name"] for g in gg),
+        "gg_call": (f"({', '.join(passed)})" if len(passed) > 1 else passed[0]),
+        "upstreams": ", ".join(upstreams), "results": ", ".join(results) + ("," if len(results) == 1 else ""),
+        "statements": added, "terms": terms, "count": len(bp.statements), "outputs": n_out}}
 
 
 def _single(interface, t):
@@ -191,9 +233,11 @@ def _single(interface, t):
     return replace(interface, output=t)
 
 
-def emit_program(d: ProgramDerivation, backend: str = "numpy") -> str:
+def emit_program(d: ProgramDerivation, backend: str = "numpy", second: ProgramSecondOrder = None) -> str:
     """The program's module source for ``backend`` (numpy, cupy, or a target: torch, a
     torch.autograd.Function; jax, a jax.custom_vjp); deterministic (same derivation → same bytes).
+    With ``second`` (:func:`symgrad.second_order.derive_program_second_order` of the same program), a
+    NumPy or CuPy module has ``double_backward`` too.
 
     >>> from symgrad import ops
     >>> from symgrad.reverse import derive_program
@@ -201,4 +245,7 @@ def emit_program(d: ProgramDerivation, backend: str = "numpy") -> str:
     True
     """
     template = f"program_{backend}.py.j2" if backend in ("torch", "jax") else "program.py.j2"
-    return environment().get_template(template).render(**program_context(d, backend))
+    context = program_context(d, backend)
+    if second is not None:
+        context.update(_second_context(second, context, backend))
+    return environment().get_template(template).render(**context)

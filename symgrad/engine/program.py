@@ -191,7 +191,7 @@ def statement_op(program: Program, k: int, stmt: Statement = None) -> Op:
         raise SymgradError(f"{stmt.where(program.name, k)}: reads {missing[0]}, which is neither an input nor "
                            f"defined by a statement (tensors: {defined})")
     return Op(stmt.where(program.name, k), dict(program.params), tuple(tensors[n] for n in names), stmt.output,
-              stmt.indices, rhs, upstream=naming.grad(stmt.name))
+              stmt.indices, rhs, upstream=naming.grad(stmt.name), prefer=stmt.prefer)
 
 
 def selector(stmt: Statement) -> Tensor:

@@ -1,0 +1,169 @@
+"""Programs' second order by closure (symgrad/second_order.py): the backward of a program is taken
+as a program of its own and differentiated by reverse mode, so every built-in program's NumPy and
+CuPy module has ``double_backward``:
+
+- it equals torch's double backward (autograd.grad with create_graph=True, then autograd.grad of
+  ⟨gg, gradients⟩) in float64 to 1e-10 over the programs' sweep, and its forms are recognised
+  (convolutions, matmuls, reductions: no generic gathers);
+- None for a gradient's gg, several outputs, an output that later statements read, a scalar output;
+- the backward program's own forward is the first-order backward;
+- a differentiated max is refused by name; ``derive --order 2`` and ``emit`` (which adds
+  double_backward unless --order 1) work from the command line; the CuPy module's double_backward
+  (over the NumPy stand-in for CuPy) equals the NumPy module's.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import needs_torch
+from cublas_emulator import on_host, stand_in
+from symgrad import ops
+from symgrad.emit import load
+from symgrad.emit.program import emit_program
+from symgrad.ir import SymgradError
+from symgrad.reverse import derive_program
+from symgrad.second_order import backward_program, derive_program_second_order
+from symgrad.syntax import parse_program
+from test_cli import run
+from test_programs import SWEEP, _builder_params, close, torch_case
+
+_MODULES = {}
+
+
+def second_module(program, backend="numpy"):
+    """The module with double_backward (cached per program and backend)."""
+    key = (program.name, json.dumps(program.params, sort_keys=True, default=str), backend)
+    if key not in _MODULES:
+        s = derive_program_second_order(program)
+        _MODULES[key] = (load(emit_program(s.first, backend, second=s), f"{program.name}_second"), s)
+    return _MODULES[key]
+
+
+def torch_double_backward(fn, arrays, g, ggs, extra=()):
+    """torch's double backward of ``fn``: ∂⟨gg, ∂ℒ/∂inputs⟩ with respect to grad_output and the inputs."""
+    import torch
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    gt = torch.tensor(g, requires_grad=True)
+    grads = torch.autograd.grad(out, ts, gt, create_graph=True)
+    want = torch.autograd.grad(grads, [gt] + ts, [torch.tensor(x) for x in ggs], allow_unused=True)
+    return [np.zeros(np.shape(a)) if w is None else w.numpy() for w, a in zip(want, [g] + arrays)]
+
+
+@needs_torch
+@pytest.mark.parametrize("name,params,shapes", SWEEP, ids=[f"{n}-{k}" for k, (n, _, _) in enumerate(SWEEP)])
+def test_double_backward_equals_torchs(name, params, shapes):
+    arrays, fn, extra = torch_case(name, params, shapes)
+    m, _ = second_module(ops.build(name, **_builder_params(name, params)))
+    rng = np.random.default_rng(5)
+    y = m.forward(*arrays, *extra)
+    g = rng.standard_normal(np.shape(y))
+    ggs = [rng.standard_normal(np.shape(a)) for a in arrays]
+    got = m.double_backward(*ggs, g, *arrays, *extra)
+    want = torch_double_backward(fn, arrays, g, ggs)
+    assert len(got) == len(want) == len(arrays) + 1
+    for a, b, like in zip(got, want, [g] + arrays):
+        assert np.shape(a) == np.shape(like)
+        close(a, b, 1e-10)
+
+
+@pytest.mark.parametrize("name,params", [("softmax", {}), ("layer_norm", {}), ("attention", {"is_causal": True}),
+                                         ("conv_bias_gelu", {"stride": 2, "padding": 1, "dilation": 1, "groups": 1}),
+                                         ("depthwise_separable", {"kernel_size": 3, "stride": 2})])
+def test_backward_program_recomputes_the_first_order_and_its_forms_are_recognised(name, params):
+    m, s = second_module(ops.build(name, **params))
+    kinds = [k for parts in s.second.adjoints.values() for _, g in parts for k in g.kinds]
+    kinds += [f.kind for st in s.second.statements for f in st.forward]
+    assert "generic" not in kinds
+    if name in ("conv_bias_gelu", "depthwise_separable"):
+        assert kinds.count("conv_general_dilated") >= 6  # the first order's convolutions, and theirs
+    if name == "attention":
+        assert kinds.count("matmul") >= 8
+    # the backward program's forward is the first-order backward, computed through its own statements
+    first = load(emit_program(s.first), f"{name}_first")
+    backward = load(emit_program(derive_program(s.backward)), f"{name}_backward_program")
+    shapes = {"softmax": [(3, 5)], "layer_norm": [(3, 5), (5,), (5,)], "attention": [(2, 4, 3), (2, 4, 3), (2, 4, 2)],
+              "conv_bias_gelu": [(2, 3, 7, 6), (4, 3, 3, 3), (4,)],
+              "depthwise_separable": [(1, 2, 7, 7), (2, 1, 3, 3), (2,), (3, 2, 1, 1), (3,)]}[name]
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(sh) for sh in shapes]
+    g = rng.standard_normal(np.shape(first.forward(*arrays)))
+    grads = backward.forward(*arrays, g)
+    for a, b in zip(grads if isinstance(grads, tuple) else (grads,), first.backward(g, *arrays)):
+        close(a, b, 1e-12)
+
+
+@needs_torch
+def test_none_gg_several_outputs_an_output_read_later_and_a_scalar_output():
+    import torch
+    rng = np.random.default_rng(4)
+    program = parse_program("input x[N]\ninput w[N]\noutput s[i] = x[i]^2 * w[i]\noutput c[i] = exp(s[i]) + x[i]",
+                            name="two")
+    m, s = second_module(program)
+    assert s.backward.statements[-3].name == "s_bar_total"  # s's upstream, and what c passes back to it
+    x, w = rng.standard_normal(4), rng.standard_normal(4)
+    gs, gc, ggx = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4)
+    got = m.double_backward(ggx, None, gs, gc, x, w)
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    ts, tc = (torch.tensor(a, requires_grad=True) for a in (gs, gc))
+    sv = tx ** 2 * tw
+    dx, dw = torch.autograd.grad((sv, torch.exp(sv) + tx), (tx, tw), (ts, tc), create_graph=True)
+    want = torch.autograd.grad(dx, (ts, tc, tx, tw), torch.tensor(ggx))
+    assert len(got) == 4
+    for a, b in zip(got, want):
+        close(a, b.numpy(), 1e-12)
+    # cross-entropy's mean is a scalar: its grad_output and that gradient's double backward are too
+    arrays, fn, _ = torch_case("cross_entropy", {}, [(3, 4), (3, 4)])
+    m, _ = second_module(ops.build("cross_entropy"))
+    ggs = [rng.standard_normal((3, 4)), None]
+    got = m.double_backward(*ggs, np.float64(0.7), *arrays)
+    assert np.shape(got[0]) == () and got[1].shape == got[2].shape == (3, 4)
+    want = torch_double_backward(fn, arrays, np.float64(0.7), [ggs[0], np.zeros((3, 4))])
+    for a, b in zip(got, want):
+        close(a, b, 1e-12)
+
+
+def test_differentiated_max_is_refused_by_name(capsys):
+    rule = "input x[N, D]\ny[n] = max(d) x[n, d]"
+    with pytest.raises(SymgradError, match=r"rule: double backward through the max of statement y is not derived"):
+        backward_program(derive_program(parse_program(rule)))
+    code, _, err = run(capsys, "emit", "--rule", rule)
+    assert code == 2 and "double backward through the max of statement y" in err
+    code, out, _ = run(capsys, "emit", "--rule", rule, "--order", "1")
+    assert code == 0 and "def backward" in out and "def double_backward" not in out
+
+
+def test_cli_derive_and_emit_order_2(capsys):
+    code, out, _ = run(capsys, "derive", "softmax", "--order", "2")
+    assert code == 0 and "second order: the backward taken as a program of its own" in out
+    assert "softmax_backward  (a program of 7 statements)" in out and "x_bar[j0, j1] =" in out
+    code, out, _ = run(capsys, "derive", "layer_norm", "--order", "2", "--format", "json")
+    data = json.loads(out)
+    assert data["second_order"]["program"] == "layer_norm_backward" and "y_bar" in data["second_order"]["inputs"]
+    source = run(capsys, "emit", "softmax")[1]
+    assert "def double_backward(ggx, grad_output, x, dim=-1):" in source
+    assert run(capsys, "emit", "softmax")[1] == source  # deterministic
+    assert "def double_backward" not in run(capsys, "emit", "softmax", "--order", "1")[1]
+    assert "def double_backward" not in run(capsys, "emit", "softmax", "--target", "torch")[1]
+    markdown = run(capsys, "derive", "softmax", "--order", "2", "--format", "markdown")[1]
+    assert "Double backward of softmax" in markdown
+
+
+@pytest.mark.parametrize("name,params,shapes", [
+    ("softmax", {}, [(4, 7)]), ("layer_norm", {}, [(3, 6), (6,), (6,)]),
+    ("attention", {}, [(2, 5, 4), (2, 6, 4), (2, 6, 3)]),
+    ("conv_bias_gelu", {"stride": 2, "padding": 1, "dilation": 1, "groups": 1}, [(2, 3, 9, 8), (4, 3, 3, 3), (4,)])])
+def test_cupy_double_backward_equals_numpy(monkeypatch, name, params, shapes):
+    program = ops.build(name, **params)
+    s = derive_program_second_order(program)
+    _, cublas = stand_in(monkeypatch)
+    m = load(emit_program(s.first, "cupy", second=s), "cupy_second_on_host")
+    on_host(m.__dict__, cublas)
+    reference, _ = second_module(program)
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal(sh) for sh in shapes]
+    g = rng.standard_normal(np.shape(reference.forward(*arrays)))
+    ggs = [rng.standard_normal(sh) for sh in shapes]
+    for a, b in zip(m.double_backward(*ggs, g, *arrays), reference.double_backward(*ggs, g, *arrays)):
+        close(a, b, 1e-10)
