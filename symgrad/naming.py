@@ -47,8 +47,9 @@ def contribution(of: str, by: str) -> str:
 
 def adjoint(tensor: str) -> str:
     """The adjoint of ``tensor`` as a tensor of a program (x̄: a program's backward taken as a program
-    of its own, where ``d<tensor>`` names the derivative of that program's loss)."""
-    return f"{tensor}_bar"
+    of its own, where ``d<tensor>`` names the derivative of that program's loss); one word, so the
+    documents print it as one name."""
+    return f"{tensor}bar"
 
 
 def selector(tensor: str) -> str:

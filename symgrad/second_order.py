@@ -109,7 +109,7 @@ def backward_program(d: ProgramDerivation) -> Program:
 
     >>> from symgrad import ops
     >>> [s.name for s in backward_program(derive_program(ops.build("softmax"))).statements][4:]
-    ['s_bar', 'u_bar', 'x_bar']
+    ['sbar', 'ubar', 'xbar']
     """
     p = d.program
     tensors = p.tensors
@@ -166,7 +166,7 @@ def derive_program_second_order(program: Program) -> ProgramSecondOrder:
     >>> from symgrad import ops
     >>> s = derive_program_second_order(ops.build("softmax"))
     >>> [k for k, _ in s.second.adjoints["x"]], s.second.program.outputs
-    ([6, 1], ('x_bar',))
+    ([6, 1], ('xbar',))
     """
     start = time.perf_counter()
     first = derive_program(program)

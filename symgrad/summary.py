@@ -133,7 +133,7 @@ def program_second_as_text(s) -> str:
 
 #: what ``derive PROGRAM --order 2`` says before the backward program
 SECOND_PROGRAM = ("second order: the backward taken as a program of its own (the forward's statements, then each "
-                  "adjoint x_bar = Σ of what the statements reading x pass back, deltas kept), differentiated by "
+                  "adjoint xbar = Σ of what the statements reading x pass back, deltas kept), differentiated by "
                   "reverse mode; its adjoints of the inputs and of the upstream gradients are the double backward")
 
 

@@ -12,6 +12,8 @@ CuPy module has ``double_backward``:
   (over the NumPy stand-in for CuPy) equals the NumPy module's.
 """
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -101,7 +103,7 @@ def test_none_gg_several_outputs_an_output_read_later_and_a_scalar_output():
     program = parse_program("input x[N]\ninput w[N]\noutput s[i] = x[i]^2 * w[i]\noutput c[i] = exp(s[i]) + x[i]",
                             name="two")
     m, s = second_module(program)
-    assert s.backward.statements[-3].name == "s_bar_total"  # s's upstream, and what c passes back to it
+    assert s.backward.statements[-3].name == "sbar_total"  # s's upstream, and what c passes back to it
     x, w = rng.standard_normal(4), rng.standard_normal(4)
     gs, gc, ggx = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4)
     got = m.double_backward(ggx, None, gs, gc, x, w)
@@ -137,10 +139,10 @@ def test_differentiated_max_is_refused_by_name(capsys):
 def test_cli_derive_and_emit_order_2(capsys):
     code, out, _ = run(capsys, "derive", "softmax", "--order", "2")
     assert code == 0 and "second order: the backward taken as a program of its own" in out
-    assert "softmax_backward  (a program of 7 statements)" in out and "x_bar[j0, j1] =" in out
+    assert "softmax_backward  (a program of 7 statements)" in out and "xbar[j0, j1] =" in out
     code, out, _ = run(capsys, "derive", "layer_norm", "--order", "2", "--format", "json")
     data = json.loads(out)
-    assert data["second_order"]["program"] == "layer_norm_backward" and "y_bar" in data["second_order"]["inputs"]
+    assert data["second_order"]["program"] == "layer_norm_backward" and "ybar" in data["second_order"]["inputs"]
     source = run(capsys, "emit", "softmax")[1]
     assert "def double_backward(ggx, grad_output, x, dim=-1):" in source
     assert run(capsys, "emit", "softmax")[1] == source  # deterministic
@@ -167,3 +169,29 @@ def test_cupy_double_backward_equals_numpy(monkeypatch, name, params, shapes):
     ggs = [rng.standard_normal(sh) for sh in shapes]
     for a, b in zip(m.double_backward(*ggs, g, *arrays), reference.double_backward(*ggs, g, *arrays)):
         close(a, b, 1e-10)
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (install texlive-latex-base)")
+@pytest.mark.parametrize("name", ["softmax", "depthwise_separable"])
+def test_second_order_document_compiles(capsys, tmp_path, name):
+    """The backward program's document (adjoint names, a name with an underscore indexed) is LaTeX
+    that pdflatex compiles."""
+    code, _, _ = run(capsys, "derive", name, "--order", "2", "--format", "latex", "-o", str(tmp_path / "d.tex"))
+    assert code == 0
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_symgrad_check_verifies_double_backward():
+    """check_program: double_backward against finite differences of ⟨gg, backward⟩ and torch's double
+    backward (built-ins); a rule of two outputs gets one column per upstream gradient; a rule through a
+    differentiated max has no double_backward and is checked at first order."""
+    from symgrad.verify.program_check import check_program
+    results, ok = check_program(ops.build("layer_norm"), trials=2, seed=3)
+    assert ok and {"fd2:g", "fd2:x", "fd2:weight", "fd2:bias"} <= set(results[0].errors)
+    two = parse_program("input x[N]\noutput s[i] = x[i]^2\noutput c[i] = exp(s[i]) + x[i]")
+    results, ok = check_program(two, trials=2, seed=3)
+    assert ok and {"fd2:g_s", "fd2:g_c", "fd2:x"} <= set(results[0].errors)
+    results, ok = check_program(parse_program("input x[N, D]\ny[n] = max(d) x[n, d]"), trials=1, seed=3)
+    assert ok and not any(k.startswith("fd2") for k in results[0].errors)

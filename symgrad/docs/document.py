@@ -14,7 +14,7 @@ from ..derive import Derivation
 from ..engine.diff import forward_terms
 from ..forms import kind
 from ..ir import SymgradError, plain
-from ..printing.latex import tex, terms_aligned
+from ..printing.latex import indexed_tex, subscripted, tex, terms_aligned
 from ..steps import Dropped, Eliminated, Rewritten, Substituted
 from ..templating import environment
 from .picture import jacobian_svg, jacobian_table
@@ -33,7 +33,7 @@ LOSS2 = r"\mathcal{L}_2"
 
 
 def _d(name, idx, loss=LOSS):
-    return r"\frac{\partial %s}{\partial %s_{%s}}" % (loss, tex(sp.Symbol(name)), ", ".join(tex(i) for i in idx))
+    return r"\frac{\partial %s}{\partial %s}" % (loss, indexed_tex(name, ", ".join(tex(i) for i in idx)))
 
 
 def _form_rows(form) -> list:
@@ -95,8 +95,8 @@ def gradient_sections(d: Derivation, loss: str = LOSS) -> list:
             "text": f"With ${g_} = \\partial {loss}/\\partial {y}$ (the upstream gradient) and "
                     f"${loss} = \\sum {g_}\\,{y}$, each element of ${tex(sp.Symbol(name))}$ collects the outputs it "
                     "influences.",
-            "math": _d_(name, raw) + f" = \\sum_{{{out_idx}}} {g_}_{{{out_idx}}}\\,"
-                    f"\\frac{{\\partial {y}_{{{out_idx}}}}}{{\\partial {tex(sp.Symbol(name))}_{{{', '.join(tex(v) for v in raw)}}}}}"}, {
+            "math": _d_(name, raw) + f" = \\sum_{{{out_idx}}} {subscripted(g_, out_idx)}\\,"
+                    f"\\frac{{\\partial {subscripted(y, out_idx)}}}{{\\partial {indexed_tex(name, ', '.join(tex(v) for v in raw))}}}"}, {
             "title": "Differentiate",
             "text": f"Differentiating each tensor element (`sympy.diff`) gives one Kronecker delta per index of "
                     f"${tex(sp.Symbol(name))}$.",

@@ -7,7 +7,7 @@ import sympy as sp
 
 from ..engine.diff import forward_terms
 from ..ir import plain
-from ..printing.latex import tex, terms_aligned
+from ..printing.latex import indexed_tex, tex, terms_aligned
 from .document import LOSS, _forward_forms, _shape_tex, _tex_value, gradient_sections
 
 
@@ -19,7 +19,7 @@ def _bar(name: str) -> str:
 def _statement_math(s) -> str:
     stmt = s.statement
     idx = ", ".join(tex(plain(i)) for i in stmt.indices)
-    lhs = f"{tex(sp.Symbol(stmt.name))}_{{{idx}}}"
+    lhs = indexed_tex(stmt.name, idx)
     if stmt.over:
         over = ", ".join(tex(v) for v, _, _ in stmt.over)
         body = tex(plain(stmt.rhs))

@@ -25,8 +25,7 @@ class IndexLatexPrinter(LatexPrinter):
         return super()._print_Symbol(expr)
 
     def _print_Indexed(self, expr):
-        base = self._print(expr.base.label)
-        return "%s_{%s}" % (base, ", ".join(self._print(tidy(i)) for i in expr.indices))
+        return subscripted(self._print(expr.base.label), ", ".join(self._print(tidy(i)) for i in expr.indices))
 
     def _print_Bracket(self, expr):
         return r"\left[%s\right]" % self._print(expr.args[0])
@@ -42,11 +41,22 @@ class IndexLatexPrinter(LatexPrinter):
         return r"\delta_{%s,\, %s}" % (self._print(tidy(expr.args[0])), self._print(tidy(expr.args[1])))
 
 
+def subscripted(base: str, indices: str) -> str:
+    """``base`` with the subscript ``indices``; a base with a subscript of its own (w_dw) braced,
+    {w_{dw}}_{f}, so LaTeX sees no double subscript."""
+    return ("{%s}" % base if "_" in base else base) + "_{%s}" % indices
+
+
 _P = IndexLatexPrinter()
 
 
 def tex(expr) -> str:
     return _P.doprint(expr)
+
+
+def indexed_tex(name: str, indices: str) -> str:
+    """The tensor ``name`` at the (LaTeX) ``indices``, as the documents write an element."""
+    return subscripted(tex(sp.Symbol(name)), indices)
 
 
 def _name_arguments(expr):
