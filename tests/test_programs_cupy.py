@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cublas_emulator import on_host, stand_in
+from cuda_kernels_on_host import SEEN, gpu_compile_errors, needs_nvrtc
 from symgrad import ops
 from symgrad.emit import load
 from symgrad.emit.program import emit_program
@@ -49,11 +50,17 @@ def test_cupy_program_equals_numpy_program(monkeypatch, name, params, shapes, dt
 
 
 def test_cupy_program_runs_pointwise_statements_as_kernels(monkeypatch):
-    """Each pointwise statement and contribution of softmax is one CUDA kernel; no numba, no NumPy."""
+    """softmax's pointwise statements are one CUDA kernel each (u and y, a sum between them), and its
+    backward's run of pointwise steps is one kernel: ∂ℒ/∂u through y, through s, and ∂ℒ/∂x through u,
+    dx = (dy/s + ds)·u, with du kept in the kernel (nothing after reads it); no numba, no NumPy."""
     _, source = cupy_program("softmax", {}, monkeypatch)
     imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert imports == ["import functools", "import cupy as xp"] and "numba" not in source
-    assert source.count("fused('T ") == 4  # u and y forward; du and dx backward
+    assert source.count("fused('T ") == 3
+    assert ("fused('T p0, T p1, T p2, T p3', body, 'symgrad_backward_du_to_dx', 'T _o0')"
+            "(dy, s[:, None], ds[:, None], u, _o0)") in source
+    assert "# 3 pointwise steps in one CUDA kernel (du, dx)" in source
+    assert "du = " not in source.split("def _pullback")[1].split("def vjp")[0]
     assert "Backend: CuPy" in source
 
 
@@ -68,3 +75,22 @@ def test_cupy_program_mixed_dtypes(monkeypatch):
     close(y, module("layer_norm").forward(x, w, b), 1e-6)
     dx, dw, db = pullback(np.ones((3, 5), np.float32))
     assert (dx.dtype, dw.dtype, db.dtype) == (np.float32, np.float64, np.float64)
+
+
+@needs_nvrtc
+def test_fused_program_kernels_compile_for_the_gpu(monkeypatch):
+    """The kernels that fuse runs of pointwise steps (several outputs, each step's value a local in
+    a block of its own), run here over the stand-in in float16, float32 and float64, compile with
+    NVRTC as CuPy compiles them."""
+    for name, params, shapes in [("softmax", {}, [(3, 5)]), ("cross_entropy", {}, [(3, 4), (3, 4)]),
+                                 ("conv_bias_gelu", {"stride": 1, "padding": 1, "dilation": 1, "groups": 1},
+                                  [(1, 2, 5, 5), (3, 2, 3, 3), (3,)])]:
+        m, _ = cupy_program(name, params, monkeypatch)
+        for dtype in (np.float16, np.float32, np.float64):
+            arrays = [np.random.default_rng(1).standard_normal(s).astype(dtype) for s in shapes]
+            y, pullback = m.vjp(*arrays)
+            pullback(np.ones(np.shape(y), dtype))
+    fused = {k for k in set(SEEN) if "_to_" in k[3]}  # these and any an earlier test ran
+    assert {k[3] for k in fused} >= {"symgrad_backward_du_to_dx", "symgrad_forward_y_to_z"}
+    assert {k[4] for k in fused} == {"float16", "float32", "float64"}
+    assert not gpu_compile_errors(fused)

@@ -49,6 +49,7 @@ class Unit:
     alias: str = None
     comment: tuple = ()      # comment lines before it
     row: str = None          # a row's shape, as code (results of two axes or more)
+    step: object = None      # a pointwise step one CUDA kernel computes (emit/kernel_fusion.py)
 
     @property
     def fusable(self) -> bool:

@@ -28,6 +28,7 @@ from .loops import reduction_nest
 from .framework import camel
 from .module import _require_concrete
 from .fusion import Unit, fuse, names_read
+from .kernel_fusion import fuse_kernels, step
 
 
 def _alias(forms, target):
@@ -62,8 +63,9 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
     store = [] if into is None else [f"{into} = {into} + {out}" if added else f"{into} = {out}"]
     if alias:
         return Unit((f"{out} = {alias}", *store), out=out, into=into, add=added, alias=alias)
-    if n is None:
-        return Unit(tuple(body.lines) + tuple(store))
+    if n is None:  # (CuPy: a pointwise step a fused kernel may take, emit/kernel_fusion.py)
+        pointwise = step(forms, target, into, added) if target.backend.fused else None
+        return Unit(tuple(body.lines) + tuple(store), step=pointwise)
     nests.append({"name": name, "text": text, "nest": n})
     work = sp.Mul(*target.tensor.dims, *[hi + 1 for _, _, hi in forms[0].term.sums])  # a reduction visits its summand's grid
     extra = f", {size_code(work)}" if forms[0].term.sums else ""
@@ -90,6 +92,8 @@ def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, liv
         units.append(replace(unit, comment=(f"# {k}. {statement_text(stmt)}",)))
         blocks.append({"text": statement_text(stmt),
                        "forms": [{"kind": f.kind, "fields": form_summary(f)["fields"]} for f in s.forward]})
+    if spec.fused:
+        units = fuse_kernels(units, live, f"{prefix}forward")
     return code, blocks, fuse(d.program.name, units, f"{prefix}forward", groups, live)
 
 
@@ -125,6 +129,8 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
         units += [replace(steps[0], comment=(f"# through {statement_text(stmt)}",))] + steps[1:]
         blocks.append({"text": statement_text(stmt), "upstream": naming.grad(stmt.name), "parts": parts})
     live = {naming.grad(t.name) for t in d.program.inputs}  # the gradients returned
+    if spec.fused:
+        units = fuse_kernels(units, live, f"{prefix}backward")
     return code, blocks, started, fuse(d.program.name, units, f"{prefix}backward", groups, live)
 
 
@@ -148,6 +154,7 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     code = forward_code + backward_code
     rows = [t for t in p.inputs if p.leading is not None and t.dims and t.dims[0] == p.leading]
     pieces = set(code.pieces) | ({f"{spec.name}_inputs"} if spec.framework else {"owned", "inputs"}) | \
+        ({"fused"} if spec.fused else set()) | \
         ({"torch_saved"} if spec.name == "torch" else set()) | \
         ({"rows"} if rows else set()) | ({"jit"} if nests else set())
     pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for n in nests for f in n["nest"].functions}  # erfc beside erf

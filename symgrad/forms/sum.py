@@ -26,7 +26,7 @@ def form_summary(form) -> dict:
     return {"text": term_text(form.term), "kind": form.kind, "fields": json.dumps(jsonable(form.fields), sort_keys=True)}
 
 
-def _views(tensors, names) -> list:
+def views(tensors, names) -> list:
     """The index-space views (grouped axes split) of the tensors ``names`` that need one."""
     out = []
     for name in names:
@@ -41,7 +41,7 @@ def sum_code(op_name: str, forms, target) -> Code:
     elementwise op's result keeps its arrays' shape)."""
     used = sorted(name for name in {a.base.name for f in forms for a in f.term.accesses}
                   | {f.fields[k] for f in forms for k in ("lhs", "rhs") if f.fields.get(k)} if name in target.tensors)
-    code, parts = Code(tuple(_views(target.tensors, used))), []
+    code, parts = Code(tuple(views(target.tensors, used))), []
     for k, form in enumerate(forms):
         part = naming.term(target.out, k)
         try:
