@@ -92,11 +92,17 @@ def emit(args, program, write):
         write(emit_program(derive_program(program), args.target), args.output)
         return 0
     backend = args.backend or "numpy"
-    if (args.order or 2) == 2:  # as for ops: a module has double_backward unless --order 1
-        second = derive_program_second_order(program)
-        write(emit_program(second.first, backend, second=second), args.output)
-    else:
-        write(emit_program(derive_program(program), backend), args.output)
+    second = None
+    if args.order != 1:  # as for ops: a module has double_backward unless --order 1
+        try:
+            second = derive_program_second_order(program)
+        except SymgradError as exc:
+            if args.order == 2:  # asked for: refused with the reason
+                raise
+            print(f"symgrad: note: no double_backward: {exc}; the module has forward, backward and vjp",
+                  file=sys.stderr)
+    write(emit_program(second.first, backend, second=second) if second else
+          emit_program(derive_program(program), backend), args.output)
     return 0
 
 

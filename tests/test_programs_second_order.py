@@ -130,10 +130,13 @@ def test_differentiated_max_is_refused_by_name(capsys):
     rule = "input x[N, D]\ny[n] = max(d) x[n, d]"
     with pytest.raises(SymgradError, match=r"rule: double backward through the max of statement y is not derived"):
         backward_program(derive_program(parse_program(rule)))
-    code, _, err = run(capsys, "emit", "--rule", rule)
+    code, _, err = run(capsys, "emit", "--rule", rule, "--order", "2")
     assert code == 2 and "double backward through the max of statement y" in err
-    code, out, _ = run(capsys, "emit", "--rule", rule, "--order", "1")
+    code, out, err = run(capsys, "emit", "--rule", rule)  # by default: the first order, and why no more
     assert code == 0 and "def backward" in out and "def double_backward" not in out
+    assert "no double_backward: rule: double backward through the max of statement y" in err
+    code, out, err = run(capsys, "emit", "--rule", rule, "--order", "1")
+    assert code == 0 and "def double_backward" not in out and not err
 
 
 def test_cli_derive_and_emit_order_2(capsys):

@@ -219,7 +219,6 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
     derived = {t.name for t in p.inputs if naming.adjoint(t.name) in bp.outputs}
     gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
     passed = [g["name"] for g in gg if g["derived"]]
-    n_out = len(p.outputs)
     upstreams = [f"xp.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
     results = [f"xp.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0 else f"_grads[{len(p.inputs) + k}]"
                for k, o in enumerate(context["outputs"])] + [f"_grads[{k}]" for k in range(len(p.inputs))]
@@ -232,7 +231,7 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
         "code": code, "gg": gg, "gg_args": ", ".join(g["name"] for g in gg),
         "gg_call": (f"({', '.join(passed)})" if len(passed) > 1 else passed[0]),
         "upstreams": ", ".join(upstreams), "results": ", ".join(results) + ("," if len(results) == 1 else ""),
-        "statements": added, "terms": terms, "count": len(bp.statements), "outputs": n_out}}
+        "statements": added, "terms": terms, "count": len(bp.statements)}}
 
 
 def _single(interface, t):
