@@ -296,7 +296,7 @@ def _bench_case(args):
     """The op (or program), its parameters as the benchmark child rebuilds them, and the checked input shapes."""
     program = _program(args)
     if program is not None:  # a program of one's own travels whole to the benchmark child (no parameters)
-        op, params = program, _flags(args, args.op, ops_mod.PROGRAMS[args.op][1]) if args.op in ops_mod.PROGRAMS else {}
+        op, params = program, (_flags(args, args.op, ops_mod.PROGRAMS[args.op][1]) if args.op in ops_mod.PROGRAMS else {})
     else:
         op, params = build_op(args, concrete=True)
     shapes = parse_shapes(op, args.input_shape)

@@ -91,18 +91,16 @@ def emit(args, program, write):
     if args.target != "module":  # (--order 1 is refused for targets by symgrad.cli)
         write(emit_program(derive_program(program), args.target), args.output)
         return 0
-    backend = args.backend or "numpy"
-    second = None
+    first, second = derive_program(program), None
     if args.order != 1:  # as for ops: a module has double_backward unless --order 1
         try:
-            second = derive_program_second_order(program)
+            second = derive_program_second_order(first)
         except SymgradError as exc:
             if args.order == 2:  # asked for: refused with the reason
                 raise
             print(f"symgrad: note: no double_backward: {exc}; the module has forward, backward and vjp",
                   file=sys.stderr)
-    write(emit_program(second.first, backend, second=second) if second else
-          emit_program(derive_program(program), backend), args.output)
+    write(emit_program(first, args.backend or "numpy", second=second), args.output)
     return 0
 
 

@@ -122,6 +122,10 @@ class Tensor:
     def __getitem__(self, idx):
         return self.base[idx]
 
+    def like(self, name: str) -> "Tensor":
+        """A tensor of this one's shape named ``name`` (a gradient of it: its elements not known positive)."""
+        return Tensor(name, self.dims, self.split, scalar=self.scalar)
+
 
 @dataclass
 class Op:
@@ -244,7 +248,7 @@ def plain(e):
 
 def upstream(op: Op) -> Tensor:
     """The upstream gradient g = ∂ℒ/∂Y: a tensor of the output's shape (named ``op.upstream``)."""
-    return Tensor(op.upstream, op.output.dims, op.output.split, scalar=op.output.scalar)
+    return op.output.like(op.upstream)
 
 
 def grad_indices(t: Tensor, taken=frozenset()) -> tuple:

@@ -18,7 +18,7 @@ from .derive import Derivation, derive
 from .engine.program import normalise, selector, statement_op, validate_program
 from .forms.reduce_max import max_form
 from .forms import recognise
-from .ir import Tensor, plain
+from .ir import plain
 from .steps import Rewritten
 from .program import Program, Statement
 
@@ -58,7 +58,7 @@ class ProgramDerivation:
                 sel = selector(s.statement)
                 out[sel.name] = sel
         for name, t in list(self.program.tensors.items()):
-            out[naming.grad(name)] = Tensor(naming.grad(name), t.dims, t.split, scalar=t.scalar)
+            out[naming.grad(name)] = t.like(naming.grad(name))
         return out
 
 

@@ -28,7 +28,7 @@ import sympy as sp
 
 from . import naming
 from .derive import Derivation, derive
-from .ir import Op, SymgradError, Tensor, plain, upstream
+from .ir import Op, SymgradError, Tensor, grad_indices, plain, upstream
 from .program import Program, Statement
 from .reverse import ProgramDerivation, derive_program
 
@@ -49,7 +49,7 @@ def gradient_op(d: Derivation, wrt: str) -> Op:
     rhs = sp.Add(*[term.expr() for term in grad.raw]).xreplace(dict(zip(grad.raw_indices, indices)))
     read = {a.base.name for a in rhs.atoms(sp.Indexed)}
     inputs = tuple(t for t in (upstream(op), *op.inputs) if t.name in read)
-    output = Tensor(naming.grad(wrt), target.dims, target.split, scalar=target.scalar)
+    output = target.like(naming.grad(wrt))
     notes = [f"the gradient ∂ℒ/∂{wrt} of {op.name} as a rule of its own: ℒ₂ = Σ {naming.grad_grad(wrt)}·"
              f"{output.name}, and g and the op's inputs are its inputs"]
     return Op(f"{op.name} {output.name}", dict(op.params), inputs, output, indices, rhs, dict(op.output_sizes),
@@ -85,22 +85,6 @@ def derive_second_order(op_or_derivation, wrt=None) -> SecondOrder:
     return SecondOrder(d, of, time.perf_counter() - start)
 
 
-def _like(name: str, t: Tensor) -> Tensor:
-    return Tensor(name, t.dims, t.split, scalar=t.scalar)
-
-
-def _fresh_indices(t: Tensor, exprs) -> tuple:
-    """Index variables for ``t``'s axes, named ``j0, j1, …`` unless an expression already uses the name."""
-    taken = {str(s) for e in exprs for s in e.atoms(sp.Symbol)}
-    names = []
-    for k in range(len(t.dims)):
-        name = f"j{k}"
-        while name in taken:
-            name += "_"
-        names.append(name)
-    return tuple(sp.Idx(sp.Symbol(n, integer=True), (0, dim - 1)) for n, dim in zip(names, t.dims))
-
-
 def backward_program(d: ProgramDerivation) -> Program:
     """The backward of ``d.program`` as a program of its own: inputs the program's inputs and each
     output's upstream ``ȳ`` (shape of the output, a scalar's as (1,)), statements the forward's and
@@ -118,7 +102,7 @@ def backward_program(d: ProgramDerivation) -> Program:
             raise SymgradError(f"{p.name}: double backward through the max of statement {s.statement.name} is not "
                                "derived: its tie-splitting selector is not a rule (where the max only shifts, as in "
                                "the built-in softmax, read it through stop_gradient)")
-    upstreams = [Tensor(naming.adjoint(o), tensors[o].dims, tensors[o].split) for o in p.outputs]
+    upstreams = [Tensor(naming.adjoint(o), tensors[o].dims, tensors[o].split) for o in p.outputs]  # a scalar: (1,)
     adjoint = {o: t for o, t in zip(p.outputs, upstreams)}
     statements = list(p.statements)
     for name in [s.name for s in reversed(p.statements)] + [t.name for t in p.inputs]:
@@ -132,13 +116,15 @@ def backward_program(d: ProgramDerivation) -> Program:
             exprs.append((grad, expr.replace(lambda a: isinstance(a, sp.Indexed) and a.base.name in read,
                                              lambda a: read[a.base.name][a.indices])))
         t = tensors[name]
-        indices = _fresh_indices(t, [e for _, e in exprs])
+        taken = {v for _, e in exprs for v in e.atoms(sp.Symbol)}
+        taken -= {v for grad, _ in exprs for v in grad.raw_indices}  # replaced by the new indices
+        indices = tuple(sp.Idx(j, (0, dim - 1)) for j, dim in zip(grad_indices(t, taken), t.dims))
         rhs = sp.Add(*[e.xreplace(dict(zip(grad.raw_indices, indices))) for grad, e in exprs])
         if name in adjoint:  # an output read by later statements: its upstream, and what they pass back
             rhs += adjoint[name][tuple(plain(i) for i in indices)]
-            total = _like(naming.adjoint(name) + "_total", t)
+            total = t.like(naming.adjoint(name) + "_total")
         else:
-            total = _like(naming.adjoint(name), t)
+            total = t.like(naming.adjoint(name))
         prefer = tuple(dict.fromkeys(plain(i) for k, _ in d.adjoints[name] for i in p.statements[k].indices))
         statements.append(Statement(total, indices, rhs, prefer=prefer))
         adjoint[name] = total
@@ -160,8 +146,8 @@ class ProgramSecondOrder:
     seconds: float = 0.0
 
 
-def derive_program_second_order(program: Program) -> ProgramSecondOrder:
-    """Derive ``program``, take its backward as a program, and derive that.
+def derive_program_second_order(program_or_derivation) -> ProgramSecondOrder:
+    """Derive the program (or take its derivation), take its backward as a program, and derive that.
 
     >>> from symgrad import ops
     >>> s = derive_program_second_order(ops.build("softmax"))
@@ -169,6 +155,7 @@ def derive_program_second_order(program: Program) -> ProgramSecondOrder:
     ([6, 1], ('xbar',))
     """
     start = time.perf_counter()
-    first = derive_program(program)
+    first = program_or_derivation if isinstance(program_or_derivation, ProgramDerivation) else \
+        derive_program(program_or_derivation)
     backward = backward_program(first)
     return ProgramSecondOrder(first, backward, derive_program(backward), time.perf_counter() - start)

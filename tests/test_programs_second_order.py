@@ -142,7 +142,7 @@ def test_differentiated_max_is_refused_by_name(capsys):
 def test_cli_derive_and_emit_order_2(capsys):
     code, out, _ = run(capsys, "derive", "softmax", "--order", "2")
     assert code == 0 and "second order: the backward taken as a program of its own" in out
-    assert "softmax_backward  (a program of 7 statements)" in out and "xbar[j0, j1] =" in out
+    assert "softmax_backward  (a program of 7 statements)" in out and "xbar[j_0, j_1] =" in out
     code, out, _ = run(capsys, "derive", "layer_norm", "--order", "2", "--format", "json")
     data = json.loads(out)
     assert data["second_order"]["program"] == "layer_norm_backward" and "ybar" in data["second_order"]["inputs"]

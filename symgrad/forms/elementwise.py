@@ -30,6 +30,12 @@ def mask_statements(guards, target, printer) -> list:
     return lines + [f"{target.out} = xp.where({mask}, xp.broadcast_to({target.out}, {dims}), 0)"]
 
 
+def _aligned(form) -> dict:
+    """Each tensor read of the form -> the symbol naming its operand in the code (``x_1``)."""
+    return {acc: sp.Symbol(naming.aligned(spec["tensor"], k))
+            for k, (acc, spec) in enumerate(zip(form.term.accesses, form.layout["operands"]))}
+
+
 def kernel(factor, backend):
     """The framework kernel computing ``factor`` on ``backend`` (:mod:`.kernels`), or None."""
     return recognise(factor, backend.name) if backend.name in KERNELS else None
@@ -54,13 +60,11 @@ class Elementwise(Kind):
         return Form(self.name, fields, term, layout={"operands": operands})
 
     def code(self, form, target):
-        lines, mapping = [], {}
-        for k, (acc, spec) in enumerate(zip(form.term.accesses, form.layout["operands"])):
-            name = naming.aligned(spec["tensor"], k)
+        lines, mapping = [], _aligned(form)
+        for symbol, spec in zip(mapping.values(), form.layout["operands"]):
             read = align(array_of(spec["tensor"], target.tensors), spec["vars"], target.out_vars, target.backend) \
                 if target.shaped else spec["tensor"]
-            lines.append(f"{name} = {read}")
-            mapping[acc] = sp.Symbol(name)
+            lines.append(f"{symbol} = {read}")
         factor = form.term.factor.xreplace(mapping)
         bodies = _c_bodies(factor) if target.backend.fused and self._one_kernel(form, factor, mapping, target) else None
         if bodies:
@@ -112,9 +116,7 @@ class Elementwise(Kind):
         if getattr(jit, "wide", ()):
             wide += "; float64 in double-double, rounded once"
         expression = f"{loop}{backend.expression_runs}{blocks}{wide}"
-        mapping = {acc: sp.Symbol(naming.aligned(spec["tensor"], k))
-                   for k, (acc, spec) in enumerate(zip(form.term.accesses, form.layout["operands"]))}
-        match = not form.term.guards and kernel(form.term.factor.xreplace(mapping), backend)
+        match = not form.term.guards and kernel(form.term.factor.xreplace(_aligned(form)), backend)
         if match:
             arg = match.kernel.params.index(match.kernel.argument)
             return (f"{match.kernel.name} (the framework's fused kernel; SymPy proves it computes this expression) "

@@ -105,25 +105,35 @@ def run_trial(op, module, derivation, rng, eps: float) -> Trial:
 
 
 def _second_order(op, module, arrays, g, rng, eps: float, trial: Trial):
-    """double_backward against finite differences of ⟨gg, backward⟩ (the module's backward, checked
-    above against the definition) and, with PyTorch, against torch's double backward."""
-    names = [t.name for t in op.inputs]
+    """double_backward against finite differences of ⟨gg, backward⟩ and torch's double backward."""
+    second_order_errors(module, [t.name for t in op.inputs], arrays, ["g"], [g], rng, eps, trial,
+                        lambda gg: torch_double_backward(op, arrays, g, gg))
+
+
+def second_order_errors(module, names, arrays, ups, gs, rng, eps: float, trial: Trial, reference,
+                        fd_floor: float = 1e-300, floor: float = 1e-300):
+    """double_backward (of an op or a program) against finite differences of ⟨gg, backward⟩ (the
+    module's backward, checked before against the definition) in each upstream gradient (named
+    ``ups``, values ``gs``) and each input, and against ``reference(gg)`` (torch's double backward,
+    or None): columns ``fd2:`` and ``torch2:``."""
     gg = {name: rng.standard_normal(arrays[name].shape) for name in names}
-    got = module.double_backward(*[gg[n] for n in names], g, *[arrays[n] for n in names])
-    point = dict(arrays, g=g)
+    point = dict(arrays, **dict(zip(ups, gs)))
+    got = module.double_backward(*[gg[n] for n in names], *gs, *[arrays[n] for n in names])
 
     def inner(values):
-        grads = module.backward(values["g"], *[values[n] for n in names])
+        upstream = [values[u] for u in ups]
+        grads = module.backward(upstream[0] if len(ups) == 1 else tuple(upstream), *[values[n] for n in names])
         return sum(float(np.sum(gg[n] * grad)) for n, grad in zip(names, grads))
-    for name, value in zip(["g"] + names, got):
-        v = rng.standard_normal(point[name].shape)
-        fd = (inner(dict(point, **{name: point[name] + eps * v})) - inner(dict(point, **{name: point[name] - eps * v}))) / (2 * eps)
+    for name, value in zip(ups + names, got):
+        v = rng.standard_normal(np.shape(point[name]))
+        fd = (inner(dict(point, **{name: point[name] + eps * v})) -
+              inner(dict(point, **{name: point[name] - eps * v}))) / (2 * eps)
         dot = float(np.sum(value * v))
-        trial.errors[f"fd2:{name}"] = abs(fd - dot) / max(abs(fd), abs(dot), 1e-300)
-    ref = torch_double_backward(op, arrays, g, gg)
+        trial.errors[f"fd2:{name}"] = abs(fd - dot) / max(abs(fd), abs(dot), fd_floor)
+    ref = reference(gg)
     if ref is not None:
-        for name, value, want in zip(["g"] + names, got, ref):
-            trial.errors[f"torch2:{name}"] = rel_err(value, want)
+        for name, value, want in zip(ups + names, got, ref):
+            trial.errors[f"torch2:{name}"] = rel_err(value, want, floor)
 
 
 def polynomial(op) -> bool:

@@ -24,7 +24,7 @@ from ..ir import Bracket, SymgradError, Tensor, Term, plain
 from ..reverse import derive_program
 from ..second_order import derive_program_second_order
 from ..sizes import concrete_sizes
-from .check import Trial, check_arguments, random_inputs, rel_err, sample_sizes
+from .check import Trial, check_arguments, random_inputs, rel_err, sample_sizes, second_order_errors
 from .evaluate import evaluate
 from .reference import torch_double_backward, torch_reference
 
@@ -109,41 +109,24 @@ def run_trial(d, module, rng, eps: float) -> Trial:
 
 
 def _second_order(program, module, arrays, gs, rng, eps: float, trial: Trial, torch: bool):
-    """double_backward against finite differences of ⟨gg, backward⟩ (the module's backward, checked
-    above) with respect to each upstream gradient and input, and against torch's double backward
-    where torch has the program."""
-    names = [t.name for t in program.inputs]
+    """double_backward against finite differences of ⟨gg, backward⟩ in each upstream gradient and
+    input, and against torch's double backward where torch has the program."""
     ups = ["g"] if len(gs) == 1 else [f"g_{o}" for o in program.outputs]  # the upstream gradients
-    gg = {name: rng.standard_normal(arrays[name].shape) for name in names}
-    point = dict(arrays, **dict(zip(ups, gs)))
-    got = module.double_backward(*[gg[n] for n in names], *gs, *[arrays[n] for n in names])
-
-    def inner(values):
-        upstream = [values[u] for u in ups]
-        grads = module.backward(upstream[0] if len(ups) == 1 else tuple(upstream), *[values[n] for n in names])
-        return sum(float(np.sum(gg[n] * grad)) for n, grad in zip(names, grads))
-    for name, value in zip(ups + names, got):
-        v = rng.standard_normal(np.shape(point[name]))
-        fd = (inner(dict(point, **{name: point[name] + eps * v})) -
-              inner(dict(point, **{name: point[name] - eps * v}))) / (2 * eps)
-        dot = float(np.sum(value * v))
-        trial.errors[f"fd2:{name}"] = abs(fd - dot) / max(abs(fd), abs(dot), FD_FLOOR)
-    ref = torch_double_backward(program, arrays, gs[0], gg) if torch else None
-    if ref is not None:
-        for name, value, want in zip(ups + names, got, ref):
-            trial.errors[f"torch2:{name}"] = rel_err(value, want, FLOOR)
+    second_order_errors(module, [t.name for t in program.inputs], arrays, ups, gs, rng, eps, trial,
+                        lambda gg: torch_double_backward(program, arrays, gs[0], gg) if torch else None,
+                        FD_FLOOR, FLOOR)
 
 
 def check_program(program, trials: int = 5, seed: int = 0):
     """Run ``trials`` random-shape trials of the emitted module; returns (trials, ok)."""
     check_arguments(program.name, trials, seed)
     rng = np.random.default_rng(seed)
+    d, second = derive_program(program), None
     try:  # with double_backward where it is derived (not through a max whose gradient flows)
-        second = derive_program_second_order(program)
-        d, module = second.first, load(emit_program(second.first, second=second))
+        second = derive_program_second_order(d)
     except SymgradError:
-        d = derive_program(program)
-        module = load(emit_program(d))
+        pass
+    module = load(emit_program(d, second=second))
     results = [run_trial(d, module, rng, 1e-6) for _ in range(trials)]
     ok = all(err <= (1e-6 if k.startswith("fd") else 1e-10) for r in results for k, err in r.errors.items())
     return results, ok
