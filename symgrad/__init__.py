@@ -8,10 +8,11 @@
 __version__ = "0.1.0"
 
 from . import ops  # noqa: E402
+from .api import module  # noqa: E402
 from .derive import Derivation, derive  # noqa: E402
 from .ir import SymgradError  # noqa: E402
 from .reverse import ProgramDerivation, derive_program  # noqa: E402
 from .syntax import parse_program  # noqa: E402
 
-__all__ = ["Derivation", "ProgramDerivation", "SymgradError", "derive", "derive_program", "ops", "parse_program",
-           "__version__"]
+__all__ = ["Derivation", "ProgramDerivation", "SymgradError", "derive", "derive_program", "module", "ops",
+           "parse_program", "__version__"]

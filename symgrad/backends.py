@@ -54,6 +54,9 @@ class Backend:
     #: the runtime function an elementwise op's operands pass through before its derived expression
     #: (torch: ``_wide``, float64 for the narrower floats, as the NumPy modules compute)
     widen: str = ""
+    #: a tensor through which no gradient flows, as code (``{}`` the tensor): a stop_gradient statement's
+    #: value in a framework target, so that differentiating the backward again does not pass through it
+    stop: str = ""
 
     def make_printer(self) -> ArrayPrinter:
         return self.printer()
@@ -93,13 +96,14 @@ TORCH = Backend("torch", "PyTorch", "import torch as xp", TorchArrayPrinter,
                 conv_runs="asymmetric or negative padding by torch.nn.functional.pad; on the tensors' device",
                 conv_paths=False, matmul_runs="one torch.matmul on the permuted operands",
                 expression_runs="torch expression (one kernel per operation)",
-                permute="permute", flip_axes="dims", device=True, in_place=False, framework=True, widen="_wide")
+                permute="permute", flip_axes="dims", device=True, in_place=False, framework=True, widen="_wide",
+                stop="{}.detach()")
 JAX = Backend("jax", "JAX", "import jax.numpy as xp", JaxArrayPrinter,
               substitutes={"conv": "jax_conv", "dot_general": "jax_dot_general"},
               conv_runs="jax.lax.conv_general_dilated with these fields verbatim (precision HIGHEST)",
               conv_paths=False, matmul_runs="jax.lax.dot_general with these dimension numbers (precision HIGHEST)",
               expression_runs="jax.numpy expression (XLA fuses it under jit)", in_place=False, framework=True,
-              immutable=True)
+              immutable=True, stop="jax.lax.stop_gradient({})")
 BACKENDS = {b.name: b for b in (NUMPY, CUPY)}
 TARGETS = {b.name: b for b in (TORCH, JAX)}
 

@@ -380,6 +380,29 @@ def cmd_audit(args):
     return 0
 
 
+def cmd_fuzz(args):
+    from .fuzz.campaign import FAILURES, print_progress, report, run
+    import importlib.util
+    if importlib.util.find_spec("torch") is None:
+        raise SymgradError("fuzz: the reference is PyTorch autograd; install it (pip install torch==2.13.0)")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in ("numpy", "torch", "jax")]
+    if unknown or not targets:
+        raise SymgradError(f"fuzz: --targets takes numpy, torch, jax (comma-separated), got {args.targets!r}")
+    if "jax" in targets:
+        if importlib.util.find_spec("jax") is None:
+            targets.remove("jax")
+            print("symgrad: note: JAX is not installed; the jax target is not checked", file=sys.stderr)
+    print(f"symgrad fuzz: seed {args.seed}, {args.budget} programs, targets {', '.join(targets)}", file=sys.stderr)
+    campaign = run(args.seed, args.budget, args.large_every, targets, args.timeout, args.jobs,
+                   args.shrink, print_progress, args.only)
+    text = report(campaign)
+    if args.output:
+        _write_file(Path(args.output), text)
+    print(text, end="")
+    return 1 if any(r.status in FAILURES for r in campaign["results"]) else 0
+
+
 def cmd_docs(args):
     from .docs.derivations import generate
     for path in generate(Path(args.output)):
@@ -434,6 +457,25 @@ def parser() -> argparse.ArgumentParser:
     au.add_argument("-j", "--jobs", type=_integer_at_least(1), help="worker processes (default: every core)")
     au.add_argument("-o", "--output", help="write the Markdown report here and JSON beside it (default: print)")
     au.set_defaults(fn=cmd_audit)
+    fz = sub.add_parser("fuzz", allow_abbrev=False,
+                        help="random programs of the text syntax, each checked against PyTorch autograd (a 50-digit "
+                             "arbiter decides disagreements), failures shrunk")
+    fz.add_argument("--seed", type=_integer_at_least(0), default=0, help="the campaign's seed (default 0)")
+    fz.add_argument("--budget", type=_integer_at_least(1), default=200, help="programs to check (default 200)")
+    fz.add_argument("--large-every", type=_integer_at_least(0), default=10,
+                    help="one program in this many gets a tensor of at least 2^16 elements (default 10; 0: none)")
+    fz.add_argument("--targets", default="numpy,torch,jax",
+                    help="what to check: numpy (the module, float64 and float32, second order), torch, jax "
+                         "(the framework targets); comma-separated, default all")
+    fz.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds a program may take to derive and emit, and again to check, before it counts as a "
+                         "hang (default 60)")
+    fz.add_argument("--shrink", type=_integer_at_least(0), default=120,
+                    help="checks to spend shrinking each failure to a minimal program (default 120; 0: none)")
+    fz.add_argument("--only", type=_integer_at_least(0), help="check program K of the campaign alone")
+    fz.add_argument("-j", "--jobs", type=_integer_at_least(1), help="worker processes (default 2)")
+    fz.add_argument("-o", "--output", help="also write the Markdown report to this file")
+    fz.set_defaults(fn=cmd_fuzz)
     bn = sub.add_parser("bench", allow_abbrev=False, help="time the emitted module against PyTorch (CPU)")
     _add_op_args(bn, optional=True)
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")

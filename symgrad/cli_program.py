@@ -75,7 +75,7 @@ def derive(args, program, write):
         from .docs.program_document import program_document_context
         title = (f"Double backward of {program.name}: its backward as a program, differentiated" if second
                  else f"Backward pass of {program.name}")
-        context = program_document_context(second.second if second else d, title,
+        context = program_document_context(second.second if second and second.second else d, title,
                                            command="symgrad " + shlex.join(args.argv))
         write_document(context, args.format, args.output, write, program=True)
     else:
@@ -88,10 +88,14 @@ def emit(args, program, write):
     from .reverse import derive_program
     from .second_order import derive_program_second_order
     _shapes(program, args.input_shape)
-    if args.target != "module":  # (--order 1 is refused for targets by symgrad.cli)
-        write(emit_program(derive_program(program), args.target), args.output)
-        return 0
     first, second = derive_program(program), None
+    if args.target != "module":  # (--order 1 is refused for targets by symgrad.cli)
+        try:  # the backward's own backward derived; else the framework differentiates the backward's code
+            second = derive_program_second_order(first)
+        except SymgradError:
+            pass
+        write(emit_program(first, args.target, second=second), args.output)
+        return 0
     if args.order != 1:  # as for ops: a module has double_backward unless --order 1
         try:
             second = derive_program_second_order(first)

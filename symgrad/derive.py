@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .engine.deltas import eliminate_all
+from .engine.deltas import eliminate_all, prune
 from .engine.diff import differentiate, forward_terms
 from .engine.stable import stabilise
 from .engine.validate import validate_rule
@@ -97,9 +97,11 @@ def derive(op: Op, wrt=None) -> Derivation:
     prefer = ({plain(i) for i in op.indices}, set(op.prefer))
     out_vars = tuple(plain(i) for i in op.indices)
     inputs = {t.name for t in op.inputs}
-    forward, terms = [], forward_terms(op)
+    out_ranges = {v: (0, plain(i.upper)) for v, i in zip(out_vars, op.indices)}
+    forward = []
+    terms = [t for t in (prune(t, out_ranges) for t in forward_terms(op)) if t is not None]  # none that is always 0
     if any(t.deltas for t in terms):  # a rule written with deltas (a gradient taken as a rule): solved first
-        terms, _ = eliminate_all(terms, prefer, {v: (0, plain(i.upper)) for v, i in zip(out_vars, op.indices)})
+        terms, _ = eliminate_all(terms, prefer, out_ranges)
     for term in terms:
         term, step = _stable(term, inputs)
         forward.append(recognise(term, tensors, out_vars, op.output))

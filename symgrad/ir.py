@@ -53,6 +53,11 @@ class Bracket(sp.Function):
         return r"\left[%s\right]" % printer._print(self.args[0])
 
 
+class Inside(Bracket):
+    """``[0 <= e < n]`` that the engine put on a read which may fall outside its tensor (the read is 0
+    there): a bracket like the user's, told apart only where the checks of the user's text need to."""
+
+
 class IsInf(sp.logic.boolalg.BooleanFunction):
     """``IsInf(x, 1)``: x is +∞; ``IsInf(x, -1)``: x is −∞ (a condition in a pointwise expression)."""
 

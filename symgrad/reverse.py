@@ -47,6 +47,7 @@ class ProgramDerivation:
     statements: list
     adjoints: dict = field(default_factory=dict)
     seconds: float = 0.0
+    live: frozenset = frozenset()   # the statements an output depends on (the forward computes only these)
 
     @property
     def tensors(self) -> dict:
@@ -76,6 +77,15 @@ def _useful(program: Program) -> set:
         if s.name in useful and not s.stop:
             useful |= set(s.reads)
     return useful
+
+
+def _needed(program: Program) -> set:
+    """The statements whose values an output depends on, through stop_gradient too."""
+    needed = set(program.outputs)
+    for s in reversed(program.statements):
+        if s.name in needed:
+            needed |= set(s.reads)
+    return needed
 
 
 def _reuse(stmt: Statement, d: Derivation):
@@ -120,11 +130,16 @@ def derive_program(program: Program, wrt=None) -> ProgramDerivation:
             d.forward = [max_form(stmt, d.tensors)]
         _reuse(stmt, d)
         statements.append(StatementDerivation(k, stmt, op, d))
-    adjoints = {}
+    adjoints, reached = {}, set(program.outputs)
     for s in reversed(statements):
+        if s.statement.name not in reached:  # nothing passes an adjoint to it (every read of it is outside its range)
+            s.derivation.grads = {}
         for name, grad in s.derivation.grads.items():
-            adjoints.setdefault(name, []).append((s.index, grad))
-    return ProgramDerivation(program, statements, adjoints, time.perf_counter() - start)
+            if grad.forms:  # (no terms: the statement does not depend on it)
+                adjoints.setdefault(name, []).append((s.index, grad))
+                reached.add(name)
+    live = frozenset(_needed(program))
+    return ProgramDerivation(program, statements, adjoints, time.perf_counter() - start, live)
 
 
 __all__ = ["ProgramDerivation", "StatementDerivation", "derive_program"]

@@ -138,7 +138,8 @@ def backward_program(d: ProgramDerivation) -> Program:
 @dataclass
 class ProgramSecondOrder:
     """A program's first-order derivation, its backward as a program, and that program's derivation
-    (whose adjoints of the inputs and the upstream gradients are the double backward)."""
+    (whose adjoints of the inputs and the upstream gradients are the double backward); both None
+    where no input has a gradient (the double backward is 0)."""
 
     first: ProgramDerivation
     backward: Program
@@ -157,5 +158,7 @@ def derive_program_second_order(program_or_derivation) -> ProgramSecondOrder:
     start = time.perf_counter()
     first = program_or_derivation if isinstance(program_or_derivation, ProgramDerivation) else \
         derive_program(program_or_derivation)
+    if not any(t.name in first.adjoints for t in first.program.inputs):  # the backward is 0: so is its derivative
+        return ProgramSecondOrder(first, None, None, time.perf_counter() - start)
     backward = backward_program(first)
     return ProgramSecondOrder(first, backward, derive_program(backward), time.perf_counter() - start)

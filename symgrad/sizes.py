@@ -41,8 +41,10 @@ def bind_statements(op: Op, bound=()) -> tuple:
     lines, bound, later = [], list(bound), []
     for t in op.inputs:
         want = shape_text(t)
-        lines.append(f"if {t.name}.ndim != {len(t.split)}:")
+        lines.append(f"if {t.name}.ndim != {len(t.shape)}:")
         lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, got {{{t.name}.shape}}")')
+        if t.scalar:  # one element, read through its one index axis
+            continue
         for axis, run in enumerate([t.dims[a] for a in r] for r in t.runs):
             if sp.Mul(*run).free_symbols & set(op.output_sizes):  # an output's size (a gradient's upstream
                 later.append((t, axis, run))                     # taken as an input): checked once computed

@@ -128,7 +128,13 @@ def program_as_text(d) -> str:
 def program_second_as_text(s) -> str:
     """``derive PROGRAM --order 2``: the first order, then the backward as a program of its own and
     its derivation (its adjoints of the inputs and of the upstream gradients: the double backward)."""
+    if s.second is None:
+        return "\n".join([program_as_text(s.first), ZERO_SECOND])
     return "\n".join([program_as_text(s.first), SECOND_PROGRAM, "", program_as_text(s.second)])
+
+
+#: what ``derive PROGRAM --order 2`` says where no input has a gradient
+ZERO_SECOND = "second order: no input has a gradient, so the backward is 0 and so is its derivative"
 
 
 #: what ``derive PROGRAM --order 2`` says before the backward program
@@ -139,7 +145,7 @@ SECOND_PROGRAM = ("second order: the backward taken as a program of its own (the
 
 def program_second_as_json(s) -> dict:
     """The JSON summary with ``second_order``: the backward program's own summary."""
-    return {**program_as_json(s.first), "second_order": program_as_json(s.second)}
+    return {**program_as_json(s.first), "second_order": program_as_json(s.second) if s.second else None}
 
 
 def program_as_json(d) -> dict:

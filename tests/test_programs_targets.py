@@ -10,13 +10,22 @@ from conftest import needs_jax, needs_torch
 from symgrad import ops
 from symgrad.emit import load
 from symgrad.emit.program import emit_program
+from symgrad.ir import SymgradError
 from symgrad.reverse import derive_program
+from symgrad.second_order import derive_program_second_order
 from symgrad.syntax import parse_program
 from test_programs import SWEEP, _builder_params, _run, module, torch_case
 
 
 def torch_module(program, target="torch"):
-    return load(emit_program(derive_program(program), target), f"{target}_{program.name}")
+    """The target's module as `symgrad emit --target` writes it: its backward's own backward the derived
+    double backward where that is derived (else the framework differentiates the backward's code)."""
+    d = derive_program(program)
+    try:
+        second = derive_program_second_order(d)
+    except SymgradError:
+        second = None
+    return load(emit_program(d, target, second=second), f"{target}_{program.name}")
 
 
 def _function(name, params):

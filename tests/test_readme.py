@@ -1,5 +1,5 @@
-"""Every command line and Python block of README.md, run as written in a temporary directory, so a
-newcomer who copies them gets what the README promises.
+"""Every command line and Python block of README.md and of the reference pages in docs/, run as written
+in a temporary directory, so a newcomer who copies them gets what the pages promise.
 
 Commands that cannot run inside the suite are named here with the reason, never skipped silently:
 ``pip install`` (CI's .ci/run makes that very install before it runs this suite) and ``pytest``
@@ -16,20 +16,22 @@ import pytest
 
 from symgrad.cli import main
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PAGES = [README] + sorted((ROOT / "docs").glob("*.md"))
 NOT_HERE = {"pip": "the install CI's .ci/run performs before running this suite",
             "pytest": "this test suite itself"}
 
 
-def blocks(language: str) -> list:
-    """The fenced code blocks of the README in ``language``."""
-    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+def blocks(language: str, pages=PAGES) -> list:
+    """The fenced code blocks of the pages in ``language``."""
+    return [b for page in pages for b in re.findall(rf"^```{language}\n(.*?)^```", page.read_text(), flags=re.S | re.M)]
 
 
-def command_lines() -> list:
+def command_lines(pages=PAGES) -> list:
     """Each command of the bash blocks: continuation lines joined, comments dropped, ``&&`` split."""
     out = []
-    for block in blocks("bash"):
+    for block in blocks("bash", pages):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("#", 1)[0].strip()
             out += [part.strip() for part in line.split("&&") if part.strip()]
@@ -63,7 +65,15 @@ def _stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bin
 
 def test_the_readme_has_commands_and_python():
     assert len(COMMANDS) >= 15 and len(PYTHON) >= 2
-    assert COMMANDS[0].startswith("pip install") and COMMANDS[2] == "pytest -q"  # the quick start
+    quick = command_lines([README])
+    assert quick[0].startswith("pip install") and quick[2] == "pytest -q"  # the quick start
+
+
+def test_the_readme_is_short_and_links_every_page():
+    text = README.read_text()
+    assert len(text) <= 15000, len(text)
+    for page in PAGES[1:]:
+        assert f"(docs/{page.name})" in text, page.name
 
 
 @pytest.mark.parametrize("command", COMMANDS)

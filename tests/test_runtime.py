@@ -33,8 +33,22 @@ from test_fast_paths import GPU_CUBLAS, PHASE_SETTINGS
 
 RUNTIME = Path(symgrad.runtime.__file__).parent
 PIECES = sorted(p.stem for p in RUNTIME.glob("*.py") if p.stem != "__init__")
-#: the modules the NumPy modules inline (importable without cupy)
-MODULES = [importlib.import_module(f"symgrad.runtime.{name}") for name in PIECES if name not in ("gemm_cupy", "fused")]
+#: the frameworks a runtime piece may import; a piece of one that is not installed is left out
+OPTIONAL = ("cupy", "jax", "torch")
+
+
+def _importable(name: str):
+    """The runtime module ``name``, or None where it needs an optional framework that is missing."""
+    try:
+        return importlib.import_module(f"symgrad.runtime.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in OPTIONAL:
+            return None
+        raise
+
+
+#: the modules the NumPy modules inline, and those of the frameworks that are installed
+MODULES = [m for m in (_importable(name) for name in PIECES if name not in ("gemm_cupy", "fused")) if m is not None]
 
 
 def apply_setting(monkeypatch, setting: dict):

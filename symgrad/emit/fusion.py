@@ -150,6 +150,8 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
     nests = [m for m in members if m.nest is not None]
     held = {holds for name, holds in group.made.items() if name in live} | group.needed
     scratch = {k for k, m in enumerate(members) if m.nest is not None and k not in held and not m.add and m.row}
+    if len(scratch) == len(nests):  # (the loop must store something: its last result)
+        scratch.discard(max(scratch))
     name = f"{prefix}_{_ident(nests[0].out)}_to_{_ident(nests[-1].out)}"
     taken = {g["name"] for g in groups}
     name = next(f"{name}{k or ''}" for k in range(len(taken) + 1) if f"{name}{k or ''}" not in taken)

@@ -16,7 +16,7 @@ from ..forms import Target, jsonable
 from ..forms.form import Code, Form
 from ..forms.reduce_max import REDUCE_MAX
 from ..forms.sum import form_summary, sum_code
-from ..ir import SymgradError, Term, plain
+from ..ir import Term, plain
 from ..printing.text import shape_code, size_code, statement_text
 from ..reverse import ProgramDerivation
 from ..second_order import ProgramSecondOrder
@@ -52,7 +52,7 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
     alias = _alias(forms, target)
     fold = add and alias is None and all(f.kind == "elementwise" for f in forms)
     more = [Form("elementwise", {}, Term(target.tensors[into][tuple(target.out_vars)]))] if fold else []
-    if alias or not target.backend.blockwise:  # loop nests are numba's: NumPy modules only
+    if alias or not target.backend.blockwise or not forms:  # loop nests are numba's: NumPy modules only
         n = None
     elif len(forms) == 1 and forms[0].kind == "reduce_sum":
         n = reduction_nest(forms[0], out, target.out_vars, target.tensors, target.tensor)
@@ -84,12 +84,17 @@ def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, liv
     code, blocks, units = Code(()), [], []
     for k, s in enumerate(d.statements, start=1):
         stmt = s.statement
-        target = Target(stmt.name, stmt.output, tuple(plain(i) for i in stmt.indices), tensors, True, spec)
+        if d.live and stmt.name not in d.live:  # no output depends on it
+            continue
+        target = Target(stmt.name, stmt.output, tuple(plain(i) for i in stmt.indices), tensors, True, spec,
+                        like=d.program.inputs[0].name)  # (a statement that is 0: zeros like the first input)
         body = sum_code(s.op.name, s.forward, target)
         code += body
         unit = _fused(d.program.name, f"{prefix}forward_{stmt.name}", statement_text(stmt), s.forward, target, body,
                       nests)
         units.append(replace(unit, comment=(f"# {k}. {statement_text(stmt)}",)))
+        if stmt.stop and spec.stop:  # stop_gradient: no gradient through it, of any order
+            units.append(Unit((f"{stmt.name} = {spec.stop.format(stmt.name)}",)))
         blocks.append({"text": statement_text(stmt),
                        "forms": [{"kind": f.kind, "fields": form_summary(f)["fields"]} for f in s.forward]})
     if spec.fused:
@@ -115,6 +120,8 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
             steps.append(Unit(tuple(selector.lines)))
         parts = []
         for name, grad in grads.items():
+            if not grad.forms:  # the statement's value does not depend on it (every read outside its range)
+                continue
             part = f"_{naming.grad(name)}"
             target = Target(part, tensors[name], grad.indices, tensors, True, spec)
             body = sum_code(s.op.name, grad.forms, target)
@@ -126,6 +133,8 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
             started.add(name)
             parts.append({"of": name, "indices": ", ".join(map(str, grad.indices)),
                           "terms": [form_summary(f) for f in grad.forms]})
+        if not steps:  # every contribution is zero
+            continue
         units += [replace(steps[0], comment=(f"# through {statement_text(stmt)}",))] + steps[1:]
         blocks.append({"text": statement_text(stmt), "upstream": naming.grad(stmt.name), "parts": parts})
     live = {naming.grad(t.name) for t in d.program.inputs}  # the gradients returned
@@ -168,7 +177,7 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     residuals = [t.name for t in p.inputs] + [n for n in kept if re.search(rf"\b{re.escape(n)}\b", read)]
     residuals += (["_lead"] if rows else []) + (["dim"] if p.dim else []) + (["_kinds"] if spec.fused else [])
     grad_outputs = [naming.GRAD_OUTPUT] if len(outputs) == 1 else [f"{naming.GRAD_OUTPUT}_{t.name}" for t in outputs]
-    return {
+    context = {
         "op": p.name, "version": __version__, "params": json.dumps(jsonable(p.params), sort_keys=True),
         "inputs": ", ".join(f"{t.name} {shape_text(t)}" for t in p.inputs),
         "outputs": [{"name": t.name, "shape": shape_text(t), "rows": bool(rows) and t.dims[0] == p.leading, "rank": len(t.shape),
@@ -193,6 +202,9 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
         "kept": [s.statement.name for s in d.statements if s.statement.name in residuals],
         "class_name": f"{camel(p.name)}Function", "function": p.name, "second": None,
     }
+    context["this"] = {k: context[k] for k in ("args", "bind", "sizes", "constants", "forward_lines", "outputs", "kept",
+                                               "grad_outputs", "backward_lines", "grads")}
+    return context
 
 
 def _inlined(pieces, code_imports, spec) -> tuple:
@@ -205,17 +217,25 @@ def _inlined(pieces, code_imports, spec) -> tuple:
 
 def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> dict:
     """What ``program.py.j2`` adds for ``double_backward``: the backward program's functions under
-    ``_second_`` names (its code, as any program's) and how double_backward calls them."""
+    ``_second_`` names (its code, as any program's) and how double_backward calls them; for a
+    framework target, those functions as the framework's (``this``), which the backward's own
+    autograd function (torch) or custom_vjp (jax) calls as its backward."""
     spec = find_backend(backend)
-    if spec.framework:
-        raise SymgradError(f"{second.first.program.name}: the {backend} target's double backward is the framework's "
-                           "autograd through its backward; double_backward is for the NumPy and CuPy modules")
+    p = second.first.program
+    if second.second is None:  # no input has a gradient: every second-order gradient is 0
+        if spec.framework:
+            return {}
+        args = context["args"]
+        zeros = [f"xp.zeros(xp.shape({g}), xp.result_type({args}))" for g in context["grad_outputs"]] + \
+            [f"xp.zeros({t.name}.shape, {t.name}.dtype)" for t in p.inputs]
+        return {"second": {"zero": True, "gg_args": ", ".join(naming.grad_grad(t.name) for t in p.inputs),
+                           "results": ", ".join(zeros) + ("," if len(zeros) == 1 else "")}}
     inner = program_context(second.second, backend, prefix="second_")
-    code = environment().get_template("program_functions.py.j2").render(**inner, private="_second_",
-                                                                         public="_second_")
+    code = None if spec.framework else environment().get_template("program_functions.py.j2").render(
+        **inner, private="_second_", public="_second_")
     names, imports, runtime = _inlined(context["piece_set"] | inner["piece_set"],
                                        sorted(set(context["code_imports"]) | set(inner["code_imports"])), spec)
-    p, bp = second.first.program, second.backward
+    bp = second.backward
     derived = {t.name for t in p.inputs if naming.adjoint(t.name) in bp.outputs}
     gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
     passed = [g["name"] for g in gg if g["derived"]]
@@ -230,8 +250,11 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
     return {"pieces": names, "imports": imports, "runtime": runtime, "second": {
         "code": code, "gg": gg, "gg_args": ", ".join(g["name"] for g in gg),
         "gg_call": (f"({', '.join(passed)})" if len(passed) > 1 else passed[0]),
+        "gg_derived": ", ".join(f"gg[{k}]" for k, g in enumerate(gg) if g["derived"]),
         "upstreams": ", ".join(upstreams), "results": ", ".join(results) + ("," if len(results) == 1 else ""),
-        "statements": added, "terms": terms, "count": len(bp.statements)}}
+        "upstream_results": [f"xp.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0
+                             else f"_grads[{len(p.inputs) + k}]" for k, o in enumerate(context["outputs"])],
+        "statements": added, "terms": terms, "count": len(bp.statements), "this": inner["this"]}}
 
 
 def _single(interface, t):

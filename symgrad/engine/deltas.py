@@ -117,8 +117,24 @@ def implied(guard, ranges: dict):
     return None
 
 
+def collapse_sums(term: Term) -> Term:
+    """A sum over a variable the term does not use is its extent times the term:
+    ``Σ_{s<2} t[i] = 2·t[i]``."""
+    used = term.factor.free_symbols.union(*[g.free_symbols for g in term.guards],
+                                          *[sp.sympify(a - b).free_symbols for a, b in term.deltas],
+                                          *[sp.sympify(lo).free_symbols | sp.sympify(hi).free_symbols
+                                            for _, lo, hi in term.sums])
+    idle = [(v, lo, hi) for v, lo, hi in term.sums if v not in used]
+    if not idle:
+        return term
+    count = sp.Mul(*[hi - lo + 1 for _, lo, hi in idle])
+    return term.replace(factor=term.factor * count, sums=tuple(x for x in term.sums if x not in idle))
+
+
 def prune(term: Term, free_ranges: dict):
-    """Drop guards the index ranges imply; return None when a guard can never hold."""
+    """Drop guards the index ranges imply and sums over variables the term does not use; return None
+    when a guard can never hold."""
+    term = collapse_sums(term)
     ranges = dict(free_ranges)
     ranges.update({v: (lo, hi) for v, lo, hi in term.sums})
     kept, seen = [], set()

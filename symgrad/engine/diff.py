@@ -34,6 +34,8 @@ def terms_of(expr) -> list:
                                     left.guards + right.guards, left.deltas + right.deltas))
             out = new
         return out
+    if isinstance(expr, sp.Pow) and isinstance(expr.base, Bracket) and expr.exp.is_positive:
+        return terms_of(expr.base)  # [c]² is [c]
     if isinstance(expr, sp.KroneckerDelta):
         return [Term(sp.S.One, deltas=((plain(expr.args[0]), plain(expr.args[1])),))]
     if isinstance(expr, sp.Piecewise) and _structural(expr):

@@ -2,7 +2,8 @@
 own (a sum inside a non-linear function, ``stop_gradient(…)``, a max), expand reads through
 declared index maps (padding modes) into their affine pieces, then check the statement
 DAG and name the statement and the fault: an undefined tensor, one defined twice, a cycle, shapes
-that disagree between statements, a read outside every range.  Generic: no op knowledge."""
+that disagree between statements.  A read outside its tensor's range is 0, that read alone
+(:class:`_Hoister`).  Generic: no op knowledge."""
 from __future__ import annotations
 
 import itertools
@@ -12,7 +13,7 @@ from dataclasses import replace
 import sympy as sp
 
 from .. import naming
-from ..ir import Bracket, Op, SymgradError, Tensor, plain
+from ..ir import Bracket, Inside, Op, SymgradError, Tensor, plain
 from ..program import Clamp, IndexMap, MaxOver, Program, Statement, StopGradient, Wrap
 from .validate import validate_rule
 
@@ -20,11 +21,18 @@ RESERVED = {"xp", "np", "cp", naming.GRAD_OUTPUT, naming.UPSTREAM, "dim", "self"
 
 
 class _Hoister:
-    """Rewrites one statement's right-hand side, appending the statements it hoists to ``made``."""
+    """Rewrites one statement's right-hand side, appending the statements it hoists to ``made``.
 
-    def __init__(self, stmt: Statement, taken: set, program: str = ""):
+    A read that may fall outside its tensor's range is 0 there, that read alone: where the read is a
+    factor of a product (the rule is a sum of products) the product gets the bracket saying where the
+    read is inside, so only that term vanishes (``x[n] + x[n − 1]`` keeps ``x[0]`` at n = 0; a
+    convolution's padding); under a non-linear function the read becomes a statement of its own,
+    ``[inside] x[…]``, so the function sees 0 (``cos(x[n − 1])`` is 1 at n = 0)."""
+
+    def __init__(self, stmt: Statement, taken: set, program: str = "", dims: dict = None):
         self.stmt, self.taken, self.made, self.requires, self.program = stmt, taken, [], [], program
         self.ranges = {plain(i): (sp.S.Zero, plain(i.upper)) for i in stmt.indices}
+        self.dims = dims or {}
 
     def fresh(self, stem: str) -> str:
         k = 1
@@ -48,9 +56,53 @@ class _Hoister:
         reads = tuple(v - lows[v] for v in order) or (0,)
         return Tensor(name, dims or (1,))[reads]
 
+    def bounds(self, e) -> tuple:
+        """``(low, high)``: the least and greatest values of ``e`` (affine) over the index ranges."""
+        low, high = e, e
+        for v, (lo, hi) in self.ranges.items():
+            c = sp.expand(e).coeff(v)
+            if c != 0:
+                low = low.subs(v, lo if c > 0 else hi)
+                high = high.subs(v, hi if c > 0 else lo)
+        return sp.expand(low), sp.expand(high)
+
+    def inside(self, read) -> sp.Basic:
+        """The condition that every index of ``read`` (but a declared map's) is inside its tensor:
+        only the bounds the index ranges do not already keep."""
+        dims = self.dims.get(read.base.name)
+        if dims is None:
+            return sp.true
+        conds = []
+        for e, d in zip(read.indices, dims):
+            if isinstance(e, IndexMap):
+                continue
+            low, high = self.bounds(e)
+            if not sp.simplify(low).is_nonnegative:
+                conds.append(sp.Le(0, e))
+            if not sp.simplify(d - 1 - high).is_nonnegative:
+                conds.append(sp.Lt(e, d))
+        return sp.And(*conds)
+
+    def read(self, expr, linear: bool):
+        """A tensor read: as it is where it stays inside its tensor; else 0 where it is outside."""
+        cond = self.inside(expr)
+        value = self.unmapped(expr) if expr.has(IndexMap) else expr
+        if cond is sp.true and (linear or value is expr):
+            return value
+        if cond is not sp.true:
+            value = Inside(cond) * value
+        return value if linear else self.hoist(value, "pad")
+
     def walk(self, expr, linear=True):
-        if isinstance(expr, sp.Indexed) and expr.has(IndexMap):  # inside a function: a statement of its own
-            return self.unmapped(expr) if linear else self.hoist(self.unmapped(expr), "pad")
+        if isinstance(expr, sp.Indexed):
+            return self.read(expr, linear)
+        if not linear and (isinstance(expr, Bracket) or isinstance(expr, sp.Mul) and expr.has(Bracket) and
+                           any(isinstance(a, Bracket) for a in expr.args)):
+            return self.hoist(self.walk(expr), "br")  # [c]·e under a function: 0 where c fails, as a statement
+        if isinstance(expr, sp.Pow) and isinstance(expr.base, sp.Indexed) and expr.exp.is_Integer and expr.exp > 0 \
+                and linear and not expr.base.has(IndexMap):  # x[n − 1]² is 0 where the read is
+            cond = self.inside(expr.base)
+            return expr if cond is sp.true else Inside(cond) * expr
         if isinstance(expr, StopGradient):
             return self.hoist(self.walk(expr.args[0]), "sg", stop=True)
         if isinstance(expr, MaxOver):
@@ -59,14 +111,13 @@ class _Hoister:
             limits = [(plain(v), plain(lo), plain(hi)) for v, lo, hi in expr.limits]
             saved = dict(self.ranges)
             self.ranges.update({v: (lo, hi) for v, lo, hi in limits})
-            body = self.walk(expr.function, linear)
+            body = self.walk(expr.function)  # a sum of products (hoisted whole where it is not linear)
             self.ranges = saved
             total = sp.Sum(body, *limits)
             return total if linear else self.hoist(total, "sum")
         if isinstance(expr, (sp.Add, sp.Mul)):
             return expr.func(*[self.walk(a, linear) for a in expr.args])
-        if isinstance(expr, (Bracket, sp.Indexed)) or not expr.args or \
-                not expr.has(sp.Sum, StopGradient, MaxOver, IndexMap):
+        if isinstance(expr, Bracket) or not expr.args or not expr.has(sp.Sum, StopGradient, MaxOver, sp.Indexed):
             return expr
         if isinstance(expr, sp.Pow) and expr.exp == 1:
             return self.walk(expr.base, linear)
@@ -95,13 +146,7 @@ class _Hoister:
 
     def domain(self, mapped, e, n):
         """Record that ``e`` (affine in the statement's indices) stays where ``mapped`` is defined."""
-        low, high = e, e
-        for v, (lo, hi) in self.ranges.items():
-            c = sp.expand(e).coeff(v)
-            if c != 0:
-                low = low.subs(v, lo if c > 0 else hi)
-                high = high.subs(v, hi if c > 0 else lo)
-        low, high = sp.expand(low), sp.expand(high)
+        low, high = self.bounds(e)
         if isinstance(mapped, Clamp):
             return
         span = (-n, 2 * n - 1) if isinstance(mapped, Wrap) else (-n + 1, 2 * n - 2)
@@ -118,12 +163,13 @@ class _Hoister:
                                             f"{{{span[0]}}} .. {{{span[1]}}}"))
 
     def max_body(self, expr, limits):
-        """The body of a max over ``limits``: brackets times one plain read (anything else hoisted)."""
+        """The body of a max over ``limits``: brackets (they leave elements out) times one plain read
+        (anything else hoisted; a read outside its tensor is 0, so it is taken as 0, not left out)."""
         saved = dict(self.ranges)
         self.ranges.update({v: (lo, hi) for v, lo, hi in limits})
-        body = self.walk(expr)
-        guards = [a for a in sp.Mul.make_args(body) if isinstance(a, Bracket)]
-        value = sp.Mul(*[a for a in sp.Mul.make_args(body) if not isinstance(a, Bracket)])
+        args = sp.Mul.make_args(expr)
+        guards = [a for a in args if isinstance(a, Bracket)]
+        value = self.walk(sp.Mul(*[a for a in args if not isinstance(a, Bracket)]), linear=False)
         bare = isinstance(value, sp.Indexed) and all(isinstance(e, sp.Symbol) for e in value.indices) \
             and len(set(value.indices)) == len(value.indices)
         if not bare:
@@ -148,10 +194,10 @@ def _max_chain(expr):
     return expr, tuple(limits)
 
 
-def _hoisted(stmt: Statement, taken: set, program: str) -> tuple:
+def _hoisted(stmt: Statement, taken: set, program: str, dims: dict) -> tuple:
     """``stmt`` and the statements hoisted out of it (those first), and the conditions on sizes
     its index maps need."""
-    h = _Hoister(stmt, taken, program)
+    h = _Hoister(stmt, taken, program, dims)
     rhs = plain(stmt.rhs)
     if isinstance(rhs, MaxOver) and not stmt.over:  # the whole rule is a max: the statement is the max statement
         body, limits = _max_chain(rhs)
@@ -164,9 +210,10 @@ def normalise(program: Program) -> Program:
     """The program with every sum inside a non-linear function, every ``stop_gradient`` and every
     max hoisted into a statement of its own (named after the statement it came from)."""
     taken = set(program.tensors)
+    dims = {name: t.dims for name, t in program.tensors.items()}
     statements, requires = [], list(program.requires)
     for stmt in program.statements:
-        made, needs = _hoisted(stmt, taken, program.name)
+        made, needs = _hoisted(stmt, taken, program.name, dims)
         statements.extend(made)
         requires += [r for r in needs if r not in requires]
     return replace(program, statements=tuple(statements), requires=requires)
@@ -181,8 +228,8 @@ def statement_op(program: Program, k: int, stmt: Statement = None) -> Op:
     rhs = stmt.rhs
     if stmt.over:
         sel = selector(stmt)
-        rhs = sp.Sum(sel.base[tuple(plain(i) for i in stmt.indices) + tuple(v for v, _, _ in stmt.over)] * rhs,
-                     *stmt.over)
+        head = () if stmt.output.scalar else tuple(plain(i) for i in stmt.indices)  # (a scalar's one axis is no axis of sel)
+        rhs = sp.Sum(sel.base[head + tuple(v for v, _, _ in stmt.over)] * rhs, *stmt.over)
         tensors = {**tensors, sel.name: sel}
     names = sorted({a.base.name for a in sp.sympify(rhs).atoms(sp.Indexed)})
     missing = [n for n in names if n not in tensors]
@@ -270,12 +317,10 @@ def _shapes(program: Program, k: int, stmt: Statement):
                                    f"has size {d} there")
     ranges = {plain(i): plain(i.upper) + 1 for i in stmt.indices}
     ranges.update({v: hi + 1 for v, lo, hi in stmt.over})
-    for s in sp.sympify(stmt.rhs).atoms(sp.Sum):
-        ranges.update({plain(v): plain(hi) - plain(lo) + 1 for v, lo, hi in s.limits if plain(lo) == 0})
-    bracketed = set().union(*[b.free_symbols for b in sp.sympify(stmt.rhs).atoms(Bracket)]) if \
-        stmt.rhs.has(Bracket) else set()
+    bracketed = set().union(*[b.free_symbols for b in sp.sympify(stmt.rhs).atoms(Bracket)
+                              if not isinstance(b, Inside)]) if stmt.rhs.has(Bracket) else set()
     tensors = program.tensors
-    for acc in sorted(plain(stmt.rhs).atoms(sp.Indexed), key=sp.default_sort_key):
+    for acc, ranges in _scoped_reads(plain(stmt.rhs), ranges):
         t = tensors.get(acc.base.name)
         if t is None or len(acc.indices) != len(t.dims):
             continue  # the rule check names it
@@ -285,9 +330,25 @@ def _shapes(program: Program, k: int, stmt: Statement):
                     raise SymgradError(f"{where}: {acc} reads axis {axis} of {t.name} (size {d}) with {e}, which runs "
                                        f"over {ranges[e]} values: the shapes disagree (to read {t.name} zero-padded, "
                                        f"guard it with a bracket [{e} < {d}])")
-            elif e.is_Integer and d.is_Integer and not 0 <= int(e) < int(d):
-                raise SymgradError(f"{where}: {acc} reads {t.name} at {e}, outside every range (axis {axis} has "
-                                   f"size {d}): it is always zero")
+
+
+def _scoped_reads(expr, ranges: dict):
+    """Every tensor read of ``expr`` with the index ranges where it stands (a sum's own variables
+    inside it: two sums may use one name for different ranges)."""
+    if isinstance(expr, sp.Indexed):
+        yield expr, ranges
+        return
+    if isinstance(expr, sp.Sum):
+        inner = dict(ranges)
+        for v, lo, hi in expr.limits:
+            if lo == 0:
+                inner[v] = hi + 1
+            else:
+                inner.pop(v, None)
+        yield from _scoped_reads(expr.function, inner)
+        return
+    for a in expr.args:
+        yield from _scoped_reads(a, ranges)
 
 
 def validate_program(program: Program):

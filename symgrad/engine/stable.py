@@ -15,16 +15,21 @@ formula cannot reach (∞·0, ∞ − ∞, an overflowing x³), the expression t
 threshold T: where an exponent of e passes 700 (softplus' exp(x)/(1 + exp(x)) is ∞/∞ past 709.78),
 else where a power of x leaves float64's range — the first of the two at which the limit equals
 h(±T) to double precision (50-digit evaluation); where neither does, only x = ±∞ itself takes the
-limit.
+limit.  A limit is read off h at ±2^50, ±2^100 and ±2^150, evaluated with 200 digits (mpmath):
+fast and bounded in time where SymPy's symbolic limit can run for minutes on a sigmoid in a
+denominator, and never trusted blindly — the threshold check evaluates h there again.
 """
 from __future__ import annotations
 
 import functools
+from fractions import Fraction
 
+import mpmath
 import sympy as sp
 
 from ..ir import IsInf, Term
 from ..steps import Rewritten
+from . import numbers
 
 #: how many digits the limit check evaluates with
 _DIGITS = 50
@@ -128,11 +133,9 @@ def _bounds(h, s, sign) -> list:
     exponents = _exponents(h, s)
 
     def finite(k):
-        at = sign * sp.Integer(2) ** k
-        try:
-            return all(sp.N(a.subs(s, at), 20) <= 700 for a in exponents)
-        except TypeError:  # (a complex exponent: no overflow bound to keep)
-            return True
+        at = sign * mpmath.mpf(2) ** k
+        values = [_value(a, s, at, 20) for a in exponents]
+        return all(v is None or v <= 700 for v in values)  # (a complex exponent: no overflow bound to keep)
 
     lo, hi = 0, powers  # the largest k with finite(k), by bisection
     if not finite(hi):
@@ -143,30 +146,56 @@ def _bounds(h, s, sign) -> list:
     return [sp.Float(2.0 ** k) for k in sorted({hi, powers})]
 
 
+def _value(h, s, at, digits: int):
+    """h(at) with ``digits`` digits (an mpmath real), or None where it has none (:mod:`.numbers`)."""
+    return numbers.value(h, {s: at}, digits)
+
+
 def _agrees(h, s, at, limit) -> bool:
     """Does h(at), evaluated to 50 digits, round to ``limit`` in double precision?"""
-    try:
-        value = sp.N(h.subs(s, at), _DIGITS)
-    except (TypeError, ValueError, ArithmeticError):
-        return False
-    if not value.is_Number or not value.is_finite:  # (an oscillating limit gives AccumBounds)
+    value = _value(h, s, at, _DIGITS)
+    if value is None or not mpmath.isfinite(value):
         return False
     if limit == 0:
-        return abs(value) < sp.Float("1e-320", _DIGITS)
-    return abs(value - limit) <= abs(limit) * sp.Float(2) ** -60
+        return abs(value) < mpmath.mpf("1e-320")
+    with mpmath.workdps(_DIGITS):
+        target = mpmath.mpf(sp.N(limit, _DIGITS))
+        return abs(value - target) <= abs(target) * mpmath.mpf(2) ** -60
+
+
+#: where a limit is read: ±2^k (with _WORK digits), the last two values agreeing to _AGREE
+_POINTS, _WORK, _AGREE = (50, 100, 150), 200, mpmath.mpf("1e-25")
 
 
 @functools.lru_cache(maxsize=256)
 def _limit(h, s, infinity):
-    """SymPy's limit of h at ``infinity`` (SymPy's own erfc in place of this module's), or None
-    where SymPy cannot find it (its series code raises many kinds of error).  Cached: SymPy takes
-    seconds over the limits of a tanh-GELU gradient, and an op is derived more than once."""
-    standard = h.replace(lambda e: isinstance(e, erfc), lambda e: sp.erfc(e.args[0]))
-    try:
-        limit = sp.limit(standard, s, infinity)
-    except Exception:  # noqa: BLE001  (NotImplementedError, PoleError, AttributeError, ...)
+    """The limit of h at ``infinity`` read off its values at ±2^50, 2^100, 2^150 (200 digits): a
+    number where the last two agree to 25 digits (exact where it is a simple fraction: 0, 1, ½),
+    ±∞ where they grow past every bound, None where neither (an oscillation, no real value)."""
+    sign = 1 if infinity == sp.oo else -1
+    values = [_value(h, s, sign * mpmath.mpf(2) ** k, _WORK) for k in _POINTS]
+    if any(v is None for v in values):
         return None
-    return None if limit.has(sp.AccumBounds) else limit
+    a, b, c = values
+    if mpmath.isinf(c):
+        return sp.oo if c > 0 else -sp.oo
+    if abs(c - b) <= _AGREE * max(1, abs(c)):
+        return _exact(c)
+    if abs(a) < abs(b) < abs(c) and abs(c) > 1e10 and (a > 0) == (b > 0) == (c > 0):
+        return sp.oo if c > 0 else -sp.oo
+    return None
+
+
+def _exact(value) -> sp.Expr:
+    """A limit read numerically as SymPy wants it: 0, a fraction with a small denominator, or a Float."""
+    if abs(value) < _AGREE:
+        return sp.S.Zero
+    with mpmath.workdps(40):
+        text = mpmath.nstr(value, 35, strip_zeros=False)
+    fraction = Fraction(text).limit_denominator(1000)
+    if abs(mpmath.mpf(fraction.numerator) / fraction.denominator - value) <= _AGREE * max(1, abs(value)):
+        return sp.Rational(fraction.numerator, fraction.denominator)
+    return sp.Float(text, 30)
 
 
 def _asymptote(h, s, infinity):

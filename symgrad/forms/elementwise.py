@@ -5,12 +5,12 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import naming
-from ..printing.array import array_statements
+from ..printing.array import array_code, array_statements
 from ..printing.scalar import c_code
 from ..printing.text import shape_code, text
 from .generic import index_mask
 from .kernels import KERNELS, recognise
-from .form import Code, Form, Kind, align, array_of, plain_reads, printed
+from .form import Code, Form, Kind, align, array_of, plain_reads, printed, same_size
 
 
 def _c_bodies(factor):
@@ -53,6 +53,11 @@ class Elementwise(Kind):
         reads = plain_reads(accesses, tensors)
         if reads is None or any(v not in out_vars for read in reads for v in read if v is not None):
             return None
+        extent = dict(zip(out_vars, target.dims))
+        for access, read in zip(accesses, reads):  # an axis longer or shorter than the target's (a guarded read)
+            dims = tensors[access.base.name].dims
+            if any(v is not None and not same_size(extent[v], d) for v, d in zip(read, dims)):
+                return None
         operands = [{"tensor": a.base.name, "vars": read} for a, read in zip(accesses, reads)]
         fields = {"expr": term.factor, "operands": [a.base.name for a in accesses]}
         if term.guards:
@@ -78,6 +83,9 @@ class Elementwise(Kind):
         widen = target.backend.widen and not target.shaped  # an elementwise op's operands, in float64
         derived = [f"{m} = {target.backend.widen}({m})" for m in mapping.values()] if widen else []
         derived += array_statements(factor, target.out, printer)
+        if not mapping and target.shaped:  # a constant: an array of it, of the target's shape
+            ones = target.backend.new("ones", shape_code(target.tensor.dims), target.like or target.tensor.name)
+            derived[-1] = f"{target.out} = {array_code(factor, printer)} * {ones}"
         if form.term.guards:
             derived += mask_statements(form.term.guards, target, printer)
         elif target.shaped and set(target.out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}:

@@ -60,6 +60,7 @@ class Target:
     tensors: dict
     shaped: bool
     backend: object
+    like: str = None     # the array whose dtype (and device) a result made from nothing takes (default: tensor's)
 
 
 class Kind:
@@ -147,6 +148,11 @@ def plain_reads(accesses, tensors) -> list | None:
             return None
         out.append(read)
     return out
+
+
+def same_size(a, b) -> bool:
+    """Whether two sizes are equal for every value of the size symbols."""
+    return a == b or sp.simplify(sp.sympify(a) - sp.sympify(b)) == 0
 
 
 def align(src: str, vars_, out_vars, backend) -> str:

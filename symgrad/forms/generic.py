@@ -62,8 +62,8 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
             num, den = sp.fraction(sp.together(sub(e)))
             at = f"{naming.gathered(acc.base.name, k)}_{a}"
             if den == 1:
-                lines.append(f"{at} = {ap.doprint(num)} + 0 * {names[grid[0]]}" if not num.free_symbols
-                             else f"{at} = {ap.doprint(num)}")
+                lines.append(f"{at} = {ap.doprint(num)} + 0 * {names[grid[0]]}"
+                             if not num.free_symbols & set(names.values()) else f"{at} = {ap.doprint(num)}")
             else:
                 lines.append(f"{at} = ({ap.doprint(num)}) // ({ap.doprint(den)})")
                 masks.append(f"(({ap.doprint(num)}) % ({ap.doprint(den)}) == 0)")

@@ -25,8 +25,10 @@ import functools
 import itertools
 from dataclasses import dataclass
 
+import mpmath
 import sympy as sp
 
+from ..engine import numbers
 from ..ir import IsInf
 
 #: digits the numeric comparisons evaluate with
@@ -106,11 +108,9 @@ def _standard(expr):
 
 
 def _numbers(expr, values) -> sp.Float | None:
-    try:
-        value = sp.N(expr.xreplace(values), _DIGITS)
-    except (TypeError, ValueError, ArithmeticError):
-        return None
-    return value if value.is_Number and value.is_finite else None
+    """``expr`` at ``values`` to 50 digits (:mod:`symgrad.engine.numbers`), None where it is not finite."""
+    value = numbers.value(expr, values, _DIGITS)
+    return sp.Float(value, _DIGITS) if value is not None and mpmath.isfinite(value) else None
 
 
 def _close(a, b) -> bool:

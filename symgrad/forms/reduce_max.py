@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..ir import Bracket, Term, plain
+from ..printing.text import shape_code
 from .form import Code, Form, Kind, align, array_of, plain_reads, printed
 from .generic import index_mask
 
@@ -19,7 +20,7 @@ def max_form(stmt, tensors) -> Form:
     guards = tuple(c for b in sp.Mul.make_args(stmt.rhs) if isinstance(b, Bracket) for c in sp.And.make_args(b.args[0]))
     read = next(a for a in sp.Mul.make_args(stmt.rhs) if isinstance(a, sp.Indexed))
     term = Term(read, sums=tuple(stmt.over), guards=guards)
-    out_vars = tuple(plain(i) for i in stmt.indices)
+    out_vars = () if stmt.output.scalar else tuple(plain(i) for i in stmt.indices)  # a scalar: over every axis
     over = [v for v, _, _ in stmt.over]
     reads = plain_reads([read], tensors)[0]
     return Form("reduce_max", {"operand": read.base.name, "axes": [k for k, v in enumerate(reads) if v in over]},
@@ -37,9 +38,10 @@ class ReduceMax(Kind):
         bracket is 0."""
         vars_, grid = form.layout["vars"], form.layout["grid"]
         lines = [f"_body = {align(array_of(form.fields['operand'], target.tensors), vars_, grid, target.backend)}"]
+        extents = list(target.tensor.dims if not target.tensor.scalar else []) + [hi + 1 for _, _, hi in form.term.sums]
+        if set(grid) - set(vars_):  # an output axis the operand lacks: the maximum is the same along it
+            lines.append(f"_body = xp.broadcast_to(_body, {shape_code(extents)})")
         if form.term.guards:
-            extents = list(target.tensor.dims if not target.tensor.scalar else []) + \
-                [hi + 1 for _, _, hi in form.term.sums]
             grids, mask = index_mask(form.term.guards, grid, extents, printer, target.backend, "_body")
             lines += grids + [f"_body = xp.where({mask}, _body, -xp.inf)"]
         return lines

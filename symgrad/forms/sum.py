@@ -59,7 +59,7 @@ def sum_code(op_name: str, forms, target) -> Code:
         code += Code((), frozenset({"add_terms"}))
     else:
         shape = shape_code(target.tensor.dims) if target.shaped else f"{target.tensor.name}.shape"  # elementwise: any shape
-        value = " + ".join(parts) if parts else target.backend.new("zeros", shape, target.tensor.name)
+        value = " + ".join(parts) if parts else target.backend.new("zeros", shape, target.like or target.tensor.name)
     t = target.tensor  # every part has the target's index-space shape already
     line = f"{target.out} = {value}" if not target.shaped else f"{target.out} = ({value}).reshape({shape_code(t.shape)})"
     return code + Code((line,))

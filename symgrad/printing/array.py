@@ -7,6 +7,15 @@ from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from .fold import fold_constants
+from .text import size_code
+
+def _of_sizes(expr) -> bool:
+    """A function (or a fractional power) of size symbols alone, no tensor read in it."""
+    symbols = expr.free_symbols
+    if expr.is_Atom or not symbols or not all(s.is_integer and s.is_positive for s in symbols) or expr.has(sp.Indexed):
+        return False
+    return expr.has(sp.Function) or any(p.exp.is_integer is False for p in expr.atoms(sp.Pow))
+
 
 class ArrayPrinter(SciPyPrinter):
     """Array code for ``xp`` (numpy as xp); special functions from ``scipy.special``.
@@ -23,6 +32,16 @@ class ArrayPrinter(SciPyPrinter):
     def __init__(self, settings=None):
         super().__init__({"fully_qualified_modules": True, **(settings or {})})
         self.used_modules, self.used_pieces = set(), set()
+
+    def _print(self, expr, **kwargs):
+        """A function of sizes alone (``sqrt(E)``, ``sigmoid(N^0.5)``) as a Python float of ``math``: an
+        array library's functions want arrays (torch's refuse an int), and a float keeps float32 float32."""
+        if isinstance(expr, sp.Expr) and _of_sizes(expr):
+            value = size_code(expr)
+            if "math." in value:
+                self.used_modules.add("math")
+            return f"float({value})"
+        return super()._print(expr, **kwargs)
 
     def _module_format(self, fqn, register=True):
         text = super()._module_format(fqn, register)

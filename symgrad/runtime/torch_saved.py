@@ -11,9 +11,9 @@ def _saving(ctx, result, inputs):
 
 
 def _saved(ctx, count, forward):
-    """(inputs, residuals) as ``_saving`` kept them; under create_graph=True (autograd recording
-    in the backward) the residuals are recomputed by ``forward(*inputs)``, so that double backward
-    differentiates through them as well."""
+    """The inputs, then the residuals, as ``_saving`` kept them; under create_graph=True (autograd
+    recording in the backward) the residuals are recomputed by ``forward(*inputs)``, so that double
+    backward differentiates through them as well."""
     saved = ctx.saved_tensors
     inputs = saved[:count]
-    return inputs, (forward(*inputs)[1] if xp.is_grad_enabled() else saved[count:])
+    return (*inputs, *(forward(*inputs)[1] if xp.is_grad_enabled() else saved[count:]))

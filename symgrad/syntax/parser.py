@@ -6,7 +6,7 @@ import re
 
 import sympy as sp
 
-from ..ir import Bracket, Tensor, size
+from ..ir import Bracket, SymgradError, Tensor, size
 from ..program import Clamp, IndexMap, MaxOver, Program, Reflect, Statement, StopGradient, Wrap
 from .tokens import Source, Token, tokens
 
@@ -73,6 +73,7 @@ class Parser:
             self.take(kind="newline")
         if not self.statements:
             raise self.src.error(self.tok, "no statement: write a rule such as y[i] = x[i]^2")
+        self.unbound_sizes()
         return Program(self.name, {}, tuple(self.inputs), tuple(self.statements), tuple(self.outputs),
                        self.output_sizes, self.requires, origin=self.src.origin)
 
@@ -96,6 +97,25 @@ class Parser:
             if not self.at(","):
                 return
             self.take(",")
+
+    def unbound_sizes(self):
+        """Every size a statement or a size line uses is an input's or a size line's: the module reads
+        sizes from its inputs' shapes and has no other way to know one."""
+        bound = set().union(*[d.free_symbols for t in self.inputs for d in t.dims]) | set(self.output_sizes)
+        for sym, expr in self.output_sizes.items():
+            loose = sorted(str(x) for x in expr.free_symbols if x.is_positive and x not in bound)
+            if loose:
+                raise SymgradError(f"{self.name}: size {sym} = {expr} uses {loose[0]}, which no input's shape gives "
+                                   f"(declare an input with an axis of size {loose[0]})")
+        for stmt in self.statements:
+            used = set().union(*[sp.sympify(d).free_symbols for d in stmt.output.dims]) | \
+                {x for x in sp.sympify(stmt.rhs).free_symbols if x.is_positive}
+            for s in sp.sympify(stmt.rhs).atoms(sp.Sum):
+                used |= set().union(*[sp.sympify(hi).free_symbols for _, _, hi in s.limits])
+            loose = sorted(str(x) for x in used if x.is_positive and x not in bound)
+            if loose:
+                raise SymgradError(f"{self.name}, statement {stmt.name} (line {stmt.line}): size {loose[0]} is neither "
+                                   f"an input's size nor defined by a size line: the module could not know it")
 
     def size_line(self):
         self.take("size")
@@ -225,8 +245,10 @@ class Parser:
                 if not ok:
                     continue
                 pad = -offset
-                name = size(f"O_{v}")
-                self.output_sizes[name] = sp.floor((n + 2 * pad - span - 1) / s) + 1
+                extent = sp.floor((n + 2 * pad - span - 1) / s) + 1
+                name = self.extent_name(f"O_{v}", extent)
+                self.output_sizes[name] = extent
+                self.sizes[name.name] = name  # later statements may name it
                 cond = sp.Ge(n + 2 * pad, span + 1)
                 if cond is not sp.true:
                     self.requires.append((cond, f"{self.name}: {head.text}'s index {v} has no values: the window "
@@ -234,6 +256,16 @@ class Parser:
                 return name
         raise self.src.error(self.where[v], f"cannot tell the range of output index {v}: it is not read bare from "
                                             f"any tensor; declare it as {head.text}[…, {v} < SIZE, …]")
+
+    def extent_name(self, stem: str, extent) -> sp.Symbol:
+        """The size naming an inferred extent: ``O_i``, or ``O_i2``, … where another statement's index
+        ``i`` already named a different one."""
+        for k in range(1, len(self.output_sizes) + 2):
+            name = size(stem if k == 1 else f"{stem}{k}")
+            have = self.output_sizes.get(name)
+            if have is None and name.name not in self.sizes or have is not None and sp.simplify(have - extent) == 0:
+                return name
+        raise AssertionError("unreachable")
 
     # expressions
     def expr(self):
@@ -246,8 +278,8 @@ class Parser:
 
     def term(self):
         e = self.unary()
-        while self.at("*", "/") or (isinstance(e, Bracket) and self._starts_value()):
-            op = self.take().text if self.at("*", "/") else "*"  # [cond] x: a bracket multiplies what follows
+        while self.at("*", "/"):
+            op = self.take().text
             right = self.unary()
             e = e * right if op == "*" else e / right
         return e
@@ -281,8 +313,9 @@ class Parser:
             e = self.expr()
             self.take(")")
             return e
-        if self.at("["):
-            return self.bracket()
+        if self.at("["):  # [cond] x: a bracket multiplies the factor that follows it
+            b = self.bracket()
+            return b * self.power() if self._starts_value() else b
         if t.kind != "name":
             raise self.src.error(t, f"expected a value, got {t.text or 'the end of the line'!r}")
         if t.text in ("sum", "max") and self.toks[self.k + 1].text == "(":

@@ -1,0 +1,114 @@
+"""symgrad's random-program differential test (symgrad/fuzz): a fixed-seed slice of random programs,
+each checked end to end (the NumPy module's forward, backward, vjp, double_backward and float32; the
+torch and JAX targets' first and second order) against PyTorch autograd with a 50-digit arbiter; and
+the harness itself: the generator's determinism and reach, the arbiter's verdicts on planted errors on
+either side, the shrinker, the time limit.  CI also runs a larger campaign with a daily seed
+(``symgrad fuzz``, .ci/run)."""
+import numpy as np
+import pytest
+
+from conftest import HAS_JAX, needs_torch
+from symgrad.fuzz import campaign, generate
+from symgrad.fuzz.run import Checker, Failure, Hang, Result, time_limit
+from symgrad.fuzz.shrink import shrink
+from symgrad.fuzz.tree import Affine, Bin, Fn, Program, Read, Statement, Tensor, walk
+
+SEED = 20261206
+TARGETS = ("numpy", "torch") + (("jax",) if HAS_JAX else ())
+#: the slice: small programs, and every sixth one with a tensor of 2^16 elements or more
+SLICE = 30
+
+
+@needs_torch
+@pytest.mark.parametrize("k", range(SLICE))
+def test_random_program(k):
+    r = campaign.one((SEED, k, 6, TARGETS, 120.0))
+    assert r.status in ("ok", "reference"), f"{r.status} in {r.check}: {r.detail}\n{r.text}sizes {r.sizes}"
+
+
+def test_generator_is_deterministic_and_reaches_every_construct():
+    assert generate.program(7).text() == generate.program(7).text()
+    assert generate.sizes(generate.program(7), 7) == generate.sizes(generate.program(7), 7)
+    seen = set()
+    for seed in range(600):
+        seen |= generate.program(seed).tags
+    assert seen == set(generate.CONSTRUCTS), set(generate.CONSTRUCTS) - seen
+
+
+def test_large_programs_hold_a_tensor_of_two_to_the_sixteen_elements():
+    for seed in range(5):
+        p = generate.program(seed, large=True)
+        sizes = p.concrete(generate.sizes(p, seed, large=True))
+        biggest = max(int(np.prod([sizes[d] if isinstance(d, str) else d for d in s.dims]))
+                      for s in p.statements if s.dims)
+        counts = [int(np.prod([sizes[d] if isinstance(d, str) else d for d in t.dims])) for t in p.inputs]
+        assert max([biggest] + counts) >= 2 ** 16
+
+
+def _square() -> Program:
+    """y[n] = cos(x[n])² over x[N]."""
+    x = Read("x", (Affine.of("n"),))
+    return Program((Tensor("x", ("N",)),), (Statement("y", (("n", "N", False),), Bin("*", Fn("cos", (x,)),
+                                                                                     Fn("cos", (x,)))),))
+
+
+@needs_torch
+def test_the_arbiter_refutes_a_wrong_gradient_and_clears_a_wrong_reference():
+    result = Result(0, False, "", {})
+    c = Checker(_square(), {"N": 5}, 0, result)
+    right = [g.copy() for g in c.grads]
+    c.grads_agree("backward", right)                     # the reference's own numbers: no arbiter needed
+    wrong = [right[0] * (1 + 1e-6)]
+    with pytest.raises(Failure, match="projection"):     # symgrad off by a millionth: refuted
+        c.grads_agree("backward", wrong)
+    c.grads = [right[0] * 1.01]                           # the reference off: symgrad's right numbers pass
+    c.grads_agree("backward", right)
+    assert any("reference is off" in n for n in result.notes)
+    nan = [right[0].copy()]
+    nan[0][2] = np.nan
+    c.grads = right
+    with pytest.raises(Failure):                          # NaN where the truth is finite
+        c.grads_agree("backward", nan)
+
+
+@needs_torch
+def test_the_arbiter_judges_values_and_second_order():
+    result = Result(0, False, "", {})
+    c = Checker(_square(), {"N": 4}, 1, result)
+    with pytest.raises(Failure, match="output y"):
+        c.values_agree("forward", [c.values[0] + 1e-7])
+    c.values_agree("forward", [c.values[0].copy()])
+    seconds = [s.copy() for s in c.seconds]
+    c.seconds_agree("double_backward", seconds)
+    seconds[1] = seconds[1] * 1.001                       # ∂ℒ₂/∂x off by a thousandth
+    with pytest.raises(Failure):
+        c.seconds_agree("double_backward", seconds)
+
+
+def test_the_shrinker_finds_a_minimal_failing_program():
+    tree = None
+    for seed in range(200):
+        p = generate.program(seed)
+        if len(p.statements) >= 4 and any(isinstance(n, Fn) and n.name == "cos" for s in p.statements
+                                          for n in walk(s.rhs)):
+            tree, sizes = p, generate.sizes(p, seed)
+            break
+
+    def fails(q, z):  # "fails" wherever a cos remains
+        return any(isinstance(n, Fn) and n.name == "cos" for s in q.statements for n in walk(s.rhs))
+    small, sizes = shrink(tree, sizes, fails, budget=400)
+    assert len(small.statements) == 1 and fails(small, sizes)
+    assert len(small.text()) < len(tree.text())
+    assert all(v <= 2 for v in sizes.values())
+
+
+def test_the_time_limit_is_not_swallowed_by_code_that_catches_every_error():
+    def stubborn():
+        while True:
+            try:
+                sum(range(10 ** 5))
+            except Exception:  # noqa: BLE001  (as SymPy's series code does)
+                pass
+    with pytest.raises(Hang):
+        with time_limit(0.2):
+            stubborn()

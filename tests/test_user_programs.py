@@ -1,0 +1,272 @@
+"""Programs users write in the text syntax: every minimal failure the random-program test found (issue
+30), each held to a PyTorch function written by hand — forward, backward, double_backward of the
+NumPy module (float64, 1e-10), and first and second order of the torch and JAX targets — and the
+semantics the README states: a read outside its tensor's range is 0 for that read alone, a max's
+brackets leave elements out, stop_gradient passes nothing back at any order."""
+import re
+import time
+
+import numpy as np
+import pytest
+
+from conftest import HAS_JAX, needs_torch
+from symgrad.emit import load
+from symgrad.emit.program import emit_program
+from symgrad.ir import SymgradError
+from symgrad.reverse import derive_program
+from symgrad.second_order import derive_program_second_order
+from symgrad.syntax import parse_program
+
+TOL = 1e-10
+
+
+def _close(got, want, what):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    scale = max(np.abs(want).max(initial=0), 1e-3)
+    assert np.abs(got - want).max(initial=0) <= TOL * scale, (what, got, want)
+
+
+def _derived(text, second=True):
+    d = derive_program(parse_program(text))
+    return d, derive_program_second_order(d) if second else None
+
+
+def against_torch(text, reference, arrays, targets=("numpy", "torch", "jax"), seed=0):
+    """The module's and the targets' values and first and second order gradients against torch
+    autograd through ``reference`` (a function of torch tensors returning the output).  Without
+    "numpy" in ``targets`` the second order is not derived (the targets differentiate their backward)."""
+    import torch
+    d, second = _derived(text, "numpy" in targets)
+    rng = np.random.default_rng(seed)
+    xs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = reference(*xs)
+    g = torch.tensor(rng.standard_normal(tuple(y.shape)), requires_grad=True)
+    firsts = torch.autograd.grad(y, xs, g, create_graph=True, allow_unused=True)
+    firsts = [f if f is not None else torch.zeros_like(x) for f, x in zip(firsts, xs)]
+    gg = [rng.standard_normal(a.shape) for a in arrays]
+    live = [(f, v) for f, v in zip(firsts, gg) if f.requires_grad]
+    seconds = torch.autograd.grad([f for f, _ in live], [g] + xs, [torch.tensor(v) for _, v in live],
+                                  allow_unused=True) if live else [None] * (1 + len(xs))
+    seconds = [s.detach().numpy() if s is not None else np.zeros(tuple(t.shape)) for s, t in zip(seconds, [g] + xs)]
+    want = [y.detach().numpy(), [f.detach().numpy() for f in firsts], seconds]
+    gn = g.detach().numpy()
+    if "numpy" in targets:
+        m = load(emit_program(d, second=second))
+        _close(m.forward(*arrays), want[0], "forward")
+        for k, got in enumerate(m.backward(gn, *arrays)):
+            _close(got, want[1][k], f"backward {k}")
+        for k, got in enumerate(m.double_backward(*gg, gn, *arrays)):
+            _close(got, want[2][k], f"double_backward {k}")
+    if "torch" in targets:
+        f = getattr(load(emit_program(d, "torch", second=second)), "rule")
+        ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+        out = f(*ts)
+        _close(out.detach(), want[0], "torch forward")
+        gt = torch.tensor(gn, requires_grad=True)
+        grads = torch.autograd.grad(out, ts, gt, create_graph=True, allow_unused=True)
+        grads = [q if q is not None else torch.zeros_like(t) for q, t in zip(grads, ts)]
+        for k, q in enumerate(grads):
+            _close(q.detach(), want[1][k], f"torch backward {k}")
+        live = [(q, torch.tensor(v)) for q, v in zip(grads, gg) if q.requires_grad]
+        got = torch.autograd.grad([q for q, _ in live], [gt] + ts, [v for _, v in live], allow_unused=True) \
+            if live else [None] * (1 + len(ts))
+        for k, (q, w) in enumerate(zip(got, want[2])):
+            _close(q.detach() if q is not None else np.zeros(w.shape), w, f"torch double backward {k}")
+    if "jax" in targets and HAS_JAX:
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        f = getattr(load(emit_program(d, "jax", second=second)), "rule")
+        out, pull = jax.vjp(f, *arrays)
+        _close(out, want[0], "jax forward")
+        for k, q in enumerate(pull(gn)):
+            _close(q, want[1][k], f"jax backward {k}")
+        _, pull2 = jax.vjp(lambda gv, *x: jax.vjp(f, *x)[1](gv), gn, *arrays)
+        for k, q in enumerate(pull2(tuple(gg))):
+            _close(q, want[2][k], f"jax double backward {k}")
+
+
+def _normal(*shape, seed=0, scale=1.0):
+    return scale * np.random.default_rng(seed).standard_normal(shape)
+
+
+# 1. a read outside its tensor's range is 0 for that read ------------------------------------------
+
+@needs_torch
+def test_a_read_outside_is_zero_for_that_read_alone():
+    import torch.nn.functional as F
+    x = _normal(5)
+    against_torch("input x[N]\ny[n] = x[n] + x[n - 1]", lambda x: x + F.pad(x, (1, 0))[:-1], [x])
+    d = derive_program(parse_program("input x[N]\ny[n] = x[n] + x[n - 1]"))
+    assert load(emit_program(d)).forward(np.array([1.0, 2.0, 3.0]))[0] == 1.0  # y[0] = x[0], not 0
+
+
+@needs_torch
+def test_a_function_of_a_read_outside_sees_zero():
+    import torch
+    import torch.nn.functional as F
+    x = _normal(4, seed=1)
+    # the output index read only through n - 1: PyTorch's convolution extent, N + 2 (cos(0) = 1 at both ends)
+    against_torch("input x[N]\ny[n] = cos(x[n - 1])", lambda x: torch.cos(F.pad(x, (1, 1))), [x])
+    against_torch("input x[N]\ny[n < N] = cos(x[n - 1])", lambda x: torch.cos(F.pad(x, (1, 0))[:-1]), [x])
+    against_torch("input x[N]\ny = sum(d < N) exp(x[d - 1])", lambda x: 1 + torch.exp(x[:-1]).sum(), [x])
+
+
+@needs_torch
+def test_a_constant_index_past_the_end_reads_zero():
+    import torch
+    x, w = _normal(4, seed=2), _normal(3, seed=3)
+    against_torch("input x[N], w[M]\ny[n] = x[n] + w[5]", lambda x, w: x + 0 * w.sum(), [x, w])
+    against_torch("input x[N]\nt1[n < N] = x[1]", lambda x: 0 * x, [_normal(1, seed=4)])
+    against_torch("input x[N]\nt1[n < N] = x[1]", lambda x: x[1] * torch.ones_like(x), [_normal(3, seed=4)])
+
+
+@needs_torch
+def test_padding_maps_without_low_padding():
+    import torch
+    x = _normal(5, seed=5)
+    against_torch("input x[5]\nsize P1 = 5 + 1\nt1[n < P1] = x[wrap(n, 5)]", lambda x: x[torch.arange(6) % 5], [x])
+
+
+@needs_torch
+def test_clamp_reads_on_every_target():
+    import torch
+    x = _normal(3, 4, seed=6)
+    idx = torch.clamp(torch.arange(4) - 1, 0, 3)
+    against_torch("input x[N, D]\nt1[n, d] = sin(x[n, d])\nt4[n, d] = t1[n, d] * t1[n, clamp(d - 1, D)]",
+                  lambda x: torch.sin(x) * torch.sin(x)[:, idx], [x])
+
+
+# 2.–4. second order ----------------------------------------------------------------------------------
+
+@needs_torch
+def test_double_backward_of_a_shifted_product():
+    import torch
+    import torch.nn.functional as F
+    x = _normal(3, 4, seed=7, scale=2.0)
+    against_torch("input x[N, D]\nt1[n, d] = sin(x[n, d] * x[n, d - 1])\nt4[n, d] = tanh(t1[n, d] - x[n, d])",
+                  lambda x: torch.tanh(torch.sin(x * F.pad(x, (1, 0))[:, :-1]) - x), [x])
+
+
+@needs_torch
+def test_no_gradient_of_any_order_through_stop_gradient():
+    import torch
+    x = _normal(3, 4, seed=8, scale=2.0)
+    against_torch("param x[N, D]\nt1[n] = stop_gradient(max(c) x[n, c])\nt2[n, d < D] = exp(x[n, d] - t1[n])",
+                  lambda x: torch.exp(x - x.amax(1, keepdim=True).detach()), [x])
+
+
+@needs_torch
+def test_second_order_where_the_first_order_saturates():
+    import torch
+    w = np.array([3.0, -3.0, 0.5])  # tanh(exp(9)): 1 − tanh² underflows; its derivative must not be inf/inf
+    against_torch("input w[N]\nt2[n] = tanh(exp(w[n] * w[n]))", lambda w: torch.tanh(torch.exp(w * w)), [w])
+
+
+# 5.–15. programs that crashed --------------------------------------------------------------------------
+
+@needs_torch
+def test_a_max_over_every_axis():
+    import torch
+    x = _normal(3, 4, seed=9)
+    d = derive_program(parse_program("input x[N, D]\nt1 = max(n, d) x[n, d]"))
+    m = load(emit_program(d))
+    assert m.forward(x) == x.max()
+    g = m.backward(np.array(2.0), x)[0]
+    assert g[np.unravel_index(np.argmax(x), x.shape)] == 2.0 and g.sum() == 2.0
+    v = _normal(6, seed=10)
+    against_torch("input x[N]\nm = stop_gradient(max(n) x[n])\ne[n] = exp(x[n] - m)\ns = sum(n) e[n]\n"
+                  "y[n] = e[n] / s", lambda x: torch.softmax(x, 0), [v])
+
+
+@needs_torch
+def test_every_size_an_integer():
+    against_torch("param x[1]\nt1[n] = x[n]", lambda x: 1 * x, [_normal(1)])
+
+
+@needs_torch
+def test_constant_indices_and_a_strided_contraction():
+    import torch
+    n, dd, c, f = 2, 7, 5, 2
+    x, w, u = _normal(n, dd, c, seed=11), _normal(c, seed=12), _normal(dd, f, seed=13)
+    text = ("input x[N, D, C]\nparam w[C], u[D, F]\nt1[n, d < D, c] = x[n, 5, c]\n"
+            "t2[n, d < D, c] = maximum(t1[n, 5, c], w[c])\noutput t3[n, d, c] = sum(f) (u[d, f] * t2[n, d, 2*c + f])")
+
+    def reference(x, w, u):
+        t2 = torch.maximum(x[:, 5, :], w)[:, None, :].expand(n, dd, c)
+        o = (c - (f - 1) - 1) // 2 + 1
+        idx = 2 * torch.arange(o)[:, None] + torch.arange(f)[None, :]
+        return torch.einsum("ndof,df->ndo", t2[:, :, idx], u)
+    against_torch(text, reference, [x, w, u])
+
+
+@needs_torch
+def test_two_statements_infer_their_own_extents():
+    import torch.nn.functional as F
+    x, w, v = _normal(2, 3, 11, seed=14), _normal(4, 3, 3, seed=15), _normal(2, 4, 2, seed=16)
+    text = ("param x[N, D, C], w[L, D, F], v[E, L, P]\nt1[n, i, c] = sum(d, f) w[i, d, f] * x[n, d, 3*c + f - 1]\n"
+            "t3[n, i, c] = sum(d, f) v[i, d, f] * t1[n, d, c + f]")
+    against_torch(text, lambda x, w, v: F.conv1d(F.conv1d(x, w, stride=3, padding=1), v), [x, w, v])
+
+
+@needs_torch
+def test_a_scalar_parameter_takes_and_returns_zero_dimensional_arrays():
+    x, alpha = _normal(4, seed=17), np.array(0.7)
+    against_torch("input x[N]\nparam alpha\ny[n] = alpha * x[n]^2", lambda x, a: a * x ** 2, [x, alpha])
+    m = load(emit_program(derive_program(parse_program("input x[N]\nparam alpha\ny[n] = alpha * x[n]^2"))))
+    assert m.backward(np.ones(4), x, alpha)[1].shape == ()
+    with pytest.raises(ValueError, match=r"alpha must have shape \(\)"):
+        m.forward(x, np.array([0.7]))
+
+
+@needs_torch
+def test_a_statement_that_is_zero():
+    against_torch("input x[N, D]\nt1[n, d] = x[n, d] - x[n, d]", lambda x: 0 * x, [_normal(2, 3)])
+    against_torch("input z[N, 3]\nt2[n < N, i < 3] = log(1)\nt3[n, i] = t2[n, i] + z[n, i]^2", lambda z: z ** 2,
+                  [_normal(2, 3)])
+
+
+@needs_torch
+def test_a_max_of_a_constant_row_broadcast_over_an_axis():
+    x = _normal(3, 4, seed=18)
+    against_torch("param x[N, D]\nt1[n < N] = max(d) x[0, d]", lambda x: x[0].amax().expand(3), [x],
+                  targets=("torch", "jax"))  # (its gradient flows through the max: no double_backward in NumPy)
+    m = load(emit_program(derive_program(parse_program("param x[N, D]\nt1[n < N] = max(d) x[0, d]"))))
+    _close(m.forward(x), np.full(3, x[0].max()), "forward")
+
+
+@needs_torch
+def test_sigmoid_of_erfc():
+    import torch
+    against_torch("input x[N]\nt[n] = x[n] + sigmoid(erfc(x[n]))",
+                  lambda x: x + torch.sigmoid(torch.erfc(x)), [_normal(5, seed=19, scale=3)])
+
+
+@needs_torch
+def test_one_index_letter_for_different_axes_in_two_statements():
+    x = _normal(3, 4, seed=20)
+    against_torch("input x[N, D]\nt1[d, n] = x[n, d]\nt2[n, d] = t1[n, d] * x[d, n]", lambda x: x.T ** 2, [x])
+
+
+# 16. derivation time ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "input x[N]\nt[n] = x[n] / (sigmoid(x[n]) + 1)",
+    "input x[N, D]\nm[n] = stop_gradient(max(d) (x[n, d] / (sigmoid(x[n, d]) + 1)))\ny[n, d] = x[n, d] - m[n]",
+])
+def test_derivation_takes_seconds_not_minutes(text):
+    start = time.perf_counter()
+    d, second = _derived(text)
+    emit_program(d, second=second)
+    assert time.perf_counter() - start < 10
+
+
+# errors name what the user wrote ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, says", [
+    ("param w[N]\nt4[n < N, d < D] = 2", "size D is neither an input's size nor defined by a size line"),
+    ("input x[N]\nsize P = L + 2\ny[n < P] = x[0]", "size P = L + 2 uses L"),
+])
+def test_errors_name_the_statement_and_the_size(text, says):
+    with pytest.raises(SymgradError, match=re.escape(says)):
+        parse_program(text)
