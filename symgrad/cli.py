@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -41,7 +43,8 @@ def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
     r.add_argument("--is-causal", type=_boolean, metavar="BOOL", help="attention: the causal mask (j <= i)")
     r.add_argument("--scale", type=float, help="attention: the scores' scale (default 1/sqrt(E))")
     g = p.add_argument_group("convolution")
-    g.add_argument("--ndim", type=_integer_at_least(1), help="spatial axes for `conv`")
+    g.add_argument("--ndim", type=_integer_at_least(0), help="spatial axes: conv (>= 1), conv_bias_gelu, "
+                                                             "depthwise_separable, batch_norm (0..3)")
     g.add_argument("--stride", help="int, one per axis (2,1) or a name to keep it symbolic")
     g.add_argument("--dilation", help="int, one per axis, or a name")
     g.add_argument("--padding", help="int | one per axis | lo:hi per axis (negative crops) | same | valid | full | causal")
@@ -49,16 +52,20 @@ def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
     g.add_argument("--kernel-size", help="int or one per axis (default: read from w at run time)")
     g.add_argument("--padding-mode", help="zeros (default) | circular | reflect | replicate: PyTorch's padding_mode "
                                           "(a padding statement before the convolution: a program)")
-    g.add_argument("--bias", dest="bias", nargs="?", const=True, type=_boolean, metavar="BOOL",
-                   help="add b (the default; --bias false or --no-bias: none)")
-    g.add_argument("--no-bias", dest="bias", action="store_false", help="no bias input")
+    b = p.add_argument_group("convolutions and norms")
+    b.add_argument("--bias", dest="bias", nargs="?", const=True, type=_boolean, metavar="BOOL",
+                   help="a bias input: convolutions, layer_norm, batch_norm, depthwise_separable (the default; "
+                        "--bias false or --no-bias: none)")
+    b.add_argument("--no-bias", dest="bias", action="store_false", help="no bias input")
     o = p.add_argument_group("other ops")
     o.add_argument("--mode", help="convolve: full | same | valid")
     o.add_argument("--a-shape", help="matmul: shape pattern of a, e.g. B,M,K or 1,M,K or K")
     o.add_argument("--b-shape", help="matmul: shape pattern of b, e.g. B,K,N or K,N or K")
     o.add_argument("--approximate", help="gelu: none | tanh")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
-                   help="concrete shape of an input (repeat per input): checked, and sizes become numbers")
+                   help="concrete shape of an input (repeat per input), checked against the op: derive's sizes become "
+                        "numbers, check runs at these shapes, bench times them, emit checks them (the module takes "
+                        "any shapes that fit)")
 
 
 def _integer_at_least(minimum: int):
@@ -83,8 +90,7 @@ def build_op(args, concrete: bool):
     if not name:
         raise SymgradError("give an op name (see `symgrad ops`)")
     if name not in ops_mod.REGISTRY:
-        raise SymgradError(f"unknown op {name!r}; known ops: {', '.join(ops_mod.REGISTRY)}; programs: "
-                           f"{', '.join(ops_mod.PROGRAMS)}")
+        raise SymgradError(unknown_op(name))
     params = _flags(args, name, ops_mod.REGISTRY[name][1])
     params.pop("padding_mode", None)  # zeros: the plain convolution (other modes are programs, _program)
     if name in CONV_OPS:
@@ -93,6 +99,15 @@ def build_op(args, concrete: bool):
         defaults = TORCH_DEFAULTS if concrete else {"groups": 1}
         params = {**defaults, **params}
     return ops_mod.build(name, **params), params
+
+
+def unknown_op(name: str) -> str:
+    """The error for an op name nobody defined: the closest names, then every name."""
+    known = [*ops_mod.REGISTRY, *ops_mod.PROGRAMS]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return (f"unknown op {name!r}{hint} (ops: {', '.join(ops_mod.REGISTRY)}; programs: {', '.join(ops_mod.PROGRAMS)}; "
+            "your own: --rule or -f)")
 
 
 def _flags(args, name: str, takes: dict) -> dict:
@@ -155,12 +170,18 @@ def _write_file(path: Path, text: str):
     print(f"wrote {path}", file=sys.stderr)
 
 
+def _summary(doc: str) -> str:
+    """A docstring's first sentence, whatever its line breaks, without its Python example."""
+    text = " ".join(line.strip() for line in (doc or "").strip().split("\n\n")[0].splitlines())
+    sentence = re.split(r"(?<=[.:])\s", text, maxsplit=1)[0]
+    return re.sub(r"\s*\(``[^`]*``\)", "", sentence)
+
+
 def cmd_ops(args):
     for title, registry in (("ops", ops_mod.REGISTRY), ("programs (several statements)", ops_mod.PROGRAMS)):
         print(f"{title}:")
         for name, (builder, params) in registry.items():
-            doc = (builder.__doc__ or "").strip().splitlines()[0]
-            print(f"  {name:20s} {doc}")
+            print(f"  {name:20s} {_summary(builder.__doc__)}")
             for key, help_ in params.items():
                 print(f"      --{key.replace('_', '-'):14s} {help_}")
     print("rules and programs of your own: --rule 'y[n] = sum(d) x[n, d]^2' or -f FILE.sg (see the README)")
@@ -227,8 +248,8 @@ def cmd_check(args):
         result = scan(op, count=args.ulp_points)
         print(report(result))
         return 0
-    concrete_sizes(op, parse_shapes(op, args.input_shape))
-    results, ok = check(op, trials=args.trials, seed=args.seed)
+    sizes = concrete_sizes(op, parse_shapes(op, args.input_shape))
+    results, ok = check(op, trials=args.trials, seed=args.seed, sizes=sizes or None)
     print(table(op, results))
     print(f"{op.name}: {'OK' if ok else 'MISMATCH'} ({len(results)} trials, seed {args.seed})")
     return 0 if ok else 1
@@ -395,7 +416,7 @@ def cmd_fuzz(args):
             print("symgrad: note: JAX is not installed; the jax target is not checked", file=sys.stderr)
     print(f"symgrad fuzz: seed {args.seed}, {args.budget} programs, targets {', '.join(targets)}", file=sys.stderr)
     campaign = run(args.seed, args.budget, args.large_every, targets, args.timeout, args.jobs,
-                   args.shrink, print_progress, args.only)
+                   args.shrink, print_progress, args.only, args.jax_every)
     text = report(campaign)
     if args.output:
         _write_file(Path(args.output), text)
@@ -411,17 +432,21 @@ def cmd_docs(args):
 
 
 def parser() -> argparse.ArgumentParser:
+    from . import __version__
     p = argparse.ArgumentParser(prog="symgrad", description="Symbolic backward passes from index notation.",
                                 allow_abbrev=False)  # --strid is not --stride
+    p.add_argument("--version", action="version", version=f"symgrad {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("ops", allow_abbrev=False, help="list operators and their parameters").set_defaults(fn=cmd_ops)
     d = sub.add_parser("derive", allow_abbrev=False, help="derive the gradients and their closed forms")
     _add_op_args(d)
-    d.add_argument("--format", choices=("text", "json", "markdown", "latex", "pdf"), default="text")
+    d.add_argument("--format", choices=("text", "json", "markdown", "latex", "pdf"), default="text",
+                   help="text (default), json (the forms' fields), markdown/latex (the derivation step by step), "
+                        "pdf (needs a TeX engine)")
     d.add_argument("--order", type=int, choices=(1, 2), default=1,
                    help="2: also derive each gradient's own gradients (second order, by closure)")
     d.add_argument("--timing", action="store_true", help="say on stderr how long the derivation took")
-    d.add_argument("-o", "--output")
+    d.add_argument("-o", "--output", help="write to this file (default: print; pdf needs it)")
     d.set_defaults(fn=cmd_derive)
     e = sub.add_parser("emit", allow_abbrev=False, help="write a standalone backward module")
     _add_op_args(e)
@@ -431,12 +456,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=("numpy", "cupy"), help="the standalone module's array library (default numpy)")
     e.add_argument("--order", type=int, choices=(1, 2),
                    help="module: 2 (default) adds double_backward, derived by closure; 1 leaves it out")
-    e.add_argument("-o", "--output")
+    e.add_argument("-o", "--output", help="write the module to this file (default: print it)")
     e.set_defaults(fn=cmd_emit)
     c = sub.add_parser("check", allow_abbrev=False, help="verify the emitted module numerically")
     _add_op_args(c)
-    c.add_argument("--trials", type=_integer_at_least(1), default=5)
-    c.add_argument("--seed", type=_integer_at_least(0), default=0)
+    c.add_argument("--trials", type=_integer_at_least(1), default=5,
+                   help="trials, each at random shapes (or those of --input-shape) and inputs (default 5)")
+    c.add_argument("--seed", type=_integer_at_least(0), default=0, help="seed of the shapes and inputs (default 0)")
     c.add_argument("--ulp", action="store_true",
                    help="elementwise ops: error in ulps against the definition over each dtype's whole range, "
                         "beside PyTorch's")
@@ -444,7 +470,7 @@ def parser() -> argparse.ArgumentParser:
                    help="with --ulp: magnitudes per dtype and sign (default 200)")
     c.set_defaults(fn=cmd_check)
     dc = sub.add_parser("docs", allow_abbrev=False, help="regenerate the derivation documents (derivations/)")
-    dc.add_argument("-o", "--output", default="derivations")
+    dc.add_argument("-o", "--output", default="derivations", help="the folder to write them to (default derivations)")
     dc.set_defaults(fn=cmd_docs)
     au = sub.add_parser("audit", allow_abbrev=False,
                         help="hold a framework's gradient rules to the derived truth (torch or jax)")
@@ -472,7 +498,10 @@ def parser() -> argparse.ArgumentParser:
                          "hang (default 60)")
     fz.add_argument("--shrink", type=_integer_at_least(0), default=120,
                     help="checks to spend shrinking each failure to a minimal program (default 120; 0: none)")
-    fz.add_argument("--only", type=_integer_at_least(0), help="check program K of the campaign alone")
+    fz.add_argument("--jax-every", type=_integer_at_least(1), default=4,
+                    help="check the jax target on one program in this many (default 4: its tracing costs four "
+                         "times the rest; 1: every program)")
+    fz.add_argument("--only", type=_integer_at_least(0), help="check program K of the campaign alone (every target)")
     fz.add_argument("-j", "--jobs", type=_integer_at_least(1), help="worker processes (default 2)")
     fz.add_argument("-o", "--output", help="also write the Markdown report to this file")
     fz.set_defaults(fn=cmd_fuzz)
@@ -482,7 +511,8 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--programs", action="store_true", help="with --suite: the programs' shapes (layer_norm, softmax, "
                                                              "conv->bias->GELU, attention)")
     bn.add_argument("--threads", type=_integer_at_least(1), action="append", help="thread count (repeat for several)")
-    bn.add_argument("--repeats", type=_integer_at_least(1), default=9)
+    bn.add_argument("--repeats", type=_integer_at_least(1), default=9,
+                    help="timed runs per side, interleaved; the ratio is their median (default 9)")
     bn.add_argument("--bind", action="store_true",
                     help="OMP_PROC_BIND=true for both sides: threads bound one to a CPU")
     bn.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",

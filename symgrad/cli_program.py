@@ -113,7 +113,9 @@ def check(args, program):
     from .verify.program_check import check_program
     if args.ulp:
         raise SymgradError(f"{program.name}: --ulp scans elementwise ops; check a program without it")
-    results, ok = check_program(program, trials=args.trials, seed=args.seed)
+    sizes = _shapes(program, args.input_shape)
+    sizes = concrete_sizes(program, sizes) if sizes else None
+    results, ok = check_program(program, trials=args.trials, seed=args.seed, sizes=sizes)
     print(table(program, results))
     print(f"{program.name}: {'OK' if ok else 'MISMATCH'} ({len(results)} trials, seed {args.seed})")
     return 0 if ok else 1

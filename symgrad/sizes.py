@@ -39,6 +39,7 @@ def bind_statements(op: Op, bound=()) -> tuple:
     they do not fit, and compute the output sizes; and the symbols they bind, in order.  Symbols in
     ``bound`` are taken as given (names in scope)."""
     lines, bound, later = [], list(bound), []
+    origins = {}  # size symbol -> (input, axis) it is read from
     for t in op.inputs:
         want = shape_text(t)
         lines.append(f"if {t.name}.ndim != {len(t.shape)}:")
@@ -55,6 +56,7 @@ def bind_statements(op: Op, bound=()) -> tuple:
                 raise SymgradError(f"{op.name}: emitting code needs concrete values for {', '.join(map(str, unknown))}")
             if unknown:
                 u = unknown[0]
+                origins[u] = (t, axis)
                 if known == 1:
                     lines.append(f"{u} = {t.name}.shape[{axis}]")
                 else:
@@ -69,12 +71,12 @@ def bind_statements(op: Op, bound=()) -> tuple:
                                  f'{u} >= 1, got {{{t.name}.shape}}")')
                 bound.append(u)
             else:
-                lines += _axis_check(op, t, axis, run)
+                lines += _axis_check(op, t, axis, run, origins)
     for sym, expr in op.output_sizes.items():
         lines.append(f"{sym} = {size_code(expr)}")
         bound.append(sym)
     for t, axis, run in later:
-        lines += _axis_check(op, t, axis, run)
+        lines += _axis_check(op, t, axis, run, origins)
     names = _symbols(op)
     for cond, message in op.requires:
         text = re.sub(r"\{([^{}]*)\}", lambda m: "{" + size_code(sp.sympify(m.group(1), locals=names)) + "}", message)
@@ -86,13 +88,18 @@ def bind_statements(op: Op, bound=()) -> tuple:
     return lines, bound
 
 
-def _axis_check(op: Op, t, axis: int, run) -> list:
-    """The statements raising ValueError where axis ``axis`` of input ``t`` is not the size ``run`` says."""
+def _axis_check(op: Op, t, axis: int, run, origins: dict = None) -> list:
+    """The statements raising ValueError where axis ``axis`` of input ``t`` is not the size ``run`` says
+    (and where a size in it was read from another input, which axis of which: a channels-last input
+    shows up as the wrong size of the next one)."""
     value = sp.Mul(*run)
     named = "" if value.is_Integer else f"{value} = "  # which size it is: C_in, per group
+    read = [(s, *origins[s]) for s in sorted(value.free_symbols, key=str) if s in (origins or {}) and origins[s][0] != t]
+    where = "".join(f", read from axis {a} of {src.name}, whose shape {{{src.name}.shape}} is taken as "
+                    f"{shape_text(src)}" for s, src, a in read)
     return [f"if {t.name}.shape[{axis}] != {size_code(value)}:",
             f'    raise ValueError(f"{op.name}: input {t.name} must have shape {shape_text(t)}, '
-            f'got {{{t.name}.shape}} (axis {axis} should be {named}{{{size_code(value)}}})")']
+            f'got {{{t.name}.shape}} (axis {axis} should be {named}{{{size_code(value)}}}{where})")']
 
 
 def grad_output_statements(op: Op, name: str) -> list:

@@ -240,7 +240,7 @@ def test_grouped_shape_errors_say_what_c_in_is(capsys):
     """C_in in a grouped layer's shapes is per group: the messages say so and give its value."""
     code, _, err = run(capsys, "emit", "conv1d", "--groups", "2", "--input-shape", "x=1,4,8",
                        "--input-shape", "w=4,3,3", "--input-shape", "b=4")
-    assert code == 2 and "(axis 1 should be C_in = 2)" in err
+    assert code == 2 and "(axis 1 should be C_in = 2, read from axis 1 of x" in err
     code, _, err = run(capsys, "emit", "conv1d", "--groups", "2", "--input-shape", "x=1,3,8",
                        "--input-shape", "w=4,1,3", "--input-shape", "b=4")
     assert code == 2 and "2 groups of C_in" in err and "is not a multiple of 2" in err

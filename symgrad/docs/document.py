@@ -117,7 +117,7 @@ def gradient_sections(d: Derivation, loss: str = LOSS) -> list:
                     steps.append({"title": step.name.capitalize(), "text": _substitution_text(step),
                                   "math": terms_aligned(_d_(name, g.indices), [step.after])})
         out.append({
-            "name": name, "steps": steps,
+            "name": name, "tex": tex(sp.Symbol(name)), "steps": steps,
             "result": terms_aligned(_d_(name, g.indices), [exact.get(f.term, f.term) for f in g.forms]),
             "forms": [{"kind": f.kind, "rows": _form_rows(f), "sentences": kind(f.kind).describe(f, show=_math)}
                       for f in g.forms],

@@ -12,8 +12,8 @@ from .document import LOSS, _forward_forms, _shape_tex, _tex_value, gradient_sec
 
 
 def _bar(name: str) -> str:
-    """The adjoint of ``name`` as the documents write it: ∂ℒ/∂name."""
-    return r"\bar{%s}" % tex(sp.Symbol(name))
+    """The adjoint of ``name`` as the documents write it: ∂ℒ/∂name, the bar over the whole name."""
+    return r"\overline{%s}" % tex(sp.Symbol(name))
 
 
 def _statement_math(s) -> str:
@@ -34,14 +34,16 @@ def program_document_context(d, title: str, command: str, notes=()) -> dict:
     for s in d.statements:
         stmt = s.statement
         said = _forward_forms(s.derivation) if not stmt.over else "the maximum (reduce_max); tied maxima share its gradient"
-        statements.append({"name": stmt.name, "math": _statement_math(s), "forms": said, "stop": stmt.stop})
+        statements.append({"name": stmt.name, "tex": tex(sp.Symbol(stmt.name)), "math": _statement_math(s),
+                           "forms": said, "stop": stmt.stop})
     backward = []
     for s in reversed(d.statements):
         if not s.derivation.grads:
             continue
         sections = gradient_sections(s.derivation)
-        backward.append({"name": s.statement.name, "upstream": _bar(s.statement.name), "gradients": sections,
-                         "max": bool(s.statement.over)})
+        backward.append({"name": s.statement.name, "tex": tex(sp.Symbol(s.statement.name)),
+                         "upstream": _bar(s.statement.name), "grad": tex(sp.Symbol("d" + s.statement.name)),
+                         "gradients": sections, "max": bool(s.statement.over)})
     adjoints = []
     for name, parts in d.adjoints.items():
         terms = [f"\\left.{_bar(name)}\\right|_{{{tex(sp.Symbol(d.statements[k].statement.name))}}}" for k, _ in parts]

@@ -93,7 +93,8 @@ class ConvGeneralDilated(Kind):
             ws, ld, rd, lo, hi = (sp.sympify(v) for v in (ws, ld, rd, lo, hi))
             parts = [f"window stride {show(ws)}", f"kernel dilation {show(rd)}"]
             if ld != 1:
-                parts.append(f"{show(ld - 1)} zeros inserted between elements of {f['lhs']} (lhs dilation {show(ld)}: "
+                zeros = "1 zero" if ld - 1 == 1 else f"{show(ld - 1)} zeros"
+                parts.append(f"{zeros} inserted between elements of {f['lhs']} (lhs dilation {show(ld)}: "
                              "a transposed convolution)")
             if rev:
                 parts.append("kernel reversed")

@@ -13,7 +13,7 @@ from . import params as P
 
 
 def matmul(a_shape=None, b_shape=None) -> Op:
-    """Batched matmul; e.g. ``matmul("4,1,M,K", "3,K,N")``.
+    """Batched matmul with NumPy's broadcasting and rank-1 operands (``matmul("4,1,M,K", "3,K,N")``).
 
     >>> matmul().output.dims
     (B, M, N)

@@ -20,12 +20,31 @@ class IndexLatexPrinter(LatexPrinter):
         stem, _, sub = name.partition("_")
         if stem in ("lo", "hi"):  # padding amounts
             return r"p^{\mathrm{%s}}%s" % (stem, "_{%s}" % sub if sub else "")
+        if name.endswith("bar") and len(name) > 3:  # an adjoint (biasbar): the bar over the whole name
+            return r"\overline{%s}" % self._print_Symbol(sp.Symbol(name[:-3]))
         if name.isalpha() and len(name) > 1 and name.lower() not in greek_letters_set:
-            return r"\mathit{%s}" % name  # one name (out, dx, ggx), not a product of letters
+            return r"\mathrm{%s}" % name  # one name (var, xc, weight), upright: not a product of letters
         return super()._print_Symbol(expr)
 
+    def _print_Rational(self, expr):
+        """A decimal constant as written: 1e-5 as 10^{-5}, 0.25 as 0.25 (not 1/100000, 1/4)."""
+        p, q = int(expr.p), int(expr.q)
+        k = len(str(q)) - 1
+        if q > 1 and q == 10 ** k:
+            if abs(p) == 1 and k > 2:
+                return ("-" if p < 0 else "") + r"10^{-%d}" % k
+            return str(sp.Float(expr, 17)).rstrip("0") if k <= 6 else r"%d \cdot 10^{-%d}" % (p, k)
+        return super()._print_Rational(expr)
+
+    def _index(self, e) -> str:
+        """An index as one fraction: (j + lo − d·r)/s as \\frac{j + lo − d·r}{s}, not ·½."""
+        num, den = sp.fraction(sp.together(sp.sympify(e)))
+        if den != 1 and den.is_number:
+            return r"\frac{%s}{%s}" % (self._print(sp.expand(num)), self._print(den))
+        return self._print(tidy(e))
+
     def _print_Indexed(self, expr):
-        return subscripted(self._print(expr.base.label), ", ".join(self._print(tidy(i)) for i in expr.indices))
+        return subscripted(self._print(expr.base.label), ", ".join(self._index(i) for i in expr.indices))
 
     def _print_Bracket(self, expr):
         return r"\left[%s\right]" % self._print(expr.args[0])
@@ -90,7 +109,10 @@ def term_lines(term: Term) -> list:
     for k in range(0, len(conds), 2):
         lines.append(r"\,".join(conds[k:k + 2]))
     factor, names = _name_arguments(term.factor)
-    lines.append(tex(factor))
+    summand = tex(factor)
+    if lines and summand.startswith("-"):  # under sums and brackets: a negative summand is one factor, not a subtraction
+        summand = r"\left(%s\right)" % summand
+    lines.append(summand)
     lines += [r"\text{with } %s = %s" % (tex(n), tex(a)) for n, a in names]
     return lines
 

@@ -11,7 +11,8 @@
     output y[n, d] = xc[n, d] / sqrt(var[n] + 1e-5) * weight[d] + bias[d]
 
 * ``input``/``param`` declare the caller's tensors with their sizes (names or integers); both get
-  gradients (``param`` says it is a parameter).  ``size O = (L + 2 - K) // 2 + 1`` names a size
+  gradients (``param`` says it is a parameter); ``input x[N] > 0`` says its elements are positive
+  (a rule taking their log or a fractional power needs that, and ``check`` samples them so).  ``size O = (L + 2 - K) // 2 + 1`` names a size
   computed from the inputs' (``//`` floors).
 * A statement defines one tensor: ``name[i, j] = expression`` (``name = …`` for a scalar).
   ``output`` marks the tensors returned (default: the last statement's).

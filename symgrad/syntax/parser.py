@@ -91,7 +91,13 @@ class Parser:
                         break
                     self.take(",")
                 self.take("]")
-            tensor = Tensor(t.text, tuple(dims) or (1,), scalar=not dims)
+            positive = self.at(">")
+            if positive:  # ``x[N] > 0``: its elements are positive (check samples them so)
+                self.take(">")
+                zero = self.take(kind="number")
+                if float(zero.text) != 0:
+                    raise self.src.error(zero, f"an input is declared positive with `> 0`, got `> {zero.text}`")
+            tensor = Tensor(t.text, tuple(dims) or (1,), positive=positive, scalar=not dims)
             self.tensors[t.text] = tensor
             self.inputs.append(tensor)
             if not self.at(","):
@@ -108,8 +114,10 @@ class Parser:
                 raise SymgradError(f"{self.name}: size {sym} = {expr} uses {loose[0]}, which no input's shape gives "
                                    f"(declare an input with an axis of size {loose[0]})")
         for stmt in self.statements:
+            rhs = sp.sympify(stmt.rhs)
+            labels = {b.label for b in rhs.atoms(sp.IndexedBase)}  # (a positive tensor's name is no size)
             used = set().union(*[sp.sympify(d).free_symbols for d in stmt.output.dims]) | \
-                {x for x in sp.sympify(stmt.rhs).free_symbols if x.is_positive}
+                {x for x in rhs.free_symbols - labels if isinstance(x, sp.Symbol) and x.is_positive}
             for s in sp.sympify(stmt.rhs).atoms(sp.Sum):
                 used |= set().union(*[sp.sympify(hi).free_symbols for _, _, hi in s.limits])
             loose = sorted(str(x) for x in used if x.is_positive and x not in bound)

@@ -66,19 +66,26 @@ def random_inputs(op, sizes, rng, dtype=np.float64) -> dict:
     return out
 
 
-def run_trial(op, module, derivation, rng, eps: float) -> Trial:
-    sizes = sample_sizes(op, rng)
+def finite_forward(name: str, outputs, how: str):
+    """Refuse, in the op's terms, a forward that is not finite at the sampled inputs (no gradient can
+    be checked there); ``how`` says how the rule declares positive inputs."""
+    bad = sum(int(np.size(y) - np.isfinite(y).sum()) for y in outputs)
+    if bad:
+        total = sum(int(np.size(y)) for y in outputs)
+        raise SymgradError(f"check {name}: the forward is not finite at the sampled inputs ({bad} of {total} values NaN "
+                           f"or inf); if the rule is defined for positive values only (log, a fractional power), "
+                           f"declare those inputs positive ({how}) and check samples them positive")
+
+
+def run_trial(op, module, derivation, rng, eps: float, sizes: dict = None) -> Trial:
+    sizes = sizes or sample_sizes(op, rng)
     arrays = random_inputs(op, sizes, rng)
     shapes = {k: v.shape for k, v in arrays.items()}
     trial = Trial(", ".join(f"{k}{list(v)}" for k, v in shapes.items()))
     args = [arrays[t.name] for t in op.inputs]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # reported below, in the op's terms
         y = module.forward(*args)
-    if not np.all(np.isfinite(y)):
-        raise SymgradError(
-            f"check {op.name}: the forward is not finite at the sampled inputs ({np.size(y) - np.isfinite(y).sum()} "
-            f"of {np.size(y)} values NaN or inf); if the rule is defined for positive values only (log, a fractional "
-            f"power), declare those inputs Tensor(..., positive=True) and check samples them positive")
+    finite_forward(op.name, [y], "Tensor(..., positive=True)")
     tensors = derivation.tensors
     out_vars = tuple(plain(i) for i in op.indices)
     bound = concrete_sizes(op, {name: a.shape for name, a in arrays.items()})
@@ -158,14 +165,14 @@ def check_arguments(name: str, trials, seed):
             raise SymgradError(f"check {name}: {what} must be an integer >= {minimum}, got {value!r}")
 
 
-def check(op, trials: int = 5, seed: int = 0):
-    """Run ``trials`` random-shape trials; returns (trials, ok)."""
+def check(op, trials: int = 5, seed: int = 0, sizes: dict = None):
+    """Run ``trials`` trials at random shapes (or at ``sizes``, size symbol -> value); returns (trials, ok)."""
     check_arguments(op.name, trials, seed)
     rng = np.random.default_rng(seed)
     derivation = derive(op)
     module = load(emit(derivation))
     step, fd_tolerance = fd_settings(op)
-    results = [run_trial(op, module, derivation, rng, step) for _ in range(trials)]
+    results = [run_trial(op, module, derivation, rng, step, sizes) for _ in range(trials)]
     ok = all(err <= (fd_tolerance if k.startswith("fd") else 1e-10) for r in results for k, err in r.errors.items())
     return results, ok
 

@@ -24,7 +24,8 @@ from ..ir import Bracket, SymgradError, Tensor, Term, plain
 from ..reverse import derive_program
 from ..second_order import derive_program_second_order
 from ..sizes import concrete_sizes
-from .check import Trial, check_arguments, random_inputs, rel_err, sample_sizes, second_order_errors
+from .check import (Trial, check_arguments, finite_forward, random_inputs, rel_err, sample_sizes,
+                    second_order_errors)
 from .evaluate import evaluate
 from .reference import torch_double_backward, torch_reference
 
@@ -74,9 +75,9 @@ def _maximum(stmt, tensors, sizes, values):
     return vals.max(axis=axes).reshape([int(sp.sympify(x).subs(sizes)) for x in stmt.output.shape])
 
 
-def run_trial(d, module, rng, eps: float) -> Trial:
+def run_trial(d, module, rng, eps: float, sizes: dict = None) -> Trial:
     program = d.program
-    sizes = sample_sizes(program, rng)
+    sizes = sizes or sample_sizes(program, rng)
     arrays = random_inputs(program, sizes, rng)
     trial = Trial(", ".join(f"{k}{list(v.shape)}" for k, v in arrays.items()))
     args = [arrays[t.name] for t in program.inputs]
@@ -84,6 +85,7 @@ def run_trial(d, module, rng, eps: float) -> Trial:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         got = module.forward(*args)
     got = got if isinstance(got, tuple) else (got,)
+    finite_forward(program.name, got, "input x[N] > 0 in the text syntax")
     definition = lambda arr: [literal(d, arr)[o] for o in outputs]
     want = definition(arrays)
     trial.errors["forward"] = max(rel_err(a, b, FLOOR) for a, b in zip(got, want))
@@ -117,8 +119,8 @@ def _second_order(program, module, arrays, gs, rng, eps: float, trial: Trial, to
                         FD_FLOOR, FLOOR)
 
 
-def check_program(program, trials: int = 5, seed: int = 0):
-    """Run ``trials`` random-shape trials of the emitted module; returns (trials, ok)."""
+def check_program(program, trials: int = 5, seed: int = 0, sizes: dict = None):
+    """Run ``trials`` trials of the emitted module at random shapes (or at ``sizes``); returns (trials, ok)."""
     check_arguments(program.name, trials, seed)
     rng = np.random.default_rng(seed)
     d, second = derive_program(program), None
@@ -127,6 +129,6 @@ def check_program(program, trials: int = 5, seed: int = 0):
     except SymgradError:
         pass
     module = load(emit_program(d, second=second))
-    results = [run_trial(d, module, rng, 1e-6) for _ in range(trials)]
+    results = [run_trial(d, module, rng, 1e-6, sizes) for _ in range(trials)]
     ok = all(err <= (1e-6 if k.startswith("fd") else 1e-10) for r in results for k, err in r.errors.items())
     return results, ok
