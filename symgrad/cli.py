@@ -298,6 +298,8 @@ def cmd_bench(args):
     if not (args.op or args.rule or args.file):
         raise SymgradError("bench: give an op (with --input-shape for every input), --rule, -f FILE, or --suite")
     op, params, shapes = _bench_case(args)
+    if args.compare:
+        return _bench_compare(args, op, shapes)
     own = isinstance(op, ops_mod.Program) and op.name not in ops_mod.PROGRAMS  # --rule, -f, a padding mode
     if own and len(op.outputs) != 1:
         raise SymgradError(f"bench {op.name}: a program of one output is timed (its gradient is where both sides "
@@ -306,6 +308,35 @@ def cmd_bench(args):
         result = bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats, bind=args.bind,
                              target=args.target, program=op if own else None)
         print(bench.format_result(op.name, t, result, bind=args.bind))
+    return 0
+
+
+#: bench's own options (with a value, and without): what is left of its command line is emit's
+_BENCH_ONLY = ({"--threads", "--repeats", "--compare", "--target", "--backend", "--dtype", "--gemm", "--conv-path", "-o",
+                "--output"}, {"--bind", "--suite", "--programs", "--force"})
+
+
+def _bench_compare(args, op, shapes):
+    import tempfile
+    from .bench.compare import compare, format_compare
+    valued, flags = _BENCH_ONLY
+    argv, k = [], 1  # (argv[0] is "bench")
+    while k < len(args.argv):
+        token = args.argv[k]
+        if token.split("=")[0] in valued:
+            k += 1 if "=" in token else 2
+            continue
+        if token not in flags:
+            argv.append(token)
+        k += 1
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "module.py"
+        if main(["emit", *argv, "-o", str(path)]) != 0:
+            return 2
+        source = path.read_text()
+    arrays = [tuple(shapes[t.name]) for t in op.inputs]
+    for t in args.threads or (1,):
+        print(format_compare(op.name, args.compare, t, compare(source, args.compare, argv, arrays, t, args.repeats)))
     return 0
 
 
@@ -530,6 +561,8 @@ def parser() -> argparse.ArgumentParser:
                          "im2col windows and one GEMM")
     bn.add_argument("-o", "--output", help="with --suite: write the Markdown table to this file (default: print it)")
     bn.add_argument("--force", action="store_true", help="with --suite -o: overwrite an existing file")
+    bn.add_argument("--compare", metavar="REF", help="time this checkout's emitted module against the one the commit "
+                                                     "REF emits for the same command, side by side in one process")
     bn.set_defaults(fn=cmd_bench)
     return p
 

@@ -270,3 +270,14 @@ def test_derivation_takes_seconds_not_minutes(text):
 def test_errors_name_the_statement_and_the_size(text, says):
     with pytest.raises(SymgradError, match=re.escape(says)):
         parse_program(text)
+
+
+# found by the campaign of 3,000 -------------------------------------------------------------------------
+
+@needs_torch
+def test_a_reduction_bounded_by_an_output_index():
+    import torch
+    x = _normal(1, 4, seed=21)
+    mask = (torch.arange(4)[None, :] < torch.arange(4)[:, None]).double()  # [j < n]
+    against_torch("input x[1, N]\nt5[i < 1, n < N, j < N] = [j < n] x[i, n]",
+                  lambda x: x[:, :, None] * mask[None], [x])

@@ -55,8 +55,11 @@ def _env(threads: int, bind: bool = False) -> dict:
 
 
 def _child(task: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "symgrad.bench.cpu", json.dumps(task)],
-                          env=_env(task["threads"], task.get("bind", False)), capture_output=True, text=True)
+    env = _env(task["threads"], task.get("bind", False))
+    if task["mode"] == "memory":  # every array its own mapping (see run_memory)
+        env.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    proc = subprocess.run([sys.executable, "-m", "symgrad.bench.cpu", json.dumps(task)], env=env,
+                          capture_output=True, text=True)
     if proc.returncode:
         from ..ir import SymgradError
         raise SymgradError("bench: " + proc.stderr.strip().splitlines()[-1] if proc.stderr else "bench child failed")
@@ -145,18 +148,20 @@ def _gauge(pause: float) -> dict:
     return rates
 
 
-def _reference(op, module=None, eager=None):
-    """torch's own op (verify/reference.py), or with ``module`` (a torch-target module) the emitted
-    Function, as ``f(op, *tensors)``.  A program of one's own has no torch function: ``eager`` (its
-    torch-target module) gives its statements as torch operations, which torch's autograd differentiates
-    itself (the Function's forward called directly)."""
-    from symgrad.verify.reference import REFERENCES
+def _reference(op, shapes, module=None, eager=None):
+    """``(f(op, *tensors), what it calls)``: torch's own op as a user writes it, every parameter worked
+    out before (bench/torch_side.py), or with ``module`` (a torch-target module) the emitted Function.
+    A program of one's own has no torch function: ``eager`` (its torch-target module) gives its statements
+    as torch operations, which torch's autograd differentiates itself (the Function's forward called
+    directly)."""
+    from symgrad.bench.torch_side import torch_call
     if module is not None:
         function = getattr(module, op.name)
-        return lambda op, *ts: function(*ts)
+        return (lambda op, *ts: function(*ts)), "the emitted Function"
     if eager is not None:
-        return lambda op, *ts: eager._forward(*ts)[0][0]
-    return REFERENCES[op.name]
+        return (lambda op, *ts: eager._forward(*ts)[0][0]), "torch operations of the same statements"
+    call, note = torch_call(op, shapes)
+    return (lambda op, *ts: call(*ts)), note
 
 
 def _eager(task):
@@ -165,13 +170,13 @@ def _eager(task):
     return load(task["eager"], "eager") if task.get("own") else None
 
 
-def _torch_fns(op, arrays, threads, module=None, eager=None):
+def _torch_fns(op, arrays, threads, shapes, module=None, eager=None):
     """forward, per-input gradient and forward+backward callables of torch's op (or of the emitted
-    Function in ``module``), and the upstream gradient."""
+    Function in ``module``), the upstream gradient, and what torch's side calls."""
     import torch
     torch.set_num_threads(threads)
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-    ref = _reference(op, module, eager)
+    ref, note = _reference(op, shapes, module, eager)
     graph = ref(op, *ts)  # built once: a gradient's time is its backward alone
     g = torch.ones_like(graph)
 
@@ -184,7 +189,7 @@ def _torch_fns(op, arrays, threads, module=None, eager=None):
 
     def forward_backward():
         torch.autograd.grad(ref(op, *ts), ts, g)
-    return forward, grad, forward_backward, g.detach().numpy()
+    return forward, grad, forward_backward, g.detach().numpy(), note
 
 
 def run_timing(task: dict) -> dict:
@@ -192,16 +197,16 @@ def run_timing(task: dict) -> dict:
     op, module, arrays = _setup(task)
     _warm_blas()
     reps, warm = task["repeats"], task["warmup"]
-    t_fwd, t_grad, t_bwd, g = _torch_fns(op, arrays, task["threads"], eager=_eager(task))
+    t_fwd, t_grad, t_bwd, g, note = _torch_fns(op, arrays, task["threads"], task["shapes"], eager=_eager(task))
     pause = 0.2 if task["threads"] > 1 else 0.0
-    out = {"emitted": {}, "torch": {}, "ratio": {}, "gauge": [_gauge(pause)]}
+    out = {"emitted": {}, "torch": {}, "ratio": {}, "gauge": [_gauge(pause)], "torch_call": note}
     if task.get("program") and task.get("target") == "module":  # forward, and vjp + pullback (a training step)
         def step():
             y, pullback = module.vjp(*arrays)
             pullback(g)
         methods = {"forward": (lambda: module.forward(*arrays), t_fwd), "forward+backward": (step, t_bwd)}
     elif task.get("target") == "torch":  # the emitted Function under torch's autograd, against torch's own op
-        e_fwd, e_grad, e_bwd, _ = _torch_fns(op, arrays, task["threads"], module)
+        e_fwd, e_grad, e_bwd, _, _ = _torch_fns(op, arrays, task["threads"], task["shapes"], module)
         methods = {"forward": (e_fwd, t_fwd), **{f"d{t.name}": (e_grad(k), t_grad(k)) for k, t in enumerate(op.inputs)},
                    "forward+backward": (e_bwd, t_bwd)}
     else:
@@ -233,7 +238,12 @@ def _status_kib(field: str) -> int:
 
 
 def run_memory(task: dict) -> dict:
-    """Child side: peak resident set above the baseline (inputs made) for one forward + backward.
+    """Child side (a fresh process per side): peak resident set above the baseline for one forward +
+    backward, after one untimed call of the same (numba compiles, thread pools start, caches the code
+    keeps fill: all that counts in the baseline).  The child runs with glibc's mmap threshold fixed at
+    64 KiB (``_env``), so every array is its own mapping, returned when freed: the warm-up's freed
+    memory cannot be reused unseen by the measured call, which glibc's sliding threshold allowed
+    (conv2d stride 2 reported 1.2 MiB where dx alone is 3.1).
 
     Linux: writing 5 to /proc/self/clear_refs resets the peak (VmHWM) to the current RSS.
     """
@@ -242,7 +252,7 @@ def run_memory(task: dict) -> dict:
     if task["method"] == "torch" or task.get("target") == "torch":
         import torch
         torch.set_num_threads(task["threads"])
-        ref = _reference(op, module if task["method"] == "emitted" else None, _eager(task))
+        ref, _ = _reference(op, task["shapes"], module if task["method"] == "emitted" else None, _eager(task))
         ts = [torch.tensor(a, requires_grad=True) for a in arrays]
         g = torch.ones_like(ref(op, *[t.detach() for t in ts]))
         run = lambda: torch.autograd.grad(ref(op, *ts), ts, g)
@@ -254,6 +264,7 @@ def run_memory(task: dict) -> dict:
         import numpy as np
         g = np.ones(module.forward(*arrays).shape, np.float32)
         run = lambda: (module.forward(*arrays), module.backward(g, *arrays))
+    run()  # the warm-up
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
     base = _status_kib("VmRSS")
@@ -292,7 +303,8 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, t
 
 def format_result(name, threads, result, bind=False) -> str:
     keys = [k for k in result["emitted"] if k != "peak_mib"]
-    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}{', bound' if bind else ''})"]
+    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}{', bound' if bind else ''}); torch's side: "
+             f"{result.get('torch_call', 'torch')}"]
     lines.append(f"  {'gauge SGEMM':18s} {'x'.join(map(str, GAUGE))} (M, K, N) GFLOP/s before/after: {_gauge_text(result)}")
     for k in keys:
         e, t = result["emitted"][k], result["torch"][k]
@@ -368,4 +380,8 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
 
 if __name__ == "__main__":
     task = json.loads(sys.argv[1])
-    print(json.dumps(run_timing(task) if task["mode"] == "time" else run_memory(task)))
+    if task["mode"] == "compare":
+        from .compare import run_compare
+        print(json.dumps(run_compare(task)))
+    else:
+        print(json.dumps(run_timing(task) if task["mode"] == "time" else run_memory(task)))

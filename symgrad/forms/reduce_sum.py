@@ -37,6 +37,9 @@ class ReduceSum(Kind):
         narrow, mask = {}, []  # guards: bounds on a summed index narrow its range; others mask the result
         for g in term.guards:
             bound = index_bound(g, sums)
+            edges = set().union(*[sp.sympify(e).free_symbols for e in (bound or ())[1:] if e is not None])
+            if bound is not None and edges & set(out_vars):  # [j < n]: a bound that moves with the output index
+                return None
             if bound is not None and isinstance(rest, sp.Indexed):
                 v, lo, hi = bound
                 was = narrow.get(v, (None, None))

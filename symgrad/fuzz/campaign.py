@@ -146,7 +146,7 @@ def report(campaign: dict) -> str:
 
 
 def print_progress(r: Result, done: int, total: int):
-    mark = "." if r.status == "ok" else r.status[0].upper()
+    mark = {"ok": ".", "reference": "r"}.get(r.status, r.status[0].upper())  # r: the reference erred, not symgrad
     sys.stderr.write(mark)
     if r.status in FAILURES:  # as it happens: rerun alone with --only
         sys.stderr.write(f"\n  program {r.index}: {r.status} in {r.check or 'derive'}: "

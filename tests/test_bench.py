@@ -1,0 +1,67 @@
+"""The benchmark's other side is what a PyTorch user writes: torch's own call with every parameter
+worked out before the timing, so the timed callable runs torch and nothing else (no SymPy, no
+symgrad); its values are torch's op's."""
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import needs_torch
+from symgrad import ops
+from symgrad.bench.cpu import PROGRAM_SUITE, SUITE
+from symgrad.bench.torch_side import torch_call
+from symgrad.verify.reference import torch_reference
+
+def _small(name, params, shapes):
+    """The case at a size a unit test affords: every axis cut to at most 9 (the suite's parameters kept)."""
+    small = {k: tuple(min(d, 9) for d in v) for k, v in shapes.items()}
+    if params.get("groups", 1) > 1:  # depthwise: the channels as many as the groups
+        small = {"x": (2, 4, 9, 8), "w": (4, 1, 3, 3), "b": (4,)}
+        params = dict(params, groups=4)
+    if name in ("conv1d", "conv_bias_gelu") or "conv" in name:
+        c = small["x"][1]
+        small["w"] = (small["w"][0], c // params.get("groups", 1), *small["w"][2:])
+        small["b"] = (small["w"][0],)
+    return params, small
+
+
+def _cases():
+    return [(label, op, params, shapes) for label, op, params, shapes in SUITE + PROGRAM_SUITE]
+
+
+@needs_torch
+@pytest.mark.parametrize("label,name,params,shapes", _cases(), ids=[c[0] for c in _cases()])
+def test_the_timed_torch_call_runs_torch_alone_and_gives_torchs_values(label, name, params, shapes):
+    import torch
+    params, shapes = _small(name, params, shapes)
+    op = ops.build(name, **params)
+    call, note = torch_call(op, shapes)
+    assert call is not None and note
+    rng = np.random.default_rng(0)
+    arrays = {t.name: rng.standard_normal(shapes[t.name]) for t in op.inputs}
+    tensors = [torch.tensor(arrays[t.name]) for t in op.inputs]
+    seen = set()
+
+    def profile(frame, event, arg):
+        if event == "call":
+            seen.add(frame.f_globals.get("__name__", ""))
+    sys.setprofile(profile)
+    try:
+        out = call(*tensors)
+    finally:
+        sys.setprofile(None)
+    # (the closures of torch_side itself hold only torch calls: F.pad before a conv, the norms' arguments)
+    assert not {m for m in seen if m.split(".")[0] in ("sympy", "symgrad") and m != "symgrad.bench.torch_side"}, \
+        sorted(seen)
+    want = torch_reference(op, arrays, np.ones(tuple(out.shape)))
+    if want is not None:
+        np.testing.assert_allclose(out.numpy(), want[0], rtol=1e-10, atol=1e-12)
+
+
+@needs_torch
+def test_asymmetric_padding_is_padded_and_said():
+    op = ops.conv(1, stride=1, padding=[(1, 2)], dilation=1)
+    call, note = torch_call(op, {"x": (1, 2, 7), "w": (3, 2, 3), "b": (3,)})
+    assert note.startswith("F.pad + F.conv1d")
+    op = ops.conv(2, stride=2, padding=1, dilation=1)
+    assert torch_call(op, {"x": (1, 2, 7, 7), "w": (3, 2, 3, 3), "b": (3,)})[1] == "F.conv2d"
