@@ -173,8 +173,8 @@ def _write_file(path: Path, text: str):
 def _summary(doc: str) -> str:
     """A docstring's first sentence, whatever its line breaks, without its Python example."""
     text = " ".join(line.strip() for line in (doc or "").strip().split("\n\n")[0].splitlines())
-    sentence = re.split(r"(?<=[.:])\s", text, maxsplit=1)[0]
-    return re.sub(r"\s*\(``[^`]*``\)", "", sentence)
+    sentence = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
+    return re.sub(r"\s*\(``[^`]*``\)", "", sentence).replace("``", "")
 
 
 def cmd_ops(args):
@@ -510,7 +510,7 @@ def parser() -> argparse.ArgumentParser:
     au.add_argument("--budget", type=_integer_at_least(1), default=2000, help="configurations to try (default 2000)")
     au.add_argument("--time", type=float, help="stop starting new configurations after this many seconds")
     au.add_argument("--dtype", default="float64,float32", help="float64, float32 or both (comma-separated)")
-    au.add_argument("--seed", type=_integer_at_least(0), default=0)
+    au.add_argument("--seed", type=_integer_at_least(0), default=0, help="seed of the random configurations (default 0)")
     au.add_argument("-j", "--jobs", type=_integer_at_least(1), help="worker processes (default: every core)")
     au.add_argument("-o", "--output", help="write the Markdown report here and JSON beside it (default: print)")
     au.set_defaults(fn=cmd_audit)

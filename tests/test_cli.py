@@ -283,3 +283,54 @@ def test_gpu_roofline_uses_the_peak_of_the_dtype():
     assert flops == 2 * 4096 ** 3 and io == 2 * 3 * 4096 ** 2 and work["backward"] == (2 * flops, 2 * io)
     half, single = (bench_gpu.roofline(work, dtype, 3e12)["forward"] for dtype in ("float16", "float32"))
     assert single == flops / 67e12 and half == max(flops / 989e12, io / 3e12) and half < single / 10
+
+
+# what a newcomer hit (issue 33's "also seen") ------------------------------------------------------------
+
+def test_version_and_help_on_every_flag(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("symgrad ")
+    from symgrad.cli import parser
+    for name, sub in parser()._subparsers._group_actions[0].choices.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, (name, action.option_strings)
+
+
+def test_ops_lines_are_whole_sentences_in_the_command_lines_terms(capsys):
+    code, out, _ = run(capsys, "ops")
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and not line.startswith("    ")}
+    assert lines["batch_norm"].rstrip().endswith(".") and "matmul(" not in lines["matmul"]
+
+
+def test_an_unknown_op_gets_the_closest_names(capsys):
+    code, _, err = run(capsys, "emit", "conv2dd")
+    assert code == 2 and "did you mean conv2d" in err and err.count("\n") == 1
+    assert "did you mean softmax" in run(capsys, "derive", "sofmax")[2]
+
+
+def test_check_runs_at_the_given_shapes(capsys):
+    code, out, _ = run(capsys, "check", "--rule", "input x[N, D]; y[n] = sum(d) x[n, d]^2", "--input-shape", "x=3,4",
+                       "--trials", "2")
+    assert code == 0 and out.count("x[3, 4]") == 2
+    code, out, _ = run(capsys, "check", "conv1d", "--input-shape", "x=2,3,9", "--input-shape", "w=4,3,3",
+                       "--input-shape", "b=4", "--trials", "2")
+    assert code == 0 and out.count("x[2, 3, 9]") == 2
+
+
+def test_positive_inputs_in_the_text_syntax_and_a_forward_that_is_not_finite(capsys):
+    code, out, _ = run(capsys, "check", "--rule", "input x[N] > 0; y[n] = log(x[n])", "--trials", "2")
+    assert code == 0 and "OK" in out
+    code, _, err = run(capsys, "check", "--rule", "input x[N]; y[n] = log(x[n])", "--trials", "2")
+    assert code == 2 and "not finite at the sampled inputs" in err and "input x[N] > 0" in err and "MISMATCH" not in err
+
+
+def test_batch_norm_without_spatial_axes(capsys, tmp_path):
+    assert run(capsys, "emit", "batch_norm", "--ndim", "0", "-o", str(tmp_path / "bn.py"))[0] == 0
+
+
+def test_a_channels_last_input_is_named_as_the_cause(capsys):
+    code, _, err = run(capsys, "check", "conv2d", "--input-shape", "x=1,8,8,3", "--input-shape", "w=4,3,3,3",
+                       "--input-shape", "b=4")
+    assert code == 2 and "read from axis 1 of x, whose shape (1, 8, 8, 3) is taken as (N, C_in, L_1, L_2)" in err

@@ -281,3 +281,12 @@ def test_a_reduction_bounded_by_an_output_index():
     mask = (torch.arange(4)[None, :] < torch.arange(4)[:, None]).double()  # [j < n]
     against_torch("input x[1, N]\nt5[i < 1, n < N, j < N] = [j < n] x[i, n]",
                   lambda x: x[:, :, None] * mask[None], [x])
+
+
+@needs_torch
+def test_a_bracket_under_a_function_with_no_read():
+    import torch
+    w = _normal(1, 4, seed=22)
+    cond = (torch.arange(4) >= 2).double()
+    against_torch("param w[C, D]\nt1[d < D, i < 3] = cos([0 <= d - 2 < D] 0.5) * w[0, d]",
+                  lambda w: (torch.cos(0.5 * cond) * w[0])[:, None].expand(4, 3), [w])

@@ -117,7 +117,7 @@ class _Hoister:
             return total if linear else self.hoist(total, "sum")
         if isinstance(expr, (sp.Add, sp.Mul)):
             return expr.func(*[self.walk(a, linear) for a in expr.args])
-        if isinstance(expr, Bracket) or not expr.args or not expr.has(sp.Sum, StopGradient, MaxOver, sp.Indexed):
+        if isinstance(expr, Bracket) or not expr.args or not expr.has(sp.Sum, StopGradient, MaxOver, sp.Indexed, Bracket):
             return expr
         if isinstance(expr, sp.Pow) and expr.exp == 1:
             return self.walk(expr.base, linear)
