@@ -85,6 +85,10 @@ def test_command_runs_as_written(command, tmp_path, monkeypatch, capsys):
     if "pdf" in argv and shutil.which("pdflatex") is None and shutil.which("lualatex") is None:
         pytest.skip("no TeX engine (CI installs one)")
     monkeypatch.chdir(tmp_path)
+    if "--compare" in argv:  # the commits to compare come from the checkout it runs in
+        if not (ROOT / ".git").exists():
+            pytest.skip("bench --compare: not a git checkout")
+        monkeypatch.chdir(ROOT)
     for name, text in files().items():
         (tmp_path / name).write_text(text)
     monkeypatch.setattr("symgrad.bench.cpu.bench", _stand_in_bench)

@@ -16,12 +16,12 @@ from ..ir import SymgradError
 
 
 def repository() -> Path:
-    """The git checkout this package lies in."""
-    here = Path(__file__).resolve().parent
-    proc = subprocess.run(["git", "-C", str(here), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    if proc.returncode:
-        raise SymgradError("bench --compare: symgrad is not in a git checkout here, so there is no commit to compare with")
-    return Path(proc.stdout.strip())
+    """The git checkout of symgrad: the one the command runs in, else the one this package lies in."""
+    for where in (Path.cwd(), Path(__file__).resolve().parent):
+        proc = subprocess.run(["git", "-C", str(where), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+        if proc.returncode == 0 and (Path(proc.stdout.strip()) / "symgrad" / "cli.py").exists():
+            return Path(proc.stdout.strip())
+    raise SymgradError("bench --compare: run it in a git checkout of symgrad (the commits to compare come from there)")
 
 
 def emitted_at(ref: str, emit_argv: list) -> str:
@@ -70,7 +70,7 @@ def compare(source: str, ref: str, emit_argv: list, shapes: list, threads: int, 
     from .cpu import _child
     task = {"mode": "compare", "source": source, "reference": emitted_at(ref, emit_argv), "shapes": shapes,
             "threads": threads, "repeats": repeats, "warmup": 2}
-    return _child(task)
+    return _child(task, "symgrad.bench.compare")
 
 
 def format_compare(name: str, ref: str, threads: int, result: dict) -> str:
@@ -83,3 +83,8 @@ def format_compare(name: str, ref: str, threads: int, result: dict) -> str:
 
 
 __all__ = ["compare", "emitted_at", "format_compare"]
+
+
+if __name__ == "__main__":
+    import json
+    print(json.dumps(run_compare(json.loads(sys.argv[1]))))

@@ -54,12 +54,12 @@ def _env(threads: int, bind: bool = False) -> dict:
     return env
 
 
-def _child(task: dict) -> dict:
+def _child(task: dict, module: str = "symgrad.bench.cpu") -> dict:
+    """Run ``task`` in a fresh ``python -m module`` with the task's thread counts; its last line of output."""
     env = _env(task["threads"], task.get("bind", False))
     if task["mode"] == "memory":  # every array its own mapping (see run_memory)
         env.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    proc = subprocess.run([sys.executable, "-m", "symgrad.bench.cpu", json.dumps(task)], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", module, json.dumps(task)], env=env, capture_output=True, text=True)
     if proc.returncode:
         from ..ir import SymgradError
         raise SymgradError("bench: " + proc.stderr.strip().splitlines()[-1] if proc.stderr else "bench child failed")
@@ -380,8 +380,4 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
 
 if __name__ == "__main__":
     task = json.loads(sys.argv[1])
-    if task["mode"] == "compare":
-        from .compare import run_compare
-        print(json.dumps(run_compare(task)))
-    else:
-        print(json.dumps(run_timing(task) if task["mode"] == "time" else run_memory(task)))
+    print(json.dumps(run_timing(task) if task["mode"] == "time" else run_memory(task)))

@@ -82,10 +82,12 @@ class Arbiter:
             return float(first + mixed)
 
 
-def judge(ours, theirs, truth) -> str:
+def judge(ours, theirs, truth, scale=None) -> str:
     """Which of two projections the truth bears out: 'ours' (the reference erred), 'theirs' (symgrad
-    erred), 'both' (each within rounding of the truth) or 'neither'."""
-    scale = max(abs(ours), abs(theirs), abs(truth), 1e-300)
+    erred), 'both' (each within rounding of the truth) or 'neither'.  ``scale``: what an error is
+    relative to — the larger gradient's norm times the direction's (a projection on the difference can
+    be small by cancellation, its rounding not); by default the largest of the three."""
+    scale = max(scale or 0, abs(ours), abs(theirs), abs(truth), 1e-300)
     eo, et = abs(ours - truth) / scale, abs(theirs - truth) / scale
     if eo <= 1e-7 and et <= 1e-7:
         return "both"
