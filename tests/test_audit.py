@@ -58,6 +58,23 @@ def _only(result, path, dtype):
     return hits
 
 
+def test_a_planted_bug_is_found_shrunk_and_reproduced(tmp_path):
+    """The default suite's slice of the two tests below: one planted bug (the weight gradient wrong
+    for groups > 1), found, shrunk to the smallest grouped convolution and reproduced by its script."""
+    sys.path.insert(0, str(TESTS))
+    adapter = Adapter("fake", "1.0", (AuditPath("fake conv autograd", ("conv",), "vjp", VJP, {"bug": "groups_weight"}),))
+    result = audit(adapter, ("conv",), budget=8, seed=3, dtypes=("float64",))
+    assert result["mismatches"] and all(o.case.groups > 1 and o.output == "w" for o in result["mismatches"])
+    for o in result["mismatches"]:
+        c = o.shrunk
+        assert (c.groups, c.n, c.cin, c.cout, c.ndim) == (2, 1, 1, 1, 1) and o.fd_error < 1e-6, c
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    for script in write_reproducers(result, tmp_path):
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 1 and "discrepancy reproduced" in proc.stdout, (script.name, proc.stdout, proc.stderr)
+
+
+@pytest.mark.full
 def test_planted_bugs_are_found_and_shrunk(found):
     groups = _only(found, "fake conv autograd", "float64")
     assert all(o.case.groups > 1 and o.output == "w" for o in groups)
@@ -73,6 +90,7 @@ def test_planted_bugs_are_found_and_shrunk(found):
         assert sum(map(len, o.shrunk.shapes().values())) <= sum(map(len, o.case.shapes().values()))
 
 
+@pytest.mark.full
 def test_reproducers_reproduce(found, tmp_path):
     written = write_reproducers(found, tmp_path)
     assert len(written) == len(found["mismatches"]) >= 3
@@ -107,6 +125,7 @@ def test_configurations_are_deterministic_and_cover_the_classes():
 
 
 @needs_torch
+@pytest.mark.full  # (the default run has the README's audit command)
 def test_audit_torch_command(tmp_path, capsys):
     report = tmp_path / "audit.md"
     assert main(["audit", "torch", "--budget", "24", "--dtype", "float64,float32", "-j", "2", "-o", str(report)]) == 0

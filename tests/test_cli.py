@@ -229,7 +229,7 @@ def test_bench_reports_every_method_with_pair_ratios(capsys):
     code, out, _ = run(capsys, "bench", "gelu", "--input-shape", "x=70000", "--repeats", "3", "--threads", "1")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "gelu (1 thread)"
+    assert lines[0] == "gelu (1 thread); torch's side: F.gelu"
     for method in ("forward", "dx", "forward+backward"):
         line = next(line for line in lines if line.split()[0] == method)
         assert "emitted" in line and "torch" in line and "ratio" in line and "(quartiles " in line
@@ -244,11 +244,11 @@ def test_bench_reports_every_method_with_pair_ratios(capsys):
 @needs_torch
 @pytest.mark.parametrize("argv,first", [
     (["--rule", "y[n, f, i] = b[f] + sum(c, r) w[f, c, r] * x[n, c, 2*i + r - 1]", "--input-shape", "x=2,3,40",
-      "--input-shape", "w=4,3,3", "--input-shape", "b=4"], "rule (1 thread)"),
+      "--input-shape", "w=4,3,3", "--input-shape", "b=4"], "rule (1 thread); torch's side: torch operations of the same statements"),
     (["--rule", "input x[N, D]\ny[n, d] = exp(x[n, d]) / (1 + exp(x[n, d]))", "--input-shape", "x=50,60",
-      "--target", "torch"], "rule (1 thread)"),
+      "--target", "torch"], "rule (1 thread); torch's side: torch operations of the same statements"),
     (["conv1d", "--padding-mode", "circular", "--padding", "1", "--input-shape", "x=2,3,40",
-      "--input-shape", "w=4,3,3", "--input-shape", "b=4"], "conv1d_circular (1 thread)"),
+      "--input-shape", "w=4,3,3", "--input-shape", "b=4"], "conv1d_circular (1 thread); torch's side: torch operations of the same statements"),
 ])
 def test_bench_times_programs_of_ones_own(capsys, argv, first):
     """A rule, a file or a padding mode has no torch function: torch's side is its own autograd
@@ -268,8 +268,8 @@ def test_bench_child_environment_binds_only_when_asked(monkeypatch):
 
 @needs_torch
 def test_bench_bound_threads(capsys):
-    code, out, _ = run(capsys, "bench", "gelu", "--input-shape", "x=70000", "--repeats", "3", "--threads", "2", "--bind")
-    assert code == 0 and out.splitlines()[0] == "gelu (2 threads, bound)"
+    code, out, _ = run(capsys, "bench", "gelu", "--input-shape", "x=4096", "--repeats", "1", "--threads", "2", "--bind")
+    assert code == 0 and out.splitlines()[0] == "gelu (2 threads, bound); torch's side: F.gelu"
 
 
 def test_gpu_roofline_uses_the_peak_of_the_dtype():
@@ -334,3 +334,19 @@ def test_a_channels_last_input_is_named_as_the_cause(capsys):
     code, _, err = run(capsys, "check", "conv2d", "--input-shape", "x=1,8,8,3", "--input-shape", "w=4,3,3,3",
                        "--input-shape", "b=4")
     assert code == 2 and "read from axis 1 of x, whose shape (1, 8, 8, 3) is taken as (N, C_in, L_1, L_2)" in err
+
+
+def test_an_op_and_a_program_module_have_one_api(capsys, tmp_path):
+    """conv2d and conv2d with a padding mode (a program of two statements): the same functions."""
+    api = {}
+    for label, extra in (("zeros", []), ("circular", ["--padding-mode", "circular"])):
+        path = tmp_path / f"{label}.py"
+        assert run(capsys, "emit", "conv2d", "--padding", "1", *extra, "-o", str(path))[0] == 0
+        module = load(path.read_text())
+        api[label] = {n for n in ("forward", "backward", "vjp", "double_backward", "grad_x", "grad_w", "grad_b")
+                      if callable(getattr(module, n, None))}
+        x, w, b = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), np.ones(3)
+        y, pullback = module.vjp(x, w, b)
+        assert [g.shape for g in pullback(np.ones_like(y))] == [x.shape, w.shape, b.shape]
+        assert module.grad_w(np.ones_like(y), x, w, b).shape == w.shape
+    assert api["zeros"] == api["circular"] == {"forward", "backward", "vjp", "double_backward", "grad_x", "grad_w", "grad_b"}

@@ -16,7 +16,7 @@ import pytest
 import symgrad
 from symgrad.emit import emit, load
 
-from conftest import needs_torch
+from conftest import needs_torch, sliced
 from cublas_emulator import cupy_helpers, on_host, stand_in
 from cuda_kernels_on_host import SEEN, gpu_compile_errors, needs_nvrtc
 from test_sweep import CONFIGS, module_for, run_config
@@ -150,7 +150,7 @@ def _cupy_module(name, params, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda t: t.__name__)
-@pytest.mark.parametrize("name,params,shapes", CONFIGS[::3], ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS[::3])])
+@pytest.mark.parametrize("name,params,shapes", sliced(CONFIGS[::3], 3, ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS[::3])]))
 def test_emitted_cupy_module_on_emulated_cupy(monkeypatch, name, params, shapes, dtype):
     """The CuPy module file as emitted (not only its helpers), run over NumPy with cuBLAS emulated:
     its forward and gradients in the dtype are the NumPy module's in float64 on the same values

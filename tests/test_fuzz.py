@@ -85,6 +85,19 @@ def test_the_arbiter_judges_values_and_second_order():
         c.seconds_agree("double_backward", seconds)
 
 
+@needs_torch
+def test_float32_is_judged_against_torchs_float32_and_the_gradient_flowing_in():
+    c = Checker(_square(), {"N": 4}, 2, Result(0, False, "", {}))
+    zero, g = np.zeros(4), [np.full(4, 3.0)]
+    c.float32_agree("float32 backward", [zero + 1e-6], [zero], [zero], cotangents=g)  # cancellation's rounding
+    with pytest.raises(Failure, match="torch float32's 0.00e"):
+        c.float32_agree("float32 backward", [zero + 1e-3], [zero], [zero], cotangents=g)
+    truth = np.linspace(1, 2, 4)
+    c.float32_agree("float32 forward", [truth * (1 + 1e-6)], [truth], [truth])
+    with pytest.raises(Failure):                           # a hundredth of a percent off: precision lost
+        c.float32_agree("float32 forward", [truth * (1 + 1e-4)], [truth * (1 + 1e-6)], [truth])
+
+
 def test_the_shrinker_finds_a_minimal_failing_program():
     tree = None
     for seed in range(200):

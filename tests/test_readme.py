@@ -7,6 +7,7 @@ Commands that cannot run inside the suite are named here with the reason, never 
 a stand-in result (a real ``bench --suite`` takes 25 minutes; tests/test_cli.py runs a real
 benchmark); a GPU command must work or, without a GPU, end in the one-line error the README
 promises."""
+import importlib.util
 import re
 import shlex
 import shutil
@@ -84,6 +85,9 @@ def test_command_runs_as_written(command, tmp_path, monkeypatch, capsys):
     assert argv[0] == "symgrad", command
     if "pdf" in argv and shutil.which("pdflatex") is None and shutil.which("lualatex") is None:
         pytest.skip("no TeX engine (CI installs one)")
+    for framework in ("jax", "torch"):  # a command that runs an optional framework (emitting code for it needs none)
+        if framework in argv and argv[1] not in ("derive", "emit") and importlib.util.find_spec(framework) is None:
+            pytest.skip(f"{framework} not installed (optional; CI installs it)")
     monkeypatch.chdir(tmp_path)
     if "--compare" in argv:  # the commits to compare come from the checkout it runs in
         if not (ROOT / ".git").exists():

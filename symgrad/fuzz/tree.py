@@ -153,7 +153,8 @@ class Pow:
 
     def text(self, ctx=0) -> str:
         exp = self.exp if not self.exp.startswith("-") else f"({self.exp})"
-        return f"{self.base.text(4)}^{exp}"
+        out = f"{self.base.text(4)}^{exp}"
+        return f"({out})" if ctx >= 4 else out  # ^ is right-associative: (a^b)^c needs its brackets
 
 
 @dataclass(frozen=True)

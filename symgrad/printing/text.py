@@ -34,8 +34,9 @@ def size_code(expr) -> str:
 
 
 def shape_code(dims) -> str:
-    """A tuple of size expressions as Python code: ``(N, C_in, )``."""
-    return "(" + "".join(size_code(d) + ", " for d in dims) + ")"
+    """A tuple of size expressions as Python code: ``(N, C_in)``, ``(N,)``, ``()``."""
+    items = [size_code(d) for d in dims]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def tidy(e):
