@@ -284,9 +284,10 @@ def cmd_bench(args):
             raise SymgradError("bench: --target torch times the torch Function on the CPU; --backend cupy times the "
                                "CuPy modules on the GPU")
         return _bench_gpu(args)
-    if args.gemm or args.conv_path or args.dtype:
-        raise SymgradError("bench: --gemm, --conv-path and --dtype compare routes and dtypes on the GPU; they need "
-                           "--backend cupy")
+    if args.gemm or args.conv_path:
+        raise SymgradError("bench: --gemm and --conv-path compare routes on the GPU; they need --backend cupy")
+    if "float16" in (args.dtype or ()):
+        raise SymgradError("bench: --dtype float16 is timed on the GPU (--backend cupy); on the CPU, float32 or float64")
     if args.suite:
         if args.op:
             raise SymgradError("bench: --suite runs the standard shapes; give either an op or --suite")
@@ -304,10 +305,11 @@ def cmd_bench(args):
     if own and len(op.outputs) != 1:
         raise SymgradError(f"bench {op.name}: a program of one output is timed (its gradient is where both sides "
                            f"start the backward); this one has {len(op.outputs)}: {', '.join(op.outputs)}")
-    for t in args.threads or (1,):
-        result = bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats, bind=args.bind,
-                             target=args.target, program=op if own else None)
-        print(bench.format_result(op.name, t, result, bind=args.bind))
+    for dtype in args.dtype or ("float32",):
+        for t in args.threads or (1,):
+            result = bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats, bind=args.bind,
+                                 target=args.target, program=op if own else None, dtype=dtype)
+            print(bench.format_result(op.name, t, result, bind=args.bind))
     return 0
 
 
@@ -335,8 +337,10 @@ def _bench_compare(args, op, shapes):
             return 2
         source = path.read_text()
     arrays = [tuple(shapes[t.name]) for t in op.inputs]
-    for t in args.threads or (1,):
-        print(format_compare(op.name, args.compare, t, compare(source, args.compare, argv, arrays, t, args.repeats)))
+    for dtype in args.dtype or ("float32",):
+        for t in args.threads or (1,):
+            result = compare(source, args.compare, argv, arrays, t, args.repeats, dtype)
+            print(format_compare(op.name, args.compare, t, result, dtype))
     return 0
 
 
@@ -552,7 +556,8 @@ def parser() -> argparse.ArgumentParser:
                     help="module: the emitted NumPy module; torch: the emitted torch.autograd.Function under autograd "
                          "(CPU), both against torch's own op")
     bn.add_argument("--dtype", action="append", choices=("float32", "float16", "float64"),
-                    help="cupy (repeat for several): float32 (default), float16, float64; CuPy has no bfloat16")
+                    help="the inputs' dtype (repeat for several): float32 (default), float64; float16 with --backend "
+                         "cupy (CuPy has no bfloat16)")
     bn.add_argument("--gemm", action="append", choices=("cublas", "matmul"),
                     help="cupy (repeat to compare): cublas, the module as emitted (default); matmul, its GEMMs "
                          "left to cupy.matmul")

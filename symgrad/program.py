@@ -28,6 +28,15 @@ class StopGradient(sp.Function):
 
     nargs = 1
 
+    @classmethod
+    def eval(cls, value):
+        if value.is_number:  # a constant passes no gradient anyway (and max/min can then compare it)
+            return value
+        return None
+
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real
+
     def fdiff(self, argindex=1):
         return sp.S.Zero
 

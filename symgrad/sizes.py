@@ -128,6 +128,7 @@ def concrete_sizes(op: Op, shapes: dict, known: dict = None) -> dict:
     4
     """
     if isinstance(op, Program):  # a program's sizes are read from its inputs as an op's are
+        shapes = row_shapes(op, shapes)
         op = op.interface()
     if not shapes:
         return {}
@@ -151,6 +152,29 @@ def concrete_sizes(op: Op, shapes: dict, known: dict = None) -> dict:
     except NameError as exc:
         raise SymgradError(f"{op.name}: concrete shapes need concrete parameters too ({exc})") from None
     return {s: sp.Integer(v) for s, v in zip(symbols, values)}
+
+
+def row_shapes(program: Program, shapes: dict) -> dict:
+    """``shapes`` as a program over rows sees them: the leading axes of its row inputs (those whose
+    first axis is the program's ``leading`` size) broadcast together and flattened into one axis, as
+    the emitted module does (runtime/rows.py).
+
+    >>> from symgrad import ops
+    >>> row_shapes(ops.build("attention"), {"q": (2, 4, 64, 16), "k": (4, 64, 16), "v": (1, 4, 64, 8)})
+    {'q': (8, 64, 16), 'k': (8, 64, 16), 'v': (8, 64, 8)}
+    """
+    rows = {t.name: len(t.dims) for t in program.inputs
+            if program.leading is not None and t.dims and t.dims[0] == program.leading and t.name in shapes}
+    if not rows or any(len(shapes[n]) < rank - 1 for n, rank in rows.items()):
+        return shapes  # (a shape too short for its rule is refused by the sizes check, by name)
+    heads = {n: tuple(shapes[n][:len(shapes[n]) - rank + 1]) for n, rank in rows.items()}
+    try:
+        lead = np.broadcast_shapes(*heads.values())
+    except ValueError:
+        told = ", ".join(f"{n} {h}" for n, h in heads.items())
+        raise SymgradError(f"{program.name}: the leading axes of the inputs do not broadcast together: {told}") from None
+    size = math.prod(lead)
+    return {n: (size,) + tuple(s[len(heads[n]):]) if n in rows else tuple(s) for n, s in shapes.items()}
 
 
 def parse_shapes(op, items) -> dict:

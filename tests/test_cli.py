@@ -101,7 +101,7 @@ def test_check_passes_and_prints_table(capsys):
     (["derive", "matmul", "--a-shape", "2,M,K", "--b-shape", "3,K,N"], "batch axis 0 does not broadcast"),
     (["derive", "conv"], "--ndim is required"),
     (["derive", "gelu", "--mode", "full"], "--mode does not apply to gelu"),
-    (["bench", "gelu", "--input-shape", "x=8", "--gemm", "matmul"], "--gemm, --conv-path and --dtype compare routes and dtypes on the GPU"),
+    (["bench", "gelu", "--input-shape", "x=8", "--gemm", "matmul"], "--gemm and --conv-path compare routes on the GPU"),
     (["bench", "gelu"], "bench gelu: give the shape to time with --input-shape NAME=D0,D1,... for every input (x)"),
     (["emit", "gelu", "--target", "torch", "--backend", "cupy"], "--backend chooses the array library of a standalone module"),
     (["emit", "conv", "--ndim", "4", "--target", "torch"], "torch's kernels, which have 1 to 3 spatial axes"),
@@ -256,6 +256,32 @@ def test_bench_times_programs_of_ones_own(capsys, argv, first):
     code, out, _ = run(capsys, "bench", *argv, "--repeats", "1", "--threads", "1")
     assert code == 0 and out.splitlines()[0] == first
     assert any(line.split()[0] == "forward+backward" and "ratio" in line for line in out.splitlines())
+
+
+@needs_torch
+def test_bench_times_float64_and_batch_axes_the_module_takes(capsys):
+    """4-d attention (batch and heads, k and v broadcast over the heads) as the module and
+    F.scaled_dot_product_attention take it, in float64."""
+    code, out, err = run(capsys, "bench", "attention", "--input-shape", "q=2,3,8,4", "--input-shape", "k=2,1,8,4",
+                         "--input-shape", "v=2,1,8,5", "--dtype", "float64", "--repeats", "1")
+    assert code == 0, err
+    assert out.splitlines()[0] == "attention (1 thread, float64); torch's side: F.scaled_dot_product_attention"
+    code, _, err = run(capsys, "bench", "attention", "--input-shape", "q=2,3,8,4", "--input-shape", "k=3,8,4",
+                       "--input-shape", "v=4,8,5", "--repeats", "1")
+    assert code == 2 and "attention: the leading axes of the inputs do not broadcast together: q (2, 3), k (3,), v (4,)" \
+        in err, err
+    code, _, err = run(capsys, "bench", "gelu", "--input-shape", "x=64", "--dtype", "float16")
+    assert code == 2 and "float16 is timed on the GPU" in err
+
+
+def test_row_shapes_broadcast_and_flatten_the_leading_axes():
+    from symgrad import ops
+    from symgrad.sizes import row_shapes
+    assert row_shapes(ops.build("attention"), {"q": (2, 4, 64, 16), "k": (4, 64, 16), "v": (1, 4, 64, 8)}) == \
+        {"q": (8, 64, 16), "k": (8, 64, 16), "v": (8, 64, 8)}
+    assert row_shapes(ops.build("softmax"), {"x": (3, 5, 7)}) == {"x": (15, 7)}
+    assert row_shapes(ops.build("layer_norm"), {"x": (2, 3, 5), "weight": (5,), "bias": (5,)}) == \
+        {"x": (6, 5), "weight": (5,), "bias": (5,)}
 
 
 def test_bench_child_environment_binds_only_when_asked(monkeypatch):

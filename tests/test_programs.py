@@ -49,10 +49,10 @@ def torch_case(name, params, shapes, seed=0):
         arrays[1] = t / t.sum(-1, keepdims=True)
         return arrays, lambda x, t: F.cross_entropy(x, t, reduction=params.get("reduction", "mean")), extra
     if name == "layer_norm":
-        return arrays, lambda x, w, b: F.layer_norm(x, (x.shape[-1],), w, b), extra
+        return arrays, lambda x, w, b: F.layer_norm(x, tuple(w.shape), w, b), extra
     if name == "rms_norm":
         eps = float(np.finfo(np.float32).eps) if params.get("eps32") else None
-        return arrays, lambda x, w: F.rms_norm(x, (x.shape[-1],), w, eps=eps), extra
+        return arrays, lambda x, w: F.rms_norm(x, tuple(w.shape), w, eps=eps), extra
     if name == "batch_norm":
         return arrays, lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), extra
     if name == "attention":
@@ -80,7 +80,9 @@ SWEEP = [
     ("cross_entropy", {"reduction": "sum"}, [(3, 4), (3, 4)]), ("cross_entropy", {"reduction": "none"}, [(3, 4), (3, 4)]),
     ("layer_norm", {}, [(4, 8), (8,), (8,)]), ("layer_norm", {}, [(2, 3, 5), (5,), (5,)]),
     ("layer_norm", {}, [(3, 1), (1,), (1,)]), ("layer_norm", {}, [(1, 6), (6,), (6,)]),
+    ("layer_norm", {"ndim": 2}, [(3, 4, 5), (4, 5), (4, 5)]), ("layer_norm", {"ndim": 3}, [(2, 2, 3, 2), (2, 3, 2), (2, 3, 2)]),
     ("rms_norm", {}, [(4, 8), (8,)]), ("rms_norm", {}, [(2, 1, 3), (3,)]), ("rms_norm", {}, [(1, 1), (1,)]),
+    ("rms_norm", {"ndim": 2}, [(2, 3, 4, 5), (4, 5)]),
     ("batch_norm", {}, [(4, 3, 5), (3,), (3,)]), ("batch_norm", {}, [(2, 1, 1), (1,), (1,)]),
     ("batch_norm", {"ndim": 2}, [(2, 3, 4, 2), (3,), (3,)]), ("batch_norm", {"ndim": 0}, [(5, 4), (4,), (4,)]),
     ("attention", {}, [(2, 5, 4), (2, 6, 4), (2, 6, 3)]), ("attention", {}, [(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 5)]),
@@ -227,7 +229,8 @@ def test_module_errors_name_the_program():
         m.backward(np.zeros((3, 4)), x, w, b)
     with pytest.raises(ValueError, match="layer_norm: input weight must have shape"):
         m.forward(x, np.zeros(4), b)
-    with pytest.raises(ValueError, match="attention: the leading axes of input k"):
+    with pytest.raises(ValueError, match=r"attention: the leading axes of the inputs do not broadcast together: "
+                                         r"q \(2,\), k \(3,\), v \(3,\)"):
         module("attention").forward(np.zeros((2, 3, 4)), np.zeros((3, 3, 4)), np.zeros((3, 3, 4)))
     with pytest.raises(ValueError, match="softmax: dim 5 is out of range"):
         module("softmax").forward(np.zeros((2, 3)), 5)

@@ -6,7 +6,7 @@ outputs)."""
 import numpy as np
 import pytest
 
-from conftest import needs_jax, needs_torch, sliced
+from conftest import HAS_JAX, needs_jax, needs_torch, sliced
 from symgrad import ops
 from symgrad.emit import load
 from symgrad.emit.program import emit_program
@@ -154,3 +154,39 @@ def test_padding_modes_on_both_targets(ndim, mode):
     np.testing.assert_allclose(np.asarray(f_jax(x, w, b)), want.detach().numpy(), rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(f_torch, ts) and torch.autograd.gradgradcheck(f_torch, ts)
     check_grads(f_jax, (x, w, b), order=2, modes=["rev"])
+
+
+@needs_torch
+@pytest.mark.parametrize("target", ["numpy", "torch"] + (["jax"] if HAS_JAX else []))
+@pytest.mark.parametrize("shapes", [[(4, 3, 8), (4, 4, 6, 8), (4, 4, 6, 5)], [(2, 1, 3, 8), (1, 4, 6, 8), (4, 6, 5)]],
+                         ids=["q-broadcast", "each-broadcast"])
+def test_attention_broadcasts_batch_axes_as_torch(target, shapes):
+    """q, k and v's batch axes broadcast together as in F.scaled_dot_product_attention; each gradient
+    comes back in its input's shape, summed over the axes it was broadcast along."""
+    import torch
+    import torch.nn.functional as F
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    want = F.scaled_dot_product_attention(*ts)
+    g = rng.standard_normal(tuple(want.shape))
+    want_grads = torch.autograd.grad(want, ts, torch.tensor(g))
+    if target == "numpy":
+        m = module("attention")
+        got, grads = m.forward(*arrays), m.backward(g, *arrays)
+    else:
+        from symgrad.emit.program import emit_program
+        from symgrad.reverse import derive_program
+        m = load(emit_program(derive_program(ops.build("attention")), target), f"attention_{target}")
+        if target == "torch":
+            xs = [torch.tensor(a, requires_grad=True) for a in arrays]
+            y = m.attention(*xs)
+            got, grads = y.detach().numpy(), [t.numpy() for t in torch.autograd.grad(y, xs, torch.tensor(g))]
+        else:
+            import jax
+            jax.config.update("jax_enable_x64", True)
+            y, pullback = jax.vjp(m.attention, *arrays)
+            got, grads = np.asarray(y), [np.asarray(t) for t in pullback(g)]
+    assert np.allclose(got, want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    for a, t in zip(grads, want_grads):
+        assert a.shape == tuple(t.shape) and np.allclose(a, t.numpy(), rtol=1e-11, atol=1e-12)

@@ -55,7 +55,7 @@ def files() -> dict:
 
 
 def _stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
-                    program=None):
+                    program=None, dtype="float32"):
     """What symgrad.bench.cpu.bench returns, without the timing children."""
     methods = ["forward", "dx", "forward+backward"]
     times = {m: 1e-3 for m in methods}

@@ -248,11 +248,69 @@ def test_one_index_letter_for_different_axes_in_two_statements():
     against_torch("input x[N, D]\nt1[d, n] = x[n, d]\nt2[n, d] = t1[n, d] * x[d, n]", lambda x: x.T ** 2, [x])
 
 
+@needs_torch
+def test_a_flipped_read_beside_a_constant_read_under_abs():
+    import torch
+    against_torch("input x[N, D, C]\nt1[n < N, d < D, c < C] = abs(x[N - n - 1, d, c] / (1 + abs(x[n, d, c])) * "
+                  "(x[0, d, c] + x[n, d, c]))",
+                  lambda x: (x.flip(0) / (1 + x.abs()) * (x[:1] + x)).abs(), [_normal(3, 2, 2, seed=21)])
+
+
+@needs_torch
+def test_a_bracket_on_sizes_alone_in_the_second_order_of_the_targets():
+    import torch
+    n = 7
+
+    def reference(w, u):
+        column = torch.cat([torch.zeros(2, dtype=w.dtype), w.sum(0)[:n - 2]])
+        return (2 * w[:, 5].sum() * column)[:, None].expand(n, n)
+    against_torch("param w[D, N], u[N, C]\nt1[n < N, i < N] = 2\n"
+                  "t5[n < N, i < N] = (sum(d) (w[d, 5] * (sum(j) (w[j, n - 2] * t1[i, 5]))))",
+                  reference, [_normal(3, n, seed=22), _normal(n, 2, seed=23)])
+
+
+@needs_torch
+def test_min_of_a_function_of_a_bracket_and_relu_of_a_stopped_constant():
+    import torch
+    n = 4
+    below = torch.tensor(np.tril(np.ones((n, n))).astype(np.float64))  # [i <= n] at (n, i)
+    against_torch("input x[N]\nt1[n < N, i < N] = minimum(cos([i <= n] 2), 2) + x[n]",
+                  lambda x: torch.minimum(torch.cos(2 * below), torch.tensor(2.0, dtype=x.dtype)) + x[:, None],
+                  [_normal(n, seed=24)])
+    against_torch("input x[N]\ny[n] = x[n] * relu(stop_gradient(1.5))", lambda x: 1.5 * x, [_normal(3, seed=25)])
+
+
+@needs_torch
+def test_a_sigmoid_of_an_overflowing_exp_has_finite_gradients_of_both_orders():
+    """sigmoid(−exp(x)): its slope exp(w)/(1 + exp(w))² is ∞/∞ once exp(exp(x)) overflows (x > 6.57);
+    the emitted forms keep it 0, as the truth is, and JAX's derivative of the residuals is not taken."""
+    import torch
+    x = np.array([0.0, 1.5, 6.6, 7.0, 7.5, 9.0])
+    against_torch("input x[N]\nt[n] = sigmoid(-exp(x[n]))", lambda x: torch.sigmoid(-torch.exp(x)), [x])
+
+
+@needs_torch
+def test_a_relu_of_a_ratio_whose_limit_sympy_cannot_compare():
+    import torch
+    against_torch("input x[N]\nt[n] = sin(relu(x[n] / (1 + abs(x[n]))))",
+                  lambda x: torch.sin(torch.relu(x / (1 + x.abs()))), [_normal(6, seed=26)])
+
+
+@needs_torch
+def test_a_maximum_with_a_function_of_a_size_on_every_target():
+    import math
+    import torch
+    against_torch("input z[N, D]\nt[n, d] = maximum(exp(z[n, d]), log(D)) * z[n, d]",
+                  lambda z: torch.maximum(torch.exp(z), torch.tensor(math.log(3.0), dtype=z.dtype)) * z,
+                  [_normal(4, 3, seed=27)])
+
+
 # 16. derivation time ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text", [
     "input x[N]\nt[n] = x[n] / (sigmoid(x[n]) + 1)",
     "input x[N, D]\nm[n] = stop_gradient(max(d) (x[n, d] / (sigmoid(x[n, d]) + 1)))\ny[n, d] = x[n, d] - m[n]",
+    "input x[1, N]\nt1[i, n] = x[i, n] + erfc(cos(exp(x[i, n])))",  # cos at e^(2^50): no value, no hang
 ])
 def test_derivation_takes_seconds_not_minutes(text):
     start = time.perf_counter()

@@ -50,8 +50,8 @@ def run_compare(task: dict) -> dict:
     from .cpu import _interleaved_times, _quartiles, _warm_blas
     mine, theirs = load(task["source"], "mine"), load(task["reference"], "theirs")
     rng = np.random.default_rng(0)
-    arrays = [rng.standard_normal(s, dtype=np.float32) for s in task["shapes"]]
-    g = np.ones(mine.forward(*arrays).shape, np.float32)
+    arrays = [rng.standard_normal(s, dtype=np.dtype(task.get("dtype", "float32"))) for s in task["shapes"]]
+    g = np.ones(mine.forward(*arrays).shape, arrays[0].dtype)
     _warm_blas()
     pause = 0.2 if task["threads"] > 1 else 0.0
     out = {}
@@ -64,17 +64,19 @@ def run_compare(task: dict) -> dict:
     return out
 
 
-def compare(source: str, ref: str, emit_argv: list, shapes: list, threads: int, repeats: int) -> dict:
+def compare(source: str, ref: str, emit_argv: list, shapes: list, threads: int, repeats: int,
+            dtype: str = "float32") -> dict:
     """This checkout's module ``source`` against REF's for the same ``emit_argv``, at ``shapes``
-    (input order), ``threads`` threads."""
+    (input order) in ``dtype``, ``threads`` threads."""
     from .cpu import _child
     task = {"mode": "compare", "source": source, "reference": emitted_at(ref, emit_argv), "shapes": shapes,
-            "threads": threads, "repeats": repeats, "warmup": 2}
+            "threads": threads, "repeats": repeats, "warmup": 2, "dtype": dtype}
     return _child(task, "symgrad.bench.compare")
 
 
-def format_compare(name: str, ref: str, threads: int, result: dict) -> str:
-    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}): this checkout against {ref}"]
+def format_compare(name: str, ref: str, threads: int, result: dict, dtype: str = "float32") -> str:
+    kind = "" if dtype == "float32" else f", {dtype}"
+    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}{kind}): this checkout against {ref}"]
     for method, r in result.items():
         low, mid, high = r["ratio"]
         lines.append(f"  {method:18s} this {r['mine'] * 1e3:9.2f} ms   {ref} {r['theirs'] * 1e3:9.2f} ms   "

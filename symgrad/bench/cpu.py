@@ -67,7 +67,8 @@ def _child(task: dict, module: str = "symgrad.bench.cpu") -> dict:
 
 
 def _setup(task):
-    """The op, the emitted module (source made by the parent: no SymPy work here) and float32 inputs."""
+    """The op, the emitted module (source made by the parent: no SymPy work here) and the inputs, in the
+    task's dtype (float32 unless it says)."""
     import numpy as np
     import symgrad
     from symgrad.emit import load
@@ -75,7 +76,8 @@ def _setup(task):
         symgrad.ops.build(task["op"], **task["params"])
     module = load(task["source"])
     rng = np.random.default_rng(0)
-    arrays = [rng.standard_normal(task["shapes"][t.name], dtype=np.float32) for t in op.inputs]
+    dtype = np.dtype(task.get("dtype", "float32"))
+    arrays = [rng.standard_normal(task["shapes"][t.name], dtype=dtype) for t in op.inputs]
     return op, module, arrays
 
 
@@ -258,11 +260,11 @@ def run_memory(task: dict) -> dict:
         run = lambda: torch.autograd.grad(ref(op, *ts), ts, g)
     elif task.get("program") and task.get("target") == "module":
         import numpy as np
-        g = np.ones(module.forward(*arrays).shape, np.float32)
+        g = np.ones(module.forward(*arrays).shape, arrays[0].dtype)
         run = lambda: module.vjp(*arrays)[1](g)
     else:
         import numpy as np
-        g = np.ones(module.forward(*arrays).shape, np.float32)
+        g = np.ones(module.forward(*arrays).shape, arrays[0].dtype)
         run = lambda: (module.forward(*arrays), module.backward(g, *arrays))
     run()  # the warm-up
     with open("/proc/self/clear_refs", "w") as fh:
@@ -273,7 +275,7 @@ def run_memory(task: dict) -> dict:
 
 
 def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
-          program=None) -> dict:
+          program=None, dtype="float32") -> dict:
     """Times and peak memory of the emitted module (``target`` "module") or torch.autograd.Function
     (``target`` "torch") against torch's own op, in child processes.  ``program``: a program of one's
     own (``--rule``, ``-f``, a padding mode), sent whole to the children; torch's side is its own
@@ -283,7 +285,7 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, t
     built = program if program is not None else symgrad.ops.build(op_name, **params)
     is_program = isinstance(built, symgrad.ops.Program)
     task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
-            "warmup": warmup, "mode": "time", "bind": bind, "target": target, "program": is_program}
+            "warmup": warmup, "mode": "time", "bind": bind, "target": target, "program": is_program, "dtype": dtype}
     if is_program:
         from symgrad.emit.program import emit_program
         from symgrad.reverse import derive_program
@@ -298,12 +300,14 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, t
     result = _child(task)
     for method in ("emitted", "torch"):
         result[method]["peak_mib"] = _child(dict(task, mode="memory", method=method))["peak_mib"]
+    result["dtype"] = dtype
     return result
 
 
 def format_result(name, threads, result, bind=False) -> str:
     keys = [k for k in result["emitted"] if k != "peak_mib"]
-    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}{', bound' if bind else ''}); torch's side: "
+    dtype = "" if result.get("dtype", "float32") == "float32" else f", {result['dtype']}"
+    lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}{', bound' if bind else ''}{dtype}); torch's side: "
              f"{result.get('torch_call', 'torch')}"]
     lines.append(f"  {'gauge SGEMM':18s} {'x'.join(map(str, GAUGE))} (M, K, N) GFLOP/s before/after: {_gauge_text(result)}")
     for k in keys:

@@ -106,12 +106,11 @@ def _norm_call(op, shapes):
     def split(rest):
         rest = list(rest)
         return (rest.pop(0) if has_w else None), (rest.pop(0) if has_b and name != "rms_norm" else None)
+    normalized = tuple(shapes["x"][-p.get("ndim", 1):])  # torch's normalized_shape
     if name == "layer_norm":
-        d = shapes["x"][-1]
-        return (lambda x, *rest: F.layer_norm(x, (d,), *split(rest), eps=eps)), "F.layer_norm"
+        return (lambda x, *rest: F.layer_norm(x, normalized, *split(rest), eps=eps)), "F.layer_norm"
     if name == "rms_norm":
-        d = shapes["x"][-1]
-        return (lambda x, *rest: F.rms_norm(x, (d,), split(rest)[0], eps=eps)), "F.rms_norm"
+        return (lambda x, *rest: F.rms_norm(x, normalized, split(rest)[0], eps=eps)), "F.rms_norm"
     return (lambda x, *rest: F.batch_norm(x, None, None, *split(rest), training=True, eps=eps)), \
         "F.batch_norm(training=True)"
 

@@ -2,9 +2,10 @@
 thresholds of :mod:`.stable` and the checks that a framework's kernel computes a derived expression
 (:mod:`symgrad.forms.kernels`) both evaluate pointwise functions at arguments up to 1.8e308.
 
-Two things SymPy's and mpmath's own evaluation get wrong there: exp of an argument that is itself
+Three things SymPy's and mpmath's own evaluation get wrong there: exp of an argument that is itself
 astronomically large (mpmath reduces e^(e^100) modulo ln 2 to every one of its 2^144 bits: it never
-returns) and erfc beyond 2^500 (mpmath overflows a float).  Both are taken at their limits, far below
+returns), sin and cos of one (reduced modulo π the same way) and erfc beyond 2^500 (mpmath overflows
+a float).  Both are taken at their limits, far below
 or above any double.  An expression with a function outside :data:`EVALUATED` (polygamma at
 −2^50 runs for minutes) is not evaluated at all.
 """
@@ -38,7 +39,16 @@ def _erf(u):
     return mpmath.erf(u)
 
 
-_HUGE_SAFE = {"exp": _exp, "erfc": _erfc, "erf": _erf}
+def _periodic(f):
+    """sin or cos, without a value beyond 2^2000: mpmath reduces the argument modulo π to every one of
+    its bits (cos(e^(2^50)) needs π to 10^15 digits: it never returns), and there the function
+    oscillates faster than any double resolves."""
+    def safe(u):
+        return mpmath.nan if abs(u) > mpmath.mpf(2) ** 2000 else f(u)
+    return safe
+
+
+_HUGE_SAFE = {"exp": _exp, "erfc": _erfc, "erf": _erf, "sin": _periodic(mpmath.sin), "cos": _periodic(mpmath.cos)}
 
 
 @functools.lru_cache(maxsize=1024)

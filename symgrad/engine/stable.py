@@ -2,13 +2,15 @@
 floating point does not lose it.  A symbolic engine knows the expression it prints; where a form
 cancels or overflows, it prints an equivalent one that does not.
 
-Rules, as data (each applies to any sum in the expression, first match wins):
+Rules, as data (each applies to any sum, or product, in the expression, first match wins):
 
 * ``c + c·erf(u) → c·erfc(−u)``; ``c − c·erf(u) → c·erfc(u)``: 1 + erf(u) cancels to 0 for u ≪ 0
   (exact GELU's left tail), erfc(−u) keeps every digit;
 * ``c + c·tanh(u) → 2c / (1 + exp(−2u))``: 1 + tanh(u) cancels for u ≪ 0;
 * ``c − c·tanh(u)² → 4c / (exp(u) + exp(−u))²``: 1 − tanh² cancels for |u| ≫ 1, and the form with
-  exp goes to 0 where tanh² rounds to 1.
+  exp goes to 0 where tanh² rounds to 1;
+* ``exp(k·w)·(1 + exp(w))^(−m) → (1 + exp(−w))^(−k)·(1 + exp(w))^(k−m)`` (1 ≤ k ≤ m: a sigmoid's
+  slope and curvature): ∞/∞ once exp(w) overflows, factors in [0, 1] in the product form.
 
 Then limits: where a pointwise function h of one tensor element x has a finite limit at ±∞ that the
 formula cannot reach (∞·0, ∞ − ∞, an overflowing x³), the expression takes the limit beyond a
@@ -83,11 +85,35 @@ def _pair(terms, function, plus, minus):
     return None
 
 
+def _logistic_powers(factors):
+    """exp(k·w)·(1 + exp(w))^(−m) → (1 + exp(−w))^(−k)·(1 + exp(w))^(−(m−k)) for integers 1 ≤ k ≤ m
+    (a sigmoid's slope is k = 1, m = 2; its curvature has k = 2, m = 3): ∞/∞ once exp(w) overflows
+    (a sigmoid of −exp(x)); each factor of the product form lies in [0, 1]."""
+    for f in factors:
+        if not (isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp < 0 and isinstance(f.base, sp.Add)
+                and len(f.base.args) == 2 and sp.S.One in f.base.args):
+            continue
+        (e,) = [a for a in f.base.args if a != 1]
+        if not isinstance(e, sp.exp):
+            continue
+        w, m = e.args[0], -f.exp
+        for g in factors:
+            k = sp.simplify(g.args[0] / w) if isinstance(g, sp.exp) else None
+            if k is not None and k.is_Integer and 1 <= k <= m:
+                others = [x for x in factors if x is not f and x is not g]
+                return others + [(1 + sp.exp(-w)) ** -k, (1 + sp.exp(w)) ** (k - m)]
+    return None
+
+
 #: (identity as LaTeX, rule): applied to every sum until none applies
 RULES = [
     (r"$1 + \operatorname{erf} u = \operatorname{erfc}(-u)$", _erf_to_erfc),   # cancels for u ≪ 0
     (r"$1 + \tanh u = 2/(1 + e^{-2u})$", _one_plus_tanh),                       # cancels for u ≪ 0
     (r"$1 - \tanh^2 u = 4/(e^{u} + e^{-u})^2$", _one_minus_tanh_squared),       # cancels for |u| ≫ 1
+]
+#: the same for products
+PRODUCT_RULES = [
+    (r"$e^{kw}/(1 + e^{w})^m = (1 + e^{-w})^{-k} (1 + e^{w})^{k-m}$", _logistic_powers),  # ∞/∞ for w ≫ 1 (1 ≤ k ≤ m)
 ]
 
 
@@ -99,12 +125,13 @@ def rewrite(expr):
         if e.is_Atom:
             return e
         e = e.func(*[visit(a) for a in e.args]) if e.args else e
-        while isinstance(e, sp.Add):
-            for name, rule in RULES:
+        while isinstance(e, (sp.Add, sp.Mul)):
+            add = isinstance(e, sp.Add)
+            for name, rule in RULES if add else PRODUCT_RULES:
                 new = rule(list(e.args))
                 if new is not None:
                     used.append(name)
-                    e = visit(sp.Add(*new))
+                    e = visit(sp.Add(*new) if add else sp.Mul(*new))
                     break
             else:
                 break
@@ -207,6 +234,14 @@ def _asymptote(h, s, infinity):
     return a * s + b if b is not None and b.is_real and b.is_finite else None
 
 
+def _at(h, s, infinity):
+    """h with ±∞ substituted, or None where SymPy cannot say (∞/∞ inside a max: nan, not comparable)."""
+    try:
+        return h.subs(s, infinity)
+    except (ValueError, TypeError):
+        return None
+
+
 def limit_guards(expr, x):
     """``expr`` (a function of the element ``x`` times factors free of it) with its limits at ±∞ —
     a finite value, or a line a·x + b — taken beyond the threshold T where the formula breaks down
@@ -223,7 +258,7 @@ def limit_guards(expr, x):
         if limit is None:
             continue
         if limit.is_real and limit.is_finite:
-            if h.subs(s, infinity) == limit:  # the formula reaches its limit there by itself
+            if _at(h, s, infinity) == limit:  # the formula reaches its limit there by itself
                 continue
             value, check = limit, (lambda at, limit=limit: _agrees(h, s, at, limit))
         else:

@@ -38,14 +38,21 @@ def index_mask(guards, vars_, extents, printer, backend, like: str) -> tuple:
     return lines, " & ".join(f"({guard_code(g.xreplace(names), printer)})" for g in guards)
 
 
-def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printer=None, backend=None) -> list:
+def _read_key(read: sp.Indexed) -> tuple:
+    """A tensor read by what it reads: ``x[N - j - 1]`` and ``x[-(-N + j + 1)]`` are one read."""
+    return (read.base.label, tuple(sp.expand(i) for i in read.indices))
+
+
+def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printer=None, backend=None,
+                 like=None) -> list:
     """Statements that gather over the full index grid (output and summed indices), mask the
     guards, and sum: any term, literally (the checks evaluate definitions and raw derivatives so).
-    ``backend`` places the index grids (on the device of the first tensor read, for torch)."""
+    ``backend`` places the index grids (on the device of the first tensor read, for torch; of the
+    array ``like`` for a term that reads none)."""
     grid = list(out_vars) + [v for v, _, _ in term.sums]
     bounds = [(0, d - 1) for d in target.dims] + [(lo, hi) for _, lo, hi in term.sums]
     names = {v: sp.Symbol(naming.index_var(v)) for v in grid}
-    like = term.accesses[0].base.name if term.accesses else None
+    like = term.accesses[0].base.name if term.accesses else like
     lines = []
     for k, (v, (lo, hi)) in enumerate(zip(grid, bounds)):
         shape = ", ".join("-1" if a == k else "1" for a in range(len(grid)))
@@ -71,10 +78,13 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
             idx.append(f"xp.clip({at}, 0, {size_code(dim)} - 1)")
         name = naming.gathered(acc.base.name, k)
         lines.append(f"{name} = {array_of(acc.base.name, tensors)}[{', '.join(idx)}]")
-        mapping[sub(acc)] = sp.Symbol(name)
+        mapping[_read_key(sub(acc))] = sp.Symbol(name)
+    if not term.accesses and grid:  # guards on sizes alone are a Python bool: the grid makes the mask an array
+        masks.append(f"({names[grid[0]]} >= {size_code(bounds[0][0])})")
     masks += [f"({guard_code(sub(g), ap)})" for g in term.guards]
     masks += [f"({ap.doprint(sub(a))} == {ap.doprint(sub(b))})" for a, b in term.deltas]
-    value = array_code(sub(term.factor).xreplace(mapping), ap)
+    value = array_code(sub(term.factor).replace(lambda e: isinstance(e, sp.Indexed),
+                                                lambda e: mapping.get(_read_key(e), e)), ap)
     mask = " & ".join(masks) if masks else "True"
     axes = tuple(range(len(out_vars), len(grid)))
     extents = list(target.dims) + [hi - lo + 1 for _, lo, hi in term.sums]
@@ -93,7 +103,7 @@ class Generic(Kind):
     def code(self, form, target):
         printer = target.backend.make_printer()
         lines = generic_code(form.term, target.out, target.tensor, target.tensors, target.out_vars, printer,
-                             target.backend)
+                             target.backend, target.like)
         return printed(lines, printer)
 
     def describe(self, form, show=None):

@@ -146,7 +146,15 @@ def array_statements(expr, out: str, printer=None) -> list:
     (the tanh in a tanh-GELU gradient appears three times in the derived expression)."""
     printer = printer or ArrayPrinter()
     temps, (reduced,) = sp.cse(fold_constants(expr), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
-    return [f"{name} = {printer.doprint(value)}" for name, value in temps] + [f"{out} = {printer.doprint(reduced)}"]
+    kept, sizes_only = [], {}
+    for name, value in temps:  # a subexpression of sizes alone (log(D)) stays inline: a number, not an array
+        value = value.xreplace(sizes_only)
+        if all(s.is_integer for s in value.free_symbols):
+            sizes_only[name] = value
+        else:
+            kept.append((name, value))
+    reduced = reduced.xreplace(sizes_only)
+    return [f"{name} = {printer.doprint(value)}" for name, value in kept] + [f"{out} = {printer.doprint(reduced)}"]
 
 
 #: SciPy's special functions that the frameworks have, under their names there
@@ -227,16 +235,24 @@ class TorchArrayPrinter(_FrameworkPrinter):
         return f"xp.where({x} > 0, 1.0, xp.where({x} == 0, {self._print(sp.Float(at_zero))}, 0.0))"
 
     def _clamped(self, expr, bound):
-        numbers = [a for a in expr.args if a.is_number]
-        rest = [a for a in expr.args if not a.is_number]
+        """Numbers and expressions of sizes alone (``log(D)``: integer symbols) are Python floats: the
+        clamp's bound (the largest of them for a max, the smallest for a min)."""
+        constant = lambda a: a.is_number or all(s.is_integer for s in a.free_symbols)
+        numbers = [a for a in expr.args if constant(a)]
+        rest = [a for a in expr.args if not constant(a)]
         text = self._nested("numpy.maximum" if bound == "min" else "numpy.minimum", rest)
-        return f"xp.clamp({text}, {bound}={self._print(sp.Float(numbers[0]))})" if numbers else text
+        if not numbers:
+            return text
+        floats = [self._print(sp.Float(a)) if a.is_number else f"float({self._print(a)})" for a in numbers]
+        limit = floats[0] if len(floats) == 1 else f"{'max' if bound == 'min' else 'min'}({', '.join(floats)})"
+        return f"xp.clamp({text}, {bound}={limit})" if rest else limit
 
     def _print_Max(self, expr):
         return self._clamped(expr, "min")
 
     def _print_Min(self, expr):
         return self._clamped(expr, "max")
+
 
 
 class JaxArrayPrinter(_FrameworkPrinter):

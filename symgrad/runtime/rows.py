@@ -1,5 +1,7 @@
 """Programs over rows (softmax, layer norm, attention) take any number of leading axes, as PyTorch
-does: they are flattened into one before the statements run and restored after."""
+does: they are flattened into one before the statements run and restored after.  Inputs' leading
+axes broadcast against each other (as torch's scaled_dot_product_attention's batch axes do); an
+input's gradient is summed back over the axes it was broadcast along."""
 import numpy as xp
 
 
@@ -7,44 +9,69 @@ import numpy as xp
 SCALAR = "0-d"
 
 
+class Lead(tuple):
+    """The leading shape the rows were flattened from, and each input's own leading shape (``heads``:
+    name -> shape) where it was broadcast to it."""
+
+    def __new__(cls, shape, heads):
+        lead = super().__new__(cls, shape)
+        lead.heads = heads
+        return lead
+
+
 def _to_rows(op, names, arrays, ranks, dim=None):
     """Each array with axis ``dim`` moved last (when given) and its leading axes flattened into one
-    (``ranks``: the rule's number of axes, the first standing for all leading ones); all arrays must
-    share those leading axes.  Returns the arrays and the leading shape.
+    (``ranks``: the rule's number of axes, the first standing for all leading ones); the inputs'
+    leading axes broadcast together.  Returns the arrays and the leading shape (a :class:`Lead`).
 
     >>> import numpy
     >>> rows, lead = _to_rows("softmax", ("x",), (numpy.zeros((2, 3, 4)),), (2,))
     >>> rows[0].shape, lead
     ((6, 4), (2, 3))
+    >>> rows, lead = _to_rows("attention", ("q", "k"), (numpy.zeros((4, 3, 8)), numpy.zeros((2, 4, 6, 8))), (3, 3))
+    >>> [r.shape for r in rows], lead, lead.heads
+    ([(8, 3, 8), (8, 6, 8)], (2, 4), {'q': (4,)})
     """
-    out, lead = [], None
+    moved, heads = [], {}
     for name, a, rank in zip(names, arrays, ranks):
         if dim is not None:
             if not -max(a.ndim, 1) <= dim < max(a.ndim, 1):  # (a 0-d input takes -1 and 0, as torch)
                 raise ValueError(f"{op}: dim {dim} is out of range for input {name} with {a.ndim} axes")
             if not a.ndim:  # a 0-d input, as torch takes it (softmax of a scalar is 1): one row of one
-                out.append(a.reshape((1, 1)))
-                lead = SCALAR
-                continue
+                return [a.reshape((1, 1))], SCALAR
             a = xp.moveaxis(a, dim, -1)
         if a.ndim < rank - 1:
             raise ValueError(f"{op}: input {name} needs at least {rank - 1} axes, got shape {a.shape}")
-        head = tuple(a.shape[:a.ndim - rank + 1])
-        if lead is None:
-            lead = head
-        elif head != lead:
-            raise ValueError(f"{op}: the leading axes of input {name} {head} differ from {names[0]}'s {lead}")
-        size = 1
-        for n in head:
-            size *= n
-        out.append(a.reshape((size,) + tuple(a.shape[len(head):])))
-    return out, lead
+        moved.append(a)
+        heads[name] = tuple(a.shape[:a.ndim - rank + 1])
+    try:
+        shape = tuple(xp.broadcast_shapes(*heads.values()))
+    except (ValueError, RuntimeError):
+        told = ", ".join(f"{name} {head}" for name, head in heads.items())
+        raise ValueError(f"{op}: the leading axes of the inputs do not broadcast together: {told}") from None
+    size = 1
+    for n in shape:
+        size *= n
+    out = []
+    for name, a in zip(names, moved):
+        tail = tuple(a.shape[len(heads[name]):])
+        if heads[name] != shape:
+            a = xp.broadcast_to(a, shape + tail)
+        out.append(a.reshape((size,) + tail))
+    return out, Lead(shape, {name: head for name, head in heads.items() if head != shape})
 
 
-def _from_rows(a, lead, dim=None):
+def _from_rows(a, lead, dim=None, of=None):
     """``a`` with its first axis restored to the leading axes ``lead`` and, with ``dim``, its last
-    axis moved back to ``dim`` (a 0-d input's result 0-d again)."""
+    axis moved back to ``dim`` (a 0-d input's result 0-d again).  ``of``: the input whose gradient
+    ``a`` is; summed over the leading axes that input was broadcast along."""
     if lead is SCALAR:
         return a.reshape(())
-    a = a.reshape(tuple(lead) + tuple(a.shape[1:]))
+    tail = tuple(a.shape[1:])
+    a = a.reshape(tuple(lead) + tail)
+    head = getattr(lead, "heads", {}).get(of)
+    if head is not None:
+        extra = len(lead) - len(head)
+        spread = tuple(range(extra)) + tuple(extra + k for k, n in enumerate(head) if n == 1 and lead[extra + k] != 1)
+        a = a.sum(axis=spread).reshape(head + tail) if spread else a
     return a if dim is None or not a.ndim else xp.moveaxis(a, -1, dim)

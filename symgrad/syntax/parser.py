@@ -10,10 +10,22 @@ from ..ir import Bracket, SymgradError, Tensor, size
 from ..program import Clamp, IndexMap, MaxOver, Program, Reflect, Statement, StopGradient, Wrap
 from .tokens import Source, Token, tokens
 
+def _extremum(f):
+    """sp.Max or sp.Min of the arguments; unevaluated where SymPy cannot tell that one is real (a
+    function of a bracket, cos(2·[i ≤ n]): the bracket becomes a tensor read before anything is derived)."""
+    def make(*args):
+        try:
+            return f(*args)
+        except ValueError:
+            return f(*args, evaluate=False)
+    return make
+
+
 FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "erf": sp.erf, "erfc": sp.erfc,
     "sin": sp.sin, "cos": sp.cos, "abs": sp.Abs, "sigmoid": lambda v: 1 / (1 + sp.exp(-v)),
-    "relu": lambda v: sp.Max(0, v), "maximum": sp.Max, "minimum": sp.Min, "stop_gradient": StopGradient,
+    "relu": lambda v: _extremum(sp.Max)(0, v), "maximum": _extremum(sp.Max), "minimum": _extremum(sp.Min),
+    "stop_gradient": StopGradient,
     "wrap": Wrap, "reflect": Reflect, "clamp": Clamp,
 }
 ARITY = {"maximum": 2, "minimum": 2, "wrap": 2, "reflect": 2, "clamp": 2}

@@ -88,13 +88,13 @@ def _affine(op, rest):
 def _layer_norm(op, x, *rest):
     import torch.nn.functional as F
     weight, bias = _affine(op, rest)
-    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps=op.params["eps"])
+    return F.layer_norm(x, tuple(x.shape[-op.params.get("ndim", 1):]), weight, bias, eps=op.params["eps"])
 
 
 def _rms_norm(op, x, *rest):
     import torch.nn.functional as F
     weight, _ = _affine(op, rest)
-    return F.rms_norm(x, (x.shape[-1],), weight, eps=op.params["eps"])
+    return F.rms_norm(x, tuple(x.shape[-op.params.get("ndim", 1):]), weight, eps=op.params["eps"])
 
 
 def _batch_norm(op, x, *rest):
