@@ -250,7 +250,6 @@ def test_one_index_letter_for_different_axes_in_two_statements():
 
 @needs_torch
 def test_a_flipped_read_beside_a_constant_read_under_abs():
-    import torch
     against_torch("input x[N, D, C]\nt1[n < N, d < D, c < C] = abs(x[N - n - 1, d, c] / (1 + abs(x[n, d, c])) * "
                   "(x[0, d, c] + x[n, d, c]))",
                   lambda x: (x.flip(0) / (1 + x.abs()) * (x[:1] + x)).abs(), [_normal(3, 2, 2, seed=21)])
