@@ -310,6 +310,7 @@ def test_a_maximum_with_a_function_of_a_size_on_every_target():
     "input x[N]\nt[n] = x[n] / (sigmoid(x[n]) + 1)",
     "input x[N, D]\nm[n] = stop_gradient(max(d) (x[n, d] / (sigmoid(x[n, d]) + 1)))\ny[n, d] = x[n, d] - m[n]",
     "input x[1, N]\nt1[i, n] = x[i, n] + erfc(cos(exp(x[i, n])))",  # cos at e^(2^50): no value, no hang
+    "input u[N, N]\nt[n, i] = exp(erf(tanh(u[i, n]) - u[n, i] / (sigmoid(u[i, n]) + 1)))",  # 90 s once: simplify
 ])
 def test_derivation_takes_seconds_not_minutes(text):
     start = time.perf_counter()

@@ -98,8 +98,11 @@ def _logistic_powers(factors):
             continue
         w, m = e.args[0], -f.exp
         for g in factors:
-            k = sp.simplify(g.args[0] / w) if isinstance(g, sp.exp) else None
-            if k is not None and k.is_Integer and 1 <= k <= m:
+            if not isinstance(g, sp.exp) or g.args[0].free_symbols != w.free_symbols:
+                continue
+            # k·w as SymPy writes it (a number times a sum is distributed): compared expanded, never simplified
+            k = next((k for k in range(1, int(m) + 1) if sp.expand(g.args[0] - k * w) == 0), None)
+            if k is not None:
                 others = [x for x in factors if x is not f and x is not g]
                 return others + [(1 + sp.exp(-w)) ** -k, (1 + sp.exp(w)) ** (k - m)]
     return None
