@@ -13,6 +13,7 @@ import sympy as sp
 from .ir import Op, SymgradError
 from .program import Program
 from .printing.text import shape_code, size_code
+from .runtime.rows import _leading
 
 
 def shape_text(t) -> str:
@@ -169,11 +170,9 @@ def row_shapes(program: Program, shapes: dict) -> dict:
         return shapes  # (a shape too short for its rule is refused by the sizes check, by name)
     heads = {n: tuple(shapes[n][:len(shapes[n]) - rank + 1]) for n, rank in rows.items()}
     try:
-        lead = np.broadcast_shapes(*heads.values())
-    except ValueError:
-        told = ", ".join(f"{n} {h}" for n, h in heads.items())
-        raise SymgradError(f"{program.name}: the leading axes of the inputs do not broadcast together: {told}") from None
-    size = math.prod(lead)
+        size = math.prod(_leading(program.name, heads))
+    except ValueError as exc:
+        raise SymgradError(str(exc)) from None
     return {n: (size,) + tuple(s[len(heads[n]):]) if n in rows else tuple(s) for n, s in shapes.items()}
 
 

@@ -19,6 +19,17 @@ class Lead(tuple):
         return lead
 
 
+def _leading(op, heads):
+    """The shape the inputs' leading axes (``heads``: name -> shape) broadcast to; a ValueError naming
+    each input's where they do not (the sizes check of symgrad/sizes.py asks the same before any array
+    exists)."""
+    try:
+        return tuple(xp.broadcast_shapes(*heads.values()))
+    except (ValueError, RuntimeError):
+        told = ", ".join(f"{name} {head}" for name, head in heads.items())
+        raise ValueError(f"{op}: the leading axes of the inputs do not broadcast together: {told}") from None
+
+
 def _to_rows(op, names, arrays, ranks, dim=None):
     """Each array with axis ``dim`` moved last (when given) and its leading axes flattened into one
     (``ranks``: the rule's number of axes, the first standing for all leading ones); the inputs'
@@ -44,11 +55,7 @@ def _to_rows(op, names, arrays, ranks, dim=None):
             raise ValueError(f"{op}: input {name} needs at least {rank - 1} axes, got shape {a.shape}")
         moved.append(a)
         heads[name] = tuple(a.shape[:a.ndim - rank + 1])
-    try:
-        shape = tuple(xp.broadcast_shapes(*heads.values()))
-    except (ValueError, RuntimeError):
-        told = ", ".join(f"{name} {head}" for name, head in heads.items())
-        raise ValueError(f"{op}: the leading axes of the inputs do not broadcast together: {told}") from None
+    shape = _leading(op, heads)
     size = 1
     for n in shape:
         size *= n

@@ -21,11 +21,12 @@ def _extremum(f):
     return make
 
 
+_MAX, _MIN = _extremum(sp.Max), _extremum(sp.Min)
+
 FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh, "erf": sp.erf, "erfc": sp.erfc,
     "sin": sp.sin, "cos": sp.cos, "abs": sp.Abs, "sigmoid": lambda v: 1 / (1 + sp.exp(-v)),
-    "relu": lambda v: _extremum(sp.Max)(0, v), "maximum": _extremum(sp.Max), "minimum": _extremum(sp.Min),
-    "stop_gradient": StopGradient,
+    "relu": lambda v: _MAX(0, v), "maximum": _MAX, "minimum": _MIN, "stop_gradient": StopGradient,
     "wrap": Wrap, "reflect": Reflect, "clamp": Clamp,
 }
 ARITY = {"maximum": 2, "minimum": 2, "wrap": 2, "reflect": 2, "clamp": 2}
