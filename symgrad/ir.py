@@ -73,6 +73,47 @@ class IsInf(sp.logic.boolalg.BooleanFunction):
         return r"%s = %s\infty" % (printer._print(self.args[0]), "+" if self.args[1] > 0 else "-")
 
 
+class sigmoid(sp.Function):
+    """The logistic function σ(u) = 1/(1 + e^(−u)), which the stable forms are written in
+    (:mod:`symgrad.engine.stable`): bounded in [0, 1] and a function every target computes without
+    overflow — and whose derivative σ(u)·σ(−u) the frameworks' autograd computes from the value, so
+    differentiating an emitted backward again gives no ∞·0 either.  Printers without a sigmoid of
+    their own print its definition (``rewrite(sp.exp)``)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, u):
+        if u is sp.oo:
+            return sp.S.One
+        if u is sp.S.NegativeInfinity:
+            return sp.S.Zero
+        if u.is_zero:
+            return sp.S.Half
+        if u.is_Float:
+            return 1 / (1 + sp.exp(-u))
+        return None
+
+    def fdiff(self, argindex=1):
+        u = self.args[0]
+        return sigmoid(u) * sigmoid(-u)
+
+    def _eval_rewrite_as_exp(self, u, **kwargs):
+        return 1 / (1 + sp.exp(-u))
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sp.exp)._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
+    def _latex(self, printer):
+        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+
+
 def in_range(expr, extent) -> sp.Basic:
     """The bounds guard ``0 <= expr < extent`` as one condition."""
     return sp.And(sp.Le(0, expr), sp.Lt(expr, extent))

@@ -163,6 +163,28 @@ def test_second_order_where_the_first_order_saturates():
     against_torch("input w[N]\nt2[n] = tanh(exp(w[n] * w[n]))", lambda w: torch.tanh(torch.exp(w * w)), [w])
 
 
+@needs_torch
+def test_the_stable_forms_have_finite_derivatives_for_autograd():
+    """The torch target's double backward is autograd through the emitted backward, so its stable
+    forms need finite derivatives as well as finite values: 1 − tanh², 1 + tanh and a sigmoid's slope
+    are written with σ (torch.sigmoid), whose derivative autograd takes from its value; written with
+    exp they gave ∞/∞ past e^709 (random-program campaign, seed 33, program 1309, shrunk below)."""
+    import torch
+    import torch.nn.functional as F
+    x = np.array([-800.0, -400.0, -3.0, 0.3, 400.0, 800.0])
+    against_torch("input x[N]\nt[n] = tanh(x[n])", torch.tanh, [x])
+    against_torch("input x[N]\nt[n] = x[n] * (1 + tanh(x[n]))", lambda x: x * (1 + torch.tanh(x)), [x])
+    against_torch("input x[N]\nt[n] = sigmoid(x[n])", torch.sigmoid, [x])
+    z = _normal(3, 1, 8, seed=33, scale=20.0)  # t1² reaches e^709 and beyond
+    w, u, xs = _normal(2, 1, 2, seed=34), _normal(2, seed=35), _normal(3, 2, seed=36)
+    against_torch("input x[N, D], z[N, 1, L]\nparam w[2, 1, K], u[2]\n"
+                  "t1[n < N, i < 2, q1 < L] = (sum(j, k) (w[i, j, k] * z[n, j, q1 + k - 1]))\n"
+                  "t2[n < N, i < 2, l < L] = (max(d) (x[n, d])) / tanh(t1[n, i, l]^2 + stop_gradient(u[i - 1]))",
+                  lambda x, z, w, u: x.amax(1)[:, None, None] / torch.tanh(
+                      F.conv1d(F.pad(z, (1, 0)), w)[..., :8] ** 2 + F.pad(u, (1, 0))[:2].detach()[None, :, None]),
+                  [xs, z, w, u], targets=("torch",))
+
+
 # 5.–15. programs that crashed --------------------------------------------------------------------------
 
 @needs_torch

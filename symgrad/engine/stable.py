@@ -6,11 +6,16 @@ Rules, as data (each applies to any sum, or product, in the expression, first ma
 
 * ``c + c·erf(u) → c·erfc(−u)``; ``c − c·erf(u) → c·erfc(u)``: 1 + erf(u) cancels to 0 for u ≪ 0
   (exact GELU's left tail), erfc(−u) keeps every digit;
-* ``c + c·tanh(u) → 2c / (1 + exp(−2u))``: 1 + tanh(u) cancels for u ≪ 0;
-* ``c − c·tanh(u)² → 4c / (exp(u) + exp(−u))²``: 1 − tanh² cancels for |u| ≫ 1, and the form with
-  exp goes to 0 where tanh² rounds to 1;
-* ``exp(k·w)·(1 + exp(w))^(−m) → (1 + exp(−w))^(−k)·(1 + exp(w))^(k−m)`` (1 ≤ k ≤ m: a sigmoid's
-  slope and curvature): ∞/∞ once exp(w) overflows, factors in [0, 1] in the product form.
+* ``c + c·tanh(u) → 2c·σ(2u)``: 1 + tanh(u) cancels for u ≪ 0;
+* ``c − c·tanh(u)² → 4c·σ(2u)·σ(−2u)``: 1 − tanh² cancels for |u| ≫ 1, and the product goes to 0
+  where tanh² rounds to 1;
+* ``exp(k·w)·(1 + exp(w))^(−m) → σ(w)^k·σ(−w)^(m−k)`` (1 ≤ k ≤ m: a sigmoid's slope and
+  curvature): ∞/∞ once exp(w) overflows, factors in [0, 1] in the product form.
+
+σ(u) = 1/(1 + e^(−u)) is :class:`symgrad.ir.sigmoid`, which every target computes without overflow
+and whose derivative the frameworks take from its value: the torch target's double backward is
+autograd through the emitted backward, and autograd through 1/(1 + e^(−u)) gives ∞/∞ where e^(−u)
+overflows (written with exp, these forms have the right value and a NaN derivative).
 
 Then limits: where a pointwise function h of one tensor element x has a finite limit at ±∞ that the
 formula cannot reach (∞·0, ∞ − ∞, an overflowing x³), the expression takes the limit beyond a
@@ -29,7 +34,7 @@ from fractions import Fraction
 import mpmath
 import sympy as sp
 
-from ..ir import IsInf, Term
+from ..ir import IsInf, Term, sigmoid
 from ..steps import Rewritten
 from . import numbers
 
@@ -54,12 +59,12 @@ def _erf_to_erfc(terms):
 
 
 def _one_plus_tanh(terms):
-    """c + c·tanh(u) → 2c / (1 + exp(−2u)); c − c·tanh(u) → 2c / (1 + exp(2u))."""
-    return _pair(terms, sp.tanh, lambda c, u: 2 * c / (1 + sp.exp(-2 * u)), lambda c, u: 2 * c / (1 + sp.exp(2 * u)))
+    """c + c·tanh(u) → 2c·σ(2u); c − c·tanh(u) → 2c·σ(−2u)."""
+    return _pair(terms, sp.tanh, lambda c, u: 2 * c * sigmoid(2 * u), lambda c, u: 2 * c * sigmoid(-2 * u))
 
 
 def _one_minus_tanh_squared(terms):
-    """c − c·tanh(u)² → 4c / (exp(u) + exp(−u))²."""
+    """c − c·tanh(u)² → 4c·σ(2u)·σ(−2u)."""
     constant = [t for t in terms if t.is_number]
     for t in terms:
         coeff, rest = t.as_coeff_Mul()
@@ -68,7 +73,7 @@ def _one_minus_tanh_squared(terms):
                 if c == -coeff:
                     u = rest.base.args[0]
                     others = [x for x in terms if x is not t and x is not c]
-                    return others + [4 * c / (sp.exp(u) + sp.exp(-u)) ** 2]
+                    return others + [4 * c * sigmoid(2 * u) * sigmoid(-2 * u)]
     return None
 
 
@@ -86,7 +91,7 @@ def _pair(terms, function, plus, minus):
 
 
 def _logistic_powers(factors):
-    """exp(k·w)·(1 + exp(w))^(−m) → (1 + exp(−w))^(−k)·(1 + exp(w))^(−(m−k)) for integers 1 ≤ k ≤ m
+    """exp(k·w)·(1 + exp(w))^(−m) → σ(w)^k·σ(−w)^(m−k) for integers 1 ≤ k ≤ m
     (a sigmoid's slope is k = 1, m = 2; its curvature has k = 2, m = 3): ∞/∞ once exp(w) overflows
     (a sigmoid of −exp(x)); each factor of the product form lies in [0, 1]."""
     for f in factors:
@@ -104,19 +109,19 @@ def _logistic_powers(factors):
             k = next((k for k in range(1, int(m) + 1) if sp.expand(g.args[0] - k * w) == 0), None)
             if k is not None:
                 others = [x for x in factors if x is not f and x is not g]
-                return others + [(1 + sp.exp(-w)) ** -k, (1 + sp.exp(w)) ** (k - m)]
+                return others + [sigmoid(w) ** k, sigmoid(-w) ** (m - k)]
     return None
 
 
 #: (identity as LaTeX, rule): applied to every sum until none applies
 RULES = [
     (r"$1 + \operatorname{erf} u = \operatorname{erfc}(-u)$", _erf_to_erfc),   # cancels for u ≪ 0
-    (r"$1 + \tanh u = 2/(1 + e^{-2u})$", _one_plus_tanh),                       # cancels for u ≪ 0
-    (r"$1 - \tanh^2 u = 4/(e^{u} + e^{-u})^2$", _one_minus_tanh_squared),       # cancels for |u| ≫ 1
+    (r"$1 + \tanh u = 2\sigma(2u)$", _one_plus_tanh),                             # cancels for u ≪ 0
+    (r"$1 - \tanh^2 u = 4\sigma(2u)\,\sigma(-2u)$", _one_minus_tanh_squared),       # cancels for |u| ≫ 1
 ]
 #: the same for products
 PRODUCT_RULES = [
-    (r"$e^{kw}/(1 + e^{w})^m = (1 + e^{-w})^{-k} (1 + e^{w})^{k-m}$", _logistic_powers),  # ∞/∞ for w ≫ 1 (1 ≤ k ≤ m)
+    (r"$e^{kw}/(1 + e^{w})^m = \sigma(w)^k \sigma(-w)^{m-k}$", _logistic_powers),  # ∞/∞ for w ≫ 1 (1 ≤ k ≤ m)
 ]
 
 
@@ -150,8 +155,9 @@ def _degree(h, s) -> int:
 
 
 def _exponents(h, s) -> list:
-    """The exponents the formula raises e to (exp(a), and b**a as exp(a·log b)) that depend on s."""
-    found = [e.args[0] for e in h.atoms(sp.exp) if e.has(s)]
+    """The exponents the formula raises e to (exp(a), σ(a) as the exp(−a) of its definition, and b**a
+    as exp(a·log b)) that depend on s."""
+    found = [e.args[0] for e in h.atoms(sp.exp) if e.has(s)] + [-e.args[0] for e in h.atoms(sigmoid) if e.has(s)]
     return found + [p.exp * sp.log(p.base) for p in h.atoms(sp.Pow) if p.exp.has(s) and not p.base.has(s)]
 
 
@@ -296,6 +302,6 @@ def stabilise(term: Term, reads) -> tuple:
         said.append(r"beyond the threshold where the formula overflows or gives $\infty \cdot 0$, its limit "
                     r"at $\pm\infty$")
     text = ("Rewritten for floating point: " + "; ".join(said) + ". The same function, computed without "
-            "cancellation or overflow.")
+            "cancellation or overflow" + (r", with $\sigma(u) = 1/(1 + e^{-u})$." if factor.has(sigmoid) else "."))
     return term.replace(factor=factor), Rewritten("rewrite for stability", text, term, term.replace(factor=factor),
                                                   tuple(used))

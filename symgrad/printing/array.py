@@ -80,6 +80,11 @@ class ArrayPrinter(SciPyPrinter):
         self.used_pieces.add("erfc")  # accurate in float64's far tail, where SciPy's erfc is not
         return "_erfc(%s)" % self._print(expr.args[0])
 
+    def _print_sigmoid(self, expr):
+        """σ(u) as its definition 1/(1 + exp(−u)): right where exp(−u) overflows (1/∞ is 0), and no
+        module to import for it (the frameworks print their own sigmoid, whose derivative is finite)."""
+        return self._print(expr.rewrite(sp.exp))
+
     def _nested(self, function, args):
         """``xp.maximum(a, xp.maximum(b, c))``: NumPy's two-argument ufunc applied in turn."""
         first, *rest = sorted(args, key=sp.default_sort_key)
@@ -196,6 +201,12 @@ class _FrameworkPrinter(ArrayPrinter):
         for value, c in reversed(expr.args):
             text = f"{self._module_format('numpy.where')}({self._print(c)}, {self._print(value)}, {text})"
         return text
+
+    def _print_sigmoid(self, expr):
+        """σ(u) as the framework's sigmoid (``torch.special.expit``, ``jax.scipy.special.expit``): its
+        derivative is taken from its value, so autograd through an emitted backward (the torch
+        target's double backward) stays finite where 1/(1 + exp(−u)) would give ∞/∞."""
+        return f"{self._module_format('scipy.special.expit')}({self._print(expr.args[0])})"
 
     def _print_And(self, expr):
         return " & ".join(f"({self._print(a)})" for a in expr.args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..ir import IsInf
+from ..ir import IsInf, sigmoid
 
 #: the functions computed in double-double (runtime piece double_double)
 WIDE_FUNCTIONS = ("exp", "erf", "erfc", "tanh")
@@ -57,6 +57,8 @@ class _Pairs:
             for value, c in reversed(branches):
                 result = self.call("where", self.condition(c), *self.pair(value), *result)
             return result
+        if isinstance(expr, sigmoid):
+            return self._pair(expr.rewrite(sp.exp))
         if isinstance(expr, sp.Function) and expr.func.__name__ in WIDE_FUNCTIONS and len(expr.args) == 1:
             return self.call(expr.func.__name__, *self.pair(expr.args[0]))
         raise ValueError(f"no double-double code for {expr.func.__name__}")

@@ -54,6 +54,9 @@ class ElementPrinter(PythonCodePrinter):
 
     _print_erf = _print_erfc = _print_tanh = _print_exp = _print_Function
 
+    def _print_sigmoid(self, expr):  # 1/(1 + inf) is 0: no overflow in a value computed once
+        return self._print(expr.rewrite(sp.exp))
+
     def _print_IsInf(self, expr):
         x = self._print(expr.args[0])
         return f"(math.isinf({x}) and {x} {'>' if expr.args[1] > 0 else '<'} 0)"
@@ -99,6 +102,8 @@ class _CudaPrinter(C99CodePrinter):
         for value, c in reversed(branches):
             text = f"(({self._print(c)}) ? ({self._print(value)}) : ({text}))"
         return text
+
+    _print_sigmoid = ElementPrinter._print_sigmoid
 
     def _print_IsInf(self, expr):
         x = self._print(expr.args[0])
