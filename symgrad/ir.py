@@ -78,7 +78,8 @@ class sigmoid(sp.Function):
     (:mod:`symgrad.engine.stable`): bounded in [0, 1] and a function every target computes without
     overflow — and whose derivative σ(u)·σ(−u) the frameworks' autograd computes from the value, so
     differentiating an emitted backward again gives no ∞·0 either.  Printers without a sigmoid of
-    their own print its definition (``rewrite(sp.exp)``)."""
+    their own print its :meth:`definition` (not ``rewrite(sp.exp)``, which rewrites the argument's
+    powers too: erf(w)² as exp(2·log(erf(w))), NaN for erf(w) < 0)."""
 
     nargs = 1
 
@@ -98,11 +99,12 @@ class sigmoid(sp.Function):
         u = self.args[0]
         return sigmoid(u) * sigmoid(-u)
 
-    def _eval_rewrite_as_exp(self, u, **kwargs):
-        return 1 / (1 + sp.exp(-u))
+    def definition(self) -> sp.Expr:
+        """1/(1 + exp(−u)), the argument as it is."""
+        return 1 / (1 + sp.exp(-self.args[0]))
 
     def _eval_evalf(self, prec):
-        return self.rewrite(sp.exp)._eval_evalf(prec)
+        return self.definition()._eval_evalf(prec)
 
     def _eval_is_real(self):
         return self.args[0].is_real

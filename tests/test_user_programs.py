@@ -185,6 +185,18 @@ def test_the_stable_forms_have_finite_derivatives_for_autograd():
                   [xs, z, w, u], targets=("torch",))
 
 
+@needs_torch
+def test_a_power_inside_a_stable_form_stays_a_power():
+    """σ printed as 1/(1 + exp(−u)) with u as it is: SymPy's rewrite(exp) would also write erf(w)²
+    inside u as exp(2·log(erf(w))), NaN for erf(w) < 0 (campaign seed 34, program 140)."""
+    import torch
+    import torch.nn.functional as F
+    against_torch("input x[N, N]\nparam w\nt3[n] = tanh(x[n, 0] / (sigmoid(x[n - 1, 2]) + 1) / (erf(w)^2 + 1))",
+                  lambda x, w: torch.tanh(x[:, 0] / (torch.sigmoid(F.pad(x[:, 2], (1, 0))[:-1]) + 1)
+                                          / (torch.erf(w) ** 2 + 1)),
+                  [_normal(3, 3, seed=140), np.array(-0.7)])
+
+
 # 5.–15. programs that crashed --------------------------------------------------------------------------
 
 @needs_torch

@@ -58,7 +58,7 @@ def function(expr, symbols: tuple):
     """``expr`` as a function of ``symbols`` on mpmath numbers, or None where it holds a function
     outside :data:`EVALUATED` (any subclass of erfc counts as erfc)."""
     standard = expr.replace(lambda e: isinstance(e, sp.erfc) and type(e) is not sp.erfc,
-                            lambda e: sp.erfc(e.args[0])).replace(sigmoid, lambda u: 1 / (1 + sp.exp(-u)))
+                            lambda e: sp.erfc(e.args[0])).replace(sigmoid, lambda u: sigmoid(u).definition())
     if any(not isinstance(f, EVALUATED) for f in standard.atoms(sp.Function)):
         return None
     return sp.lambdify(symbols, standard, modules=[_HUGE_SAFE, "mpmath"])

@@ -104,7 +104,8 @@ def _standard(expr):
     """``expr`` in one basis for comparison: erf for erfc (also the engine's own erfc, which keeps
     SymPy from rewriting it), exp for tanh."""
     expr = expr.replace(lambda e: isinstance(e, sp.erfc), lambda e: 1 - sp.erf(e.args[0]))
-    return expr.rewrite(sp.exp) if expr.has(sp.tanh, sigmoid) else expr
+    expr = expr.replace(sigmoid, lambda u: sigmoid(u).definition())
+    return expr.rewrite(sp.exp) if expr.has(sp.tanh) else expr
 
 
 def _numbers(expr, values) -> sp.Float | None:

@@ -83,7 +83,7 @@ class ArrayPrinter(SciPyPrinter):
     def _print_sigmoid(self, expr):
         """σ(u) as its definition 1/(1 + exp(−u)): right where exp(−u) overflows (1/∞ is 0), and no
         module to import for it (the frameworks print their own sigmoid, whose derivative is finite)."""
-        return self._print(expr.rewrite(sp.exp))
+        return self._print(expr.definition())
 
     def _nested(self, function, args):
         """``xp.maximum(a, xp.maximum(b, c))``: NumPy's two-argument ufunc applied in turn."""

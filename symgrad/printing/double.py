@@ -58,7 +58,7 @@ class _Pairs:
                 result = self.call("where", self.condition(c), *self.pair(value), *result)
             return result
         if isinstance(expr, sigmoid):
-            return self._pair(expr.rewrite(sp.exp))
+            return self._pair(expr.definition())
         if isinstance(expr, sp.Function) and expr.func.__name__ in WIDE_FUNCTIONS and len(expr.args) == 1:
             return self.call(expr.func.__name__, *self.pair(expr.args[0]))
         raise ValueError(f"no double-double code for {expr.func.__name__}")

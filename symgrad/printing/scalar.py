@@ -55,7 +55,7 @@ class ElementPrinter(PythonCodePrinter):
     _print_erf = _print_erfc = _print_tanh = _print_exp = _print_Function
 
     def _print_sigmoid(self, expr):  # 1/(1 + inf) is 0: no overflow in a value computed once
-        return self._print(expr.rewrite(sp.exp))
+        return self._print(expr.definition())
 
     def _print_IsInf(self, expr):
         x = self._print(expr.args[0])
