@@ -4,6 +4,10 @@ torch and JAX targets' first and second order) against PyTorch autograd with a 5
 the harness itself: the generator's determinism and reach, the arbiter's verdicts on planted errors on
 either side, the shrinker, the time limit.  CI also runs a larger campaign with a daily seed
 (``symgrad fuzz``, .ci/run)."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -125,3 +129,29 @@ def test_the_time_limit_is_not_swallowed_by_code_that_catches_every_error():
     with pytest.raises(Hang):
         with time_limit(0.2):
             stubborn()
+
+
+def test_emitted_programs_are_byte_identical_across_processes():
+    """Emission does not depend on Python's string hashing (a condition's conjuncts are a set to
+    SymPy): the modules of a few random programs, emitted with second order in two processes of
+    different hash seeds, are the same bytes (a max's brackets once came out in either order)."""
+    script = ("import hashlib\n"
+              "from symgrad.fuzz import campaign, generate\n"
+              "from symgrad.emit.program import emit_program\n"
+              "from symgrad.reverse import derive_program\n"
+              "from symgrad.second_order import derive_program_second_order\n"
+              "from symgrad.syntax import parse_program\n"
+              "p = parse_program('input x[N, N, D], z[D, N]\\nt1[d] = stop_gradient((max(n) (z[d, n])))\\n'\n"
+              "                  't2[d] = log((sum(n) (exp(z[d, n] - t1[d])))) + t1[d]')\n"
+              "texts = [p] + [parse_program(generate.program(campaign.program_seed(77, k)).text()) for k in range(6)]\n"
+              "for p in texts:\n"
+              "    d = derive_program(p)\n"
+              "    try:\n"
+              "        second = derive_program_second_order(d)\n"
+              "    except Exception:\n"
+              "        second = None\n"
+              "    for backend in ('numpy', 'cupy', 'torch'):\n"
+              "        print(hashlib.sha256(emit_program(d, backend, second=second).encode()).hexdigest())\n")
+    outs = [subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONHASHSEED=seed),
+                           capture_output=True, text=True, check=True).stdout for seed in ("1", "3")]
+    assert outs[0] == outs[1] and len(outs[0].split()) == 21

@@ -4,7 +4,6 @@ NumPy module (float64, 1e-10), and first and second order of the torch and JAX t
 semantics the README states: a read outside its tensor's range is 0 for that read alone, a max's
 brackets leave elements out, stop_gradient passes nothing back at any order."""
 import re
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from conftest import HAS_JAX, needs_torch
 from symgrad.emit import load
 from symgrad.emit.program import emit_program
+from symgrad.fuzz.run import time_limit
 from symgrad.ir import SymgradError
 from symgrad.reverse import derive_program
 from symgrad.second_order import derive_program_second_order
@@ -346,11 +346,12 @@ def test_a_maximum_with_a_function_of_a_size_on_every_target():
     "input x[1, N]\nt1[i, n] = x[i, n] + erfc(cos(exp(x[i, n])))",  # cos at e^(2^50): no value, no hang
     "input u[N, N]\nt[n, i] = exp(erf(tanh(u[i, n]) - u[n, i] / (sigmoid(u[i, n]) + 1)))",  # 90 s once: simplify
 ])
-def test_derivation_takes_seconds_not_minutes(text):
-    start = time.perf_counter()
-    d, second = _derived(text)
-    emit_program(d, second=second)
-    assert time.perf_counter() - start < 10
+def test_derivation_does_not_hang(text):
+    """Each of these once ran for minutes or never returned; a hang guard, not a timing: how long
+    derivation takes is measured by the random-program campaign (`symgrad fuzz` reports it)."""
+    with time_limit(120):  # the campaign's hang limit
+        d, second = _derived(text)
+        emit_program(d, second=second)
 
 
 # errors name what the user wrote ---------------------------------------------------------------------

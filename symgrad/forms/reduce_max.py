@@ -17,7 +17,8 @@ from .generic import index_mask
 
 def max_form(stmt, tensors) -> Form:
     """The ``reduce_max`` form of a max statement (its body: brackets times one plain read)."""
-    guards = tuple(c for b in sp.Mul.make_args(stmt.rhs) if isinstance(b, Bracket) for c in sp.And.make_args(b.args[0]))
+    guards = tuple(c for b in sp.Mul.make_args(stmt.rhs) if isinstance(b, Bracket)
+                   for c in sorted(sp.And.make_args(b.args[0]), key=sp.default_sort_key))  # hash-free order
     read = next(a for a in sp.Mul.make_args(stmt.rhs) if isinstance(a, sp.Indexed))
     term = Term(read, sums=tuple(stmt.over), guards=guards)
     out_vars = () if stmt.output.scalar else tuple(plain(i) for i in stmt.indices)  # a scalar: over every axis
