@@ -116,6 +116,38 @@ class sigmoid(sp.Function):
         return r"\sigma\left(%s\right)" % printer._print(self.args[0])
 
 
+class Shielded(sp.Function):
+    """``Shielded(x, cond, at)``: the element x inside the formula a limit guard ``cond`` selects away
+    (:func:`symgrad.engine.stable.limit_guards`); where ``cond`` holds, ``at``, a point where the
+    formula and its derivative are finite.  The value never depends on it, so array, loop, CUDA and
+    double-double code read x itself; the frameworks read ``where(cond, at, x)``: autograd through an
+    emitted backward (the torch target's double backward) differentiates every branch of a where, and
+    the formula's derivative past the threshold is ∞·0 = NaN, which its gradient of 0 does not cancel.
+    Text and LaTeX show x."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, x, cond, at):
+        return x if x.is_number else None
+
+    @staticmethod
+    def lift(expr):
+        """``expr`` with every shield taken off (code that computes values only: one subexpression
+        fewer to name)."""
+        return expr.replace(Shielded, lambda x, cond, at: x)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _sympystr(self, printer):
+        return printer._print(self.args[0])
+
+    def _latex(self, printer, exp=None):
+        text = printer._print(self.args[0])
+        return text if exp is None else r"\left(%s\right)^{%s}" % (text, exp)
+
+
 def in_range(expr, extent) -> sp.Basic:
     """The bounds guard ``0 <= expr < extent`` as one condition."""
     return sp.And(sp.Le(0, expr), sp.Lt(expr, extent))

@@ -189,3 +189,22 @@ def test_gelu_target_keeps_the_limits_in_float32():
     (dx,) = torch.autograd.grad(y.sum(), x)
     assert y.dtype == dx.dtype == torch.float32
     assert y.tolist()[:2] == [0.0, float("inf")] and dx.tolist()[:4] == [0.0, 1.0, 0.0, 1.0]
+
+
+@needs_torch
+@pytest.mark.parametrize("approximate", ["tanh", "none"])
+def test_gelu_target_double_backward_past_its_limit_guards(approximate):
+    """The torch target's double backward is autograd through the emitted backward, which takes the
+    formula's limit beyond a threshold (where x³ overflows): autograd differentiates the unselected
+    formula too, ∞·0 = NaN there, so the formula reads a finite point where the guard holds (the
+    "double where", ir.Shielded).  GELU'' → 0 at ±∞; the tanh form once gave NaN at ±1e150."""
+    import torch
+    fn = load(emit_target(_derived("gelu", {"approximate": approximate}), "torch"), "gelu").gelu
+    x = torch.tensor([1e150, -1e150, 1e30, -1e30, 30.0, -30.0, 0.5], dtype=torch.float64, requires_grad=True)
+    (dx,) = torch.autograd.grad(fn(x).sum(), x, create_graph=True)
+    (ddx,) = torch.autograd.grad(dx.sum(), x)
+    t = x.detach().clone().requires_grad_(True)
+    (want,) = torch.autograd.grad(torch.nn.functional.gelu(t, approximate=approximate).sum(), t, create_graph=True)
+    (want2,) = torch.autograd.grad(want.sum(), t)
+    assert torch.isfinite(ddx).all(), ddx
+    assert ddx[:6].abs().max() < 1e-100 and abs(ddx[6] - want2[6]) < 1e-12

@@ -16,7 +16,7 @@ import functools
 import mpmath
 import sympy as sp
 
-from ..ir import sigmoid
+from ..ir import Shielded, sigmoid
 
 #: the functions whose values at huge arguments mpmath finds quickly
 EVALUATED = (sp.exp, sp.log, sp.erf, sp.erfc, sp.tanh, sp.sinh, sp.cosh, sp.sin, sp.cos, sp.atan, sp.Abs, sp.Max,
@@ -58,7 +58,7 @@ def function(expr, symbols: tuple):
     """``expr`` as a function of ``symbols`` on mpmath numbers, or None where it holds a function
     outside :data:`EVALUATED` (any subclass of erfc counts as erfc)."""
     standard = expr.replace(lambda e: isinstance(e, sp.erfc) and type(e) is not sp.erfc,
-                            lambda e: sp.erfc(e.args[0])).replace(sigmoid, lambda u: sigmoid(u).definition())
+                            lambda e: sp.erfc(e.args[0])).replace(sigmoid, lambda u: sigmoid(u).definition()).replace(Shielded, lambda x, cond, at: x)
     if any(not isinstance(f, EVALUATED) for f in standard.atoms(sp.Function)):
         return None
     return sp.lambdify(symbols, standard, modules=[_HUGE_SAFE, "mpmath"])

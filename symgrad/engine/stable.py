@@ -34,7 +34,7 @@ from fractions import Fraction
 import mpmath
 import sympy as sp
 
-from ..ir import IsInf, Term, sigmoid
+from ..ir import IsInf, Shielded, Term, sigmoid
 from ..steps import Rewritten
 from . import numbers
 
@@ -282,7 +282,24 @@ def limit_guards(expr, x):
         branches.append((free * value.xreplace({s: x}), condition))
     if not branches:
         return expr, []
+    at = _finite_point(h, s)
+    if at is not None:  # the formula read at a finite point where a guard holds (autograd differentiates it there)
+        expr = free * h.xreplace({s: Shielded(x, sp.Or(*[c for _, c in branches]), at)})
     return sp.Piecewise(*branches, (expr, True)), branches
+
+
+#: where :func:`_finite_point` looks
+_CANDIDATES = (sp.S.Zero, sp.S.One, -sp.S.One, sp.S.Half, sp.Integer(2))
+
+
+def _finite_point(h, s):
+    """A small number at which h and its derivative are finite (None if none of a few is)."""
+    slope = sp.diff(h, s)
+    for at in _CANDIDATES:
+        values = [_value(f, s, mpmath.mpf(int(at.p)) / int(at.q), _DIGITS) for f in (h, slope)]
+        if all(v is not None and mpmath.isfinite(v) for v in values):
+            return at
+    return None
 
 
 def stabilise(term: Term, reads) -> tuple:

@@ -6,6 +6,7 @@ import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from ..ir import Shielded
 from .fold import fold_constants
 from .text import size_code
 
@@ -27,6 +28,7 @@ class ArrayPrinter(SciPyPrinter):
     module = "xp"
     special = "scipy.special."
     accurate_erfc = False  # True: erfc prints as the runtime's _erfc (float64's far tail)
+    shields = False        # True: a Shielded element prints as where(cond, at, x) (autograd reads it)
     wide_constants = True  # numbers past float16's range as xp.float64 (the frameworks compare in their dtype)
 
     def __init__(self, settings=None):
@@ -84,6 +86,9 @@ class ArrayPrinter(SciPyPrinter):
         """σ(u) as its definition 1/(1 + exp(−u)): right where exp(−u) overflows (1/∞ is 0), and no
         module to import for it (the frameworks print their own sigmoid, whose derivative is finite)."""
         return self._print(expr.definition())
+
+    def _print_Shielded(self, expr):  # (the value never depends on the shield: x itself)
+        return self._print(expr.args[0])
 
     def _nested(self, function, args):
         """``xp.maximum(a, xp.maximum(b, c))``: NumPy's two-argument ufunc applied in turn."""
@@ -143,13 +148,14 @@ class CuPyArrayPrinter(ArrayPrinter):
 def array_code(expr, printer=None) -> str:
     """Print an array expression with constants folded to floats (keeps float32 float32)."""
     printer = printer or ArrayPrinter()
-    return printer.doprint(fold_constants(expr))
+    return printer.doprint(fold_constants(expr if printer.shields else Shielded.lift(expr)))
 
 
 def array_statements(expr, out: str, printer=None) -> list:
     """``out = expr`` as statements, each common subexpression computed once into ``out_s<k>``
     (the tanh in a tanh-GELU gradient appears three times in the derived expression)."""
     printer = printer or ArrayPrinter()
+    expr = expr if printer.shields else Shielded.lift(expr)
     temps, (reduced,) = sp.cse(fold_constants(expr), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
     kept, sizes_only = [], {}
     for name, value in temps:  # a subexpression of sizes alone (log(D)) stays inline: a number, not an array
@@ -182,6 +188,7 @@ class _FrameworkPrinter(ArrayPrinter):
 
     special_names = ()
     wide_constants = False
+    shields = True
 
     def _module_format(self, fqn, register=True):
         if fqn.startswith("scipy.special."):
@@ -207,6 +214,12 @@ class _FrameworkPrinter(ArrayPrinter):
         derivative is taken from its value, so autograd through an emitted backward (the torch
         target's double backward) stays finite where 1/(1 + exp(−u)) would give ∞/∞."""
         return f"{self._module_format('scipy.special.expit')}({self._print(expr.args[0])})"
+
+    def _print_Shielded(self, expr):
+        """The element where the guard does not hold, a finite point where it does: autograd's gradient
+        of the unselected formula is then 0, not ∞·0 (the "double where")."""
+        x, cond, at = expr.args
+        return f"{self._module_format('numpy.where')}({self._print(cond)}, {self._print(at)}, {self._print(x)})"
 
     def _print_And(self, expr):
         return " & ".join(f"({self._print(a)})" for a in expr.args)

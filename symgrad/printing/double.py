@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..ir import IsInf, sigmoid
+from ..ir import IsInf, Shielded, sigmoid
 
 #: the functions computed in double-double (runtime piece double_double)
 WIDE_FUNCTIONS = ("exp", "erf", "erfc", "tanh")
@@ -57,6 +57,8 @@ class _Pairs:
             for value, c in reversed(branches):
                 result = self.call("where", self.condition(c), *self.pair(value), *result)
             return result
+        if isinstance(expr, Shielded):
+            return self.pair(expr.args[0])
         if isinstance(expr, sigmoid):
             return self._pair(expr.definition())
         if isinstance(expr, sp.Function) and expr.func.__name__ in WIDE_FUNCTIONS and len(expr.args) == 1:
@@ -132,6 +134,6 @@ def wide_statements(expr, out: str):
     """(statements setting the double ``out`` to ``expr`` computed in double-double, the
     double-double functions they call); ValueError where the expression has no such code."""
     pairs = _Pairs(out)
-    hi, lo = pairs.pair(expr)
+    hi, lo = pairs.pair(Shielded.lift(expr))
     pairs.used.add("value")
     return pairs.lines + [f"{out} = _dd_value({hi}, {lo})"], tuple(sorted(pairs.used))

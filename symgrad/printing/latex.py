@@ -5,11 +5,14 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.latex import LatexPrinter, greek_letters_set
 
-from ..ir import Term
+from ..ir import Shielded, Term
 from .text import tidy
 
 
 class IndexLatexPrinter(LatexPrinter):
+
+    def doprint(self, expr):
+        return super().doprint(Shielded.lift(expr) if isinstance(expr, sp.Basic) else expr)
 
     def _print_Symbol(self, expr, style="plain"):
         name = expr.name

@@ -8,6 +8,7 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
+from ..ir import Shielded
 from .fold import fold_constants
 
 #: functions the numba loops bind per dtype: double-precision versions LLVM vectorises, or libm's
@@ -57,6 +58,9 @@ class ElementPrinter(PythonCodePrinter):
     def _print_sigmoid(self, expr):  # 1/(1 + inf) is 0: no overflow in a value computed once
         return self._print(expr.definition())
 
+    def _print_Shielded(self, expr):  # (a value: the shield matters to autograd only)
+        return self._print(expr.args[0])
+
     def _print_IsInf(self, expr):
         x = self._print(expr.args[0])
         return f"(math.isinf({x}) and {x} {'>' if expr.args[1] > 0 else '<'} 0)"
@@ -75,7 +79,7 @@ class ElementPrinter(PythonCodePrinter):
 def element_statements(expr, out: str, printer=None) -> list:
     """``out = expr`` for one element as statements, common subexpressions named once."""
     printer = printer or ElementPrinter()
-    temps, (reduced,) = sp.cse(fold_constants(expr), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
+    temps, (reduced,) = sp.cse(fold_constants(Shielded.lift(expr)), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
     return [f"{name} = {printer.doprint(value)}" for name, value in temps] + [f"{out} = {printer.doprint(reduced)}"]
 
 
@@ -104,6 +108,7 @@ class _CudaPrinter(C99CodePrinter):
         return text
 
     _print_sigmoid = ElementPrinter._print_sigmoid
+    _print_Shielded = ElementPrinter._print_Shielded
 
     def _print_IsInf(self, expr):
         x = self._print(expr.args[0])
@@ -121,7 +126,7 @@ def c_code(expr, widen: bool = False, out: str = "out") -> str:
     subexpressions named once (inside cupy.ElementwiseKernel; erf, exp, tanh are CUDA's).  ``widen``:
     the inputs read as double — for float32 and float16 arrays, computed in double and rounded once
     on the store, as the NumPy modules compute them (runtime/blockwise.py)."""
-    folded = fold_constants(expr)
+    folded = fold_constants(Shielded.lift(expr))
     if widen:
         folded = folded.xreplace({v: sp.Symbol(f"((double){v})") for v in folded.free_symbols})
     temps, (reduced,) = sp.cse(folded, symbols=sp.numbered_symbols("t"), optimizations="basic")

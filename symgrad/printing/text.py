@@ -6,7 +6,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.printing.str import StrPrinter
 
-from ..ir import Term, plain
+from ..ir import Shielded, Term, plain
 
 
 class SizePrinter(PythonCodePrinter):
@@ -59,6 +59,9 @@ class _TextPrinter(StrPrinter):
 
     def _print_Indexed(self, expr):
         return "%s[%s]" % (self._print(expr.base.label), ", ".join(self._print(tidy(i)) for i in expr.indices))
+
+    def doprint(self, expr):
+        return super().doprint(Shielded.lift(expr) if isinstance(expr, sp.Basic) else expr)
 
     def _print_IsInf(self, expr):
         return "%s == %sinf" % (self._print(expr.args[0]), "+" if expr.args[1] > 0 else "-")
