@@ -55,3 +55,14 @@ def adjoint(tensor: str) -> str:
 def selector(tensor: str) -> str:
     """A max statement's tie-splitting selector (1/count at the maxima, 0 elsewhere)."""
     return f"{tensor}_sel"
+
+
+def identifier(text: str) -> str:
+    """``text`` as a Python identifier: each run of characters that cannot be in one as one ``_``
+    (``t1 -> t2`` is ``t1_t2``)."""
+    out = []
+    for c in text:
+        word = c.isalnum() or c == "_"
+        if word or not out or out[-1] != "\0":
+            out.append(c if word else "\0")
+    return "".join(out).replace("\0", "_")

@@ -711,3 +711,25 @@ def test_softmax_of_a_zero_dimensional_input(name):
         want = getattr(torch, name)(t, dim)
         want.backward(torch.tensor(1.5, dtype=torch.float64))
         assert np.shape(y) == () == np.shape(g) and y == want.item() and g == t.grad.item()
+
+
+@pytest.mark.parametrize("text", [
+    "input x[N, N]\nt1[n, i] = x[n, i] / (exp(tanh(x[n, i])) + 0.5) + erf(x[n, i])",
+    "input x[1]\nt1[i] = x[i] + (-(exp(tanh(x[i - 2])) + 0.5)^0.5)",
+])
+@pytest.mark.parametrize("backend", ["numpy", "cupy", "torch", "jax"])
+def test_the_pullback_keeps_only_what_the_forward_made(text, backend):
+    """Every residual a pullback is handed is bound before (an input, or a value the forward computed):
+    residuals are what the backward's units read, not names found in its text (a CUDA kernel's
+    temporaries t1, t2 once made a CuPy module hand over a `t1` it never computed: NameError)."""
+    import ast
+    from symgrad.second_order import derive_program_second_order
+    d = derive_program(parse_program(text))
+    tree = ast.parse(emit_program(d, backend, second=derive_program_second_order(d)))
+    for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef)]:
+        bound = {a.arg for a in fn.args.args} | {t.id for n in ast.walk(fn) if isinstance(n, (ast.Assign, ast.For))
+                                                 for t in ast.walk(n.targets[0] if isinstance(n, ast.Assign) else n.target)
+                                                 if isinstance(t, ast.Name)}
+        for call in [n for n in ast.walk(fn) if isinstance(n, ast.Call) and ast.unparse(n.func) == "functools.partial"]:
+            handed = {a.id for a in call.args[1:] if isinstance(a, ast.Name)}
+            assert handed <= bound, (fn.name, handed - bound)

@@ -12,13 +12,13 @@ before it; anything else ends it.  The group tries the fused loop (``_rows`` in
 :mod:`symgrad.runtime.jit`) and falls back to the members' own code."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ..naming import identifier
 from ..printing.text import size_code
-from .loops import Nest
+from .loops import Nest, Ref
 
 
 class _After:
@@ -50,6 +50,7 @@ class Unit:
     comment: tuple = ()      # comment lines before it
     row: str = None          # a row's shape, as code (results of two axes or more)
     step: object = None      # a pointwise step one CUDA kernel computes (emit/kernel_fusion.py)
+    reads: frozenset = frozenset()  # the names its code reads that code before it binds (tensors, sizes)
 
     @property
     def fusable(self) -> bool:
@@ -109,11 +110,8 @@ def fuse(op: str, units: list, prefix: str, groups: list, live: set) -> list:
 
     def close():
         nonlocal group
-        chunks.append([line for u in group.before for line in u.comment + u.lines])
-        if sum(m.nest is not None for m in group.members) < 2:
-            chunks.append([line for u in group.members for line in u.comment + u.lines])
-        else:
-            chunks.append(group)
+        chunks.append(group.before)
+        chunks.append(group if sum(m.nest is not None for m in group.members) >= 2 else group.members)
         group = Group()
 
     for unit in units:
@@ -126,21 +124,23 @@ def fuse(op: str, units: list, prefix: str, groups: list, live: set) -> list:
             if unit.fusable:
                 group.take(unit)
             else:
-                chunks.append(list(unit.comment + unit.lines))
+                chunks.append([unit])
     close()
     lines, found = [], []
     for chunk in reversed(chunks):  # from the end, so each group knows what is read after it
         if isinstance(chunk, Group):
-            chunk = _group_lines(op, chunk, prefix, found, live)
-        lines = chunk + lines
-        live = live | names_read(chunk)
+            lines = _group_lines(op, chunk, prefix, found, live) + lines
+            chunk = chunk.members
+        else:
+            lines = [line for u in chunk for line in u.comment + u.lines] + lines
+        live = live | reads(chunk)
     groups.extend(reversed(found))
     return lines
 
 
-def names_read(lines) -> set:
-    """Every name the code ``lines`` mentions outside comments."""
-    return {name for line in lines if not line.lstrip().startswith("#") for name in re.findall(r"[A-Za-z_]\w*", line)}
+def reads(units) -> frozenset:
+    """The names the code of ``units`` reads."""
+    return frozenset().union(*(u.reads for u in units))
 
 
 def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) -> list:
@@ -162,23 +162,22 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
         if m.nest is not None:
             k = len(elements)
             store[index] = f"row{k}" if index in scratch else f"out{len([i for i in store if i not in scratch])}"
-            rename = {"out": store[index], "element": f"element{k}"}
-            for j, array in enumerate(m.nest.arrays):
+            refs = []
+            for array in m.nest.arrays:
                 holds = made.get(array, array)
-                if isinstance(holds, int):
-                    rename[f"_x{j}"] = store[holds]
+                if isinstance(holds, int):  # a result of the group: its row, or the whole array it stores
+                    refs.append(Ref(store[holds], row=holds in scratch))
                 else:
                     if holds not in inputs:
                         inputs.append(holds)
-                    rename[f"_x{j}"] = f"_x{inputs.index(holds)}"
+                    refs.append(Ref(f"_x{inputs.index(holds)}"))
             scalars += [s for s in m.nest.scalars if s not in scalars]
-            pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in rename) + r")\b")
             body.append(f"        # {m.text}")
             if index in scratch:
                 rows.append(m.row)
                 body.append(f"        row{k} = xp.empty(_r{len(rows) - 1})")
-            at_rows = {store[i] for i in store if i in scratch}
-            body += [_row(pattern.sub(lambda hit: rename[hit.group(0)], line), at_rows) for line in m.nest.body[1:]]
+            # (the nest's first line, the prange over the rows, is the group's own)
+            body += list(m.nest.render(Ref(store[index], row=index in scratch), tuple(refs), f"element{k}")[1:])
             elements.append(m.nest)
             functions |= set(m.nest.functions)
         made.update(bound(m, index, made))
@@ -209,15 +208,6 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
         ["else:"] + ["    " + line for line in own]
 
 
-def _row(line: str, rows: set) -> str:
-    """A loop line with the row-at-a-time results (``rowK``) read and written without the row
-    index: ``rowK[_i0, j]`` is ``rowK[j]``, ``rowK.shape[1]`` is ``rowK.shape[0]``."""
-    for r in rows:
-        line = re.sub(rf"\b{r}\[_i0, ", f"{r}[", line)
-        line = re.sub(rf"\b{r}\.shape\[(\d+)\]", lambda hit: f"{r}.shape[{int(hit.group(1)) - 1}]", line)
-    return line
-
-
 def _store(m: Unit) -> list:
     if m.into is None:
         return []
@@ -225,4 +215,4 @@ def _store(m: Unit) -> list:
 
 
 def _ident(text: str) -> str:
-    return re.sub(r"\W+", "_", text).strip("_")
+    return identifier(text).strip("_")

@@ -11,8 +11,7 @@ Within the run each value is a local of the kernel's body; a made array is writt
 code after the run reads it (``live``).  A run of one step keeps the step's own code."""
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -22,20 +21,24 @@ from ..forms.form import align, array_of
 from ..forms.sum import views
 from ..printing.scalar import c_code
 from ..printing.text import shape_code
-from .fusion import Unit, names_read
+from .fusion import Unit, reads as reads_of
 
 
 @dataclass(frozen=True)
 class Step:
     """A pointwise step: ``name`` (the array it leaves, its adjoint when it adds into one) gets
     ``value``, an expression in the symbols of ``reads`` (read code -> symbol), of shape ``shape``;
-    ``prelude``: the code of its other terms (a convolution), run first, whose results it reads."""
+    ``prelude``: the code of its other terms (a convolution), run first, whose results it reads.
+    ``sources``: per read code, the array it reads (None: a result of the prelude); ``prelude_reads``:
+    the arrays the prelude reads."""
 
     name: str
     value: sp.Expr
     reads: dict
     shape: str
     prelude: tuple = ()
+    sources: dict = field(default_factory=dict)
+    prelude_reads: frozenset = frozenset()
 
 
 def step(forms, target, into: str = None, add: bool = False) -> Step | None:
@@ -48,29 +51,36 @@ def step(forms, target, into: str = None, add: bool = False) -> Step | None:
         return None
     used = sorted({a.base.name for f in forms for a in f.term.accesses} & set(target.tensors))
     reads, value, prelude = {}, sp.S.Zero, list(views(target.tensors, used))
+    sources, prelude_reads = {}, {name for name in used if target.tensors[name].viewed}  # (views: the prelude's)
     for k, form in enumerate(forms):
         if form not in pointwise:  # its own code leaves it whole, in the target's layout
             part = naming.term(target.out, k)
             prelude += list(kind(form.kind).code(form, replace(target, out=part)).lines)
+            prelude_reads |= {a.base.name for a in form.term.accesses} | \
+                {form.fields[f] for f in ("lhs", "rhs") if form.fields.get(f)}
             value += reads.setdefault(part, sp.Symbol(f"_p{len(reads)}"))
+            sources[part] = None
             continue
         mapping = {}
         for acc, spec in zip(form.term.accesses, form.layout["operands"]):
             code = align(array_of(spec["tensor"], target.tensors), spec["vars"], target.out_vars, target.backend)
             mapping[acc] = reads.setdefault(code, sp.Symbol(f"_p{len(reads)}"))
+            sources[code] = spec["tensor"]
         factor = form.term.factor.xreplace(mapping)
         if not factor.free_symbols <= set(reads.values()):
             return None  # a size in the expression: the form's own code passes it
         value += factor
     if add:
         value = reads.setdefault(into, sp.Symbol(f"_p{len(reads)}")) + value
+        sources[into] = into
     if not reads:
         return None  # a constant: nothing for a kernel to read
     try:
         c_code(value)
     except (NotImplementedError, ValueError):  # polygamma, Bessel functions: array code computes it
         return None
-    return Step(into or target.out, value, reads, shape_code(target.tensor.dims), tuple(prelude))
+    return Step(into or target.out, value, reads, shape_code(target.tensor.dims), tuple(prelude), sources,
+                frozenset(prelude_reads))
 
 
 def fuse_kernels(units: list, live: set, prefix: str) -> list:
@@ -90,7 +100,7 @@ def fuse_kernels(units: list, live: set, prefix: str) -> list:
         if len(chunk) > 1:
             chunk = [_kernel_unit(chunk, live, prefix, taken)]
         out = chunk + out
-        live = live | names_read([line for u in chunk for line in u.lines])
+        live = live | reads_of(chunk)
     return out
 
 
@@ -98,12 +108,10 @@ def _joins(run: list, s: Step) -> bool:
     """Whether ``s`` continues ``run``: the same shape, what the run made read only whole, and its
     prelude (run before the kernel) reading nothing the run made."""
     made = {u.step.name for u in run}
-    if s.shape != run[0].step.shape or names_read(s.prelude) & made:
+    if s.shape != run[0].step.shape or s.prelude_reads & made:
         return False
-    for code in s.reads:
-        if code not in made and set(re.findall(r"[A-Za-z_]\w*", code)) & made:
-            return False  # a made array through a view: another shape of access
-    return True
+    # a made array through a view (another shape of access) ends the run
+    return not any(code not in made and source in made for code, source in s.sources.items())
 
 
 def _kernel_unit(run: list, live: set, prefix: str, taken: set) -> Unit:
@@ -128,7 +136,7 @@ def _kernel_unit(run: list, live: set, prefix: str, taken: set) -> Unit:
     for wide in (False, True):
         bodies[wide] += [f"_o{j} = {local[name]};" for j, name in enumerate(outputs)]
     first = next(iter(params))
-    name = re.sub(r"\W+", "_", f"symgrad_{prefix}_{run[0].step.name}_to_{run[-1].step.name}")
+    name = naming.identifier(f"symgrad_{prefix}_{run[0].step.name}_to_{run[-1].step.name}")
     while name in taken:
         name += "_"
     taken.add(name)
@@ -142,4 +150,5 @@ def _kernel_unit(run: list, live: set, prefix: str, taken: set) -> Unit:
     args = ", ".join(list(params) + [f"_o{j}" for j in range(len(outputs))])
     lines.append(f"fused({ins!r}, body, {name!r}, {outs!r})({args})")
     lines += [f"{o} = _o{j}" for j, o in enumerate(outputs)]
-    return replace(run[0], lines=tuple(comment + lines), step=None, out=None, into=None, add=False, comment=())
+    return replace(run[0], lines=tuple(comment + lines), step=None, out=None, into=None, add=False, comment=(),
+                   reads=reads_of(run))

@@ -3,8 +3,8 @@ statements (runtime piece ``jit`` runs them; ``jit_<function>`` supplies float32
 and ``exp`` that LLVM vectorises)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import Callable
 
 import sympy as sp
 
@@ -66,21 +66,47 @@ def loop(forms, result: str, names: list):
 
 
 @dataclass(frozen=True)
+class Ref:
+    """An array as a loop nest names it; ``row``: the loop holds one row of it at a time (the row
+    being computed), read and written without the row index."""
+
+    name: str
+    row: bool = False
+
+    def at(self, indices) -> str:
+        if self.row:
+            assert indices[0] == "_i0", (self.name, indices)  # a row is read at its own row only
+            indices = indices[1:]
+        return f"{self.name}[{', '.join(indices)}]"
+
+    def extent(self, axis: int) -> str:
+        return f"{self.name}.shape[{axis - self.row}]"
+
+
+@dataclass(frozen=True)
 class Nest:
     """An elementwise form list as one numba loop nest over the target's index space: ``element``
     takes the operands' values (``params``, each read at its own indices) and the sizes and
-    constants the expression uses (``scalars``); ``body`` is the nest itself."""
+    constants the expression uses (``scalars``); ``render(out, arrays, element)`` writes the nest's
+    loop lines for the names the caller gives the result, the arrays and the element function (a
+    nest of its own: ``out``, ``_x0``, …, ``element``; a member of a fused row loop: its names
+    there, rows held one at a time among them)."""
 
     params: str
     lines: tuple
     result: str
     arrays: tuple       # the arrays the nest reads, in argument order (tensor names)
     scalars: tuple      # the size symbols and constants it reads, in argument order
-    body: tuple         # the loop lines (inside ``def loop(out, …)``)
-    functions: tuple
+    render: Callable = None  # (out: Ref, arrays: tuple of Ref, element: str) -> the loop lines
+    functions: tuple = ()
     rows: tuple = None  # per array, whether every read of it is at the row being computed (axis 0
     #                     read at the output's first index); None: the nest is not row by row (its
     #                     first loop is not the prange over the output's first axis)
+
+    @property
+    def body(self) -> tuple:
+        """The loop lines of the nest on its own (inside ``def loop(out, _x0, …)``)."""
+        return self.render(Ref("out"), tuple(Ref(f"_x{k}") for k in range(len(self.arrays))), "element")
 
     @property
     def loop_args(self) -> str:
@@ -122,26 +148,37 @@ def nest(forms, result: str, out_vars: tuple, tensors: dict, target):
     except (ValueError, NotImplementedError):
         return None
     index = {v: f"_i{k}" for k, v in enumerate(out_vars)}
-    arg = {name: f"_x{k}" for k, name in enumerate(arrays)}
-    values = ", ".join([f"_F({arg[a.base.name]}[{', '.join('0' if v is None else index[v] for v in r)}])"
-                        for a, r in zip(accesses, reads)] + [f"_F({s})" for s in scalars])
-    body, pad = [], "    "
-    for k, v in enumerate(out_vars):
-        body.append(f"{pad}for {index[v]} in {'numba.prange' if k == 0 else 'range'}(out.shape[{k}]):")
-        pad += "    "
-    store = f"out[{', '.join(index[v] for v in out_vars)}]"
-    if mask:
-        body += [f"{pad}{store} = element({values}) if {mask} else 0"]
-    else:
-        body += [f"{pad}{store} = element({values})"]
+    slot = {name: k for k, name in enumerate(arrays)}
+
+    def render(out: Ref, refs: tuple, element: str) -> tuple:
+        values = ", ".join([f"_F({refs[slot[a.base.name]].at(['0' if v is None else index[v] for v in r])})"
+                            for a, r in zip(accesses, reads)] + [f"_F({s})" for s in scalars])
+        body, pad = [], "    "
+        for k, v in enumerate(out_vars):
+            body.append(f"{pad}for {index[v]} in {'numba.prange' if k == 0 else 'range'}({out.extent(k)}):")
+            pad += "    "
+        store = out.at([index[v] for v in out_vars])
+        return tuple(body + [f"{pad}{store} = {element}({values})" + (f" if {mask} else 0" if mask else "")])
+
     return Nest(", ".join(str(p) for p in params.values()) + "".join(f", {s}" for s in scalars), tuple(lines),
-                result, arrays, scalars, tuple(body), tuple(sorted(printer.used_functions)),
+                result, arrays, scalars, render, tuple(sorted(printer.used_functions)),
                 _row_reads(arrays, accesses, reads, out_vars[0]))
 
 
 def _row_reads(arrays, accesses, reads, row) -> tuple:
     """Per array, whether every read of it takes axis 0 at the output's first index ``row``."""
     return tuple(all(r and r[0] == row for a, r in zip(accesses, reads) if a.base.name == name) for name in arrays)
+
+
+class _ReadPrinter(ElementPrinter):
+    """Element code with the symbols standing for array reads printed as the code reading them."""
+
+    def __init__(self, reads: dict):
+        super().__init__()
+        self.reads = reads
+
+    def _print_Symbol(self, expr):
+        return self.reads[expr] if expr in self.reads else super()._print_Symbol(expr)
 
 
 def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
@@ -176,52 +213,55 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
     printer = ElementPrinter()
     try:
         lines = element_statements(summand, result, printer)
-        post_code = printer.doprint(post)
+        printer.doprint(post)
         sizes = {v: printer.doprint(e).replace("_F(", "int(") for v, e in extents.items()}
     except (ValueError, NotImplementedError):
         return None
     arrays = tuple(dict.fromkeys(a.base.name for a in inner_reads + outer_reads))
-    arg = {name: f"_x{k}" for k, name in enumerate(arrays)}
+    slot = {name: k for k, name in enumerate(arrays)}
     index = {**{v: f"_i{k}" for k, v in enumerate(out_vars)}, **{v: f"_s{k}" for k, v in enumerate(sums)}}
-    read = lambda a, r: f"_F({arg[a.base.name]}[{', '.join('0' if v is None else index[v] for v in r)}])"
-    values = ", ".join([read(a, r) for a, r in zip(inner_reads, vars_in)] + [f"_F({s})" for s in scalars])
-    finish = post_code
-    for a, r in zip(outer_reads, vars_out):
-        finish = re.sub(rf"\b{outer_p[a]}\b", read(a, r), finish)
-    finish = result if post == 1 else f"{result} * ({finish})"
-    store = ", ".join(index[v] for v in out_vars)
+    outs = [index[v] for v in out_vars]
     widest = max(vars_in, key=lambda r: len([v for v in r if v is not None]))
     rows = [v for v in widest if v is not None][-1] in sums
-    body, pad = [], "    "
-    if rows:
-        for k, v in enumerate(out_vars):
-            body.append(f"{pad}for {index[v]} in {'numba.prange' if k == 0 else 'range'}(out.shape[{k}]):")
-            pad += "    "
-        body.append(f"{pad}_total = 0.0")
-        for v in sums[:-1]:
-            body.append(f"{pad}for {index[v]} in range({sizes[v]}):")
-            pad += "    "
-        last, size = index[sums[-1]], sizes[sums[-1]]  # the innermost summands as one row, for _sum
-        body += [f"{pad}_row = xp.empty({size})", f"{pad}for {last} in range({size}):",
-                 f"{pad}    _row[{last}] = element({values})", f"{pad}_total += _sum(_row)"]
-        pad = pad[:len(pad) - 4 * (len(sums) - 1)]
-        body.append(f"{pad}{result} = _total")
-        body.append(f"{pad}out[{store}] = {finish}")
-    else:
-        body.append(f"{pad}_totals = xp.zeros(out.shape)")
-        for v in sums:
-            body.append(f"{pad}for {index[v]} in range({sizes[v]}):")
-            pad += "    "
-        for k, v in enumerate(out_vars):
-            body.append(f"{pad}for {index[v]} in range(out.shape[{k}]):")
-            pad += "    "
-        body.append(f"{pad}_totals[{store}] += element({values})")
-        pad = "    "
-        for k, v in enumerate(out_vars):
-            body.append(f"{pad}for {index[v]} in range(out.shape[{k}]):")
-            pad += "    "
-        body.append(f"{pad}{result} = _totals[{store}]")
-        body.append(f"{pad}out[{store}] = {finish}")
+
+    def render(out: Ref, refs: tuple, element: str) -> tuple:
+        def read(a, r):
+            return f"_F({refs[slot[a.base.name]].at(['0' if v is None else index[v] for v in r])})"
+        values = ", ".join([read(a, r) for a, r in zip(inner_reads, vars_in)] + [f"_F({s})" for s in scalars])
+        finish = _ReadPrinter({outer_p[a]: read(a, r) for a, r in zip(outer_reads, vars_out)}).doprint(post)
+        finish = result if post == 1 else f"{result} * ({finish})"
+        body, pad = [], "    "
+        if rows:
+            for k, v in enumerate(out_vars):
+                body.append(f"{pad}for {index[v]} in {'numba.prange' if k == 0 else 'range'}({out.extent(k)}):")
+                pad += "    "
+            body.append(f"{pad}_total = 0.0")
+            for v in sums[:-1]:
+                body.append(f"{pad}for {index[v]} in range({sizes[v]}):")
+                pad += "    "
+            last, size = index[sums[-1]], sizes[sums[-1]]  # the innermost summands as one row, for _sum
+            body += [f"{pad}_row = xp.empty({size})", f"{pad}for {last} in range({size}):",
+                     f"{pad}    _row[{last}] = {element}({values})", f"{pad}_total += _sum(_row)"]
+            pad = pad[:len(pad) - 4 * (len(sums) - 1)]
+            body.append(f"{pad}{result} = _total")
+            body.append(f"{pad}{out.at(outs)} = {finish}")
+        else:
+            body.append(f"{pad}_totals = xp.zeros({out.name}.shape)")
+            for v in sums:
+                body.append(f"{pad}for {index[v]} in range({sizes[v]}):")
+                pad += "    "
+            for k, v in enumerate(out_vars):
+                body.append(f"{pad}for {index[v]} in range({out.extent(k)}):")
+                pad += "    "
+            body.append(f"{pad}_totals[{', '.join(outs)}] += {element}({values})")
+            pad = "    "
+            for k, v in enumerate(out_vars):
+                body.append(f"{pad}for {index[v]} in range({out.extent(k)}):")
+                pad += "    "
+            body.append(f"{pad}{result} = _totals[{', '.join(outs)}]")
+            body.append(f"{pad}{out.at(outs)} = {finish}")
+        return tuple(body)
+
     params = ", ".join(str(p) for p in inner_p.values()) + "".join(f", {s}" for s in scalars)
-    return Nest(params, tuple(lines), result, arrays, scalars, tuple(body), tuple(sorted(printer.used_functions)),
+    return Nest(params, tuple(lines), result, arrays, scalars, render, tuple(sorted(printer.used_functions)),
                 _row_reads(arrays, inner_reads + outer_reads, vars_in + vars_out, out_vars[0]) if rows else None)

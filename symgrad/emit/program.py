@@ -5,7 +5,6 @@ statement's code and each adjoint contribution's from its recognised forms, pour
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import replace
 
 import sympy as sp
@@ -27,7 +26,7 @@ from .loops import nest as loop_nest
 from .loops import reduction_nest
 from .framework import camel
 from .module import _require_concrete
-from .fusion import Unit, fuse, names_read
+from .fusion import Unit, fuse, reads
 from .kernel_fusion import fuse_kernels, step
 
 
@@ -40,6 +39,18 @@ def _alias(forms, target):
             and not target.tensors[factor.base.name].viewed and not target.tensor.viewed:
         return factor.base.name
     return None
+
+
+def _reads(forms, target, *names) -> frozenset:
+    """The names the code computing ``forms`` into ``target`` reads (besides ``names``): the tensors
+    the forms read and every size in their terms and in those tensors' and the target's shapes (a
+    superset of what the code prints: liveness, residuals)."""
+    tensors = {a.base.name for f in forms for a in f.term.accesses} | \
+        {f.fields[k] for f in forms for k in ("lhs", "rhs") if f.fields.get(k)}
+    shapes = [target.tensor] + [target.tensors[n] for n in sorted(tensors) if n in target.tensors]
+    symbols = set().union(*[f.term.expr().free_symbols for f in forms],
+                          *[sp.sympify(d).free_symbols for t in shapes for d in t.dims])
+    return frozenset(tensors | {str(s) for s in symbols} | {n for n in (target.like, *names) if n})
 
 
 def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list, into: str = None,
@@ -61,11 +72,12 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
     fold = fold and n is not None
     added = add and not fold
     store = [] if into is None else [f"{into} = {into} + {out}" if added else f"{into} = {out}"]
+    read = _reads(forms, target, *([into] if add else []))
     if alias:
-        return Unit((f"{out} = {alias}", *store), out=out, into=into, add=added, alias=alias)
+        return Unit((f"{out} = {alias}", *store), out=out, into=into, add=added, alias=alias, reads=read | {alias})
     if n is None:  # (CuPy: a pointwise step a fused kernel may take, emit/kernel_fusion.py)
         pointwise = step(forms, target, into, added) if target.backend.fused else None
-        return Unit(tuple(body.lines) + tuple(store), step=pointwise)
+        return Unit(tuple(body.lines) + tuple(store), step=pointwise, reads=read)
     nests.append({"name": name, "text": text, "nest": n})
     work = sp.Mul(*target.tensor.dims, *[hi + 1 for _, _, hi in forms[0].term.sums])  # a reduction visits its summand's grid
     extra = f", {size_code(work)}" if forms[0].term.sums else ""
@@ -75,7 +87,7 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
     lines = [call, f"if {out} is None:"] + ["    " + line for line in fallback] + store
     dims = target.tensor.dims
     return Unit(tuple(lines), out=out, nest=n, text=text, shape=shape_code(dims), extent=dims[0],
-                work=work, into=into, add=added, row=shape_code(dims[1:]) if len(dims) > 1 else None)
+                work=work, into=into, add=added, row=shape_code(dims[1:]) if len(dims) > 1 else None, reads=read)
 
 
 def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, live: set, prefix: str) -> tuple:
@@ -94,7 +106,7 @@ def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, liv
                       nests)
         units.append(replace(unit, comment=(f"# {k}. {statement_text(stmt)}",)))
         if stmt.stop and spec.stop:  # stop_gradient: no gradient through it, of any order
-            units.append(Unit((f"{stmt.name} = {spec.stop.format(stmt.name)}",)))
+            units.append(Unit((f"{stmt.name} = {spec.stop.format(stmt.name)}",), reads=frozenset({stmt.name})))
         blocks.append({"text": statement_text(stmt),
                        "forms": [{"kind": f.kind, "fields": form_summary(f)["fields"]} for f in s.forward]})
     if spec.fused:
@@ -117,7 +129,7 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
                          True, spec)
             selector = REDUCE_MAX.selector(s.forward[0], sel, stmt.name)
             code += selector
-            steps.append(Unit(tuple(selector.lines)))
+            steps.append(Unit(tuple(selector.lines), reads=_reads(s.forward, sel, stmt.name)))
         parts = []
         for name, grad in grads.items():
             if not grad.forms:  # the statement's value does not depend on it (every read outside its range)
@@ -138,9 +150,10 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
         units += [replace(steps[0], comment=(f"# through {statement_text(stmt)}",))] + steps[1:]
         blocks.append({"text": statement_text(stmt), "upstream": naming.grad(stmt.name), "parts": parts})
     live = {naming.grad(t.name) for t in d.program.inputs}  # the gradients returned
+    read = reads(units)
     if spec.fused:
         units = fuse_kernels(units, live, f"{prefix}backward")
-    return code, blocks, started, fuse(d.program.name, units, f"{prefix}backward", groups, live)
+    return code, blocks, started, fuse(d.program.name, units, f"{prefix}backward", groups, live), read
 
 
 def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = "") -> dict:
@@ -153,9 +166,10 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     spec = find_backend(backend)
     tensors = d.tensors
     nests, groups = [], []
-    backward_code, backward, started, backward_lines = _backward(d, tensors, spec, nests, groups, prefix)
-    forward_code, forward, forward_lines = _forward(d, tensors, spec, nests, groups,
-                                                    names_read(backward_lines) | set(p.outputs), prefix)
+    backward_code, backward, started, backward_lines, backward_reads = _backward(d, tensors, spec, nests, groups,
+                                                                                 prefix)
+    forward_code, forward, forward_lines = _forward(d, tensors, spec, nests, groups, backward_reads | set(p.outputs),
+                                                    prefix)
     interface = p.interface()
     bind, sizes = bind_statements(interface)
     for s in d.statements:
@@ -171,10 +185,10 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     names, imports, runtime = _inlined(pieces, code.imports, spec)
     outputs = [p.tensors[name] for name in p.outputs]
     args = ", ".join(t.name for t in p.inputs)
-    read = "\n".join(line for line in backward_lines if not line.lstrip().startswith("#"))
-    read += "\n".join(line for t in outputs for line in grad_output_statements(_single(interface, t), "g"))
+    # what the pullback reads: the backward's code, and the sizes of the outputs its checks compare with
+    read = backward_reads | {str(s) for t in outputs for d in t.dims for s in sp.sympify(d).free_symbols}
     kept = [s.statement.name for s in d.statements] + [str(v) for v in sizes] + [str(c) for c in p.constants]
-    residuals = [t.name for t in p.inputs] + [n for n in kept if re.search(rf"\b{re.escape(n)}\b", read)]
+    residuals = [t.name for t in p.inputs] + [n for n in kept if n in read]
     residuals += (["_lead"] if rows else []) + (["dim"] if p.dim else []) + (["_kinds"] if spec.fused else [])
     grad_outputs = [naming.GRAD_OUTPUT] if len(outputs) == 1 else [f"{naming.GRAD_OUTPUT}_{t.name}" for t in outputs]
     context = {
