@@ -90,12 +90,16 @@ def test_the_arbiter_judges_values_and_second_order():
 
 
 @needs_torch
-def test_float32_is_judged_against_torchs_float32_and_the_gradient_flowing_in():
+def test_float32_is_judged_against_torchs_float32_and_the_size_of_what_it_is_computed_from():
     c = Checker(_square(), {"N": 4}, 2, Result(0, False, "", {}))
     zero, g = np.zeros(4), [np.full(4, 3.0)]
-    c.float32_agree("float32 backward", [zero + 1e-6], [zero], [zero], cotangents=g)  # cancellation's rounding
+    c.float32_agree("float32 backward", [zero + 1e-6], [zero], [zero], scale=g)  # cancellation's rounding
     with pytest.raises(Failure, match="torch float32's 0.00e"):
-        c.float32_agree("float32 backward", [zero + 1e-3], [zero], [zero], cotangents=g)
+        c.float32_agree("float32 backward", [zero + 1e-3], [zero], [zero], scale=g)
+    # a forward that is 0 by cancellation (x − mean over a constant axis; campaign seed 34, program 2626)
+    c.float32_agree("float32 forward", [zero - 5.96e-8], [zero], [zero], scale=[np.full(4, 1.5)])
+    with pytest.raises(Failure):
+        c.float32_agree("float32 forward", [zero - 5.96e-8], [zero], [zero])
     truth = np.linspace(1, 2, 4)
     c.float32_agree("float32 forward", [truth * (1 + 1e-6)], [truth], [truth])
     with pytest.raises(Failure):                           # a hundredth of a percent off: precision lost

@@ -219,13 +219,14 @@ class Checker:
         raise Failure("wrong", check, f"projection {po:.10g}, reference {pt:.10g}, truth {truth:.10g}; "
                                       f"worst part {k}: {_show(ours[k], want[k])}")
 
-    def float32_agree(self, check: str, ours: list, torch32: list, truth: list, cotangents=()):
+    def float32_agree(self, check: str, ours: list, torch32: list, truth: list, scale=()):
         """symgrad's float32 results no further from the float64 truth than TOL32 or RATIO32 times torch's
-        float32.  Gradients (``cotangents``: the gradients flowing in): one that is 0 in exact arithmetic is
-        the rounding of terms that cancel, sums of terms the size of the gradient flowing in, so its error
-        is measured against that size at least.  (The float64 checks hold the formula to 1e-9; this one
-        catches a float32 result that loses precision.)"""
-        floor = max([1e-3] + [float(np.abs(g).max()) for g in cotangents if g.size])
+        float32.  A result that is 0 in exact arithmetic is the rounding of terms that cancel, and those
+        are the size of what it is computed from (``scale``: a gradient's, the gradients flowing in; the
+        forward's, the inputs), so its error is measured against that size at least (float32 cannot do
+        better than its epsilon times it; torch, which adds float32 in double, may).  (The float64 checks
+        hold the formula to 1e-9; this one catches a float32 result that loses precision.)"""
+        floor = max([1e-3] + [float(np.abs(g).max()) for g in scale if g.size])
         for k, (a, t32, t) in enumerate(zip(ours, torch32, truth)):
             mine, theirs = gap(a, t, floor), gap(t32, t, floor)
             if mine > max(TOL32, RATIO32 * theirs):
@@ -302,8 +303,8 @@ def _float32(c: Checker, module):
     ys32 = [values[o] for o in c.outputs]
     g32t = _grad(ys32, [xs[n] for n in c.inputs], [torch.tensor(g) for g in g32])
     g32t = [_f64(g) if g is not None else np.zeros(c.arrays[n].shape) for g, n in zip(g32t, c.inputs)]
-    c.float32_agree("float32 forward", ys, [_f64(y) for y in ys32], c.values)
-    c.float32_agree("float32 backward", list(grads), g32t, c.grads, cotangents=c.g)
+    c.float32_agree("float32 forward", ys, [_f64(y) for y in ys32], c.values, scale=arrays)
+    c.float32_agree("float32 backward", list(grads), g32t, c.grads, scale=c.g)
 
 
 def _torch_checks(c: Checker, module, name: str):
