@@ -467,7 +467,7 @@ def cmd_docs(args):
 
 
 def parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
     p = argparse.ArgumentParser(prog="symgrad", description="Symbolic backward passes from index notation.",
                                 allow_abbrev=False)  # --strid is not --stride
     p.add_argument("--version", action="version", version=f"symgrad {__version__}")

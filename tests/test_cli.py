@@ -316,7 +316,11 @@ def test_gpu_roofline_uses_the_peak_of_the_dtype():
 def test_version_and_help_on_every_flag(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
-    assert done.value.code == 0 and capsys.readouterr().out.startswith("symgrad ")
+    tomllib = pytest.importorskip("tomllib")  # (Python 3.11+)
+    from pathlib import Path
+    from symgrad.version import __version__
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    assert done.value.code == 0 and capsys.readouterr().out == f"symgrad {declared}\n" and __version__ == declared
     from symgrad.cli import parser
     for name, sub in parser()._subparsers._group_actions[0].choices.items():
         for action in sub._actions:

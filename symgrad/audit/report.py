@@ -8,7 +8,7 @@ from pathlib import Path as FilePath
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from . import truth
 from .paths import machine
 from .run import EPS32, ULPS32, TOLERANCE64, case_dict, tolerance

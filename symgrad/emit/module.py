@@ -7,7 +7,8 @@ import json
 
 import sympy as sp
 
-from .. import __version__, naming
+from .. import naming
+from ..version import __version__
 from ..backends import backend as find_backend
 from ..derive import Derivation
 from ..forms import Target, jsonable, kind

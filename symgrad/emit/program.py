@@ -9,7 +9,8 @@ from dataclasses import replace
 
 import sympy as sp
 
-from .. import __version__, naming
+from .. import naming
+from ..version import __version__
 from ..backends import backend as find_backend
 from ..forms import Target, jsonable
 from ..forms.form import Code, Form
