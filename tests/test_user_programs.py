@@ -197,6 +197,21 @@ def test_a_power_inside_a_stable_form_stays_a_power():
                   [_normal(3, 3, seed=140), np.array(-0.7)])
 
 
+@needs_torch
+def test_a_constant_index_read_sums_its_gradient_in_place():
+    """x[2, d] read at every (n, d, i): its gradient is a sum of dt1 over n and i placed at row 2, a
+    reduce_sum masked by [2 == j] and by [2 < N] (on sizes alone); it was a generic gather over the grid
+    (j, d, n, i), 32 GiB at N = 1024, D = 64 (campaign seed 35, program 2419)."""
+    import torch
+    text = "input x[N, D]\nt1[n, d, i] = x[2, d] * cos(x[n, i])"
+    d = derive_program(parse_program(text))
+    (over_both,) = [f for _, g in d.adjoints["x"] for f in g.forms if len(f.term.sums) == 2]
+    assert over_both.kind == "reduce_sum"
+    for n in (4, 2):  # (N = 2: row 2 is outside x, that read is 0)
+        against_torch(text, lambda x: (x[2] if len(x) > 2 else torch.zeros_like(x[0]))[None, :, None]
+                      * torch.cos(x)[:, None, :], [_normal(n, 3, seed=2419)])
+
+
 # 5.–15. programs that crashed --------------------------------------------------------------------------
 
 @needs_torch

@@ -8,7 +8,7 @@ from .. import naming
 from ..printing.array import array_code, array_statements
 from ..printing.scalar import c_code
 from ..printing.text import shape_code, text
-from .generic import index_mask
+from .generic import guard_code, index_mask
 from .kernels import KERNELS, recognise
 from .form import Code, Form, Kind, align, array_of, plain_reads, printed, same_size
 
@@ -24,10 +24,18 @@ def _c_bodies(factor):
 
 
 def mask_statements(guards, target, printer) -> list:
-    """``target.out`` set to 0 where a guard on the target's indices fails (index grids, one where)."""
-    lines, mask = index_mask(guards, target.out_vars, target.tensor.dims, printer, target.backend, target.out)
-    dims = shape_code(target.tensor.dims)
-    return lines + [f"{target.out} = xp.where({mask}, xp.broadcast_to({target.out}, {dims}), 0)"]
+    """``target.out`` set to 0 where a guard on the target's indices fails (index grids, one where),
+    and wholly where a guard on sizes alone fails (a Python bool: no array to take a where of)."""
+    indexed = [g for g in guards if g.free_symbols & set(target.out_vars)]
+    dims, out, lines = shape_code(target.tensor.dims), target.out, []
+    if indexed:
+        lines, mask = index_mask(indexed, target.out_vars, target.tensor.dims, printer, target.backend, out)
+        lines.append(f"{out} = xp.where({mask}, xp.broadcast_to({out}, {dims}), 0)")
+    sizes = [g for g in guards if g not in indexed]
+    if sizes:
+        holds = " and ".join(f"({guard_code(g, printer)})" for g in sizes)
+        lines.append(f"{out} = {out} if {holds} else xp.zeros_like(xp.broadcast_to({out}, {dims}))")
+    return lines
 
 
 def _aligned(form) -> dict:

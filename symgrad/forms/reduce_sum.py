@@ -44,9 +44,9 @@ class ReduceSum(Kind):
                 v, lo, hi = bound
                 was = narrow.get(v, (None, None))
                 narrow[v] = (lo if lo is not None else was[0], hi if hi is not None else was[1])
-            elif g.free_symbols & set(sums) or not g.free_symbols & set(out_vars):
+            elif g.free_symbols & set(sums):
                 return None
-            else:
+            else:  # on the output's indices, or on sizes alone ([2 < N] of a read x[2, d]): masks the result
                 mask.append(g)
         args = sp.Mul.make_args(rest)
         inner = sp.Mul(*[a for a in args if a.free_symbols & set(sums)])
