@@ -212,6 +212,20 @@ def test_a_constant_index_read_sums_its_gradient_in_place():
                       * torch.cos(x)[:, None, :], [_normal(n, 3, seed=2419)])
 
 
+@needs_torch
+def test_a_value_of_sizes_alone_keeps_the_inputs_dtype_on_every_target():
+    """A statement computed from sizes alone (a masked sum of 1/N) is in the inputs' dtype: torch's where
+    of two Python numbers is its default float32, which made the torch target's float64 forward 2e-8 off
+    (campaign seed 36, program 831)."""
+    import math
+    import torch
+    n = 3
+    value = math.tanh(math.sqrt(((n - 1) / n ** 2) ** 2 + 1))
+    against_torch("input x[N]\nparam w\nt1 = sqrt(((sum(n < N) ([0 <= n - 1 < N] (N^(-1)))) / N)^2 + 1)\n"
+                  "t2[n < N] = tanh(t1)", lambda x, w: value * torch.ones_like(x) + 0 * w, [_normal(n, seed=831),
+                                                                                         np.array(0.3)])
+
+
 # 5.–15. programs that crashed --------------------------------------------------------------------------
 
 @needs_torch

@@ -85,6 +85,8 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
     masks += [f"({ap.doprint(sub(a))} == {ap.doprint(sub(b))})" for a, b in term.deltas]
     value = array_code(sub(term.factor).replace(lambda e: isinstance(e, sp.Indexed),
                                                 lambda e: mapping.get(_read_key(e), e)), ap)
+    if not term.accesses and backend and like:  # a value of sizes alone: in the dtype of ``like`` (torch's where
+        value = f"{value} * {backend.new('ones', '()', like)}"  # of two Python numbers is its default float32)
     mask = " & ".join(masks) if masks else "True"
     axes = tuple(range(len(out_vars), len(grid)))
     extents = list(target.dims) + [hi - lo + 1 for _, lo, hi in term.sums]
