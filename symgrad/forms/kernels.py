@@ -77,12 +77,12 @@ TORCH = (
            "xp.ops.aten.gelu_backward({g}, {x}, approximate='tanh')", ("g", "x"),
            _G * sp.diff(_gelu_tanh(_X), _X), **_CUBE),
     Kernel("torch.nn.functional.silu", "xp.nn.functional.silu({x})", ("x",), _X / (1 + sp.exp(-_X))),
-    Kernel("torch.ops.aten.silu_backward", "xp.ops.aten.silu_backward({g}, {x})", ("g", "x"),
-           _G * sp.diff(_X / (1 + sp.exp(-_X)), _X)),
 )
 # Not here: sigmoid's and tanh's backward kernels take the output, s(1 − s) and 1 − t², which round to
 # 0 where the derived e^{-x}/(1 + e^{-x})² does not (x > 37 in float64): less accurate than the
-# expression they would replace.
+# expression they would replace.  Nor aten.silu_backward: torch has no derivative for it, and the torch
+# target's double backward is autograd through the emitted backward ("derivative for
+# aten::silu_backward is not implemented"); gelu_backward has one.
 #: framework target name -> its kernels
 KERNELS = {"torch": TORCH}
 
