@@ -126,6 +126,7 @@ class Shielded(sp.Function):
     Text and LaTeX show x."""
 
     nargs = 3
+    is_commutative = True  # a number (SymPy reads a condition among the arguments as "unknown" otherwise)
 
     @classmethod
     def eval(cls, x, cond, at):
@@ -137,8 +138,11 @@ class Shielded(sp.Function):
         fewer to name)."""
         return expr.replace(Shielded, lambda x, cond, at: x)
 
-    def _eval_is_real(self):
-        return self.args[0].is_real
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real
+
+    def _eval_is_finite(self):
+        return self.args[0].is_finite
 
     def _sympystr(self, printer):
         return printer._print(self.args[0])

@@ -226,6 +226,17 @@ def test_a_value_of_sizes_alone_keeps_the_inputs_dtype_on_every_target():
                                                                                          np.array(0.3)])
 
 
+@needs_torch
+def test_a_max_around_a_guarded_formula_is_emitted():
+    """A relu of a function with a limit guard: the guarded formula's shielded element (ir.Shielded) is a
+    number to SymPy, so the max around it can still compare its arguments (it was refused, 'not
+    comparable': campaign seed 38, programs 402 and 838)."""
+    import torch
+    against_torch("input x[N, 3], z[3, D]\nt1[i < 3, n < N] = relu(log(exp(tanh(stop_gradient((max(d) (z[i, d]))))) "
+                  "+ 0.5))", lambda x, z: torch.relu(torch.log(torch.exp(torch.tanh(z.amax(1).detach())) + 0.5))
+                  [:, None].expand(3, x.shape[0]) + 0 * x.sum(), [_normal(2, 3, seed=838), _normal(3, 2, seed=839)])
+
+
 # 5.–15. programs that crashed --------------------------------------------------------------------------
 
 @needs_torch
