@@ -152,6 +152,12 @@ class Shielded(sp.Function):
         return text if exp is None else r"\left(%s\right)^{%s}" % (text, exp)
 
 
+def in_sympy_functions(expr):
+    """``expr`` with the engine's own functions as SymPy's: σ as its definition, a shielded element
+    as the element (for evaluation and comparison, which know SymPy's functions only)."""
+    return expr.replace(sigmoid, lambda u: sigmoid(u).definition()).replace(Shielded, lambda x, cond, at: x)
+
+
 def in_range(expr, extent) -> sp.Basic:
     """The bounds guard ``0 <= expr < extent`` as one condition."""
     return sp.And(sp.Le(0, expr), sp.Lt(expr, extent))

@@ -16,7 +16,7 @@ import functools
 import mpmath
 import sympy as sp
 
-from ..ir import Shielded, sigmoid
+from ..ir import in_sympy_functions
 
 #: the functions whose values at huge arguments mpmath finds quickly
 EVALUATED = (sp.exp, sp.log, sp.erf, sp.erfc, sp.tanh, sp.sinh, sp.cosh, sp.sin, sp.cos, sp.atan, sp.Abs, sp.Max,
@@ -57,8 +57,8 @@ _HUGE_SAFE = {"exp": _exp, "erfc": _erfc, "erf": _erf, "sin": _periodic(mpmath.s
 def function(expr, symbols: tuple):
     """``expr`` as a function of ``symbols`` on mpmath numbers, or None where it holds a function
     outside :data:`EVALUATED` (any subclass of erfc counts as erfc)."""
-    standard = expr.replace(lambda e: isinstance(e, sp.erfc) and type(e) is not sp.erfc,
-                            lambda e: sp.erfc(e.args[0])).replace(sigmoid, lambda u: sigmoid(u).definition()).replace(Shielded, lambda x, cond, at: x)
+    standard = in_sympy_functions(expr).replace(lambda e: isinstance(e, sp.erfc) and type(e) is not sp.erfc,
+                                                lambda e: sp.erfc(e.args[0]))
     if any(not isinstance(f, EVALUATED) for f in standard.atoms(sp.Function)):
         return None
     return sp.lambdify(symbols, standard, modules=[_HUGE_SAFE, "mpmath"])

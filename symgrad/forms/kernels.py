@@ -29,7 +29,7 @@ import mpmath
 import sympy as sp
 
 from ..engine import numbers
-from ..ir import IsInf, Shielded, sigmoid
+from ..ir import IsInf, in_sympy_functions
 
 #: digits the numeric comparisons evaluate with
 _DIGITS = 50
@@ -104,7 +104,7 @@ def _standard(expr):
     """``expr`` in one basis for comparison: erf for erfc (also the engine's own erfc, which keeps
     SymPy from rewriting it), exp for tanh."""
     expr = expr.replace(lambda e: isinstance(e, sp.erfc), lambda e: 1 - sp.erf(e.args[0]))
-    expr = expr.replace(sigmoid, lambda u: sigmoid(u).definition()).replace(Shielded, lambda x, cond, at: x)
+    expr = in_sympy_functions(expr)
     return expr.rewrite(sp.exp) if expr.has(sp.tanh) else expr
 
 
