@@ -11,12 +11,7 @@ import pytest
 from symgrad.cli import main
 from symgrad.emit import load
 from conftest import needs_torch
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from support import imports_of, run
 
 
 def test_ops_lists_every_op(capsys):
@@ -170,16 +165,6 @@ def test_emitted_module_rejects_mismatched_shapes(capsys):
         load(src).backward(np.ones(3), np.ones(4))
 
 
-def _imports(src):
-    names = set()
-    for node in ast.walk(ast.parse(src)):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names.add(node.module)
-    return names
-
-
 @pytest.mark.parametrize("argv", [["conv3d", "--groups", "2"], ["convolve", "--mode", "same"], ["matmul"],
                                   ["gelu"], ["gelu", "--approximate", "tanh"]])
 def test_emitted_code_is_standalone_and_deterministic(capsys, argv):
@@ -187,15 +172,15 @@ def test_emitted_code_is_standalone_and_deterministic(capsys, argv):
     _, second, _ = run(capsys, "emit", *argv)
     assert first == second
     optional = {"numba", "numba.extending", "llvmlite", "threadpoolctl"}  # numba (and its own dependency), threadpoolctl
-    assert _imports(first) <= {"numpy", "scipy.special", "math", "os", "concurrent.futures", "warnings"} | optional
+    assert imports_of(first) <= {"numpy", "scipy.special", "math", "os", "concurrent.futures", "warnings"} | optional
     # numba is optional: imported only under `try: ... except ImportError`
-    guarded = set().union(*[_imports(ast.unparse(stmt)) for node in ast.walk(ast.parse(first))
+    guarded = set().union(*[imports_of(ast.unparse(stmt)) for node in ast.walk(ast.parse(first))
                             if isinstance(node, ast.Try)
                             and any(getattr(h.type, "id", None) == "ImportError" for h in node.handlers)
                             for stmt in node.body])
-    assert _imports(first) & optional == guarded and ("numba" in guarded) == (argv[0] == "gelu")
+    assert imports_of(first) & optional == guarded and ("numba" in guarded) == (argv[0] == "gelu")
     assert ("threadpoolctl" in guarded) == argv[0].startswith(("conv", "matmul"))  # convolutions' and GEMMs' worker threads
-    assert "symgrad" not in _imports(first)
+    assert "symgrad" not in imports_of(first)
     assert first.startswith('"""') and "recognised form:" in first
 
 
@@ -215,7 +200,7 @@ def test_cupy_source_is_valid_and_imports_only_gpu_modules(capsys, argv):
     code, src, _ = run(capsys, "emit", *argv, "--backend", "cupy")
     assert code == 0
     compile(src, "<cupy module>", "exec")
-    assert _imports(src) <= {"cupy", "cupyx.scipy.special", "numpy", "math"}
+    assert imports_of(src) <= {"cupy", "cupyx.scipy.special", "numpy", "math"}
     assert "import numpy as xp" not in src and "import cupy as xp" in src
     gemms = argv[0] in ("conv2d", "conv1d", "convolve", "matmul")  # their GEMMs are cuBLAS calls on views
     assert ("xp.cuda.cublas.gemmStridedBatchedEx(" in src) == gemms and ("cuBLAS" in src.split('"""')[1]) == gemms

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 import symgrad
-from symgrad.emit import emit, load
 
 from conftest import needs_torch, sliced
-from cublas_emulator import cupy_helpers, on_host, stand_in
+from cublas_emulator import cupy_helpers
 from cuda_kernels_on_host import SEEN, gpu_compile_errors, needs_nvrtc
-from test_sweep import CONFIGS, module_for, run_config
+from support import CONFIGS, TOLERANCE, cupy_module, module_for, relative, run_config
 
 RNG = np.random.default_rng(11)
 
@@ -57,13 +56,6 @@ REFUSED = {  # name: (a, b), each left to cupy.matmul
     "integers": lambda t: (RNG.integers(-3, 4, (5, 7)), RNG.integers(-3, 4, (7, 3))),
     "two batch axes": lambda t: (_normal(t, 2, 3, 5, 7), _normal(t, 2, 3, 7, 3)),
 }
-TOLERANCE = {np.float16: 1e-2, np.float32: 1e-5, np.float64: 1e-12}
-
-
-def _relative(got, want):
-    return np.abs(got - want).max(initial=0.0) / max(np.abs(want).max(initial=0.0), 1e-300)
-
-
 @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda t: t.__name__)
 @pytest.mark.parametrize("case", IN_PLACE)
 def test_gemm_reads_operands_in_place(case, dtype):
@@ -72,11 +64,11 @@ def test_gemm_reads_operands_in_place(case, dtype):
     want = np.matmul(a.astype(np.float64), b.astype(np.float64))
     got = helpers["_matmul"](a, b)
     assert got.dtype == dtype and got.shape == want.shape
-    assert _relative(got.astype(np.float64), want) <= TOLERANCE[dtype]
+    assert relative(got.astype(np.float64), want) <= TOLERANCE[dtype]
     start = _normal(dtype, *want.shape)
     total = start.copy()
     assert helpers["_gemm"](a, b, total, 1)  # beta = 1: added to what is there
-    assert _relative(total.astype(np.float64), start.astype(np.float64) + want) <= TOLERANCE[dtype]
+    assert relative(total.astype(np.float64), start.astype(np.float64) + want) <= TOLERANCE[dtype]
     assert len(cublas.calls) == 2 and not cublas.refused
 
 
@@ -139,16 +131,6 @@ def test_matmul_through_cublas_as_on_the_gpu(monkeypatch, name, params, shapes):
     assert cublas.calls and not cublas.refused
 
 
-def _cupy_module(name, params, monkeypatch):
-    """The emitted CuPy module itself, loaded over the NumPy stand-in for cupy (its GEMMs through
-    the emulated cuBLAS, its fused kernels compiled by the host C compiler)."""
-    source = emit(symgrad.derive(symgrad.ops.build(name, **params)), "cupy")
-    _, cublas = stand_in(monkeypatch)
-    module = load(source, "cupy_module_on_host")
-    on_host(module.__dict__, cublas)
-    return module, cublas
-
-
 @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda t: t.__name__)
 @pytest.mark.parametrize("name,params,shapes", sliced(CONFIGS[::3], 3, ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS[::3])]))
 def test_emitted_cupy_module_on_emulated_cupy(monkeypatch, name, params, shapes, dtype):
@@ -156,7 +138,7 @@ def test_emitted_cupy_module_on_emulated_cupy(monkeypatch, name, params, shapes,
     its forward and gradients in the dtype are the NumPy module's in float64 on the same values
     (float16: its GEMMs accumulating in float32, as on the GPU), every GEMM reached cuBLAS in
     place, and GELU ran as fused kernels."""
-    module, cublas = _cupy_module(name, params, monkeypatch)
+    module, cublas = cupy_module(name, params, monkeypatch)
     reference = module_for(name, tuple(sorted(params.items())))
     op = symgrad.ops.build(name, **params)
     rng = np.random.default_rng(5)
@@ -168,7 +150,7 @@ def test_emitted_cupy_module_on_emulated_cupy(monkeypatch, name, params, shapes,
     want_all = (reference.forward(*wide),) + tuple(reference.backward(g.astype(np.float64), *wide))
     for got, want in zip(got_all, want_all):
         assert got.dtype == dtype and got.shape == want.shape
-        assert _relative(got.astype(np.float64), want) <= TOLERANCE[dtype]
+        assert relative(got.astype(np.float64), want) <= TOLERANCE[dtype]
     taps = sum(kernel.calls for kernel in getattr(module, "_PRODUCT_KERNELS", {}).values())  # depthwise taps
     pointwise = sum(kernel.calls for kernel in getattr(module, "_KERNELS", {}).values())
     assert not cublas.refused
@@ -190,14 +172,14 @@ def test_depthwise_taps_summed_by_fused_kernels(taps, dtype):
     total = np.full((3, 1, 40), np.nan, dtype)
     helpers["_sum_of_products"](products, total, None)
     want = sum(a.astype(np.float64) * b.astype(np.float64) for a, b in products)
-    assert _relative(total.astype(np.float64), want) <= TOLERANCE[dtype]
+    assert relative(total.astype(np.float64), want) <= TOLERANCE[dtype]
     kernels = helpers["_PRODUCT_KERNELS"]
     assert sum(kernel.calls for kernel in kernels.values()) == -(-taps // 16)
     assert all(kernel.compute == (np.float64 if dtype == np.float64 else np.float32) for kernel in kernels.values())
     mixed = [(a.astype(np.float32), b) for a, b in products] if dtype == np.float64 else []
     if mixed:
         helpers["_sum_of_products"](mixed, total, None)
-        assert _relative(total, want) <= 1e-6 and sum(kernel.calls for kernel in kernels.values()) == -(-taps // 16)
+        assert relative(total, want) <= 1e-6 and sum(kernel.calls for kernel in kernels.values()) == -(-taps // 16)
 
 
 KERNEL_CASES = [  # every kind of fused kernel the modules build: GELU both ways, depthwise tap sums
@@ -214,7 +196,7 @@ def test_every_fused_kernel_compiles_for_the_gpu(monkeypatch):
     float32 and float64, and any other the tests before this one ran), written as CuPy's
     generator writes it, compiles with NVRTC for the H100 (compute_90) against CuPy's own headers."""
     for name, params, shapes in KERNEL_CASES:
-        module, _ = _cupy_module(name, params, monkeypatch)
+        module, _ = cupy_module(name, params, monkeypatch)
         op = symgrad.ops.build(name, **params)
         for dtype in TOLERANCE:
             args = [RNG.standard_normal(shapes[t.name]).astype(dtype) for t in op.inputs]

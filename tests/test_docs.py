@@ -17,8 +17,8 @@ from symgrad.second_order import derive_second_order
 from symgrad.verify.reference import torch_double_backward
 from symgrad.printing.latex import terms_aligned
 from symgrad.steps import Rewritten
-from test_symbolic import fd_gradient, sizes_for
 from symgrad.verify.evaluate import evaluate
+from support import fd_gradient, sizes_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKED_IN = ROOT / "derivations"

@@ -26,13 +26,8 @@ import symgrad
 from symgrad.emit import emit
 
 from conftest import needs_torch
-from cublas_emulator import cupy_helpers
-from test_sweep import CONFIGS, module_for, run_config
+from support import CONFIGS, GPU_CUBLAS, GPU_SETTING, PHASE_SETTINGS, module_for, run_config
 
-GPU_HELPERS, GPU_CUBLAS = cupy_helpers()
-# the CuPy modules' setting: the whole batch at once, and their GEMM helpers (cuBLAS emulated)
-GPU_SETTING = {"_CHUNK_BYTES": None, "_SCRATCH": False,
-               **{name: GPU_HELPERS[name] for name in ("_accumulate", "_matmul", "_sum_of_products")}}
 CHUNKED = [c for c in CONFIGS if c[0] in ("conv1d", "conv2d", "conv3d") and c[2]["x"][0] >= 2][::4]
 ELEMENTWISE = [c for c in CONFIGS if c[0] == "gelu"]
 
@@ -131,14 +126,6 @@ PHASES = [  # (op, params, shapes): the forward's window stride > 1
     ("conv3d", {"stride": "2,1,3", "dilation": "1,3,2", "padding": "0", "groups": 3, "bias": False},
      {"x": (2, 3, 7, 9, 10), "w": (3, 1, 3, 2, 2)}),  # depthwise, 3-d
 ]
-
-
-PHASE_SETTINGS = {  # module settings the phase paths run under: chunks, threads, the GPU's formulation
-    "default": {},
-    "one-item chunks, three threads": {"_CHUNK_BYTES": 1, "_workers": lambda: 3},
-    "whole batch, cuBLAS emulated (GPU)": GPU_SETTING,
-    "im2col for the few-taps case (the GPU's alternative)": dict(GPU_SETTING, _IM2COL=True),
-}
 
 
 @needs_torch

@@ -9,8 +9,8 @@ import sympy as sp
 import symgrad
 from symgrad.verify.reference import REFERENCES
 from symgrad.cli import main
-from conftest import HAS_JAX, needs_torch
-import xla_reference
+from conftest import needs_torch
+from support import apply_form, conv_impls
 
 
 def derive_json(capsys, *argv):
@@ -54,41 +54,6 @@ def test_symbolic_conv1d_stride_dilation_interchanged():
     assert sp.simplify(dw["padding"][0][1] - (Od - L - lo + Kd - 1)) == 0
 
 
-NUMERIC = ("window_strides", "padding", "lhs_dilation", "rhs_dilation", "feature_group_count", "batch_group_count")
-
-
-def _resolve(value, sizes):
-    """Size expressions in a form (e.g. "L - 2*O + 2") evaluated at concrete sizes."""
-    if isinstance(value, list):
-        return [_resolve(v, sizes) for v in value]
-    if isinstance(value, str):
-        syms = {k: sp.Symbol(k, integer=True, positive=True) for k in sizes}
-        return int(sp.sympify(value, locals=syms).subs({syms[k]: v for k, v in sizes.items()}))
-    return value
-
-
-def _apply_form(form, arrays, sizes, conv):
-    """Evaluate a conv_general_dilated form exactly as a user would paste it."""
-    f = {k: _resolve(v, sizes) if k in NUMERIC else v for k, v in form.items()}
-    rhs = arrays[f["rhs"]]
-    spatial = [k for k, c in enumerate(f["dimension_numbers"][1]) if c not in "OI"]
-    rhs = np.flip(rhs, axis=tuple(a for a, r in zip(spatial, f["rhs_reverse"]) if r))
-    if "rhs_regroup" in f:
-        rg = f["rhs_regroup"]
-        shape = list(rhs.shape)
-        groups, src, dst = rg["groups"], rg["from_axis"], rg["to_axis"]
-        rhs = rhs.reshape(shape[:src] + [groups, shape[src] // groups] + shape[src + 1:])
-        rhs = np.moveaxis(rhs, src, dst if dst < src else dst)
-        merged = list(rhs.shape)
-        at = dst if dst < src else dst
-        merged[at:at + 2] = [merged[at] * merged[at + 1]]
-        rhs = rhs.reshape(merged)
-    return np.asarray(conv(arrays[f["lhs"]], np.ascontiguousarray(rhs), f["window_strides"],
-                           [tuple(p) for p in f["padding"]], f["lhs_dilation"], f["rhs_dilation"],
-                           tuple(f["dimension_numbers"]), feature_group_count=f["feature_group_count"],
-                           batch_group_count=f["batch_group_count"]))
-
-
 CASES = [  # every parameter given, so the forms carry numbers and sizes only
     ("conv2d", ["--stride", "2,1", "--dilation", "1,2", "--padding", "1:0,2:1", "--groups", "1"], (2, 3, 7, 9), (4, 3, 3, 2)),
     ("conv1d", ["--stride", "3", "--dilation", "2", "--padding", "2:-1", "--groups", "1"], (2, 2, 13), (3, 2, 3)),
@@ -97,15 +62,6 @@ CASES = [  # every parameter given, so the forms carry numbers and sizes only
     ("conv3d", ["--stride", "1,2,1", "--dilation", "1", "--groups", "2", "--padding", "0:1,1:0,causal"],
      (1, 4, 4, 5, 3), (2, 2, 2, 1, 2)),
 ]
-
-
-def _conv_impls():
-    impls = [("loop reference", xla_reference.conv_general_dilated)]
-    if HAS_JAX:
-        import jax
-        jax.config.update("jax_enable_x64", True)
-        impls.append(("jax", jax.lax.conv_general_dilated))
-    return impls
 
 
 @needs_torch
@@ -125,9 +81,9 @@ def test_forms_pasted_into_conv_general_dilated(capsys, name, argv, xshape, wsha
     g = rng.standard_normal(tuple(out.shape))
     out.backward(torch.tensor(g))
     arrays["g"] = g
-    for label, conv in _conv_impls():
+    for label, conv in conv_impls():
         for k, t in zip("xw", ts[:2]):
-            got = _apply_form(d["grads"][k]["form"], arrays, sizes, conv)
+            got = apply_form(d["grads"][k]["form"], arrays, sizes, conv)
             np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=f"{label} d{k}")
 
 

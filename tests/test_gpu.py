@@ -12,7 +12,7 @@ import symgrad
 from symgrad.emit import emit, load
 from symgrad.verify.reference import REFERENCES
 from sweep_configs import all_configs
-from test_programs import SWEEP as PROGRAM_SWEEP
+from support import SWEEP as PROGRAM_SWEEP, builder_params, torch_case
 
 
 def _gpu_ready():
@@ -100,10 +100,9 @@ def test_cupy_programs_match_torch(name, params, shapes, dtype):
     import torch
     from symgrad.emit.program import emit_program
     from symgrad.reverse import derive_program
-    from test_programs import _builder_params, torch_case
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    m = load(emit_program(derive_program(symgrad.ops.build(name, **_builder_params(name, params))), "cupy"), "gpu_prog")
+    m = load(emit_program(derive_program(symgrad.ops.build(name, **builder_params(name, params))), "cupy"), "gpu_prog")
     arrays, function, extra = torch_case(name, params, shapes)
     ts = [torch.tensor(a.astype(dtype), device="cuda", requires_grad=True) for a in arrays]
     out = function(*ts)

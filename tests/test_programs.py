@@ -14,95 +14,7 @@ from symgrad.program import Program, StopGradient, max_over, rule
 from symgrad.reverse import derive_program
 from symgrad.syntax import parse_program
 from symgrad.verify.program_check import check_program
-
-_MODULES = {}
-
-
-def module(name, **params):
-    key = (name, tuple(sorted(params.items())))
-    if key not in _MODULES:
-        _MODULES[key] = load(emit_program(derive_program(ops.build(name, **params))))
-    return _MODULES[key]
-
-
-def close(got, want, tol):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    scale = max(np.abs(want).max(initial=0), np.abs(got).max(initial=0), 1e-3)
-    assert got.shape == want.shape
-    assert np.abs(got - want).max(initial=0) / scale <= tol, (np.abs(got - want).max(), scale)
-
-
-def torch_case(name, params, shapes, seed=0):
-    """(inputs, torch function, extra module arguments) of one sweep case."""
-    import torch.nn.functional as F
-    rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal(s) for s in shapes]
-    extra = ()
-    if name == "softmax":
-        dim = params.get("dim", -1)
-        return arrays, lambda x: F.softmax(x, dim), (dim,)
-    if name == "log_softmax":
-        dim = params.get("dim", -1)
-        return arrays, lambda x: F.log_softmax(x, dim), (dim,)
-    if name == "cross_entropy":
-        t = np.exp(arrays[1])
-        arrays[1] = t / t.sum(-1, keepdims=True)
-        return arrays, lambda x, t: F.cross_entropy(x, t, reduction=params.get("reduction", "mean")), extra
-    if name == "layer_norm":
-        return arrays, lambda x, w, b: F.layer_norm(x, tuple(w.shape), w, b), extra
-    if name == "rms_norm":
-        eps = float(np.finfo(np.float32).eps) if params.get("eps32") else None
-        return arrays, lambda x, w: F.rms_norm(x, tuple(w.shape), w, eps=eps), extra
-    if name == "batch_norm":
-        return arrays, lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), extra
-    if name == "attention":
-        return arrays, lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=params.get("is_causal", False)), extra
-    if name == "conv_bias_gelu":
-        conv = {1: F.conv1d, 2: F.conv2d}[params.get("ndim", 2)]
-        return arrays, lambda x, w, b: F.gelu(conv(x, w, b, stride=params.get("stride", 1),
-                                                   padding=params.get("padding", 0),
-                                                   dilation=params.get("dilation", 1), groups=params.get("groups", 1)),
-                                              approximate=params.get("approximate", "none")), extra
-    if name == "depthwise_separable":
-        def block(x, wd, bd, wp, bp):
-            h = F.conv2d(x, wd, bd, stride=params.get("stride", 1), padding=params.get("padding", 0),
-                         groups=x.shape[1])
-            return F.conv2d(h, wp, bp)
-        return arrays, block, extra
-    raise KeyError(name)
-
-
-SWEEP = [
-    ("softmax", {}, [(4, 7)]), ("softmax", {}, [(2, 3, 5)]), ("softmax", {}, [(1, 1)]), ("softmax", {}, [(6,)]),
-    ("softmax", {"dim": 0}, [(3, 4, 2)]), ("softmax", {"dim": 1}, [(3, 1, 2)]),
-    ("log_softmax", {}, [(4, 7)]), ("log_softmax", {}, [(2, 1, 3)]), ("log_softmax", {"dim": 0}, [(5, 2)]),
-    ("cross_entropy", {}, [(4, 5), (4, 5)]), ("cross_entropy", {}, [(1, 1), (1, 1)]),
-    ("cross_entropy", {"reduction": "sum"}, [(3, 4), (3, 4)]), ("cross_entropy", {"reduction": "none"}, [(3, 4), (3, 4)]),
-    ("layer_norm", {}, [(4, 8), (8,), (8,)]), ("layer_norm", {}, [(2, 3, 5), (5,), (5,)]),
-    ("layer_norm", {}, [(3, 1), (1,), (1,)]), ("layer_norm", {}, [(1, 6), (6,), (6,)]),
-    ("rms_norm", {}, [(4, 8), (8,)]), ("rms_norm", {}, [(2, 1, 3), (3,)]), ("rms_norm", {}, [(1, 1), (1,)]),
-    ("batch_norm", {}, [(4, 3, 5), (3,), (3,)]), ("batch_norm", {}, [(2, 1, 1), (1,), (1,)]),
-    ("batch_norm", {"ndim": 2}, [(2, 3, 4, 2), (3,), (3,)]), ("batch_norm", {"ndim": 0}, [(5, 4), (4,), (4,)]),
-    ("attention", {}, [(2, 5, 4), (2, 6, 4), (2, 6, 3)]), ("attention", {}, [(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 5)]),
-    ("attention", {}, [(1, 1, 1), (1, 1, 1), (1, 1, 1)]),
-    ("attention", {"is_causal": True}, [(2, 5, 4), (2, 5, 4), (2, 5, 3)]),
-    ("attention", {"is_causal": True}, [(3, 4, 2), (3, 6, 2), (3, 6, 2)]),
-    ("attention", {"is_causal": True}, [(1, 1, 3), (1, 4, 3), (1, 4, 2)]),
-    ("conv_bias_gelu", {"stride": 2, "padding": 1}, [(2, 3, 9, 8), (4, 3, 3, 3), (4,)]),
-    ("conv_bias_gelu", {"approximate": "tanh", "dilation": 2}, [(1, 2, 7, 7), (3, 2, 2, 3), (3,)]),
-    ("conv_bias_gelu", {"groups": 2, "padding": 2}, [(2, 4, 5, 5), (6, 2, 3, 3), (6,)]),
-    ("conv_bias_gelu", {"ndim": 1, "stride": 3}, [(1, 1, 10), (1, 1, 4), (1,)]),
-    ("depthwise_separable", {"kernel_size": 3, "padding": 1}, [(2, 3, 9, 8), (3, 1, 3, 3), (3,), (5, 3, 1, 1), (5,)]),
-    ("depthwise_separable", {"kernel_size": 3, "stride": 2}, [(1, 1, 7, 7), (1, 1, 3, 3), (1,), (2, 1, 1, 1), (2,)]),
-    # normalized_shape of several axes (after the rest: other suites pick cases of this list by position)
-    ("layer_norm", {"ndim": 2}, [(3, 4, 5), (4, 5), (4, 5)]), ("layer_norm", {"ndim": 3}, [(2, 2, 3, 2), (2, 3, 2), (2, 3, 2)]),
-    ("rms_norm", {"ndim": 2}, [(2, 3, 4, 5), (4, 5)]),
-]
-
-
-def _builder_params(name, params):
-    defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1} if name == "conv_bias_gelu" else {}
-    return {**defaults, **{k: v for k, v in params.items() if k != "dim"}}
+from support import SWEEP, builder_params, close, program_module, run, torch_case
 
 
 @needs_torch
@@ -111,7 +23,7 @@ def test_against_torch_float64_and_float32(name, params, shapes):
     """Forward and every gradient equal torch autograd's in float64 to 1e-10; float32 to 1e-5."""
     import torch
     arrays, fn, extra = torch_case(name, params, shapes)
-    m = module(name, **_builder_params(name, params))
+    m = program_module(name, **builder_params(name, params))
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
     out = fn(*ts)
     g = np.random.default_rng(1).standard_normal(tuple(out.shape))
@@ -164,16 +76,16 @@ def test_symgrad_check_passes(name, params):
 
 def test_stable_softmax_at_large_logits():
     x = np.array([[1e4, -1e4, 0.0, 1e4], [-1e4, -1e4, -1e4, -1e4]])
-    y = module("softmax").forward(x)
+    y = program_module("softmax").forward(x)
     assert np.array_equal(y, [[0.5, 0, 0, 0.5], [0.25, 0.25, 0.25, 0.25]])
     g = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 0.0]])
-    (dx,) = module("softmax").backward(g, x)
+    (dx,) = program_module("softmax").backward(g, x)
     assert np.all(np.isfinite(dx))
     close(dx, y * (g - (g * y).sum(-1, keepdims=True)), 1e-15)  # the closed form, written by hand
-    ls = module("log_softmax").forward(x)
+    ls = program_module("log_softmax").forward(x)
     assert np.all(np.isfinite(ls[0, [0, 3]])) and ls[0, 1] == -2e4 - np.log(2)
     t = np.full((2, 4), 0.25)
-    assert np.isfinite(module("cross_entropy").forward(x, t))
+    assert np.isfinite(program_module("cross_entropy").forward(x, t))
 
 
 def test_softmax_structure_residuals_and_found_forms():
@@ -201,7 +113,7 @@ def test_no_generic_form_anywhere(name, params):
 
 
 def test_vjp_keeps_residuals_and_pullback_repeats():
-    m = module("layer_norm")
+    m = program_module("layer_norm")
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((3, 5)), rng.standard_normal(5), rng.standard_normal(5)
     y, pullback = m.vjp(x, w, b)
@@ -224,7 +136,7 @@ def test_emitted_program_is_deterministic_and_readable():
 
 
 def test_module_errors_name_the_program():
-    m = module("layer_norm")
+    m = program_module("layer_norm")
     x, w, b = np.zeros((3, 5)), np.zeros(5), np.zeros(5)
     with pytest.raises(ValueError, match="layer_norm: grad_output must have shape"):
         m.backward(np.zeros((3, 4)), x, w, b)
@@ -232,11 +144,11 @@ def test_module_errors_name_the_program():
         m.forward(x, np.zeros(4), b)
     with pytest.raises(ValueError, match=r"attention: the leading axes of the inputs do not broadcast together: "
                                          r"q \(2,\), k \(3,\), v \(3,\)"):
-        module("attention").forward(np.zeros((2, 3, 4)), np.zeros((3, 3, 4)), np.zeros((3, 3, 4)))
+        program_module("attention").forward(np.zeros((2, 3, 4)), np.zeros((3, 3, 4)), np.zeros((3, 3, 4)))
     with pytest.raises(ValueError, match="softmax: dim 5 is out of range"):
-        module("softmax").forward(np.zeros((2, 3)), 5)
+        program_module("softmax").forward(np.zeros((2, 3)), 5)
     with pytest.raises(TypeError, match="softmax: input x must hold real numbers"):
-        module("softmax").forward(np.zeros(3, complex))
+        program_module("softmax").forward(np.zeros(3, complex))
 
 
 def test_max_splits_ties_evenly_and_brackets_leave_elements_out():
@@ -326,9 +238,9 @@ def test_layer_norm_file_equals_the_builtin():
     m = load(emit_program(derive_program(parse_program(LAYER_NORM_SG, "layer_norm_sg", "layer_norm.sg"))))
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((4, 6)), rng.standard_normal(6), rng.standard_normal(6)
-    close(m.forward(x, w, b), module("layer_norm").forward(x, w, b), 1e-14)
+    close(m.forward(x, w, b), program_module("layer_norm").forward(x, w, b), 1e-14)
     g = rng.standard_normal((4, 6))
-    for got, want in zip(m.backward(g, x, w, b), module("layer_norm").backward(g, x, w, b)):
+    for got, want in zip(m.backward(g, x, w, b), program_module("layer_norm").backward(g, x, w, b)):
         close(got, want, 1e-13)
 
 
@@ -337,8 +249,8 @@ def test_softmax_rule_equals_the_builtin():
     m = load(emit_program(derive_program(parse_program(text))))
     x = np.random.default_rng(3).standard_normal((3, 5))
     g = np.random.default_rng(4).standard_normal((3, 5))
-    close(m.forward(x), module("softmax").forward(x), 1e-15)
-    close(m.backward(g, x)[0], module("softmax").backward(g, x)[0], 1e-14)
+    close(m.forward(x), program_module("softmax").forward(x), 1e-15)
+    close(m.backward(g, x)[0], program_module("softmax").backward(g, x)[0], 1e-14)
 
 
 # bad programs and bad rule text: one clear error each
@@ -421,35 +333,29 @@ def test_max_over_helper_builds_a_max_statement():
 
 # the command line
 
-def _run(capsys, *argv):
-    from symgrad.cli import main
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def test_cli_derive_emit_check_programs(capsys, tmp_path):
-    code, out, _ = _run(capsys, "derive", "softmax")
+    code, out, _ = run(capsys, "derive", "softmax")
     assert code == 0 and "1. m[n] = stop_gradient(max_{j=0..D - 1} x[n, j])" in out and "form: reduce_max" in out
     assert "the engine does not find that form" in out
-    code, out, _ = _run(capsys, "derive", "attention", "--is-causal", "true", "--format", "json")
+    code, out, _ = run(capsys, "derive", "attention", "--is-causal", "true", "--format", "json")
     import json
     d = json.loads(out)
     assert code == 0 and d["program"] == "attention" and d["params"]["is_causal"] is True
     assert [f["kind"] for f in d["statements"][0]["forms"]] == ["matmul"]
     assert {c["form"]["kind"] for c in d["adjoints"]["q"]} == {"matmul"}
-    code, _, err = _run(capsys, "emit", "layer_norm", "--eps", "1e-6", "-o", str(tmp_path / "ln.py"))
+    code, _, err = run(capsys, "emit", "layer_norm", "--eps", "1e-6", "-o", str(tmp_path / "ln.py"))
     assert code == 0 and "def vjp(x, weight, bias)" in (tmp_path / "ln.py").read_text()
-    code, out, _ = _run(capsys, "check", "rms_norm", "--trials", "2")
+    code, out, _ = run(capsys, "check", "rms_norm", "--trials", "2")
     assert code == 0 and "rms_norm: OK (2 trials" in out and "torch:weight" in out
     (tmp_path / "ln.sg").write_text(LAYER_NORM_SG)
-    code, out, _ = _run(capsys, "check", "-f", str(tmp_path / "ln.sg"), "--trials", "2")
+    code, out, _ = run(capsys, "check", "-f", str(tmp_path / "ln.sg"), "--trials", "2")
     assert code == 0 and "ln: OK" in out
-    code, out, _ = _run(capsys, "derive", "--rule", "y[n, f, i] = b[f] + sum(c, r) w[f, c, r] * x[n, c, 2*i + r - 1]")
+    code, out, _ = run(capsys, "derive", "--rule", "y[n, f, i] = b[f] + sum(c, r) w[f, c, r] * x[n, c, 2*i + r - 1]")
     assert code == 0 and "O_i = " in out and out.count("conv_general_dilated") >= 3
-    code, out, _ = _run(capsys, "derive", "layer_norm", "--format", "latex")
+    code, out, _ = run(capsys, "derive", "layer_norm", "--format", "latex")
     assert code == 0 and r"\section*{Backward: reverse mode over the statements}" in out
-    code, out, _ = _run(capsys, "ops")
+    code, out, _ = run(capsys, "ops")
     assert "programs (several statements):" in out and "attention" in out and "--is-causal" in out
 
 
@@ -469,7 +375,7 @@ def test_cli_derive_emit_check_programs(capsys, tmp_path):
 ])
 def test_cli_program_errors_are_one_line(capsys, argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run(capsys, *argv)
     assert code == 2 and message in err, err
     assert err.startswith("symgrad: error:") and "Traceback" not in err
 
@@ -546,12 +452,12 @@ def test_index_map_errors():
 
 
 def test_cli_padding_mode(capsys):
-    code, out, _ = _run(capsys, "check", "conv2d", "--padding", "1", "--padding-mode", "circular", "--stride", "2",
+    code, out, _ = run(capsys, "check", "conv2d", "--padding", "1", "--padding-mode", "circular", "--stride", "2",
                         "--trials", "2")
     assert code == 0 and "conv2d_circular: OK" in out and "torch:x" in out
-    code, _, err = _run(capsys, "derive", "matmul", "--padding-mode", "reflect")
+    code, _, err = run(capsys, "derive", "matmul", "--padding-mode", "reflect")
     assert code == 2 and "--padding-mode applies to the convolutions" in err
-    code, out, _ = _run(capsys, "derive", "conv1d", "--padding", "1", "--padding-mode", "replicate")
+    code, out, _ = run(capsys, "derive", "conv1d", "--padding", "1", "--padding-mode", "replicate")
     assert code == 0 and "1. xpad[n, c, p]" in out and "form: shift" in out
 
 
@@ -569,7 +475,7 @@ def test_loop_nests_at_sizes_where_they_run(name, params, shapes):
     other tests run): the same answers, float64 and float32."""
     pytest.importorskip("numba")
     test_against_torch_float64_and_float32(name, params, shapes)
-    m = module(name, **_builder_params(name, params))
+    m = program_module(name, **builder_params(name, params))
     ran = [key for key, compiled in m._COMPILED.items() if compiled is not None]
     assert ran, "no loop nest ran"
 
@@ -615,7 +521,7 @@ def test_row_fusion_equals_statement_by_statement(name, shapes, monkeypatch):
     loop over the rows; with the fused loop refused (``_rows`` → None) each statement runs alone:
     the same values, float64 and float32."""
     pytest.importorskip("numba")
-    m = module(name)
+    m = program_module(name)
     source = emit_program(derive_program(ops.build(name)))
     assert source.count("_fused = _rows(") == 2  # the forward's run and the backward's
     rng = np.random.default_rng(4)
@@ -652,7 +558,7 @@ def test_softmax_at_nest_sizes_propagates_nan_and_infinities():
     """At sizes where the fused row loop runs, a row holding NaN, a row of -inf and a row holding
     +inf give NaN rows (as NumPy and torch do); the rows without them are untouched."""
     pytest.importorskip("numba")
-    m = module("softmax")
+    m = program_module("softmax")
     x = np.random.default_rng(5).standard_normal((100, 1000))
     x[3, 7] = np.nan
     x[5, :] = -np.inf
@@ -668,7 +574,7 @@ def test_softmax_at_nest_sizes_propagates_nan_and_infinities():
 
 
 def test_cli_emits_cupy_programs(capsys):
-    code, out, _ = _run(capsys, "emit", "layer_norm", "--backend", "cupy")
+    code, out, _ = run(capsys, "emit", "layer_norm", "--backend", "cupy")
     assert code == 0 and "import cupy as xp" in out and "fused('T " in out and "numba" not in out
 
 

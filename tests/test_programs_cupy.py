@@ -11,7 +11,7 @@ from symgrad import ops
 from symgrad.emit import load
 from symgrad.emit.program import emit_program
 from symgrad.reverse import derive_program
-from test_programs import SWEEP, _builder_params, close, module
+from support import SWEEP, builder_params, close, program_module
 
 TOLERANCE = {np.float64: 1e-10, np.float32: 1e-5}
 # one case per program and option
@@ -30,9 +30,9 @@ def cupy_program(name, params, monkeypatch):
 @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda t: t.__name__)
 @pytest.mark.parametrize("name,params,shapes", CASES, ids=[f"{n}-{k}" for k, (n, _, _) in enumerate(CASES)])
 def test_cupy_program_equals_numpy_program(monkeypatch, name, params, shapes, dtype):
-    params = _builder_params(name, params)
+    params = builder_params(name, params)
     m, source = cupy_program(name, params, monkeypatch)
-    reference = module(name, **params)
+    reference = program_module(name, **params)
     rng = np.random.default_rng(11)
     arrays = [rng.standard_normal(s) for s in shapes]
     if name == "cross_entropy":
@@ -72,7 +72,7 @@ def test_cupy_program_mixed_dtypes(monkeypatch):
     x, w, b = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal(5), rng.standard_normal(5)
     y, pullback = m.vjp(x, w, b)
     assert y.dtype == np.float64
-    close(y, module("layer_norm").forward(x, w, b), 1e-6)
+    close(y, program_module("layer_norm").forward(x, w, b), 1e-6)
     dx, dw, db = pullback(np.ones((3, 5), np.float32))
     assert (dx.dtype, dw.dtype, db.dtype) == (np.float32, np.float64, np.float64)
 

@@ -27,8 +27,7 @@ from symgrad.ir import SymgradError
 from symgrad.reverse import derive_program
 from symgrad.second_order import backward_program, derive_program_second_order
 from symgrad.syntax import parse_program
-from test_cli import run
-from test_programs import SWEEP, _builder_params, close, torch_case
+from support import SWEEP, builder_params, close, run, torch_case
 
 _MODULES = {}
 
@@ -57,7 +56,7 @@ def torch_double_backward(fn, arrays, g, ggs, extra=()):
 @pytest.mark.parametrize("name,params,shapes", SWEEP, ids=[f"{n}-{k}" for k, (n, _, _) in enumerate(SWEEP)])
 def test_double_backward_equals_torchs(name, params, shapes):
     arrays, fn, extra = torch_case(name, params, shapes)
-    m, _ = second_module(ops.build(name, **_builder_params(name, params)))
+    m, _ = second_module(ops.build(name, **builder_params(name, params)))
     rng = np.random.default_rng(5)
     y = m.forward(*arrays, *extra)
     g = rng.standard_normal(np.shape(y))

@@ -14,7 +14,7 @@ from symgrad.ir import SymgradError
 from symgrad.reverse import derive_program
 from symgrad.second_order import derive_program_second_order
 from symgrad.syntax import parse_program
-from test_programs import SWEEP, _builder_params, _run, module, torch_case
+from support import SWEEP, builder_params, program_module, run, torch_case
 
 
 def torch_module(program, target="torch"):
@@ -29,7 +29,7 @@ def torch_module(program, target="torch"):
 
 
 def _function(name, params):
-    program = ops.build(name, **_builder_params(name, params))
+    program = ops.build(name, **builder_params(name, params))
     return getattr(torch_module(program), program.name)
 
 
@@ -102,9 +102,9 @@ def test_torch_program_refuses_other_inputs():
 
 
 def test_cli_emits_framework_programs(capsys):
-    code, out, _ = _run(capsys, "emit", "softmax", "--target", "torch")
+    code, out, _ = run(capsys, "emit", "softmax", "--target", "torch")
     assert code == 0 and "class SoftmaxFunction(xp.autograd.Function)" in out
-    code, out, _ = _run(capsys, "emit", "softmax", "--target", "jax")
+    code, out, _ = run(capsys, "emit", "softmax", "--target", "jax")
     assert code == 0 and "@jax.custom_vjp" in out and "import jax.numpy as xp" in out
 
 
@@ -116,9 +116,9 @@ def test_jax_function_against_numpy_module_and_check_grads(name, params, shapes)
     import jax
     from jax.test_util import check_grads
     jax.config.update("jax_enable_x64", True)
-    program = ops.build(name, **_builder_params(name, params))
+    program = ops.build(name, **builder_params(name, params))
     jax_module = torch_module(program, "jax")
-    reference = module(name, **_builder_params(name, params))
+    reference = program_module(name, **builder_params(name, params))
     arrays, _, extra = torch_case(name, params, shapes)
     f = lambda *a: getattr(jax_module, program.name)(*a, *extra)  # noqa: E731
     y, pullback = jax.vjp(f, *arrays)
@@ -172,7 +172,7 @@ def test_attention_broadcasts_batch_axes_as_torch(target, shapes):
     g = rng.standard_normal(tuple(want.shape))
     want_grads = torch.autograd.grad(want, ts, torch.tensor(g))
     if target == "numpy":
-        m = module("attention")
+        m = program_module("attention")
         got, grads = m.forward(*arrays), m.backward(g, *arrays)
     else:
         from symgrad.emit.program import emit_program

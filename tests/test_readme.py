@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from symgrad.cli import main
+from support import stand_in_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -54,16 +55,6 @@ def files() -> dict:
     return out
 
 
-def _stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
-                    program=None, dtype="float32"):
-    """What symgrad.bench.cpu.bench returns, without the timing children."""
-    methods = ["forward", "dx", "forward+backward"]
-    times = {m: 1e-3 for m in methods}
-    return {"emitted": dict(times, peak_mib=1.0), "torch": dict(times, peak_mib=1.0),
-            "ratio": {m: (0.9, 1.0, 1.1) for m in methods},
-            "gauge": [{"numpy": 100.0, "torch": 100.0}] * 2}
-
-
 def test_the_readme_has_commands_and_python():
     assert len(COMMANDS) >= 15 and len(PYTHON) >= 2
     quick = command_lines([README])
@@ -95,7 +86,7 @@ def test_command_runs_as_written(command, tmp_path, monkeypatch, capsys):
         monkeypatch.chdir(ROOT)
     for name, text in files().items():
         (tmp_path / name).write_text(text)
-    monkeypatch.setattr("symgrad.bench.cpu.bench", _stand_in_bench)
+    monkeypatch.setattr("symgrad.bench.cpu.bench", stand_in_bench)
     code = main(argv[1:])
     err = capsys.readouterr().err
     if "cupy" in argv and "bench" in argv and code == 2:

@@ -29,7 +29,7 @@ from symgrad.emit import inline
 from symgrad.templating import template_dir
 from symgrad.runtime import conv, dot_general, erfc, threads
 from cublas_emulator import runtime_module
-from test_fast_paths import GPU_CUBLAS, PHASE_SETTINGS
+from support import GPU_CUBLAS, PHASE_SETTINGS
 
 RUNTIME = Path(symgrad.runtime.__file__).parent
 PIECES = sorted(p.stem for p in RUNTIME.glob("*.py") if p.stem != "__init__")

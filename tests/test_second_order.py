@@ -21,7 +21,7 @@ from symgrad.sizes import concrete_sizes
 from symgrad.verify.reference import torch_double_backward
 from conftest import needs_torch, sliced
 from sweep_configs import all_configs
-from test_forms import _apply_form, _conv_impls
+from support import TOLERANCE, apply_form, conv_impls, cupy_module, relative
 
 SAMPLE = all_configs()[3::9]
 IDS = [f"{name}-{k}" for k, (name, _, _) in enumerate(SAMPLE)]
@@ -83,13 +83,13 @@ def test_second_order_forms_pasted_into_conv_general_dilated(capsys, argv, xshap
     values = dict(arrays, g=g, **{f"gg{n}": a for n, a in gg.items()})
     second = d["second_order"]
     assert {x: sorted(s["grads"]) for x, s in second.items()} == {"x": ["g", "w"], "w": ["g", "x"], "b": ["g"]}
-    for label, conv in _conv_impls():
+    for label, conv in conv_impls():
         for of in ("g", "x", "w"):
             forms = [s["grads"][of]["form"] for s in second.values() if of in s["grads"]]
             bias = [f for f in forms if f["kind"] == "elementwise"]  # ∂ℒ₂/∂g from ggb: ggb[f] on every position
             assert all(f["kind"] == "conv_general_dilated" for f in forms if f not in bias), forms
             assert [f["operands"] for f in bias] == ([["ggb"]] if of == "g" else [])
-            got = sum(_apply_form(f, values, sizes, conv).reshape(want[of].shape) for f in forms if f not in bias)
+            got = sum(apply_form(f, values, sizes, conv).reshape(want[of].shape) for f in forms if f not in bias)
             if bias:
                 got = got + gg["b"].reshape((1, -1) + (1,) * (g.ndim - 2))
             np.testing.assert_allclose(got, want[of], rtol=1e-10, atol=1e-10, err_msg=f"{label} d{of}")
@@ -189,8 +189,7 @@ CUPY_CASES = [("gelu", {"approximate": "none"}, {"x": (5, 7)}), ("gelu", {"appro
 def test_cupy_module_double_backward_on_emulated_cupy(monkeypatch, name, params, shapes, dtype):
     """The CuPy module's double_backward, run over the NumPy stand-in for CuPy (GEMMs through the
     emulated cuBLAS, fused kernels compiled by the host C compiler): the NumPy module's values."""
-    from test_cupy_gemm import TOLERANCE, _cupy_module, _relative
-    module, _ = _cupy_module(name, params, monkeypatch)
+    module, _ = cupy_module(name, params, monkeypatch)
     reference = _module(name, params)
     op = symgrad.ops.build(name, **params)
     arrays, gg, rng = _values(op, shapes, 4)
@@ -202,4 +201,4 @@ def test_cupy_module_double_backward_on_emulated_cupy(monkeypatch, name, params,
                                      *[a.astype(np.float64) for a in args])
     for a, b in zip(got, want):
         assert a.dtype == dtype and a.shape == b.shape
-        assert _relative(a.astype(np.float64), b) <= TOLERANCE[dtype]
+        assert relative(a.astype(np.float64), b) <= TOLERANCE[dtype]

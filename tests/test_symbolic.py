@@ -7,10 +7,8 @@ import pytest
 import sympy as sp
 
 import symgrad
-from symgrad.engine.diff import forward_terms
-from symgrad.ir import plain
-from symgrad.sizes import concrete_sizes
 from symgrad.verify.evaluate import evaluate
+from support import fd_gradient, sizes_for
 
 # (op, values for its symbols, input shapes)
 CASES = [
@@ -27,27 +25,6 @@ CASES = [
     (lambda: symgrad.ops.gelu(), {}, {"x": (5,)}),
     (lambda: symgrad.ops.gelu("tanh"), {}, {"x": (5,)}),
 ]
-
-
-def sizes_for(op, values, arrays):
-    """Sizes read from the arrays, with the op's symbolic parameters evaluated at ``values``."""
-    syms = set()
-    for e in [op.rhs, *op.output_sizes.values(), *(d for t in op.inputs for d in t.dims)]:
-        syms |= sp.sympify(e).free_symbols
-    return concrete_sizes(op, {n: a.shape for n, a in arrays.items()}, {s: values[s.name] for s in syms if s.name in values})
-
-
-def fd_gradient(op, tensors, sizes, arrays, wrt, g, eps):
-    out_vars = tuple(plain(i) for i in op.indices)
-    f = lambda arr: evaluate(forward_terms(op), op.output, tensors, out_vars, sizes, arr)
-    x = arrays[wrt]
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[idx] += eps
-        minus[idx] -= eps
-        grad[idx] = np.sum(g * (f(dict(arrays, **{wrt: plus})) - f(dict(arrays, **{wrt: minus})))) / (2 * eps)
-    return grad
 
 
 @pytest.mark.parametrize("make,values,shapes", CASES)

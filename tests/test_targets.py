@@ -19,7 +19,7 @@ from symgrad.emit import emit, emit_target, load
 from symgrad.ir import SymgradError
 from conftest import needs_jax, needs_torch, sliced
 from sweep_configs import all_configs
-from test_cli import _imports
+from support import imports_of
 
 SAMPLE = all_configs()[::10]
 IDS = [f"{name}-{k}" for k, (name, _, _) in enumerate(SAMPLE)]
@@ -149,7 +149,7 @@ def test_modules_import_their_framework_only_and_are_deterministic(target, allow
         d = _derived(name, params)
         first, second = emit_target(d, target), emit_target(_derived(name, params), target)
         assert first == second
-        assert _imports(first) - {"jax.scipy.special"} <= allowed, _imports(first)
+        assert imports_of(first) - {"jax.scipy.special"} <= allowed, imports_of(first)
         assert "recognised form: conv_general_dilated" in first or not name.startswith("conv")
 
 

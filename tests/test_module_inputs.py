@@ -1,6 +1,7 @@
-"""Hostile input (issue: numerically stable emission and hostile inputs): what emitted modules and the
-command line are given that they were not written for.  The right answer or one clear error, never
-a traceback, never a truncated or silently converted result."""
+"""What emitted modules and the command line are given that they were not written for: lists, tuples
+and tensors, integers and booleans, values that are not real numbers, strides far larger than the
+data.  The right answer or one clear error, never a traceback, never a truncated or silently
+converted result."""
 import time
 
 import numpy as np

@@ -1,5 +1,7 @@
-"""What a newcomer hit on a fresh clone (issue: README commands, read-only outputs, notation, shapes,
-pooling), one test per defect.  Each failed before the fix it names."""
+"""The conventions users bring from other tools: TensorFlow's and JAX's 'same' with a stride, outputs
+that are ordinary writeable arrays, the spellings people type for parameters and negative values,
+PyTorch's defaults and the shapes PyTorch and NumPy accept, one line where CuPy or a GPU is absent,
+a suite that says what it does, a derivation that prints readably; one test per defect once found."""
 import re
 
 import numpy as np
@@ -9,12 +11,7 @@ import symgrad
 from symgrad.cli import main
 from symgrad.emit import emit, load
 from conftest import HAS_JAX, needs_torch
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from support import run, stand_in_bench
 
 
 # 1. 'same' with a stride, as TensorFlow and JAX define it (PyTorch refuses it)
@@ -149,8 +146,7 @@ def test_gpu_bench_without_cupy_is_one_line(capsys, monkeypatch):
 # 7. the suite says what it will do, shows progress, and writes only where told
 
 def test_bench_suite_refuses_to_clobber_and_reports_progress(capsys, monkeypatch, tmp_path):
-    from test_readme import _stand_in_bench
-    monkeypatch.setattr("symgrad.bench.cpu.bench", _stand_in_bench)
+    monkeypatch.setattr("symgrad.bench.cpu.bench", stand_in_bench)
     target = tmp_path / "BENCHMARKS.md"
     target.write_text("kept")
     code, _, err = run(capsys, "bench", "--suite", "-o", str(target))
