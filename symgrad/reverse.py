@@ -9,7 +9,7 @@ that tensor depends on an input (``active``) and the statement's output reaches 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -109,8 +109,23 @@ def _reuse(stmt: Statement, d: Derivation):
                 ("common subexpression",)))
 
 
-def derive_program(program: Program, wrt=None) -> ProgramDerivation:
-    """Normalise, validate, and derive every statement's forward forms and the VJPs reverse mode needs.
+def _known(known, program: Program, k: int, stmt: Statement, wanted: list):
+    """Statement ``k``'s derivation taken from ``known`` (a derivation of a program whose statement
+    ``k`` is this same statement over the same tensors: a backward program begins with its program's
+    statements), holding the VJPs ``wanted``; None where it holds fewer."""
+    if known is None or k >= len(known.statements) or known.statements[k].statement != stmt or \
+            any(known.program.tensors.get(n) != program.tensors[n] for n in stmt.reads):
+        return None
+    d = known.statements[k].derivation
+    if not set(wanted) <= set(d.grads):
+        return None
+    return replace(d, grads={name: grad for name, grad in d.grads.items() if name in wanted}, seconds=0.0)
+
+
+def derive_program(program: Program, wrt=None, known: ProgramDerivation = None) -> ProgramDerivation:
+    """Normalise, validate, and derive every statement's forward forms and the VJPs reverse mode needs;
+    a statement ``known`` derived (the same statement at the same place) is taken from there, not
+    derived again.
 
     >>> from symgrad import ops
     >>> d = derive_program(ops.build("softmax"))
@@ -123,13 +138,14 @@ def derive_program(program: Program, wrt=None) -> ProgramDerivation:
     active, useful = _active(program, wrt), _useful(program)
     statements = []
     for k, stmt in enumerate(program.statements):
-        op = statement_op(program, k)
         wanted = [r for r in stmt.reads if r in active] if stmt.name in useful and not stmt.stop else []
-        d = derive(op, wrt=wanted)
-        if stmt.over:
-            d.forward = [max_form(stmt, d.tensors)]
-        _reuse(stmt, d)
-        statements.append(StatementDerivation(k, stmt, op, d))
+        d = _known(known, program, k, stmt, wanted)
+        if d is None:
+            d = derive(statement_op(program, k), wrt=wanted)
+            if stmt.over:
+                d.forward = [max_form(stmt, d.tensors)]
+            _reuse(stmt, d)
+        statements.append(StatementDerivation(k, stmt, d.op, d))
     adjoints, reached = {}, set(program.outputs)
     for s in reversed(statements):
         if s.statement.name not in reached:  # nothing passes an adjoint to it (every read of it is outside its range)

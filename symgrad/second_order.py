@@ -148,7 +148,8 @@ class ProgramSecondOrder:
 
 
 def derive_program_second_order(program_or_derivation) -> ProgramSecondOrder:
-    """Derive the program (or take its derivation), take its backward as a program, and derive that.
+    """Derive the program (or take its derivation), take its backward as a program, and derive that
+    (the statements it shares with the program are not derived again).
 
     >>> from symgrad import ops
     >>> s = derive_program_second_order(ops.build("softmax"))
@@ -161,4 +162,4 @@ def derive_program_second_order(program_or_derivation) -> ProgramSecondOrder:
     if not any(t.name in first.adjoints for t in first.program.inputs):  # the backward is 0: so is its derivative
         return ProgramSecondOrder(first, None, None, time.perf_counter() - start)
     backward = backward_program(first)
-    return ProgramSecondOrder(first, backward, derive_program(backward), time.perf_counter() - start)
+    return ProgramSecondOrder(first, backward, derive_program(backward, known=first), time.perf_counter() - start)

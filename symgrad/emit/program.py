@@ -55,11 +55,12 @@ def _reads(forms, target, *names) -> frozenset:
 
 
 def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list, into: str = None,
-           add: bool = False) -> Unit:
+           add: bool = False, shared: str = None) -> Unit:
     """The step leaving ``forms``' value in ``target.out``: one numba loop nest (recorded in
-    ``nests``) where it applies, ``body`` (the forms' array code) where it does not (no numba, small or
-    mixed-dtype arrays); with ``into``, the value is then stored there, or added to it with ``add`` (a
-    pointwise nest reads and adds it in the same pass)."""
+    ``nests``; ``shared``: the name of the same nest, already in the module) where it applies,
+    ``body`` (the forms' array code) where it does not (no numba, small or mixed-dtype arrays); with
+    ``into``, the value is then stored there, or added to it with ``add`` (a pointwise nest reads and
+    adds it in the same pass)."""
     out = target.out
     alias = _alias(forms, target)
     fold = add and alias is None and all(f.kind == "elementwise" for f in forms)
@@ -79,7 +80,9 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
     if n is None:  # (CuPy: a pointwise step a fused kernel may take, emit/kernel_fusion.py)
         pointwise = step(forms, target, into, added) if target.backend.fused else None
         return Unit(tuple(body.lines) + tuple(store), step=pointwise, reads=read)
-    nests.append({"name": name, "text": text, "nest": n})
+    if shared is None:
+        nests.append({"name": name, "text": text, "nest": n})
+    name = shared or name
     work = sp.Mul(*target.tensor.dims, *[hi + 1 for _, _, hi in forms[0].term.sums])  # a reduction visits its summand's grid
     extra = f", {size_code(work)}" if forms[0].term.sums else ""
     call = (f"{out} = _nest({op!r}, _{name}_nest, ({''.join(f'{a}, ' for a in n.arrays)}), "
@@ -91,9 +94,12 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
                 work=work, into=into, add=added, row=shape_code(dims[1:]) if len(dims) > 1 else None, reads=read)
 
 
-def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, live: set, prefix: str) -> tuple:
+def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, live: set, prefix: str,
+             shared: dict, made: dict) -> tuple:
     """The statements' code in order (runs that go row by row fused; ``live``: the names read
-    after it), and their summaries; ``prefix`` starts the names of its loops."""
+    after it), and their summaries; ``prefix`` starts the names of its loops.  A statement whose
+    forms ``shared`` holds (``name -> (forms, nest)``, another program's in the same module) runs
+    that program's nest; ``made`` gets this program's."""
     code, blocks, units = Code(()), [], []
     for k, s in enumerate(d.statements, start=1):
         stmt = s.statement
@@ -103,8 +109,11 @@ def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, liv
                         like=d.program.inputs[0].name)  # (a statement that is 0: zeros like the first input)
         body = sum_code(s.op.name, s.forward, target)
         code += body
+        forms, nest = shared.get(stmt.name, (None, None))
         unit = _fused(d.program.name, f"{prefix}forward_{stmt.name}", statement_text(stmt), s.forward, target, body,
-                      nests)
+                      nests, shared=nest if forms is s.forward else None)
+        if unit.nest is not None:
+            made[stmt.name] = (s.forward, nest if forms is s.forward else f"{prefix}forward_{stmt.name}")
         units.append(replace(unit, comment=(f"# {k}. {statement_text(stmt)}",)))
         if stmt.stop and spec.stop:  # stop_gradient: no gradient through it, of any order
             units.append(Unit((f"{stmt.name} = {spec.stop.format(stmt.name)}",), reads=frozenset({stmt.name})))
@@ -157,20 +166,22 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
     return code, blocks, started, fuse(d.program.name, units, f"{prefix}backward", groups, live), read
 
 
-def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = "") -> dict:
+def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = "", shared: dict = None) -> dict:
     """Everything ``templates/program.py.j2`` (``program_<target>.py.j2`` for torch and jax) needs,
     from the derivation alone, for ``backend`` (NumPy: numba loop nests, runs of row statements
     fused; CuPy: each pointwise statement and contribution one CUDA kernel, the rest CuPy's array
     functions; torch, jax: the framework's operations, differentiable again).  ``prefix`` starts the
-    names of its loops (a second program in the same module)."""
+    names of its loops (a second program in the same module), whose statements run the first's loop nests
+    where ``shared`` (the first's ``"forward_nests"``) has the same statement's forms."""
     p = d.program
     spec = find_backend(backend)
     tensors = d.tensors
     nests, groups = [], []
     backward_code, backward, started, backward_lines, backward_reads = _backward(d, tensors, spec, nests, groups,
                                                                                  prefix)
+    made = {}
     forward_code, forward, forward_lines = _forward(d, tensors, spec, nests, groups, backward_reads | set(p.outputs),
-                                                    prefix)
+                                                    prefix, shared or {}, made)
     interface = p.interface()
     bind, sizes = bind_statements(interface)
     for s in d.statements:
@@ -215,7 +226,7 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
         "first": p.inputs[0].name,
         "forward_lines": forward_lines, "backward_lines": backward_lines,
         "kept": [s.statement.name for s in d.statements if s.statement.name in residuals],
-        "class_name": f"{camel(p.name)}Function", "function": p.name, "second": None,
+        "class_name": f"{camel(p.name)}Function", "function": p.name, "second": None, "forward_nests": made,
     }
     context["this"] = {k: context[k] for k in ("args", "bind", "sizes", "constants", "forward_lines", "outputs", "kept",
                                                "grad_outputs", "backward_lines", "grads")}
@@ -245,7 +256,7 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
             [f"xp.zeros({t.name}.shape, {t.name}.dtype)" for t in p.inputs]
         return {"second": {"zero": True, "gg_args": ", ".join(naming.grad_grad(t.name) for t in p.inputs),
                            "results": ", ".join(zeros) + ("," if len(zeros) == 1 else "")}}
-    inner = program_context(second.second, backend, prefix="second_")
+    inner = program_context(second.second, backend, prefix="second_", shared=context["forward_nests"])
     code = None if spec.framework else environment().get_template("program_functions.py.j2").render(
         **inner, private="_second_", public="_second_")
     names, imports, runtime = _inlined(context["piece_set"] | inner["piece_set"],

@@ -203,6 +203,8 @@ def _hoisted(stmt: Statement, taken: set, program: str, dims: dict) -> tuple:
         body, limits = _max_chain(rhs)
         body = h.max_body(body, limits)
         return h.made + [replace(stmt, rhs=body, over=limits)], h.requires
+    if stmt.over:  # a max statement already (normalised before): its body, as then
+        return h.made + [replace(stmt, rhs=h.max_body(rhs, stmt.over))], h.requires
     return h.made + [replace(stmt, rhs=h.walk(rhs))], h.requires
 
 
