@@ -95,7 +95,8 @@ def _reuse(stmt: Statement, d: Derivation):
     if stmt.over or stmt.rhs.has(sp.Sum) or not stmt.rhs.has(sp.Function):
         return
     own = plain(stmt.rhs)
-    read = stmt.output[tuple(plain(i) for i in stmt.indices)]
+    # an index the right-hand side does not depend on is not bound in the term: read its first element
+    read = stmt.output[tuple(v if v in own.free_symbols else 0 for v in (plain(i) for i in stmt.indices))]
     for grad in d.grads.values():
         for k, form in enumerate(grad.forms):
             if not form.term.factor.has(own):

@@ -423,3 +423,15 @@ def test_a_bracket_under_a_function_with_no_read():
     cond = (torch.arange(4) >= 2).double()
     against_torch("param w[C, D]\nt1[d < D, i < 3] = cos([0 <= d - 2 < D] 0.5) * w[0, d]",
                   lambda w: (torch.cos(0.5 * cond) * w[0])[:, None].expand(4, 3), [w])
+
+
+@needs_torch
+def test_a_residual_read_where_the_statement_does_not_depend_on_an_index():
+    """The backward reads t1 for exp's derivative (its own value, a residual); t1[i, j] does not depend
+    on j, which the gradient's term does not bind: the read takes j's first element (campaign seed 39,
+    program 1482: NameError 'j' in the emitted backward)."""
+    import torch
+    x = _normal(2, 1, seed=23)
+    against_torch("input x[I, 1]\nparam w\nt1[i, j < 1] = exp(erf(x[i, 0]))^1.5",
+                  lambda x, w: torch.exp(torch.erf(x) * 1.5) + 0 * w, [x, _normal(seed=24)])
+
