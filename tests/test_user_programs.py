@@ -435,3 +435,26 @@ def test_a_residual_read_where_the_statement_does_not_depend_on_an_index():
     against_torch("input x[I, 1]\nparam w\nt1[i, j < 1] = exp(erf(x[i, 0]))^1.5",
                   lambda x, w: torch.exp(torch.erf(x) * 1.5) + 0 * w, [x, _normal(seed=24)])
 
+
+@needs_torch
+def test_a_constant_index_read_through_a_padding_map_is_placed_not_gathered_over_its_axis():
+    """x[n, 2] beside a wrap-padded read: its gradient Σ_p [2 == j] dt1[n, p]·x[n, p − 1] is a generic
+    gather, whose grid now takes the pinned index at its one value (N·P, placed at column 2), not
+    every j (N·N·P: 8 GiB at N = 1024; campaign seed 39, program 209, whose worker the system killed)."""
+    import tracemalloc
+
+    import torch
+    text = "input x[N, N]\nt1[n < N, p < N + 2] = x[n, wrap(p - 1, N)] * x[n, 2]"
+    cols = lambda n: torch.tensor([(p - 1) % n for p in range(n + 2)])
+    against_torch(text, lambda x: x[:, cols(len(x))] * x[:, 2:3], [_normal(4, 4, seed=209)])
+    m = load(emit_program(derive_program(parse_program(text))))
+    x = _normal(400, 400, seed=209)
+    m.backward(np.ones((400, 402)), x)  # (numba's first compile, outside the measurement)
+    tracemalloc.start()
+    (dx,) = m.backward(np.ones((400, 402)), x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 400 * 402 * 8, peak  # the full grid: 400 times one gradient, 515 MB
+    xt = torch.tensor(x, requires_grad=True)
+    (want,) = torch.autograd.grad((xt[:, cols(400)] * xt[:, 2:3]).sum(), xt)
+    _close(dx, want.numpy(), "backward at N = 400")

@@ -50,15 +50,17 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
     ``backend`` places the index grids (on the device of the first tensor read, for torch; of the
     array ``like`` for a term that reads none)."""
     grid = list(out_vars) + [v for v, _, _ in term.sums]
-    bounds = [(0, d - 1) for d in target.dims] + [(lo, hi) for _, lo, hi in term.sums]
+    pinned = _pinned(term, out_vars, grid)
+    bounds = [(pinned[v], pinned[v]) if v in pinned else (0, d - 1) for v, d in zip(out_vars, target.dims)] + \
+        [(lo, hi) for _, lo, hi in term.sums]
     names = {v: sp.Symbol(naming.index_var(v)) for v in grid}
     like = term.accesses[0].base.name if term.accesses else like
+    arange = lambda lo, hi: backend.arange(size_code(lo), f"{size_code(hi)} + 1", like) if backend and like else \
+        f"xp.arange({size_code(lo)}, {size_code(hi)} + 1)"
     lines = []
     for k, (v, (lo, hi)) in enumerate(zip(grid, bounds)):
         shape = ", ".join("-1" if a == k else "1" for a in range(len(grid)))
-        grid_range = backend.arange(size_code(lo), f"{size_code(hi)} + 1", like) if backend and like else \
-            f"xp.arange({size_code(lo)}, {size_code(hi)} + 1)"
-        lines.append(f"{names[v]} = {grid_range}.reshape({shape},)")
+        lines.append(f"{names[v]} = {arange(lo, hi)}.reshape({shape},)")
     ap = printer or ArrayPrinter()
     sub = lambda e: sp.sympify(e).xreplace(names)
     masks, mapping = [], {}
@@ -89,11 +91,33 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
         value = f"{value} * {backend.new('ones', '()', like)}"  # of two Python numbers is its default float32)
     mask = " & ".join(masks) if masks else "True"
     axes = tuple(range(len(out_vars), len(grid)))
-    extents = list(target.dims) + [hi - lo + 1 for _, lo, hi in term.sums]
+    extents = [hi - lo + 1 for lo, hi in bounds]
     lines.append(f"{out} = xp.broadcast_to(xp.where({mask}, {value}, 0), {shape_code(extents)})")
     if axes:
         lines.append(f"{out} = {out}.sum(axis={axes})")
+    if pinned:  # placed where the pinned indices are, 0 elsewhere
+        at = []
+        for k, v in enumerate(out_vars):
+            if v in pinned:
+                shape = ", ".join("-1" if a == k else "1" for a in range(len(out_vars)))
+                lines.append(f"{names[v]} = {arange(0, target.dims[k] - 1)}.reshape({shape},)")
+                at.append(f"({names[v]} == {size_code(pinned[v])})")
+        lines.append(f"{out} = xp.broadcast_to(xp.where({' & '.join(at)}, {out}, 0), {shape_code(target.dims)})")
     return lines
+
+
+def _pinned(term: Term, out_vars, grid) -> dict:
+    """The output indices a guard ``[c == j]`` pins to a value ``c`` of sizes alone (a constant-index
+    read's gradient: ``x[n, 2]`` passes back at j = 2 only): their grid is that one value, and the
+    result is placed there, not computed over the whole axis and masked."""
+    pinned = {}
+    for g in term.guards:
+        if isinstance(g, sp.Eq):
+            for v, c in ((g.lhs, g.rhs), (g.rhs, g.lhs)):
+                if v in out_vars and v not in pinned and not sp.sympify(c).free_symbols & set(grid):
+                    pinned[v] = c
+                    break
+    return pinned
 
 
 class Generic(Kind):
