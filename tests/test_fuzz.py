@@ -4,6 +4,7 @@ torch and JAX targets' first and second order) against PyTorch autograd with a 5
 the harness itself: the generator's determinism and reach, the arbiter's verdicts on planted errors on
 either side, the shrinker, the time limit.  CI also runs a larger campaign with a daily seed
 (``symgrad fuzz``, .ci/run)."""
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from conftest import HAS_JAX, needs_torch
 from symgrad.fuzz import campaign, generate
+from symgrad.fuzz.oracle import judge
 from symgrad.fuzz.run import Checker, Failure, Hang, Result, time_limit
 from symgrad.fuzz.shrink import shrink
 from symgrad.fuzz.tree import Affine, Bin, Fn, Program, Read, Statement, Tensor, walk
@@ -73,6 +75,21 @@ def test_the_arbiter_refutes_a_wrong_gradient_and_clears_a_wrong_reference():
     c.grads = right
     with pytest.raises(Failure):                          # NaN where the truth is finite
         c.grads_agree("backward", nan)
+
+
+def test_a_value_float64_cannot_resolve_is_no_ones_error():
+    """A gradient that is 0 by cancellation, divided by sqrt(var + eps) of a constant row (campaign seed
+    39, program 469): symgrad's and torch's float64 projections are rounding of either sign, neither
+    ten times closer to the 50-digit truth (a hundred where the truth is 0 to float64's resolution);
+    symgrad is refuted where the reference is right or further that much closer, and a projection that
+    is not a number is no one's rounding."""
+    assert judge(2.206617755e-23, -2.243192346e-23, -8.708417063e-30, 1e-25) == "alike"
+    assert judge(2.351267843e-23, -6.000110129e-24, -3.35489013e-41, 1e-25) == "alike"  # its double backward
+    assert judge(4.175225571e-23, -4.093465573e-24, -9.525234195e-42, 1e-25) == "alike"  # torch target's, 10x
+    assert judge(101 * 2.2e-23, -2.2e-23, 0.0, 1e-25) == "theirs"
+    assert judge(1.02, 1.001, 1.0) == "theirs"  # a truth float64 resolves: ten times
+    assert judge(float("nan"), 1.0, 0.5) == "neither"
+    assert judge(1.5, 1.001, 1.0) == "theirs" and judge(1.0, 1.5, 1.0) == "ours"
 
 
 @needs_torch
@@ -159,3 +176,25 @@ def test_emitted_programs_are_byte_identical_across_processes():
     outs = [subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONHASHSEED=seed),
                            capture_output=True, text=True, check=True).stdout for seed in ("1", "3")]
     assert outs[0] == outs[1] and len(outs[0].split()) == 21
+
+
+def test_a_worker_that_dies_with_its_program_is_reported_not_waited_for():
+    """A worker the system kills (out of memory: campaign seed 39 waited for ever on one) sends no
+    result: after a silence the program is reported as a crash of its worker, with its text; the
+    workers' heap is capped so that most such programs fail with MemoryError instead."""
+    work = [(5, k, 10, ("numpy",), 60.0, 1) for k in range(3)]
+
+    class Pool:  # two results, then silence
+        def __init__(self):
+            self.given = [Result(0, False, "", {}, index=2), Result(0, False, "", {}, index=0)]
+
+        def next(self, timeout):
+            if self.given:
+                return self.given.pop(0)
+            raise multiprocessing.TimeoutError
+
+    results = campaign.collect(Pool(), work, 1.0)
+    assert [r.index for r in results] == [2, 0, 1]
+    assert results[2].status == "crash" and results[2].check == "worker" and "died" in results[2].detail
+    assert results[2].text == generate.program(campaign.program_seed(5, 1)).text()
+    assert 0 < campaign.memory_cap(2) < campaign.memory_cap(1)

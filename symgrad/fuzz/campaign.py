@@ -69,6 +69,51 @@ def minimal(result: Result, targets, timeout: float, budget: int = 120) -> tuple
     return p.text(), z, check(p, z, s, False, targets, timeout)
 
 
+def memory_cap(jobs: int) -> int:
+    """Bytes of heap one worker may take: four fifths of the machine's memory shared among the workers.
+    A program that needs more fails with MemoryError, reported as a crash, instead of the system killing
+    its worker (whose program would then never report)."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8 / max(jobs, 1))
+
+
+def _cap_memory(limit: int):
+    """This process's heap capped at ``limit`` bytes (the soft limit: the hard one is left)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+def lost(job, silence: float) -> Result:
+    """The result of a program whose worker died with it (no result came back)."""
+    seed, k, large_every, *_ = job
+    s, large = program_seed(seed, k), is_large(k, large_every)
+    tree = generate.program(s, large=large)
+    return Result(s, large, tree.text(), generate.sizes(tree, s, large), "crash", "worker",
+                  f"no result in {silence:.0f} s of silence: its worker process died (killed by the system: out of "
+                  f"memory?)", index=k)
+
+
+def collect(results, work, silence: float, progress=None) -> list:
+    """The results an iterator of them (``next(timeout)``, as a pool's ``imap_unordered``) gives for
+    ``work``; when none comes for ``silence`` seconds, those still missing are :func:`lost`."""
+    out = []
+    while len(out) < len(work):
+        try:
+            r = results.next(timeout=silence)
+        except StopIteration:
+            break
+        except multiprocessing.TimeoutError:
+            break
+        out.append(r)
+        if progress:
+            progress(r, len(out), len(work))
+    seen = {r.index for r in out}
+    return out + [lost(job, silence) for job in work if job[1] not in seen]
+
+
 def run(seed: int, budget: int, large_every: int = 10, targets=("numpy", "torch", "jax"), timeout: float = 60.0,
         jobs: int = None, shrink_budget: int = 120, progress=None, only=None, jax_every: int = 4) -> dict:
     """Check ``budget`` programs; returns the results and the shrunk failures."""
@@ -77,16 +122,14 @@ def run(seed: int, budget: int, large_every: int = 10, targets=("numpy", "torch"
     work = [(seed, k, large_every, tuple(targets), timeout, 1 if only is not None else jax_every) for k in ks]
     results = []
     start = time.perf_counter()
+    _cap_memory(memory_cap(1))  # (checks run in this process too: sequentially, and to shrink)
     if jobs > 1 and len(work) > 1:
         # workers forked from a clean server process: a fork of a process whose torch or OpenMP threads
         # already ran can deadlock in them
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["symgrad.fuzz.campaign"])
-        with ctx.Pool(jobs, maxtasksperchild=50) as pool:
-            for r in pool.imap_unordered(one, work):
-                results.append(r)
-                if progress:
-                    progress(r, len(results), len(work))
+        with ctx.Pool(jobs, maxtasksperchild=50, initializer=_cap_memory, initargs=(memory_cap(jobs),)) as pool:
+            results = collect(pool.imap_unordered(one, work), work, max(600.0, 6 * timeout), progress)
     else:
         for job in work:
             r = one(job)
@@ -96,7 +139,9 @@ def run(seed: int, budget: int, large_every: int = 10, targets=("numpy", "torch"
     results.sort(key=lambda r: r.index)
     shrunk = []
     for r in results:
-        if r.status in FAILURES and shrink_budget:
+        if r.status in FAILURES and r.check == "worker":  # as found: rerun here, it could take this process too
+            shrunk.append((r, r.text, r.sizes, r))
+        elif r.status in FAILURES and shrink_budget:
             shrunk.append((r, *minimal(r, targets, timeout, shrink_budget)))
     return {"seed": seed, "results": results, "shrunk": shrunk, "seconds": time.perf_counter() - start,
             "targets": tuple(targets), "large_every": large_every, "jax_every": jax_every}
@@ -156,4 +201,4 @@ def print_progress(r: Result, done: int, total: int):
     sys.stderr.flush()
 
 
-__all__ = ["FAILURES", "minimal", "one", "program_seed", "report", "run"]
+__all__ = ["FAILURES", "collect", "lost", "memory_cap", "minimal", "one", "program_seed", "report", "run"]

@@ -84,7 +84,11 @@ class Arbiter:
 
 def judge(ours, theirs, truth, scale=None) -> str:
     """Which of two projections the truth bears out: 'ours' (the reference erred), 'theirs' (symgrad
-    erred), 'both' (each within rounding of the truth) or 'neither'.  ``scale``: what an error is
+    erred: the reference is right or ten times closer), 'both' (each within rounding of the truth),
+    'alike' (both off, neither ten times closer, or where the truth is 0 to float64's resolution a
+    hundred times: a value float64 cannot resolve, as a gradient that is 0 by cancellation is the
+    rounding of what cancels, in whatever direction, amplified by whatever divides it) or 'neither' (a
+    projection that is not a number).  ``scale``: what an error is
     relative to — the larger gradient's norm times the direction's (a projection on the difference can
     be small by cancellation, its rounding not); by default the largest of the three."""
     scale = max(scale or 0, abs(ours), abs(theirs), abs(truth), 1e-300)
@@ -93,9 +97,12 @@ def judge(ours, theirs, truth, scale=None) -> str:
         return "both"
     if eo <= 1e-7 or eo * 10 < et:
         return "ours"
-    if et <= 1e-7 or et * 10 < eo:
+    if et <= 1e-7:
         return "theirs"
-    return "neither"
+    noise = abs(truth) <= 1e-7 * min(abs(ours), abs(theirs))  # the truth is 0 to float64: both are rounding
+    if eo <= (100 if noise else 10) * et:
+        return "alike"
+    return "theirs" if et * 10 < eo else "neither"
 
 
 __all__ = ["Arbiter", "judge"]

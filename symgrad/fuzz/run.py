@@ -211,6 +211,10 @@ class Checker:
         if who == "both":  # each within rounding of the truth: an ill-conditioned value, no one's error
             self.result.notes.append(f"{check}: rounding (both within 1e-7 of the truth)")
             return
+        if who == "alike":  # the reference as far from the truth: float64 cannot resolve it, no one's error
+            self.result.notes.append(f"{check}: unresolved in float64 (projection {po:.6g}, reference {pt:.6g}, "
+                                     f"truth {truth:.6g}: both as far from it)")
+            return
         if who == "ours":
             self.result.notes.append(f"{check}: the reference is off (projection {pt:.6g}, symgrad {po:.6g}, "
                                      f"truth {truth:.6g})")
