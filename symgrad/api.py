@@ -5,12 +5,14 @@ from .ir import Op, SymgradError
 from .program import Program
 
 
-def module(source, target: str = "numpy", order: int = 2):
+def module(source, target: str = "numpy", order: int = 2, forward_mode: bool = False):
     """The emitted module of ``source`` — program text in the text syntax, a :class:`~symgrad.program.Program`
     or an :class:`~symgrad.ir.Op` — loaded and ready to call.  ``target``: ``numpy`` or ``cupy`` (a
     standalone module: ``forward``, ``backward``, ``vjp`` for programs, ``double_backward`` with
     ``order=2`` where it is derived), ``torch`` (a ``torch.autograd.Function`` and its functional
-    wrapper) or ``jax`` (a ``jax.custom_vjp``).
+    wrapper) or ``jax`` (a ``jax.custom_vjp``).  ``forward_mode``: the module of the Jacobian-vector
+    product, derived as a program of its own (:mod:`symgrad.forward_mode`): its ``forward`` takes
+    the inputs and one tangent per input and returns the outputs and their tangents.
 
     >>> m = module("input x[N]\\ny[n] = x[n] + x[n - 1]")
     >>> m.forward([1.0, 2.0, 3.0])  # x[-1] is outside x: that read is 0
@@ -28,6 +30,9 @@ def module(source, target: str = "numpy", order: int = 2):
         raise SymgradError(f"module: order must be 1 or 2, got {order!r}")
     if isinstance(source, str):
         source = parse_program(source)
+    if forward_mode:
+        from .forward_mode import jvp_program
+        source = jvp_program(source)
     if isinstance(source, Op):
         d = derive(source)
         text = emit_target(d, target) if target in ("torch", "jax") else emit(d, target, order)

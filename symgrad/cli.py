@@ -68,6 +68,10 @@ def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
                         "any shapes that fit)")
 
 
+_FORWARD_HELP = ("forward mode: the Jacobian-vector product, derived as a program of its own (inputs and one "
+                 "tangent xdot per input x; outputs and their tangents ydot), whose module's forward computes both")
+
+
 def _integer_at_least(minimum: int):
     """An argparse type: an integer >= ``minimum``, refused with one line naming the bound otherwise."""
     def parse(text):
@@ -188,11 +192,20 @@ def cmd_ops(args):
     return 0
 
 
+def _forward_mode(args, program):
+    """With --forward-mode, the JVP of the op or program the arguments name, as the program it is
+    (symgrad/forward_mode.py); else ``program`` (None for an op)."""
+    if not args.forward_mode:
+        return program
+    from .forward_mode import jvp_program
+    return jvp_program(program if program is not None else build_op(args, concrete=False)[0])
+
+
 def cmd_derive(args):
     from .derive import derive
     from .second_order import derive_second_order
     from .summary import as_json, as_text, second_as_json, second_as_text
-    program = _program(args)
+    program = _forward_mode(args, _program(args))
     if program is not None:
         from . import cli_program
         return cli_program.derive(args, program, _write)
@@ -224,7 +237,7 @@ def cmd_emit(args):
     if args.target != "module" and args.order == 1:
         raise SymgradError(f"emit: --order chooses whether a standalone module has double_backward; the "
                            f"{args.target} target's double backward is the framework's autograd through its backward")
-    program = _program(args)
+    program = _forward_mode(args, _program(args))
     if program is not None:
         from . import cli_program
         return cli_program.emit(args, program, _write)
@@ -481,6 +494,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--order", type=int, choices=(1, 2), default=1,
                    help="2: also derive each gradient's own gradients (second order, by closure)")
     d.add_argument("--timing", action="store_true", help="say on stderr how long the derivation took")
+    d.add_argument("--forward-mode", action="store_true", help=_FORWARD_HELP)
     d.add_argument("-o", "--output", help="write to this file (default: print; pdf needs it)")
     d.set_defaults(fn=cmd_derive)
     e = sub.add_parser("emit", allow_abbrev=False, help="write a standalone backward module")
@@ -491,6 +505,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=("numpy", "cupy"), help="the standalone module's array library (default numpy)")
     e.add_argument("--order", type=int, choices=(1, 2),
                    help="module: 2 (default) adds double_backward, derived by closure; 1 leaves it out")
+    e.add_argument("--forward-mode", action="store_true", help=_FORWARD_HELP)
     e.add_argument("-o", "--output", help="write the module to this file (default: print it)")
     e.set_defaults(fn=cmd_emit)
     c = sub.add_parser("check", allow_abbrev=False, help="verify the emitted module numerically")

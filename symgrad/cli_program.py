@@ -64,8 +64,11 @@ def derive(args, program, write):
     from .second_order import derive_program_second_order
     from .summary import program_as_json, program_as_text, program_second_as_json, program_second_as_text
     _shapes(program, args.input_shape)
+    if args.forward_mode and args.order == 2:
+        raise SymgradError("derive: --forward-mode derives the Jacobian-vector product, first order; --order 2 "
+                           "derives the reverse mode's second order")
     second = derive_program_second_order(program) if args.order == 2 else None
-    d = second.first if second else derive_program(program)
+    d = second.first if second else derive_program(program, wrt=() if args.forward_mode else None)
     if args.timing:
         print(f"derived in {(second or d).seconds:.2f} s", file=sys.stderr)
     if args.format == "json":

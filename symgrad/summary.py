@@ -111,8 +111,9 @@ def program_as_text(d) -> str:
         for f in s.forward:
             described = "; ".join(kind(f.kind).describe(f))
             lines.append(f"       form: {f.kind} ({described})")
-    lines += ["", "backward (reverse mode): the adjoint dT = ∂ℒ/∂T of a tensor is the sum of what each statement "
-              "reading it passes back; " + ", ".join(f"d{o} = grad_output" for o in p.outputs)]
+    if d.adjoints:  # (forward mode derives nothing backwards)
+        lines += ["", "backward (reverse mode): the adjoint dT = ∂ℒ/∂T of a tensor is the sum of what each statement "
+                  "reading it passes back; " + ", ".join(f"d{o} = grad_output" for o in p.outputs)]
     for s in reversed(d.statements):
         if not s.derivation.grads:
             continue
