@@ -230,10 +230,13 @@ def test_bench_reports_every_method_with_pair_ratios(capsys):
 @pytest.mark.parametrize("argv,first", [
     (["--rule", "y[n, f, i] = b[f] + sum(c, r) w[f, c, r] * x[n, c, 2*i + r - 1]", "--input-shape", "x=2,3,40",
       "--input-shape", "w=4,3,3", "--input-shape", "b=4"], "rule (1 thread); torch's side: torch operations of the same statements"),
-    (["--rule", "input x[N, D]\ny[n, d] = exp(x[n, d]) / (1 + exp(x[n, d]))", "--input-shape", "x=50,60",
-      "--target", "torch"], "rule (1 thread); torch's side: torch operations of the same statements"),
-    (["conv1d", "--padding-mode", "circular", "--padding", "1", "--input-shape", "x=2,3,40",
-      "--input-shape", "w=4,3,3", "--input-shape", "b=4"], "conv1d_circular (1 thread); torch's side: torch operations of the same statements"),
+    pytest.param(["--rule", "input x[N, D]\ny[n, d] = exp(x[n, d]) / (1 + exp(x[n, d]))", "--input-shape", "x=50,60",
+                  "--target", "torch"], "rule (1 thread); torch's side: torch operations of the same statements",
+                 marks=pytest.mark.full),
+    pytest.param(["conv1d", "--padding-mode", "circular", "--padding", "1", "--input-shape", "x=2,3,40",
+                  "--input-shape", "w=4,3,3", "--input-shape", "b=4"],
+                 "conv1d_circular (1 thread); torch's side: torch operations of the same statements",
+                 marks=pytest.mark.full),
 ])
 def test_bench_times_programs_of_ones_own(capsys, argv, first):
     """A rule, a file or a padding mode has no torch function: torch's side is its own autograd
@@ -278,6 +281,7 @@ def test_bench_child_environment_binds_only_when_asked(monkeypatch):
 
 
 @needs_torch
+@pytest.mark.full  # (the binding itself: test_bench_child_environment_binds_only_when_asked)
 def test_bench_bound_threads(capsys):
     code, out, _ = run(capsys, "bench", "gelu", "--input-shape", "x=4096", "--repeats", "1", "--threads", "2", "--bind")
     assert code == 0 and out.splitlines()[0] == "gelu (2 threads, bound); torch's side: F.gelu"

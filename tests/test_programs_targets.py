@@ -35,7 +35,7 @@ def _function(name, params):
 
 @needs_torch
 @pytest.mark.parametrize("name,params,shapes", sliced(SWEEP, 2, ids=[f"{n}-{k}" for k, (n, _, _) in enumerate(SWEEP)]))
-def test_torch_function_against_torch(name, params, shapes):
+def test_torch_function_against_torch(name, params, shapes, request):
     """Forward and gradients equal torch's own (float64 ≤ 1e-10, float32 ≤ 1e-5 relative), and
     torch.autograd's gradcheck and gradgradcheck pass: the backward is made of torch operations,
     so double backward differentiates it again."""
@@ -57,8 +57,11 @@ def test_torch_function_against_torch(name, params, shapes):
         worst = max(1e-5 * max(want.abs().max().item(), 1e-3), (torch32 - want).abs().max().item())
         assert (got - want).abs().max().item() <= worst
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-    assert torch.autograd.gradcheck(lambda *a: f(*a, *extra), ts)
-    assert torch.autograd.gradgradcheck(lambda *a: f(*a, *extra), ts)
+    # fast mode: the Jacobians' products with random vectors (every element of both orders is compared
+    # above and in test_programs_second_order; --full checks the whole Jacobians)
+    fast = not request.config.getoption("--full")
+    assert torch.autograd.gradcheck(lambda *a: f(*a, *extra), ts, fast_mode=fast)
+    assert torch.autograd.gradgradcheck(lambda *a: f(*a, *extra), ts, fast_mode=fast)
 
 
 @needs_torch
