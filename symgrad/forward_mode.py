@@ -20,12 +20,8 @@ import sympy as sp
 
 from .engine.program import normalise, validate_program
 from .ir import Op, SymgradError
+from .naming import tangent
 from .program import Program, Statement
-
-
-def tangent(tensor: str) -> str:
-    """The tangent of ``tensor`` as a tensor of the JVP program (one word: ``xdot``)."""
-    return f"{tensor}dot"
 
 
 def op_program(op: Op) -> Program:
@@ -107,4 +103,4 @@ def _fresh(name: str, taken: set, program: str) -> str:
     return name
 
 
-__all__ = ["jvp_program", "op_program", "tangent"]
+__all__ = ["jvp_program", "op_program"]

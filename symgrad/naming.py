@@ -52,6 +52,11 @@ def adjoint(tensor: str) -> str:
     return f"{tensor}bar"
 
 
+def tangent(tensor: str) -> str:
+    """The tangent of ``tensor`` as a tensor of a JVP program (forward mode); one word, as the adjoint."""
+    return f"{tensor}dot"
+
+
 def selector(tensor: str) -> str:
     """A max statement's tie-splitting selector (1/count at the maxima, 0 elsewhere)."""
     return f"{tensor}_sel"

@@ -103,9 +103,7 @@ def collect(results, work, silence: float, progress=None) -> list:
     while len(out) < len(work):
         try:
             r = results.next(timeout=silence)
-        except StopIteration:
-            break
-        except multiprocessing.TimeoutError:
+        except (StopIteration, multiprocessing.TimeoutError):  # (a silence: a worker died with its program)
             break
         out.append(r)
         if progress:
