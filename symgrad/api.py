@@ -8,9 +8,9 @@ from .program import Program
 def module(source, target: str = "numpy", order: int = 2, forward_mode: bool = False):
     """The emitted module of ``source`` — program text in the text syntax, a :class:`~symgrad.program.Program`
     or an :class:`~symgrad.ir.Op` — loaded and ready to call.  ``target``: ``numpy`` or ``cupy`` (a
-    standalone module: ``forward``, ``backward``, ``vjp`` for programs, ``double_backward`` with
-    ``order=2`` where it is derived), ``torch`` (a ``torch.autograd.Function`` and its functional
-    wrapper) or ``jax`` (a ``jax.custom_vjp``).  ``forward_mode``: the module of the Jacobian-vector
+    standalone module: ``forward``, ``backward``, ``vjp``, ``double_backward`` with ``order=2`` where it
+    is derived, ``jvp``), ``torch`` (a native torch op, an autograd function over it and its functional
+    wrapper) or ``jax`` (a ``jax.custom_jvp``, and a ``jax.custom_vjp`` as ``<name>_vjp``).  ``forward_mode``: the module of the Jacobian-vector
     product, derived as a program of its own (:mod:`symgrad.forward_mode`): its ``forward`` takes
     the inputs and one tangent per input and returns the outputs and their tangents.
 

@@ -31,19 +31,26 @@ def op_program(op: Op) -> Program:
 
 
 def _directional(rhs, tangents: dict):
-    """``Σ_a ∂rhs/∂a · ȧ`` over the reads ``a`` of the tensors in ``tangents`` (name -> tangent tensor)."""
-    eps = sp.Dummy("eps")
-    reads = [a for a in sp.sympify(rhs).atoms(sp.Indexed) if a.base.name in tangents]
-    moved = sp.sympify(rhs).xreplace({a: a + eps * tangents[a.base.name][a.indices] for a in reads})
-    out = sp.diff(moved, eps).subs(eps, 0)
+    """``Σ_a ∂rhs/∂a · ȧ`` over the reads ``a`` of the tensors in ``tangents`` (name -> tangent tensor).
+    Each read and its tangent stand in as real symbols while SymPy differentiates (a read is real;
+    unknown, SymPy's checks of tanh's or sqrt's argument expand it, for seconds), then are read again."""
+    eps = sp.Dummy("eps", real=True)
+    reads = sorted((a for a in sp.sympify(rhs).atoms(sp.Indexed) if a.base.name in tangents), key=sp.default_sort_key)
+    values = {a: sp.Dummy(f"v{k}", real=True) for k, a in enumerate(reads)}
+    moves = {a: sp.Dummy(f"t{k}", real=True) for k, a in enumerate(reads)}
+    moved = sp.sympify(rhs).xreplace(values).xreplace({values[a]: values[a] + eps * moves[a] for a in reads})
+    out = sp.diff(moved, eps).xreplace({eps: 0})
+    back = {**{values[a]: a for a in reads}, **{moves[a]: tangents[a.base.name][a.indices] for a in reads}}
+    out = out.xreplace(back)
     out = out.replace(sp.DiracDelta, lambda *args: sp.S.Zero)  # steps' derivatives: 0 almost everywhere
     return out.replace(lambda e: isinstance(e, sp.Sum) and isinstance(sp.expand_mul(e.function), sp.Add),
                        lambda e: sp.Add(*[sp.Sum(part, *e.limits) for part in sp.expand_mul(e.function).args]))
 
 
-def jvp_program(source) -> Program:
+def jvp_program(source, primal: bool = True) -> Program:
     """The JVP of ``source`` (a :class:`~symgrad.program.Program` or an :class:`~symgrad.ir.Op`) as a
-    program (see the module docstring).
+    program (see the module docstring); ``primal=False``: its outputs are the tangents alone (the
+    statements no tangent reads are then not computed).
 
     >>> from symgrad import ops
     >>> p = jvp_program(ops.build("softmax"))
@@ -89,7 +96,7 @@ def jvp_program(source) -> Program:
             index = next(s.indices for s in program.statements if s.name == name)
             statements.append(Statement(out, index, sp.S.Zero))
             tangents[name] = out
-    outputs = tuple(program.outputs) + tuple(tangents[name].name for name in program.outputs)
+    outputs = (tuple(program.outputs) if primal else ()) + tuple(tangents[name].name for name in program.outputs)
     return Program(f"{program.name}_jvp", dict(program.params), inputs, tuple(statements), outputs,
                    dict(program.output_sizes), list(program.requires), list(program.notes), program.leading,
                    program.dim, dict(program.constants))

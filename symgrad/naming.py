@@ -71,3 +71,8 @@ def identifier(text: str) -> str:
         if word or not out or out[-1] != "\0":
             out.append(c if word else "\0")
     return "".join(out).replace("\0", "_")
+
+
+def camel(name: str) -> str:
+    """``conv2d`` -> ``Conv2d``, ``avg_pool1d`` -> ``AvgPool1d``."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))

@@ -61,8 +61,8 @@ def bind_statements(op: Op, bound=()) -> tuple:
                 if known == 1:
                     lines.append(f"{u} = {t.name}.shape[{axis}]")
                 else:
-                    lines.append(f"{u}, _rest = divmod({t.name}.shape[{axis}], {size_code(known)})")
-                    lines.append("if _rest:")
+                    lines.append(f"{u} = {t.name}.shape[{axis}] // {size_code(known)}")  # (SymInt-safe: no divmod)
+                    lines.append(f"if {t.name}.shape[{axis}] % {size_code(known)}:")
                     lines.append(f'    raise ValueError(f"{op.name}: axis {axis} of input {t.name} ({{{t.name}.shape[{axis}]}}) '
                                  f'is not a multiple of {known}: {t.name} must have shape {want}, {known} groups of '
                                  f'{u}; got {{{t.name}.shape}}")')

@@ -48,7 +48,7 @@ _PROGRAM_MODULES = {}
 def program_module(name, **params):
     key = (name, tuple(sorted(params.items())))
     if key not in _PROGRAM_MODULES:
-        _PROGRAM_MODULES[key] = load(emit_program(derive_program(ops.build(name, **params))))
+        _PROGRAM_MODULES[key] = load(emit_program(derive_program(ops.build(name, **params)), jvp=False))
     return _PROGRAM_MODULES[key]
 
 
@@ -137,7 +137,8 @@ CONFIGS = all_configs()
 
 @functools.lru_cache(maxsize=None)
 def module_for(name, frozen):
-    return load(emit(symgrad.derive(symgrad.ops.build(name, **dict(frozen))), order=1))  # (second order: its own test)
+    return load(emit(symgrad.derive(symgrad.ops.build(name, **dict(frozen))), order=1, jvp=False))  # (second order,
+    # forward mode: their own tests)
 
 
 def rel(a, b):

@@ -18,9 +18,9 @@ TOLERANCE = {np.float64: 1e-10, np.float32: 1e-5}
 CASES = [c for k, c in enumerate(SWEEP) if k in {0, 4, 6, 9, 12, 13, 17, 20, 22, 23, 24, 27, 30, 31, 33, 34}]
 
 
-def cupy_program(name, params, monkeypatch):
-    """The program's CuPy module as emitted, loaded over the stand-in."""
-    source = emit_program(derive_program(ops.build(name, **params)), "cupy")
+def cupy_program(name, params, monkeypatch, jvp=False):
+    """The program's CuPy module as emitted, loaded over the stand-in (``jvp``: with forward mode)."""
+    source = emit_program(derive_program(ops.build(name, **params)), "cupy", jvp=jvp)
     _, cublas = stand_in(monkeypatch)
     m = load(source, "cupy_program_on_host")
     on_host(m.__dict__, cublas)
@@ -47,6 +47,18 @@ def test_cupy_program_equals_numpy_program(monkeypatch, name, params, shapes, dt
     for a, b, x in zip(cupy_pullback(g.astype(dtype)), pullback(g), arrays):
         assert a.dtype == dtype and a.shape == x.shape
         close(a, b, TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("name,shapes", [("softmax", [(5, 7)]), ("layer_norm", [(4, 6), (6,), (6,)])])
+def test_cupy_program_jvp_equals_numpy(monkeypatch, name, shapes):
+    """Forward mode on the GPU module: its jvp (the JVP program's CUDA kernels) as the NumPy module's."""
+    from symgrad import api
+    m, _ = cupy_program(name, {}, monkeypatch, jvp=True)
+    reference = api.module(ops.build(name), order=1)
+    rng = np.random.default_rng(12)
+    arrays, tangents = [rng.standard_normal(s) for s in shapes], [rng.standard_normal(s) for s in shapes]
+    for got, want in zip(m.jvp(arrays, tangents), reference.jvp(arrays, tangents)):
+        close(got, want, 1e-12)
 
 
 def test_cupy_program_runs_pointwise_statements_as_kernels(monkeypatch):

@@ -109,7 +109,7 @@ def test_second_order_derives_each_statement_once(monkeypatch, name):
     assert sorted(calls) == sorted(set(calls))
     assert [c.split("(")[-1].rstrip(")") for c in calls] == first + added
     assert all(c.startswith(f"{name}, ") for c in calls[:len(first)])
-    source = emit_program(s.first, second=s)
+    source = emit_program(s.first, second=s, jvp=False)  # (forward mode adds its own: test_forward_mode.py)
     assert not any(f"def _second_forward_{stmt}_nest" in source for stmt in first)
     assert any(source.count(f" _forward_{stmt}_nest, ") >= 2 for stmt in first)  # called by both orders
     assert len(source.splitlines()) < {"layer_norm": 2300, "softmax": 1420, "attention": 1840}[name]

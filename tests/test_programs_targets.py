@@ -89,7 +89,8 @@ def test_torch_program_module_imports_torch_only_and_is_deterministic():
     first = emit_program(derive_program(program), "torch")
     assert first == emit_program(derive_program(ops.build("layer_norm")), "torch")
     imports = sorted(line for line in first.splitlines() if line.startswith(("import ", "from ")))
-    assert imports == ["import torch as xp"], imports
+    assert "import torch as xp" in imports and set(imports) <= {"import contextlib", "import math", "import torch as xp"}, \
+        imports  # (the standard library's: autocast's null context, the JVP's constants)
     assert "class LayerNormFunction(xp.autograd.Function)" in first and "recognised form: reduce_sum" in first
 
 

@@ -29,7 +29,7 @@ def test_erf_inside_a_contraction():
     op = erf_features()
     results, ok = check(op, trials=3, seed=5)
     assert ok, [r.errors for r in results]
-    source = emit(symgrad.derive(op))
+    source = emit(symgrad.derive(op), jvp=False)
     assert "scipy.special.erf(" in source and "def _erf" not in source and "import scipy.special" in source
     module = load(source, "erf_features")
     rng = np.random.default_rng(0)

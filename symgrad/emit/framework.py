@@ -1,4 +1,5 @@
-"""Framework targets: the derivation as a ``torch.autograd.Function`` or a ``jax.custom_vjp``.
+"""Framework targets: the derivation as a native torch op with an autograd function over it, or a
+``jax.custom_jvp`` (and a ``jax.custom_vjp``); both run the derived JVP too (:mod:`symgrad.forward_mode`).
 
 The forms' code is the one the NumPy modules run (:func:`symgrad.emit.module.code_context`), printed
 for the framework's array module (:mod:`symgrad.backends`) and calling its own convolution and
@@ -14,24 +15,22 @@ from ..backends import TARGETS
 from ..derive import Derivation
 from ..ir import SymgradError
 from ..templating import environment
-from .inline import import_block, inline
 from .module import _unbatched, code_context, header_context
+from .layers import conv_layer
+from .program import forward_mode_parts
 
 #: the most spatial axes a torch convolution has (conv1d, conv2d, conv3d)
 TORCH_SPATIAL = 3
 
 _USAGE = {
-    "torch": ("Use: {function}({args}) (a torch.autograd.Function applied to tensors of one dtype and device; "
-              "torch.autograd.grad and .backward() run the derived backward, and differentiate it again for "
-              "double backward){module}."),
-    "jax": ("Use: {function}({args}) (a jax.custom_vjp: jax.grad, jax.vjp and jax.jit run the derived backward; "
-            "jax.grad of jax.grad differentiates it again)."),
+    "torch": ("Use: {function}({args}) (an autograd function over the native op _OP, applied to tensors of one "
+              "dtype and device; torch.autograd.grad and .backward() run the derived backward, and differentiate it "
+              "again for double backward; torch.func.jvp, jacfwd and hessian run the derived JVP, vmap the op's "
+              "batching rule){module}."),
+    "jax": ("Use: {function}({args}) (a jax.custom_jvp: jax.jvp, jacfwd and hessian run the derived JVP, jax.grad "
+            "and jax.vjp JAX's transpose of it); {function}_vjp({args}) (a jax.custom_vjp: jax.grad runs the derived "
+            "backward)."),
 }
-
-
-def camel(name: str) -> str:
-    """``conv2d`` -> ``Conv2d``, ``avg_pool1d`` -> ``AvgPool1d``."""
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
 def _conv_axes(d: Derivation) -> int:
@@ -39,18 +38,6 @@ def _conv_axes(d: Derivation) -> int:
     forms = d.forward + [f for g in d.grads.values() for f in g.forms]
     return max((len([c for c in f.fields["dimension_numbers"][1] if c not in "OI"])
                 for f in forms if f.kind == "conv_general_dilated"), default=0)
-
-
-def _layer(op) -> dict | None:
-    """An nn.Module for a convolution op (inputs x, w and maybe b): its constructor's parameters
-    and the weight's shape, or None for other ops."""
-    names = [t.name for t in op.inputs]
-    if names[:2] != ["x", "w"] or "groups" not in op.params:
-        return None
-    w = op.input("w")
-    kernel = [str(dim) if dim.is_Integer else None for dim in w.shape[2:]]
-    return {"class": camel(op.name), "bias": "b" in names, "groups": int(op.params["groups"]),
-            "kernel": kernel, "spatial": len(kernel)}
 
 
 def target_context(d: Derivation, target: str) -> dict:
@@ -66,20 +53,21 @@ def target_context(d: Derivation, target: str) -> dict:
                            "modules and the jax target take any number)")
     code = code_context(d, spec)
     args = code["args"]
-    layer = _layer(op) if target == "torch" else None
-    sized = ", kernel_size" if layer and None in layer["kernel"] else ""
+    layer = conv_layer(op) if target == "torch" else None
     usage = _USAGE[target].format(function=op.name, args=args, module=(
-        f"; {layer['class']}(in_channels, out_channels{sized}) is the layer with its parameters" if layer else ""))
+        f"; {layer['class']}(in_channels, out_channels, kernel_size, ...) is the layer, with torch.nn.{layer['class']}'s "
+        "constructor, attributes and state_dict" if layer else ""))
     pieces = code["pieces"] | {f"{target}_inputs"} | ({"torch_layer"} if layer else set())
-    names, imports, runtime = inline(pieces, spec.substitutes)
-    imports = list(imports) + code["imports"] + (["import jax"] if target == "jax" else [])
+    native = forward_mode_parts(op, target, {"piece_set": pieces, "code_imports": code["imports"]}, [op.output.name],
+                                {f.kind for f in d.forward}, op.elementwise)  # the derived JVP; torch: a native op
+    names, imports, runtime = native["pieces"], native["imports"], native["runtime"]
     backward = [{"name": t.name, "function": naming.grad_function(t.name), "result": naming.grad(t.name),
                  "body": code["grads"][t.name]} for t in op.inputs]
     return {
         **header_context(d, spec, usage=usage), **code,
         "pieces": names, "runtime": runtime,
-        "imports": import_block(imports, spec.array_import),
-        "backward": backward, "function": op.name, "class_name": f"{camel(op.name)}Function",
+        "imports": imports, "native": native["native"], "jvp": native["jvp"], "jvp_refused": native["jvp_refused"],
+        "backward": backward, "function": op.name, "class_name": f"{naming.camel(op.name)}Function",
         "names": repr(tuple(t.name for t in op.inputs)), "one_input": len(op.inputs) == 1,
         "grad_names": repr((naming.GRAD_OUTPUT,) + tuple(t.name for t in op.inputs)),
         "upstream": naming.UPSTREAM, "unbatched": _unbatched(op), "elementwise": op.elementwise,

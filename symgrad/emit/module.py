@@ -18,34 +18,10 @@ from ..printing.text import terms_text
 from ..second_order import SecondOrder, derive_second_order
 from ..sizes import bind_statements, grad_output_statements, shape_text
 from ..templating import environment
-from .inline import import_block, inline
+from .concrete import require_concrete
+from .program import forward_mode_parts
 from .loops import loop as make_loop
 from .second import contributions, second_context
-
-
-def _require_concrete(d: Derivation, bound):
-    """Every symbol the code uses must be a size read from the inputs; parameters must be numbers."""
-    used = set()
-    for f in d.forward + [f for g in d.grads.values() for f in g.forms]:
-        for v in _leaves([f.fields[k] for k in kind(f.kind).numeric_fields if k in f.fields]):
-            used |= v.free_symbols if isinstance(v, sp.Basic) else set()
-    for e in d.op.output_sizes.values():
-        used |= e.free_symbols
-    loose = sorted(str(s) for s in used - set(bound))
-    if loose:
-        raise SymgradError(f"{d.op.name}: emitting code needs concrete parameter values; symbolic: "
-                           f"{', '.join(loose)} (the CLI's emit fills unset ones with PyTorch's defaults)")
-
-
-def _leaves(value):
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _leaves(v)
-    else:
-        yield value
 
 
 def header_context(d: Derivation, spec, blockwise: bool = False, jit: dict = None, usage: str = None) -> dict:
@@ -84,16 +60,16 @@ def code_context(d: Derivation, spec) -> dict:
         grads[t.name] = list(body.lines)
     bind, sizes = ([], []) if op.elementwise else bind_statements(op)
     if not op.elementwise:
-        _require_concrete(d, sizes)
+        require_concrete(d, sizes)
     return {"forward": forward, "grads": grads, "pieces": set(code.pieces), "imports": list(code.imports),
             "bind": bind, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
             "args": ", ".join(t.name for t in op.inputs),
             "grad_output_checks": grad_output_statements(op, naming.GRAD_OUTPUT)}
 
 
-def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = None) -> dict:
+def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = None, jvp: bool = True) -> dict:
     """Everything the skeleton needs, from the derivation alone (and from ``second``, the
-    gradients' own derivations, the double backward; none without it)."""
+    gradients' own derivations, the double backward; none without it; ``jvp``: forward mode)."""
     op = d.op
     spec = _module_backend(backend)
     blockwise = op.elementwise and spec.blockwise  # CuPy fuses elementwise work into one kernel instead
@@ -119,12 +95,18 @@ def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = 
     pieces = code["pieces"] | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"jit"} if loops else set())
     pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for lp in loops for f in lp.functions}  # erfc beside erf
     pieces |= {"double_double"} if any(lp.wide for lp in loops) else set()
-    names, imports, runtime = inline(pieces, spec.substitutes)
+    forward_mode = forward_mode_parts(op, backend, {"piece_set": pieces, "code_imports": code["imports"]},
+                                      [op.output.name], {f.kind for f in d.forward}, op.elementwise, jvp)
+    names, imports, runtime = forward_mode["pieces"], forward_mode["imports"], forward_mode["runtime"]
     jit = {None: forward_loop, **{b["name"]: b["loop"] for b in backward}}
     return {
         **header_context(d, spec, blockwise, jit), **code,
         "pieces": names,
-        "imports": import_block(list(imports) + code["imports"], spec.array_import),
+        "imports": imports, "jvp": forward_mode["jvp"], "jvp_refused": forward_mode["jvp_refused"],
+        "jvp_flat": op.elementwise, "jvp_unbatched": unbatched and {
+            "tangents": ", ".join(naming.tangent(t.name) for t in op.inputs),
+            "args": ", ".join(naming.tangent(t.name) + ("[None]" if t.name in unbatched["inputs"] else "")
+                              for t in op.inputs)},
         "runtime": runtime, "blockwise": blockwise, "forward_loop": forward_loop,
         "forward": forward, "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
@@ -162,12 +144,12 @@ def _unbatched(op) -> dict:
                                                             for k, t in enumerate(op.inputs)])}
 
 
-def emit(d: Derivation, backend: str = "numpy", order: int = 2) -> str:
+def emit(d: Derivation, backend: str = "numpy", order: int = 2, jvp: bool = True) -> str:
     """The module's source text; deterministic (same derivation → same bytes).  ``backend``
     ``numpy`` or ``cupy`` (a framework target is :func:`symgrad.emit.framework.emit_target`'s, whose
     double backward is the framework's own autograd through the backward).  ``order=2`` gives the
     module a ``double_backward`` derived by closure (:mod:`symgrad.second_order`); ``order=1``
-    leaves it out.
+    leaves it out.  ``jvp``: the module has ``jvp``, forward mode derived (:mod:`symgrad.forward_mode`).
 
     >>> from symgrad import ops, derive
     >>> src = emit(derive(ops.gelu()))
@@ -178,7 +160,7 @@ def emit(d: Derivation, backend: str = "numpy", order: int = 2) -> str:
     if order not in (1, 2):
         raise SymgradError(f"{d.op.name}: order must be 1 or 2, got {order!r}")
     second = derive_second_order(d) if order == 2 else None
-    return environment().get_template("module.py.j2").render(**module_context(d, backend, second))
+    return environment().get_template("module.py.j2").render(**module_context(d, backend, second, jvp))
 
 
 def load(source: str, name: str = "symgrad_emitted"):

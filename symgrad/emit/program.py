@@ -16,18 +16,20 @@ from ..forms import Target, jsonable
 from ..forms.form import Code, Form
 from ..forms.reduce_max import REDUCE_MAX
 from ..forms.sum import form_summary, sum_code
-from ..ir import Term, plain
+from ..ir import Op, SymgradError, Term, plain
 from ..printing.text import shape_code, size_code, statement_text
-from ..reverse import ProgramDerivation
+from ..forward_mode import jvp_program, op_program
+from ..reverse import ProgramDerivation, derive_program
 from ..second_order import ProgramSecondOrder
 from ..sizes import bind_statements, grad_output_statements, shape_text
 from ..templating import environment
 from .inline import import_block, inline
 from .loops import nest as loop_nest
 from .loops import reduction_nest
-from .framework import camel
-from .module import _require_concrete
+from .concrete import require_concrete
 from .fusion import Unit, fuse, reads
+from .layers import conv_layer, norm_layer
+from .native import native_context
 from .kernel_fusion import fuse_kernels, step
 
 
@@ -185,7 +187,7 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     interface = p.interface()
     bind, sizes = bind_statements(interface)
     for s in d.statements:
-        _require_concrete(s.derivation, sizes + list(p.constants))
+        require_concrete(s.derivation, sizes + list(p.constants))
     code = forward_code + backward_code
     rows = [t for t in p.inputs if p.leading is not None and t.dims and t.dims[0] == p.leading]
     pieces = set(code.pieces) | ({f"{spec.name}_inputs"} if spec.framework else {"owned", "inputs"}) | \
@@ -226,18 +228,60 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
         "first": p.inputs[0].name,
         "forward_lines": forward_lines, "backward_lines": backward_lines,
         "kept": [s.statement.name for s in d.statements if s.statement.name in residuals],
-        "class_name": f"{camel(p.name)}Function", "function": p.name, "second": None, "forward_nests": made,
+        "class_name": f"{naming.camel(p.name)}Function", "function": p.name, "second": None, "forward_nests": made,
     }
     context["this"] = {k: context[k] for k in ("args", "bind", "sizes", "constants", "forward_lines", "outputs", "kept",
                                                "grad_outputs", "backward_lines", "grads")}
     return context
 
 
-def _inlined(pieces, code_imports, spec) -> tuple:
-    """(names, import lines, source) of the runtime ``pieces``, with the forms' own ``code_imports``."""
+def jvp_context(source, backend: str, primal: bool = False, known: ProgramDerivation = None,
+                shared: dict = None) -> dict:
+    """The JVP of ``source`` (an op or a program; :mod:`symgrad.forward_mode`) derived and printed for
+    ``backend``: a framework's functions (``this``, rendered under ``_jvp`` names: ``_jvp_forward(*inputs,
+    *tangents)[0]`` are the outputs' tangents), or a standalone module's (``code``: ``_jvp_forward``
+    returns the outputs, with ``primal``, and their tangents), with the runtime pieces they call.  The
+    program's own statements, which the JVP program begins with, are taken from ``known`` (the program's
+    derivation), not derived again, and run the program's loop nests (``shared``: its ``forward_nests``)."""
+    c = program_context(derive_program(jvp_program(source, primal=primal), wrt=(), known=known), backend,
+                        prefix="jvp_", shared=shared)
+    code = None if find_backend(backend).framework else environment().get_template("program_functions.py.j2").render(
+        **c, private="_jvp_", public="_jvp_", forward_only=True)
+    return {"this": c["this"], "piece_set": c["piece_set"], "code_imports": c["code_imports"], "code": code}
+
+
+def forward_mode_parts(source, backend: str, context: dict, results: list, kinds: set,
+                       elementwise: bool = False, jvp: bool = True, known: ProgramDerivation = None) -> dict:
+    """What a module adds for forward mode: ``jvp`` (the derived JVP: a framework's functions, a standalone
+    module's code; or ``jvp_refused``, the reason it is not derived) and the runtime they call, with
+    ``context``'s; for torch also ``native``, the native torch op of the ``results`` (the outputs, then
+    the residuals; :mod:`symgrad.emit.native`) over which its autograd function runs.  ``jvp=False``
+    (a standalone module only): no forward mode, the runtime alone."""
+    program = op_program(source) if isinstance(source, Op) else source
+    spec = find_backend(backend)
+    derived, refused = {"piece_set": set(), "code_imports": []}, None
+    if jvp or spec.framework:
+        try:
+            derived = jvp_context(program, backend, primal=not spec.framework, known=known,
+                                  shared=context.get("forward_nests"))
+        except SymgradError as exc:
+            refused = str(exc)
+    torch = backend == "torch"
+    pieces = context["piece_set"] | derived["piece_set"] | ({"torch_native"} if torch else set()) | \
+        ({"tangents"} if derived.get("code") else set())
+    names, imports, runtime = _inlined(pieces, sorted(set(context["code_imports"]) | set(derived["code_imports"])),
+                                       spec, program=not isinstance(source, Op))
+    return {"pieces": names, "imports": imports, "runtime": runtime, "jvp_refused": refused,
+            "jvp": derived.get("this") if spec.framework else derived.get("code"),
+            "native": native_context(program, results, kinds, elementwise) if torch else None}
+
+
+def _inlined(pieces, code_imports, spec, program: bool = True) -> tuple:
+    """(names, import lines, source) of the runtime ``pieces``, with the forms' own ``code_imports``
+    (and functools for a ``program``'s standalone module, whose vjp returns a partial)."""
     names, imports, runtime = inline(pieces, spec.substitutes)
     imports = import_block(list(imports) + list(code_imports) + (["import jax"] if spec.name == "jax" else []) +
-                           ([] if spec.framework else ["import functools"]), spec.array_import)
+                           ([] if spec.framework or not program else ["import functools"]), spec.array_import)
     return names, imports, runtime
 
 
@@ -273,7 +317,9 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
                                                     for o, g in zip(p.outputs, context["grad_outputs"])]
     terms = [{"of": text, "kinds": sorted({k for _, g in second.second.adjoints.get(name, []) for k in g.kinds})}
              for name, text in said]
-    return {"pieces": names, "imports": imports, "runtime": runtime, "second": {
+    return {"pieces": names, "imports": imports, "runtime": runtime,
+            "piece_set": context["piece_set"] | inner["piece_set"],
+            "code_imports": sorted(set(context["code_imports"]) | set(inner["code_imports"])), "second": {
         "code": code, "gg": gg, "gg_args": ", ".join(g["name"] for g in gg),
         "gg_call": (f"({', '.join(passed)})" if len(passed) > 1 else passed[0]),
         "gg_derived": ", ".join(f"gg[{k}]" for k, g in enumerate(gg) if g["derived"]),
@@ -288,11 +334,14 @@ def _single(interface, t):
     return replace(interface, output=t)
 
 
-def emit_program(d: ProgramDerivation, backend: str = "numpy", second: ProgramSecondOrder = None) -> str:
-    """The program's module source for ``backend`` (numpy, cupy, or a target: torch, a
-    torch.autograd.Function; jax, a jax.custom_vjp); deterministic (same derivation → same bytes).
+def emit_program(d: ProgramDerivation, backend: str = "numpy", second: ProgramSecondOrder = None,
+                 jvp: bool = True) -> str:
+    """The program's module source for ``backend`` (numpy, cupy, or a target: torch, a native op and
+    an autograd function over it; jax, a jax.custom_jvp and a custom_vjp); deterministic (same
+    derivation → same bytes).
     With ``second`` (:func:`symgrad.second_order.derive_program_second_order` of the same program), a
-    NumPy or CuPy module has ``double_backward`` too.
+    NumPy or CuPy module has ``double_backward`` too; ``jvp`` (every NumPy and CuPy module unless False;
+    the targets always): forward mode, derived (:mod:`symgrad.forward_mode`).
 
     >>> from symgrad import ops
     >>> from symgrad.reverse import derive_program
@@ -303,4 +352,10 @@ def emit_program(d: ProgramDerivation, backend: str = "numpy", second: ProgramSe
     context = program_context(d, backend)
     if second is not None:
         context.update(_second_context(second, context, backend))
+    if backend == "torch":
+        context["layer"] = conv_layer(d.program) or norm_layer(d.program)
+        context["piece_set"] = context["piece_set"] | ({"torch_layer"} if context["layer"] else set())
+    kinds = {f.kind for s in d.statements for f in s.forward}
+    context.update(forward_mode_parts(d.program, backend, context, list(d.program.outputs) + context["kept"], kinds,
+                                      jvp=jvp, known=d))
     return environment().get_template(template).render(**context)

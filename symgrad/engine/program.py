@@ -115,7 +115,9 @@ class _Hoister:
             self.ranges = saved
             total = sp.Sum(body, *limits)
             return total if linear else self.hoist(total, "sum")
-        if isinstance(expr, (sp.Add, sp.Mul)):
+        if isinstance(expr, sp.Mul):
+            return _guarded_once(sp.Mul(*[self.walk(a, linear) for a in expr.args]))
+        if isinstance(expr, sp.Add):
             return expr.func(*[self.walk(a, linear) for a in expr.args])
         if isinstance(expr, Bracket) or not expr.args or not expr.has(sp.Sum, StopGradient, MaxOver, sp.Indexed, Bracket):
             return expr
@@ -206,6 +208,26 @@ def _hoisted(stmt: Statement, taken: set, program: str, dims: dict) -> tuple:
     if stmt.over:  # a max statement already (normalised before): its body, as then
         return h.made + [replace(stmt, rhs=h.max_body(rhs, stmt.over))], h.requires
     return h.made + [replace(stmt, rhs=h.walk(rhs))], h.requires
+
+
+def _guarded_once(product):
+    """``product`` with each condition of its brackets once: a bracket is 0 or 1, so a power of one
+    is the bracket, and a condition the engine put on a read (``Inside``) that another bracket of the
+    product already holds goes (a program normalised again, as a JVP program is, adds nothing)."""
+    factors = [a.base if isinstance(a, sp.Pow) and isinstance(a.base, Bracket) and a.exp.is_Integer and a.exp > 0
+               else a for a in sp.Mul.make_args(product)]
+    held = set().union(*[sp.And.make_args(f.args[0]) for f in factors if isinstance(f, Bracket)
+                         and not isinstance(f, Inside)])
+    out, seen = [], set()
+    for f in factors:
+        if isinstance(f, Inside):
+            rest = [c for c in sp.And.make_args(f.args[0]) if c not in held and c not in seen]
+            seen |= set(rest)
+            if rest:
+                out.append(Inside(sp.And(*rest)))
+            continue
+        out.append(f)
+    return sp.Mul(*out)
 
 
 def normalise(program: Program) -> Program:

@@ -16,14 +16,15 @@ are module constants.  Pieces written for NumPy that the CuPy modules replace: :
 * :mod:`blockwise`, :mod:`jit`, :mod:`jit_erf`, :mod:`jit_tanh`, :mod:`jit_exp` — elementwise
   functions over cache-sized blocks, or as numba loops, in double precision;
 * :mod:`erfc` — erfc of float64 arrays, accurate in the far tail; :mod:`inputs` — the inputs as
-  arrays, checked;
+  arrays, checked; :mod:`tangents` — what a module's jvp takes;
 * :mod:`fused` — CuPy elementwise kernels; :mod:`add_terms` — a gradient's terms added in place;
   :mod:`owned` — results the caller may write to; :mod:`rows` — programs' leading axes;
   :mod:`regroup`, :mod:`crop_pad`, :mod:`layout` —
   array-library agnostic pieces every target's convolution shares; :mod:`total` — double backward's
   sums;
 * the framework targets' pieces: :mod:`torch_conv`, :mod:`gemm_torch` (torch's kernels),
-  :mod:`torch_inputs`, :mod:`torch_layer`, :mod:`torch_saved` (a program Function's residuals),
+  :mod:`torch_inputs`, :mod:`torch_layer` (nn.Conv*d's constructor), :mod:`torch_saved` (what the
+  autograd functions keep, their jvp), :mod:`torch_native` (the native op, its vmap rule, autocast),
   :mod:`within` (whether torch's own pointwise kernel may compute an elementwise form);
   :mod:`jax_conv`, :mod:`jax_dot_general` (``jax.lax``),
   :mod:`jax_inputs`.

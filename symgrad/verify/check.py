@@ -3,7 +3,8 @@
 For random small shapes: the emitted forward against the definition evaluated literally; each
 emitted gradient against central finite differences of the definition (the inner-product test
 ⟨VJP(g), v⟩ ≈ ⟨g, (f(x+εv) − f(x−εv)) / 2ε⟩) and, when PyTorch is installed, against
-torch.autograd in float64.
+torch.autograd in float64; the module's jvp (forward mode) against the directional difference
+(f(x+εt) − f(x−εt)) / 2ε and torch.func.jvp (columns ``fd:jvp``, ``torch:jvp``).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..engine.diff import forward_terms
 from ..ir import SymgradError, plain
 from ..sizes import concrete_sizes
 from .evaluate import evaluate
-from .reference import torch_double_backward, torch_reference
+from .reference import torch_double_backward, torch_jvp, torch_reference
 
 
 @dataclass
@@ -108,7 +109,32 @@ def run_trial(op, module, derivation, rng, eps: float, sizes: dict = None) -> Tr
             trial.errors[f"torch:{t.name}"] = rel_err(grad, rg)
     if hasattr(module, "double_backward"):
         _second_order(op, module, arrays, g, rng, eps, trial)
+    jvp_errors(module, [t.name for t in op.inputs], arrays, lambda arr: [definition(arr)], rng, eps, trial,
+               lambda tangents: torch_jvp(op, arrays, tangents))
     return trial
+
+
+def jvp_errors(module, names, arrays, definition, rng, eps: float, trial: Trial, reference, floor: float = 1e-300):
+    """The module's jvp (of an op or a program; its inputs ``names``) along random tangents against the
+    directional central differences of ``definition`` (arrays -> the outputs), one input moved at a
+    time and summed (exact, as the VJP test, where the definition is polynomial of degree 2 or less in
+    each input), and ``reference(tangents)`` ((output, tangent) from torch.func.jvp, or None): columns
+    ``fd:jvp`` and ``torch:jvp``.  A module without jvp (forward mode refused) adds none."""
+    tangents = {name: rng.standard_normal(arrays[name].shape) for name in names}
+    try:
+        _, moved = module.jvp([arrays[n] for n in names], [tangents[n] for n in names])
+    except NotImplementedError:
+        return
+    moved = moved if isinstance(moved, tuple) else (moved,)
+    fd = [0.0] * len(moved)
+    for n in names:
+        plus = definition(dict(arrays, **{n: arrays[n] + eps * tangents[n]}))
+        minus = definition(dict(arrays, **{n: arrays[n] - eps * tangents[n]}))
+        fd = [f + (p - q) / (2 * eps) for f, p, q in zip(fd, plus, minus)]
+    trial.errors["fd:jvp"] = max(rel_err(m, f, floor) for m, f in zip(moved, fd))
+    ref = reference(tangents)
+    if ref is not None:
+        trial.errors["torch:jvp"] = rel_err(moved[0], ref[1], floor)
 
 
 def _second_order(op, module, arrays, g, rng, eps: float, trial: Trial):

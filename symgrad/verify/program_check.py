@@ -24,10 +24,10 @@ from ..ir import Bracket, SymgradError, Tensor, Term, plain
 from ..reverse import derive_program
 from ..second_order import derive_program_second_order
 from ..sizes import concrete_sizes
-from .check import (Trial, check_arguments, finite_forward, random_inputs, rel_err, sample_sizes,
+from .check import (Trial, check_arguments, finite_forward, jvp_errors, random_inputs, rel_err, sample_sizes,
                     second_order_errors)
 from .evaluate import evaluate
-from .reference import torch_double_backward, torch_reference
+from .reference import torch_double_backward, torch_jvp, torch_reference
 
 
 FLOOR = 1e-3
@@ -107,6 +107,8 @@ def run_trial(d, module, rng, eps: float, sizes: dict = None) -> Trial:
             trial.errors[f"torch:{t.name}"] = rel_err(grad, rg, FLOOR)
     if hasattr(module, "double_backward"):
         _second_order(program, module, arrays, gs, rng, eps, trial, ref is not None)
+    jvp_errors(module, [t.name for t in program.inputs], arrays, definition, rng, eps, trial,
+               lambda tangents: torch_jvp(program, arrays, tangents) if ref is not None else None, FLOOR)
     return trial
 
 

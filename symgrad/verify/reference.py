@@ -143,12 +143,17 @@ REFERENCES = {"conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "convolve": _co
               **{f"conv{n}d_{mode}": _conv_padded for n in (1, 2, 3) for mode in ("circular", "reflect", "replicate")}}
 
 
-def _torch_forward(op, arrays):
-    """(input tensors requiring grad, output) by PyTorch's own operator, or None without one."""
+def _reference(op):
+    """PyTorch's own operator for ``op`` (a function of the op and its input tensors), or None."""
     import re
     name = "conv" if re.fullmatch(r"conv\d+d", op.name) and op.name not in REFERENCES else op.name
-    fn = REFERENCES.get(name)
-    if fn is None or not torch_available():
+    return REFERENCES.get(name) if torch_available() else None
+
+
+def _torch_forward(op, arrays):
+    """(input tensors requiring grad, output) by PyTorch's own operator, or None without one."""
+    fn = _reference(op)
+    if fn is None:
         return None
     import torch
     ts = [torch.tensor(arrays[t.name], requires_grad=True) for t in op.inputs]
@@ -168,6 +173,18 @@ def torch_reference(op, arrays, grad_output):
     ts, out = made
     out.backward(torch.tensor(grad_output))
     return out.detach().numpy(), [t.grad.numpy() for t in ts]
+
+
+def torch_jvp(op, arrays, tangents):
+    """(output, output tangent) from ``torch.func.jvp`` of PyTorch's own operator (forward-mode AD),
+    tangents ``tangents`` (name -> array); None when no reference exists for ``op``."""
+    if _torch_forward(op, arrays) is None:  # (no operator, or a shape PyTorch refuses)
+        return None
+    import torch
+    primals = tuple(torch.tensor(arrays[t.name]) for t in op.inputs)
+    moved = tuple(torch.tensor(tangents[t.name]) for t in op.inputs)
+    y, ydot = torch.func.jvp(lambda *ts: _reference(op)(op, *ts), primals, moved)
+    return y.numpy(), ydot.numpy()
 
 
 def torch_double_backward(op, arrays, grad_output, gg):
