@@ -36,7 +36,7 @@ OPS = {"gelu_erf": lambda: symgrad.ops.gelu("none"), "gelu_tanh": lambda: symgra
 @pytest.fixture(scope="module", params=sorted(OPS))
 def module(request):
     op = OPS[request.param]()
-    return op, load(emit(symgrad.derive(op)), request.param)
+    return op, load(emit(symgrad.derive(op), jvp=False), request.param)
 
 
 def _inputs(op, dtype, n=SIZE, seed=0):
@@ -94,7 +94,7 @@ def test_loop_matches_torch(module):
 
 
 def test_which_arrays_take_the_loop():
-    m = load(emit(symgrad.derive(symgrad.ops.gelu("none"))), "gelu_paths")
+    m = load(emit(symgrad.derive(symgrad.ops.gelu("none")), jvp=False), "gelu_paths")
     x = np.linspace(-4, 4, SIZE, dtype=np.float32)
     m._COMPILED.clear()
     small = m.forward(x[:1000])  # under _JIT_MIN: NumPy, nothing compiled
@@ -112,7 +112,7 @@ def test_which_arrays_take_the_loop():
 
 
 def test_without_numba_the_block_path_runs():
-    source = emit(symgrad.derive(symgrad.ops.gelu("tanh")))
+    source = emit(symgrad.derive(symgrad.ops.gelu("tanh")), jvp=False)
     assert "\nimport numba" not in source  # only inside the helper's try/except
     m = load(source, "gelu_no_numba")
     x = np.linspace(-6, 6, SIZE, dtype=np.float32)
@@ -125,7 +125,7 @@ def test_without_numba_the_block_path_runs():
 
 
 def test_numba_disabled_or_failing_takes_the_numpy_path(monkeypatch):
-    m = load(emit(symgrad.derive(symgrad.ops.gelu("none"))), "gelu_fallbacks")
+    m = load(emit(symgrad.derive(symgrad.ops.gelu("none")), jvp=False), "gelu_fallbacks")
     x = np.linspace(-4, 4, SIZE, dtype=np.float32)
     want = _block_path(m, "forward", (x,), np.float32)
     monkeypatch.setattr(numba.config, "DISABLE_JIT", True)  # loops would run in Python
@@ -169,7 +169,7 @@ def test_no_loop_where_a_name_would_clash():
     op = Op("square", {}, (out,), Tensor("y", (E,)), (e,), out[e] ** 2, elementwise=True)
     d = symgrad.derive(op)
     assert element_loop(d.forward, "y", ["out"]) is None
-    source = emit(d)
+    source = emit(d, jvp=False)
     assert "_loop" not in source and "return _blockwise(_forward_block" in source
     m = load(source, "square")
     v = np.arange(SIZE, dtype=np.float64)

@@ -37,7 +37,7 @@ def second_module(program, backend="numpy"):
     key = (program.name, json.dumps(program.params, sort_keys=True, default=str), backend)
     if key not in _MODULES:
         s = derive_program_second_order(program)
-        _MODULES[key] = (load(emit_program(s.first, backend, second=s), f"{program.name}_second"), s)
+        _MODULES[key] = (load(emit_program(s.first, backend, second=s, jvp=False), f"{program.name}_second"), s)
     return _MODULES[key]
 
 
@@ -82,8 +82,8 @@ def test_backward_program_recomputes_the_first_order_and_its_forms_are_recognise
     if name == "attention":
         assert kinds.count("matmul") >= 8
     # the backward program's forward is the first-order backward, computed through its own statements
-    first = load(emit_program(s.first), f"{name}_first")
-    backward = load(emit_program(derive_program(s.backward)), f"{name}_backward_program")
+    first = load(emit_program(s.first, jvp=False), f"{name}_first")
+    backward = load(emit_program(derive_program(s.backward), jvp=False), f"{name}_backward_program")
     shapes = {"softmax": [(3, 5)], "layer_norm": [(3, 5), (5,), (5,)], "attention": [(2, 4, 3), (2, 4, 3), (2, 4, 2)],
               "conv_bias_gelu": [(2, 3, 7, 6), (4, 3, 3, 3), (4,)],
               "depthwise_separable": [(1, 2, 7, 7), (2, 1, 3, 3), (2,), (3, 2, 1, 1), (3,)]}[name]
@@ -182,7 +182,7 @@ def test_cupy_double_backward_equals_numpy(monkeypatch, name, params, shapes):
     program = ops.build(name, **params)
     s = derive_program_second_order(program)
     _, cublas = stand_in(monkeypatch)
-    m = load(emit_program(s.first, "cupy", second=s), "cupy_second_on_host")
+    m = load(emit_program(s.first, "cupy", second=s, jvp=False), "cupy_second_on_host")
     on_host(m.__dict__, cublas)
     reference, _ = second_module(program)
     rng = np.random.default_rng(8)

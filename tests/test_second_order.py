@@ -28,7 +28,7 @@ IDS = [f"{name}-{k}" for k, (name, _, _) in enumerate(SAMPLE)]
 
 
 def _module(name, params, order=2):
-    return load(emit(symgrad.derive(symgrad.ops.build(name, **params)), order=order), "second_order_module")
+    return load(emit(symgrad.derive(symgrad.ops.build(name, **params)), order=order, jvp=False), "second_order_module")
 
 
 def _values(op, shapes, seed):
@@ -76,7 +76,7 @@ def test_second_order_forms_pasted_into_conv_general_dilated(capsys, argv, xshap
     rng = np.random.default_rng(3)
     arrays = {"x": rng.standard_normal(xshape), "w": rng.standard_normal(wshape), "b": rng.standard_normal(wshape[0])}
     sizes = {str(k): v for k, v in concrete_sizes(op, {n: a.shape for n, a in arrays.items()}).items()}
-    y = load(emit(symgrad.derive(op), order=1)).forward(*arrays.values())
+    y = load(emit(symgrad.derive(op), order=1, jvp=False)).forward(*arrays.values())
     g = rng.standard_normal(y.shape)
     gg = {n: rng.standard_normal(a.shape) for n, a in arrays.items()}
     want = dict(zip(["g", "x", "w", "b"], torch_double_backward(op, arrays, g, gg)))
@@ -162,8 +162,8 @@ def test_double_backward_takes_none_and_refuses_wrong_shapes():
 
 def test_order_1_leaves_double_backward_out_and_order_2_is_deterministic():
     d = symgrad.derive(symgrad.ops.conv(2, stride=2, padding=1, dilation=1))
-    assert "def double_backward" not in emit(d, order=1)
-    assert emit(d) == emit(d) and "def double_backward(ggx, ggw, ggb, grad_output, x, w, b):" in emit(d)
+    assert "def double_backward" not in emit(d, order=1, jvp=False)
+    assert emit(d, jvp=False) == emit(d, jvp=False) and "def double_backward(ggx, ggw, ggb, grad_output, x, w, b):" in emit(d, jvp=False)
     with pytest.raises(SymgradError, match="order must be 1 or 2"):
         emit(d, order=3)
 

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module", params=["none", "tanh"])
 def scanned(request):
-    return scan(symgrad.ops.gelu(request.param), count=24)
+    return scan(symgrad.ops.gelu(request.param), count=24 if request.config.getoption("--full") else 12)
 
 
 def test_float16_and_float32_are_correctly_rounded(scanned):

@@ -85,7 +85,7 @@ def test_kink_inside_a_reduction_checks_against_finite_differences():
 def test_kinked_activation_matches_torch(name):
     import torch
     import torch.nn.functional as F  # noqa: F401  (used by the expressions in RULES)
-    module = load(emit(symgrad.derive(pointwise(name))))
+    module = load(emit(symgrad.derive(pointwise(name)), jvp=False))
     values, g = inputs((6, 50)), inputs((6, 50), seed=1)
     t = torch.tensor(values, requires_grad=True)
     y = eval(RULES[name][1])
@@ -98,7 +98,7 @@ def test_kinked_activation_matches_torch(name):
 @needs_torch
 def test_kink_inside_a_reduction_matches_torch():
     import torch
-    module = load(emit(symgrad.derive(relu_linear())))
+    module = load(emit(symgrad.derive(relu_linear()), jvp=False))
     values, w, g = inputs((5, 7)), inputs(7, seed=1), inputs(5, seed=2)
     ts = [torch.tensor(a, requires_grad=True) for a in (values, w)]
     y = torch.relu(ts[0]) @ ts[1]
@@ -112,7 +112,7 @@ def test_gradient_at_the_kink_is_sympys_heaviside_half():
     """At x = 0 exactly, d max(x, 0)/dx is Heaviside(0) = 1/2 (SymPy's convention; PyTorch's relu
     takes 0 there); steps' own derivatives (DiracDelta) are dropped, and the derivation says so."""
     d = symgrad.derive(pointwise("relu"))
-    module = load(emit(d))
+    module = load(emit(d, jvp=False))
     np.testing.assert_array_equal(module.backward(np.ones(3), np.array([-1.0, 0.0, 2.0]))[0], [0.0, 0.5, 1.0])
     hs = symgrad.derive(Op("step_times_x", {}, (x,), Tensor("y", (E,)), (e,), sp.Heaviside(X) * X, elementwise=True))
     assert not hs.grads["x"].terms[0].factor.has(sp.DiracDelta)
@@ -123,7 +123,7 @@ def test_softplus_takes_its_limit_where_exp_overflows():
     """log(1 + exp(x)) and its gradient exp(x)/(1 + exp(x)) are ∞ and ∞/∞ = NaN past x = 709.78:
     the engine's limit guard (engine/stable.py) takes x and 1 from a threshold below that."""
     d = symgrad.derive(pointwise("softplus"))
-    module = load(emit(d))
+    module = load(emit(d, jvp=False))
     x = np.array([30.0, 700.0, 710.0, 1000.0, 1e300, np.inf])
     with np.errstate(over="ignore"):
         y, (dx,) = module.forward(x), module.backward(np.ones_like(x), x)
@@ -139,8 +139,8 @@ def test_cupy_modules_compute_the_numpy_modules_values(monkeypatch, dtype):
     stand_in(monkeypatch)
     for name in list(RULES) + list(SMOOTH):
         d = symgrad.derive(pointwise(name))
-        reference = load(emit(d, "numpy"))
-        module = load(emit(d, "cupy"), "cupy_module_on_host")
+        reference = load(emit(d, "numpy", jvp=False))
+        module = load(emit(d, "cupy", jvp=False), "cupy_module_on_host")
         values, g = inputs((3, 40)).astype(dtype), inputs((3, 40), seed=1).astype(dtype)
         if name in SMOOTH:
             values = np.exp(values / 8).astype(dtype)

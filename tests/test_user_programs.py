@@ -34,7 +34,8 @@ def _derived(text, second=True):
 
 def against_torch(text, reference, arrays, targets=("numpy", "torch", "jax"), seed=0):
     """The module's and the targets' values and first and second order gradients against torch
-    autograd through ``reference`` (a function of torch tensors returning the output).  Without
+    autograd through ``reference`` (a function of torch tensors returning the output), and the
+    module's jvp against torch.func.jvp.  Without
     "numpy" in ``targets`` the second order is not derived (the targets differentiate their backward)."""
     import torch
     d, second = _derived(text, "numpy" in targets)
@@ -58,6 +59,14 @@ def against_torch(text, reference, arrays, targets=("numpy", "torch", "jax"), se
             _close(got, want[1][k], f"backward {k}")
         for k, got in enumerate(m.double_backward(*gg, gn, *arrays)):
             _close(got, want[2][k], f"double_backward {k}")
+        tangents = [rng.standard_normal(np.shape(a)) for a in arrays]  # forward mode, as torch.func.jvp
+        try:
+            moved = m.jvp(arrays, tangents)[1]
+        except NotImplementedError:  # (a max whose tangent is read: refused by name)
+            moved = None
+        if moved is not None:
+            _close(moved, torch.func.jvp(reference, tuple(torch.tensor(a) for a in arrays),
+                                         tuple(torch.tensor(t) for t in tangents))[1].detach().numpy(), "jvp")
     if "torch" in targets:
         f = getattr(load(emit_program(d, "torch", second=second)), "rule")
         ts = [torch.tensor(a, requires_grad=True) for a in arrays]
