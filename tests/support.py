@@ -267,7 +267,8 @@ def relative(got, want):
 def cupy_module(name, params, monkeypatch):
     """The emitted CuPy module itself, loaded over the NumPy stand-in for cupy (its GEMMs through
     the emulated cuBLAS, its fused kernels compiled by the host C compiler)."""
-    source = emit(symgrad.derive(symgrad.ops.build(name, **params)), "cupy")
+    # (forward mode on the GPU: test_programs_cupy.py)
+    source = emit(symgrad.derive(symgrad.ops.build(name, **params)), "cupy", jvp=False)
     _, cublas = stand_in(monkeypatch)
     module = load(source, "cupy_module_on_host")
     on_host(module.__dict__, cublas)
