@@ -1,6 +1,6 @@
 """A torch-target module's operation as a native torch op (``torch.library.custom_op``): its kernel,
-a fake kernel (the same torch code run on fake tensors, for torch.compile and torch.export), the
-derived backward as its autograd rule, and a batching rule for ``torch.func.vmap``; and what the
+a fake kernel (empty results of the shapes the module computes from its inputs' shapes, for
+torch.compile and torch.export), the derived backward as its autograd rule, and a batching rule for ``torch.func.vmap``; and what the
 module's public function does before it: torch.autocast's casts."""
 import contextlib
 
@@ -14,8 +14,9 @@ def _native(qualname, schema, kernel, shapes, backward, outputs, folds):
     op it registered, the name carrying a hash of the derivation) with ``schema``, whose kernel is
     ``kernel(*inputs)`` (a tuple: ``outputs`` results, then residuals the backward reads, marked
     non-differentiable; ``shapes(*inputs)``: their shapes, from the inputs' shapes alone, for the
-    fake kernel: symbolic sizes pass through it), autograd rule ``backward(ctx, *grad_outputs)`` (ctx.saved_tensors: the
-    inputs, then the residuals) and batching rule from ``folds`` (:func:`_vmap_rule`)."""
+    fake kernel: symbolic sizes pass through it), autograd rule ``backward(ctx, *grad_outputs)``
+    (ctx.saved_tensors: the inputs, then the residuals) and batching rule from ``folds``
+    (:func:`_vmap_rule`)."""
     namespace, name = qualname.split("::")
     try:
         return getattr(getattr(xp.ops, namespace), name).default
@@ -49,7 +50,7 @@ def _native(qualname, schema, kernel, shapes, backward, outputs, folds):
 
 def _vmap_rule(op, schema, folds):
     """A batching rule: where ``folds`` (:func:`symgrad.batching.folds`: batched input names ->
-    (inputs folded, results that carry the batch)) has the call's batched inputs, the batch axis
+    (inputs folded, whether each result carries the batch)) has the call's batched inputs, the batch axis
     is folded into those inputs' first axis (inputs in the fold that are not batched are broadcast
     over the batch) and the op runs once; otherwise it runs once per batch element."""
     names = [part.split()[-1] for part in schema[1:schema.index(")")].split(",")]
