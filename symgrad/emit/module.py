@@ -164,8 +164,12 @@ def emit(d: Derivation, backend: str = "numpy", order: int = 2, jvp: bool = True
 
 
 def load(source: str, name: str = "symgrad_emitted"):
-    """Execute emitted source as a module object (for checks and tests)."""
+    """Execute emitted source as a module object, registered in ``sys.modules`` under ``name`` as an
+    imported module is (torch.compile's inductor imports the module its functions name; a module
+    loaded again under the same name replaces the entry)."""
+    import sys
     import types
     module = types.ModuleType(name)
+    sys.modules[name] = module
     exec(compile(source, f"<{name}>", "exec"), module.__dict__)
     return module

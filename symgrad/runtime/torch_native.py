@@ -84,6 +84,13 @@ def _vmap_rule(op, schema, folds):
     return rule
 
 
+def _applied(function, op, *inputs):
+    """``function.apply(*inputs)`` (the autograd function: derived backward and JVP), or under
+    torch.compile the native op itself, whose autograd rule is the same derived backward (Dynamo does
+    not trace an autograd function that defines jvp)."""
+    return op(*inputs) if xp.compiler.is_compiling() else function.apply(*inputs)
+
+
 def _autocast(values, lower):
     """``values`` as torch.autocast casts the inputs of torch's own op of this kind (a convolution or
     contraction, ``lower``, runs in the autocast dtype; anything else in its first input's dtype, as
