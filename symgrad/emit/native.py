@@ -25,17 +25,17 @@ LOWER_PRECISION = ("conv_general_dilated", "matmul")
 def native_context(program: Program, results: list, kinds: set, elementwise: bool = False) -> dict:
     """The op ``symgrad::<name>_<hash>`` of ``program`` (an op as its one-statement program), whose
     kernel returns ``results`` (the outputs, then the residuals the backward reads), for a program
-    whose forms are of ``kinds`` (``elementwise``: an op that takes any shape, its result of its input's): the hash covers the statements, shapes, parameters and symgrad's
-    version, so two configurations of one op are two ops and a module loaded again is the same."""
+    whose forms are of ``kinds`` (``elementwise``: an op that takes any shape, its result of its
+    input's): the hash covers the statements, shapes, parameters and symgrad's version, so two
+    configurations of one op are two ops and a module loaded again is the same."""
     program = normalise(program)
     text = json.dumps([__version__, program.name, jsonable(program.params), [str(t.shape) for t in program.inputs],
                        [statement_text(s) for s in program.statements], list(results)], sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]
     returns = "Tensor" if len(results) == 1 else f"({', '.join(['Tensor'] * len(results))})"
-    table = {batched: fold for batched, fold in folds(program, results).items()}
     qualname = f"{NAMESPACE}::{identifier(program.name)}_{digest}"
     return {"qualname": repr(qualname), "name": qualname.replace("::", "."),
             "schema": repr(f"({', '.join(f'Tensor {t.name}' for t in program.inputs)}) -> {returns}"),
             "shapes": [f"{program.inputs[0].name}.shape" if elementwise else shape_code(program.tensors[r].shape)
                        for r in results],
-            "folds": repr(table), "lower": bool(kinds & set(LOWER_PRECISION)), "count": len(results)}
+            "folds": repr(folds(program, results)), "lower": bool(kinds & set(LOWER_PRECISION)), "count": len(results)}
