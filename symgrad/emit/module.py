@@ -103,10 +103,7 @@ def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = 
         **header_context(d, spec, blockwise, jit), **code,
         "pieces": names,
         "imports": imports, "jvp": forward_mode["jvp"], "jvp_refused": forward_mode["jvp_refused"],
-        "jvp_flat": op.elementwise, "jvp_unbatched": unbatched and {
-            "tangents": ", ".join(naming.tangent(t.name) for t in op.inputs),
-            "args": ", ".join(naming.tangent(t.name) + ("[None]" if t.name in unbatched["inputs"] else "")
-                              for t in op.inputs)},
+        "jvp_flat": op.elementwise,
         "runtime": runtime, "blockwise": blockwise, "forward_loop": forward_loop,
         "forward": forward, "backward": backward,
         "grads": ", ".join(grads) + ("," if len(grads) == 1 else ""),
@@ -140,6 +137,8 @@ def _unbatched(op) -> dict:
             "shape": f"({', '.join(str(d) for d in first.shape[1:])})",
             "gg_args": ", ".join(f"None if {gg} is None else {gg}[None]" if t.name in batched else gg
                                  for t, gg in ((t, naming.grad_grad(t.name)) for t in op.inputs)),
+            "tangents": ", ".join(naming.tangent(t.name) for t in op.inputs),
+            "tangent_args": ", ".join(naming.tangent(t.name) + ("[None]" if t.name in batched else "") for t in op.inputs),
             "second_results": ", ".join(["result[0][0]"] + [f"result[{k + 1}]" + ("[0]" if t.name in batched else "")
                                                             for k, t in enumerate(op.inputs)])}
 

@@ -7,7 +7,6 @@ import hashlib
 import json
 
 from ..batching import folds
-from ..engine.program import normalise
 from ..forms import jsonable
 from ..naming import identifier
 from ..printing.text import shape_code, statement_text
@@ -27,8 +26,8 @@ def native_context(program: Program, results: list, kinds: set, elementwise: boo
     kernel returns ``results`` (the outputs, then the residuals the backward reads), for a program
     whose forms are of ``kinds`` (``elementwise``: an op that takes any shape, its result of its
     input's): the hash covers the statements, shapes, parameters and symgrad's version, so two
-    configurations of one op are two ops and a module loaded again is the same."""
-    program = normalise(program)
+    configurations of one op are two ops and a module loaded again is the same.  ``program`` is
+    normalised (its hoisted statements are what the batching rule reads)."""
     text = json.dumps([__version__, program.name, jsonable(program.params), [str(t.shape) for t in program.inputs],
                        [statement_text(s) for s in program.statements], list(results)], sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]

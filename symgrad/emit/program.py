@@ -19,6 +19,7 @@ from ..forms.sum import form_summary, sum_code
 from ..ir import Op, SymgradError, Term, plain
 from ..printing.text import shape_code, size_code, statement_text
 from ..forward_mode import jvp_program, op_program
+from ..engine.program import normalise
 from ..reverse import ProgramDerivation, derive_program
 from ..second_order import ProgramSecondOrder
 from ..sizes import bind_statements, grad_output_statements, shape_text
@@ -257,7 +258,7 @@ def forward_mode_parts(source, backend: str, context: dict, results: list, kinds
     ``context``'s; for torch also ``native``, the native torch op of the ``results`` (the outputs, then
     the residuals; :mod:`symgrad.emit.native`) over which its autograd function runs.  ``jvp=False``
     (a standalone module only): no forward mode, the runtime alone."""
-    program = op_program(source) if isinstance(source, Op) else source
+    program = normalise(op_program(source)) if isinstance(source, Op) else source  # (a derivation's: normalised)
     spec = find_backend(backend)
     derived, refused = {"piece_set": set(), "code_imports": []}, None
     if jvp or spec.framework:
