@@ -132,7 +132,7 @@ def test_matmul_through_cublas_as_on_the_gpu(monkeypatch, name, params, shapes):
 
 
 @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda t: t.__name__)
-@pytest.mark.parametrize("name,params,shapes", sliced(CONFIGS[::3], 3, ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS[::3])]))
+@pytest.mark.parametrize("name,params,shapes", sliced(CONFIGS[::3], 12, ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS[::3])]))
 def test_emitted_cupy_module_on_emulated_cupy(monkeypatch, name, params, shapes, dtype):
     """The CuPy module file as emitted (not only its helpers), run over NumPy with cuBLAS emulated:
     its forward and gradients in the dtype are the NumPy module's in float64 on the same values

@@ -25,7 +25,7 @@ import pytest
 import symgrad
 from symgrad.emit import emit
 
-from conftest import needs_torch
+from conftest import needs_torch, sliced
 from support import CONFIGS, GPU_CUBLAS, GPU_SETTING, PHASE_SETTINGS, module_for, run_config
 
 CHUNKED = [c for c in CONFIGS if c[0] in ("conv1d", "conv2d", "conv3d") and c[2]["x"][0] >= 2][::4]
@@ -37,7 +37,7 @@ def _module(name, params):
 
 
 @needs_torch
-@pytest.mark.parametrize("name,params,shapes", CHUNKED, ids=[f"{c[0]}-{k}" for k, c in enumerate(CHUNKED)])
+@pytest.mark.parametrize("name,params,shapes", sliced(CHUNKED, 2, ids=[f"{c[0]}-{k}" for k, c in enumerate(CHUNKED)]))
 def test_batch_and_channel_chunks(monkeypatch, name, params, shapes):
     monkeypatch.setattr(_module(name, params), "_CHUNK_BYTES", 1)
     errors = run_config(name, params, shapes)

@@ -87,7 +87,7 @@ def _close(got, want, what):
 
 
 @needs_torch
-@pytest.mark.parametrize("name,params,shapes", sliced(CONFIGS, 20, ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS)]))
+@pytest.mark.parametrize("name,params,shapes", sliced(CONFIGS, 40, ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS)]))
 def test_jvp_over_the_sweep_configurations(name, params, shapes):
     """Every op family's configurations (strides, dilations, paddings, groups, batch broadcasting,
     unbatched inputs): jvp equals torch.func.jvp of torch's own operator in float64."""

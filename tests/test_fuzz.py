@@ -22,7 +22,7 @@ from symgrad.fuzz.tree import Affine, Bin, Fn, Program, Read, Statement, Tensor,
 SEED = 20261206
 TARGETS = ("numpy", "torch") + (("jax",) if HAS_JAX else ())
 #: the slice: small programs, and every sixth one with a tensor of 2^16 elements or more
-SLICE = 30
+SLICE = 16
 
 
 @needs_torch
@@ -164,7 +164,7 @@ def test_emitted_programs_are_byte_identical_across_processes():
               "from symgrad.syntax import parse_program\n"
               "p = parse_program('input x[N, N, D], z[D, N]\\nt1[d] = stop_gradient((max(n) (z[d, n])))\\n'\n"
               "                  't2[d] = log((sum(n) (exp(z[d, n] - t1[d])))) + t1[d]')\n"
-              "texts = [p] + [parse_program(generate.program(campaign.program_seed(77, k)).text()) for k in range(6)]\n"
+              "texts = [p] + [parse_program(generate.program(campaign.program_seed(77, k)).text()) for k in range(2)]\n"
               "for p in texts:\n"
               "    d = derive_program(p)\n"
               "    try:\n"
@@ -175,7 +175,7 @@ def test_emitted_programs_are_byte_identical_across_processes():
               "        print(hashlib.sha256(emit_program(d, backend, second=second, jvp=False).encode()).hexdigest())\n")
     outs = [subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONHASHSEED=seed),
                            capture_output=True, text=True, check=True).stdout for seed in ("1", "3")]
-    assert outs[0] == outs[1] and len(outs[0].split()) == 21
+    assert outs[0] == outs[1] and len(outs[0].split()) == 9
 
 
 def test_a_worker_that_dies_with_its_program_is_reported_not_waited_for():

@@ -15,7 +15,7 @@ def test_sweep_is_large_enough():
 
 
 @needs_torch
-@pytest.mark.parametrize("name,params,shapes", sliced(CONFIGS, 6, ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS)]))
+@pytest.mark.parametrize("name,params,shapes", sliced(CONFIGS, 10, ids=[f"{c[0]}-{k}" for k, c in enumerate(CONFIGS)]))
 def test_matches_torch_float64(name, params, shapes):
     errors = run_config(name, params, shapes)
     assert max(errors.values()) <= 1e-10, errors

@@ -131,7 +131,8 @@ def test_softplus_takes_its_limit_where_exp_overflows():
     np.testing.assert_array_max_ulp(dx, 1 / (1 + np.exp(-x)), maxulp=1)
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64], ids=lambda t: t.__name__)
+@pytest.mark.parametrize("dtype", [np.float16, pytest.param(np.float32, marks=pytest.mark.full), np.float64],
+                         ids=lambda t: t.__name__)
 def test_cupy_modules_compute_the_numpy_modules_values(monkeypatch, dtype):
     """Each function's CuPy module (its fused kernels compiled by the host C compiler; SciPy
     standing in for cupyx.scipy.special) against the NumPy module in float64 on the same values."""
