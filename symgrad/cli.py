@@ -206,6 +206,9 @@ def cmd_derive(args):
     from .second_order import derive_second_order
     from .summary import as_json, as_text, second_as_json, second_as_text
     program = _forward_mode(args, _program(args))
+    if program is None and args.order == 3:  # order N by closure works on programs: an op is one statement
+        from .forward_mode import op_program
+        program = op_program(build_op(args, concrete=False)[0])
     if program is not None:
         from . import cli_program
         return cli_program.derive(args, program, _write)
@@ -410,7 +413,13 @@ def _bench_gpu(args):
 
 
 AUDIT_OPS = {"conv": ("conv", "conv_transpose", "conv_double"), "conv_transpose": ("conv_transpose",),
-             "conv_double": ("conv_double",), "matmul": ("matmul",), "gelu": ("gelu",), "convolve": ("convolve",)}
+             "conv_double": ("conv_double",), "matmul": ("matmul",), "gelu": ("gelu",), "convolve": ("convolve",),
+             **{name: (name,) for name in ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm",
+                                           "batch_norm", "attention")}}
+
+
+#: the dtypes an audit runs paths in (float16 and bfloat16 judged in their own ulps)
+AUDIT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 
 
 def cmd_audit(args):
@@ -427,8 +436,8 @@ def cmd_audit(args):
             raise SymgradError(f"audit: --ops takes {', '.join(AUDIT_OPS)} (comma-separated), got {', '.join(unknown)}")
         wanted = {f for n in names for f in AUDIT_OPS[n]}
     dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
-    if not dtypes or any(d not in ("float64", "float32") for d in dtypes):
-        raise SymgradError(f"audit: --dtype takes float64 and/or float32 (comma-separated), got {args.dtype!r}")
+    if not dtypes or any(d not in AUDIT_DTYPES for d in dtypes):
+        raise SymgradError(f"audit: --dtype takes {', '.join(AUDIT_DTYPES)} (comma-separated), got {args.dtype!r}")
     try:
         adapter = ADAPTERS[args.framework]()
     except ImportError as exc:
@@ -491,8 +500,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=("text", "json", "markdown", "latex", "pdf"), default="text",
                    help="text (default), json (the forms' fields), markdown/latex (the derivation step by step), "
                         "pdf (needs a TeX engine)")
-    d.add_argument("--order", type=int, choices=(1, 2), default=1,
-                   help="2: also derive each gradient's own gradients (second order, by closure)")
+    d.add_argument("--order", type=int, choices=(1, 2, 3), default=1,
+                   help="2: also derive each gradient's own gradients (second order, by closure); 3: the "
+                        "double backward's backward, as a program (an op: as the program of one statement)")
     d.add_argument("--timing", action="store_true", help="say on stderr how long the derivation took")
     d.add_argument("--forward-mode", action="store_true", help=_FORWARD_HELP)
     d.add_argument("-o", "--output", help="write to this file (default: print; pdf needs it)")
@@ -528,7 +538,8 @@ def parser() -> argparse.ArgumentParser:
     au.add_argument("--ops", help=f"comma-separated: {', '.join(AUDIT_OPS)} (default all the framework has)")
     au.add_argument("--budget", type=_integer_at_least(1), default=2000, help="configurations to try (default 2000)")
     au.add_argument("--time", type=float, help="stop starting new configurations after this many seconds")
-    au.add_argument("--dtype", default="float64,float32", help="float64, float32 or both (comma-separated)")
+    au.add_argument("--dtype", default="float64,float32",
+                    help=f"comma-separated, of {', '.join(AUDIT_DTYPES)} (default float64,float32)")
     au.add_argument("--seed", type=_integer_at_least(0), default=0, help="seed of the random configurations (default 0)")
     au.add_argument("-j", "--jobs", type=_integer_at_least(1), help="worker processes (default: every core)")
     au.add_argument("-o", "--output", help="write the Markdown report here and JSON beside it (default: print)")

@@ -64,9 +64,11 @@ def derive(args, program, write):
     from .second_order import derive_program_second_order
     from .summary import program_as_json, program_as_text, program_second_as_json, program_second_as_text
     _shapes(program, args.input_shape)
-    if args.forward_mode and args.order == 2:
-        raise SymgradError("derive: --forward-mode derives the Jacobian-vector product, first order; --order 2 "
-                           "derives the reverse mode's second order")
+    if args.forward_mode and args.order > 1:
+        raise SymgradError(f"derive: --forward-mode derives the Jacobian-vector product, first order; --order "
+                           f"{args.order} derives the reverse mode's order {args.order}")
+    if args.order == 3:
+        return _third(args, program, write)
     second = derive_program_second_order(program) if args.order == 2 else None
     d = second.first if second else derive_program(program, wrt=() if args.forward_mode else None)
     if args.timing:
@@ -83,6 +85,31 @@ def derive(args, program, write):
         write_document(context, args.format, args.output, write, program=True)
     else:
         write(program_second_as_text(second) if second else program_as_text(d), args.output)
+    return 0
+
+
+def _third(args, program, write):
+    """Third order by closure: the double backward (the backward's backward) taken as a program and
+    differentiated; its adjoints are the third-order gradients, each in its recognised form."""
+    from .second_order import derive_program_order
+    from .summary import program_as_json, program_as_text
+    ds = derive_program_order(program, 3)
+    if args.timing:
+        print(f"derived in {sum(d.seconds for d in ds):.2f} s", file=sys.stderr)
+    third = ds[2]
+    if args.format == "json":
+        write(json.dumps({"order": 3, "program": program.name, "third_order": program_as_json(third)}, indent=2),
+              args.output)
+    elif args.format in ("markdown", "latex", "pdf"):
+        from .docs.document import write_document
+        from .docs.program_document import program_document_context
+        context = program_document_context(third, f"Third order of {program.name}: its double backward as a program, "
+                                                   "differentiated", command="symgrad " + shlex.join(args.argv))
+        write_document(context, args.format, args.output, write, program=True)
+    else:
+        inputs = ", ".join(t.name for t in third.program.inputs)
+        write(f"third order of {program.name}: the double backward ({third.program.name}: inputs {inputs}) taken as "
+              f"a program; its adjoints are the third-order gradients\n\n" + program_as_text(third), args.output)
     return 0
 
 

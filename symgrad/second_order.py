@@ -102,7 +102,18 @@ def backward_program(d: ProgramDerivation) -> Program:
             raise SymgradError(f"{p.name}: double backward through the max of statement {s.statement.name} is not "
                                "derived: its tie-splitting selector is not a rule (where the max only shifts, as in "
                                "the built-in softmax, read it through stop_gradient)")
-    upstreams = [Tensor(naming.adjoint(o), tensors[o].dims, tensors[o].split) for o in p.outputs]  # a scalar: (1,)
+    named = set(tensors)
+
+    def fresh(name: str) -> str:
+        """``name``, or ``name`` numbered where the program already has it (a backward of a backward
+        taken again: order N by closure, or a program of one's own naming a tensor ``ubar``)."""
+        out, k = name, 1
+        while out in named or naming.grad(out) in named:
+            k += 1
+            out = f"{name}{k}"
+        named.add(out)
+        return out
+    upstreams = [Tensor(fresh(naming.adjoint(o)), tensors[o].dims, tensors[o].split) for o in p.outputs]  # a scalar: (1,)
     adjoint = {o: t for o, t in zip(p.outputs, upstreams)}
     statements = list(p.statements)
     for name in [s.name for s in reversed(p.statements)] + [t.name for t in p.inputs]:
@@ -116,15 +127,16 @@ def backward_program(d: ProgramDerivation) -> Program:
             exprs.append((grad, expr.replace(lambda a: isinstance(a, sp.Indexed) and a.base.name in read,
                                              lambda a: read[a.base.name][a.indices])))
         t = tensors[name]
-        taken = {v for _, e in exprs for v in e.atoms(sp.Symbol)}
-        taken -= {v for grad, _ in exprs for v in grad.raw_indices}  # replaced by the new indices
+        # the new indices avoid every name a contribution keeps (its sums' variables included: a
+        # contribution's raw indices may be another's summation variables, as in a backward's backward)
+        taken = {v for grad, e in exprs for v in e.atoms(sp.Symbol) - set(grad.raw_indices)}
         indices = tuple(sp.Idx(j, (0, dim - 1)) for j, dim in zip(grad_indices(t, taken), t.dims))
         rhs = sp.Add(*[e.xreplace(dict(zip(grad.raw_indices, indices))) for grad, e in exprs])
         if name in adjoint:  # an output read by later statements: its upstream, and what they pass back
             rhs += adjoint[name][tuple(plain(i) for i in indices)]
-            total = t.like(naming.adjoint(name) + "_total")
+            total = t.like(fresh(naming.adjoint(name) + "_total"))
         else:
-            total = t.like(naming.adjoint(name))
+            total = t.like(fresh(naming.adjoint(name)))
         prefer = tuple(dict.fromkeys(plain(i) for k, _ in d.adjoints[name] for i in p.statements[k].indices))
         statements.append(Statement(total, indices, rhs, prefer=prefer))
         adjoint[name] = total
@@ -163,3 +175,28 @@ def derive_program_second_order(program_or_derivation) -> ProgramSecondOrder:
         return ProgramSecondOrder(first, None, None, time.perf_counter() - start)
     backward = backward_program(first)
     return ProgramSecondOrder(first, backward, derive_program(backward, known=first), time.perf_counter() - start)
+
+
+def derive_program_order(program_or_derivation, order: int) -> list:
+    """Order N by closure: ``[d_0, …, d_{N−1}]``, d_k the derivation of the program of order k (d_0 the
+    program's own; the program of order k + 1 is the backward of d_k taken as a program), so that the
+    adjoints of d_{N−1} are the order-N gradients (of order k − 1's inputs: the program's inputs, then
+    the upstream gradients each backward added).  Each statement is derived once: a backward's copies of
+    the statements below it are taken from there.
+
+    >>> from symgrad import ops
+    >>> ds = derive_program_order(ops.build("softmax"), 3)
+    >>> [t.name for t in ds[2].program.inputs], ds[2].program.outputs
+    (['x', 'ybar', 'xbarbar'], ('xbar2', 'ybarbar'))
+    """
+    if not isinstance(order, int) or order < 1:
+        raise SymgradError(f"order must be an integer >= 1, got {order!r}")
+    first = program_or_derivation if isinstance(program_or_derivation, ProgramDerivation) else \
+        derive_program(program_or_derivation)
+    out = [first]
+    while len(out) < order:
+        if not any(t.name in out[-1].adjoints for t in out[-1].program.inputs):
+            raise SymgradError(f"{first.program.name}: order {len(out)} is 0 (no input has a gradient), so is "
+                               f"every order above it")
+        out.append(derive_program(backward_program(out[-1]), known=out[-1]))
+    return out

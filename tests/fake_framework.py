@@ -50,3 +50,41 @@ def conv_transpose_vjp(case, g, w, ggx, dtype):
         y = np.roll(y, 1, axis=-1)  # the planted bug: the output window one element off
         y[..., 0] = 0
     return {"y": y, "g": dg, "w": dw}
+
+
+_CALLS = {"flaky": 0}
+
+
+def softmax_vjp(case, x, g, dtype):
+    """softmax over the last axis and its VJP y ⊙ (g − Σ g ⊙ y), with the planted bugs: ``softmax_sum``
+    drops the Σ term, ``softmax_shift`` adds 1e-13 of the largest value to every element of the input
+    gradient (within tolerance, but no longer summing to 0 along the row), ``flaky`` drops the Σ term
+    on every other call (a result that varies run to run)."""
+    bug = case.get("bug")
+    x, g = np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    y = e / e.sum(-1, keepdims=True)
+    total = (g * y).sum(-1, keepdims=True)
+    if bug == "flaky":
+        _CALLS["flaky"] += 1
+    if bug == "softmax_sum" or (bug == "flaky" and _CALLS["flaky"] % 2):
+        total = 0 * total
+    gx = y * (g - total)
+    if bug == "softmax_shift":
+        gx = gx + 1e-13 * np.abs(gx).max()
+    return {"y": y, "x": gx}
+
+
+def layer_norm_vjp(case, x, w, b, g, dtype):
+    """layer_norm over the last axis and its VJP, with the planted bug ``layer_norm_mean``: the input
+    gradient without the term through the mean, rstd·(ĝ − x̂·mean(ĝ·x̂)) instead of
+    rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = g·w."""
+    x, w, b, g = (np.asarray(a, dtype=dtype) for a in (x, w, b, g))
+    mu = x.mean(-1, keepdims=True)
+    rstd = 1 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + case["eps"])
+    xhat = (x - mu) * rstd
+    gh = g * w
+    through_mean = 0 if case.get("bug") == "layer_norm_mean" else gh.mean(-1, keepdims=True)
+    dx = rstd * (gh - through_mean - xhat * (gh * xhat).mean(-1, keepdims=True))
+    axes = tuple(range(x.ndim - 1))
+    return {"y": xhat * w + b, "x": dx, "weight": (g * xhat).sum(axes), "bias": g.sum(axes)}

@@ -11,6 +11,7 @@ import pytest
 
 from symgrad.audit import Adapter, Path as AuditPath, audit
 from symgrad.audit.cases import Case, edge_cases, smaller
+from symgrad.audit.invariants import beyond_rounding
 from symgrad.audit.report import markdown, write_reproducers
 from symgrad.audit.run import configurations
 from symgrad.cli import main
@@ -104,6 +105,89 @@ def test_reproducers_reproduce(found, tmp_path):
     assert "## Discrepancies" in report and "fake conv_transpose" in report and "reproducer" in report
 
 
+SOFTMAX = '''import numpy as np
+import fake_framework
+
+
+def run(case, arrays, dtype):
+    return fake_framework.softmax_vjp(case, arrays["x"], arrays["g"], dtype)
+'''
+
+
+def test_a_planted_softmax_bug_is_found_and_a_broken_invariant_reported(tmp_path):
+    """A program family: the softmax VJP without its Σ term is found (its truth is the program's backward
+    evaluated literally), shrunk and reproduced; a VJP within tolerance whose rows no longer sum to 0
+    is not a discrepancy but the derived invariant reports it; a bug that shows on every other call
+    is reported as nondeterministic."""
+    sys.path.insert(0, str(TESTS))
+    adapter = Adapter("fake", "1.0", (
+        AuditPath("fake softmax", ("softmax",), "vjp", SOFTMAX, {"bug": "softmax_sum"}),
+        AuditPath("fake softmax, shifted", ("softmax",), "vjp", SOFTMAX, {"bug": "softmax_shift"}),
+        AuditPath("fake softmax, flaky", ("softmax",), "vjp", SOFTMAX, {"bug": "flaky"})))
+    result = audit(adapter, ("softmax",), budget=3, seed=1, dtypes=("float64",))
+    hit = _only(result, "fake softmax", "float64")[0]
+    assert hit.output == "x" and hit.details["reruns"] == (5, 5) and hit.fd_error < 1e-6
+    assert hit.shrunk.shape == (1, 1), hit.shrunk  # one logit: the gradient is 0, the bug gives g
+    assert not [o for o in result["mismatches"] if o.path == "fake softmax, shifted"]
+    flaky = _only(result, "fake softmax, flaky", "float64")[0]
+    assert 0 < flaky.details["reruns"][0] < 5
+    row_sum = "Σ ∂ℒ/∂x over axis -1 = 0"  # (not measured where the whole gradient is 0: saturated rows)
+    shifted = [o.details["invariants"][row_sum] for o in result["outcomes"]
+               if o.path == "fake softmax, shifted" and row_sum in o.details.get("invariants", {})]
+    assert shifted and all(beyond_rounding(*v) for v in shifted), shifted
+    correct = audit(Adapter("fake", "1.0", (AuditPath("fake softmax", ("softmax",), "vjp", SOFTMAX),)), ("softmax",),
+                    budget=3, seed=1, dtypes=("float64",))
+    measured = [o.details["invariants"] for o in correct["outcomes"] if o.details.get("invariants")]
+    assert measured and not any(beyond_rounding(*v) for m in measured for v in m.values()), measured
+    report = markdown(result)
+    row = next(line for line in report.splitlines() if line.startswith("| softmax | Σ ∂ℒ/∂x over axis -1 = 0 |"))
+    assert "**" in row, row
+    assert "(nondeterministic)" in report
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    for script in write_reproducers(result, tmp_path):
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 1 and "discrepancy reproduced" in proc.stdout, (script.name, proc.stdout, proc.stderr)
+
+
+LAYER_NORM = '''import numpy as np
+import fake_framework
+
+
+def run(case, arrays, dtype):
+    return fake_framework.layer_norm_vjp(case, arrays["x"], arrays["weight"], arrays["bias"], arrays["g"], dtype)
+'''
+
+
+def test_a_planted_layer_norm_bug_is_found_and_shrunk():
+    """layer_norm's input gradient without the term through the mean: found in float64 and float32 (a
+    correct stand-in passes), shrunk to one element (where the true gradient is 0 and the bug's is
+    rstd·g·w); the broken invariant (rows no longer sum to 0) is reported too."""
+    sys.path.insert(0, str(TESTS))
+    options = {"eps": 1e-5}
+    result = audit(Adapter("fake", "1.0", (
+        AuditPath("fake layer_norm", ("layer_norm",), "vjp", LAYER_NORM, {**options, "bug": "layer_norm_mean"}),
+        AuditPath("fake layer_norm, correct", ("layer_norm",), "vjp", LAYER_NORM, options))),
+        ("layer_norm",), budget=3, seed=2)
+    assert {o.path for o in result["mismatches"]} == {"fake layer_norm"}
+    for o in _only(result, "fake layer_norm", "float64") + _only(result, "fake layer_norm", "float32"):
+        assert o.output == "x" and o.shrunk.shape == (1, 1) and o.fd_error < 1e-6, o.shrunk
+    worst = [v for o in result["outcomes"] if o.path == "fake layer_norm" and o.status == "mismatch"
+             for v in o.details.get("invariants", {}).values()]
+    assert worst and any(beyond_rounding(*v) for v in worst)
+
+
+def test_every_family_gets_configurations_whatever_the_budget():
+    """The budget is split across the families: with as many configurations as families, each has one;
+    the report names what did not run and why."""
+    names = ("conv", "matmul", "gelu", "softmax", "layer_norm", "batch_norm", "attention", "cross_entropy")
+    adapter = Adapter("fake", "1.0", tuple(AuditPath(f"fake {n}", (n,), "vjp", SOFTMAX) for n in names))
+    for budget in (1, len(names), 40):
+        cases = configurations(adapter, None, budget, 0)
+        assert {c.family for c in cases} == set(names) and len(cases) == max(budget, len(names))
+    many = configurations(adapter, None, 400, 0)
+    assert all(sum(c.family == n for c in many) >= 10 for n in names)
+
+
 def test_a_correct_adapter_passes():
     sys.path.insert(0, str(TESTS))
     result = audit(fake(bugs=False), ("conv", "conv_transpose"), budget=40, seed=1)
@@ -148,5 +232,25 @@ def test_audit_jax_command(tmp_path):
 def test_audit_refuses_what_it_cannot_do(capsys):
     assert main(["audit", "mxnet"]) == 2
     assert "audit: framework must be one of torch, jax" in capsys.readouterr().err
-    assert main(["audit", "torch", "--ops", "conv,softmax"]) == 2
+    assert main(["audit", "torch", "--ops", "conv,maxout"]) == 2
     assert "audit: --ops takes" in capsys.readouterr().err
+
+
+@needs_torch
+def test_audit_torch_program_families_and_the_historical_classes_they_hold(tmp_path):
+    """The real torch adapter on a program family: layer_norm's third order and nested forward mode
+    (pytorch#175754, #196700) are found here, cross-checked against finite differences, and each
+    historical class the audit cannot run says why."""
+    report = tmp_path / "audit.md"
+    assert main(["audit", "torch", "--ops", "layer_norm", "--budget", "1", "--dtype", "float64", "-j", "1",
+                 "-o", str(report)]) == 0
+    text = report.read_text()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| pytorch#")
+            or line.startswith("| jax#")}
+    assert "| present |" in rows["pytorch#175754"] and "| present |" in rows["pytorch#196700"], rows
+    assert "not audited: the audit has no avg_pool family yet" in rows["pytorch#198119"]
+    assert "| not applicable |" in rows["jax#40344"]
+    data = json.loads(report.with_suffix(".json").read_text())
+    third = [d for d in data["discrepancies"] if d["path"] == "F.layer_norm third order"]
+    assert third and third[0]["truth_vs_finite_differences"] < 1e-6 and third[0]["reruns_showing_it"] == [5, 5]
+    assert "## Not run" in text and "| family conv | not asked for (--ops) |" in text

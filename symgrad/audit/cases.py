@@ -39,10 +39,18 @@ class Case:
     scale: float = 1.0
     mode: str = "full"
     layout: str = "contiguous"
+    v_shape: tuple = ()
+    causal: bool = False
+    reduction: str = "mean"
 
     @property
     def conv(self) -> bool:
         return self.family.startswith("conv") and self.family != "convolve"
+
+    @property
+    def program(self) -> bool:
+        """A family whose definition is a program of several statements (program_cases.py)."""
+        return self.family in PROGRAMS
 
     def out_length(self) -> tuple:
         return tuple((L + lo + hi - d * (K - 1) - 1) // s + 1
@@ -56,9 +64,17 @@ class Case:
                     and all(L + lo + hi >= 0 for L, (lo, hi) in zip(self.length, self.pads)))
         if self.family == "convolve":
             return min(self.length) >= 1
+        if self.family == "attention":
+            return min(self.a_shape + self.b_shape + self.v_shape) >= 1 and (not self.causal or self.a_shape[1] <= self.b_shape[1])
+        if self.program:
+            return len(self.shape) >= 2 and min(self.shape) >= 1
         return True
 
     def shapes(self) -> dict:
+        if self.family == "attention":
+            return {"q": self.a_shape, "k": self.b_shape, "v": self.v_shape}
+        if self.program:
+            return {"x": self.shape, **PROGRAMS[self.family](self.shape)}
         if self.conv:
             return {"x": (self.n, self.groups * self.cin, *self.length),
                     "w": (self.groups * self.cout, self.cin, *self.kernel), "b": (self.groups * self.cout,)}
@@ -77,6 +93,11 @@ class Case:
             return "matmul", {"a_shape": _pattern(self.a_shape, "a"), "b_shape": _pattern(self.b_shape, "b")}
         if self.family == "gelu":
             return "gelu", {"approximate": self.approximate}
+        if self.program:
+            return self.family, {"softmax": {}, "log_softmax": {}, "cross_entropy": {"reduction": self.reduction},
+                                 "layer_norm": {"eps": EPS}, "rms_norm": {"eps": EPS},
+                                 "batch_norm": {"ndim": len(self.shape) - 2, "eps": EPS},
+                                 "attention": {"is_causal": self.causal}}[self.family]
         return "convolve", {"mode": self.mode}
 
     def as_dict(self) -> dict:
@@ -95,7 +116,21 @@ class Case:
             return f"matmul a{self.a_shape} b{self.b_shape}"
         if self.family == "gelu":
             return f"gelu({self.approximate}) x{self.shape} scale {self.scale:g}"
+        if self.family == "attention":
+            return f"attention{' causal' if self.causal else ''} q{self.a_shape} k{self.b_shape} v{self.v_shape}"
+        if self.program:
+            said = f" reduction {self.reduction}" if self.family == "cross_entropy" else ""
+            return f"{self.family} x{self.shape}{said}" + (f" scale {self.scale:g}" if self.scale != 1 else "")
         return f"convolve x({self.length[0]},) y({self.length[1]},) mode {self.mode}"
+
+
+#: the program families (their definitions are programs: symgrad/ops/softmax.py, norm.py, attention.py),
+#: each with the shapes of its inputs after x (x's shape given); attention's are its own
+PROGRAMS = {"softmax": lambda s: {}, "log_softmax": lambda s: {}, "cross_entropy": lambda s: {"t": s},
+            "layer_norm": lambda s: {"weight": s[-1:], "bias": s[-1:]}, "rms_norm": lambda s: {"weight": s[-1:]},
+            "batch_norm": lambda s: {"weight": s[1:2], "bias": s[1:2]}, "attention": None}
+#: the norms' eps in the audit (rms_norm's default, finfo(dtype).eps, would make the definition depend on the dtype)
+EPS = 1e-5
 
 
 def _pattern(shape, which) -> str:

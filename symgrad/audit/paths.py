@@ -11,12 +11,18 @@ import importlib
 import platform
 from dataclasses import dataclass, field
 
-from . import truth
+import numpy as np
+
+from . import program_paths, truth
 from .cases import Case
 
 #: what a path's outputs are compared with: "vjp" (forward and first order), "transpose" (the
-#: transposed convolution: forward = dx, its VJP = the second order of dx), "double" (double backward)
-EXPECTS = ("vjp", "transpose", "double")
+#: transposed convolution: forward = dx, its VJP = the second order of dx), "double" (double backward;
+#: also H·v, a forward-over-reverse path's, and vHv = Σ gg·H·gg, a forward-over-forward path's), "third"
+#: (the double backward's backward)
+EXPECTS = ("vjp", "transpose", "double", "third")
+#: the derivative order each kind of path is checked at (finite differences cross-check the truth there)
+ORDER = {"vjp": 1, "transpose": 2, "double": 2, "third": 3}
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,18 @@ class Path:
             return all(0 <= p < max(s, d) for p, s, d in zip(output_padding(case), case.stride, case.dilation))
         return True
 
+    def why_not(self, case: Case) -> str:
+        """Why the path does not take ``case`` ("" where it does)."""
+        if case.family not in self.families:
+            return f"not a {'/'.join(self.families)} configuration"
+        if case.conv and self.symmetric_padding and any(lo != hi or lo < 0 for lo, hi in case.pads):
+            return "its API takes one non-negative padding per axis"
+        if case.conv and not self.groups and case.groups != 1:
+            return "its API takes no groups"
+        if not self.applies(case):
+            return "no output_padding below max(stride, dilation) gives the input's length"
+        return ""
+
     def function(self):
         namespace = {}
         exec(compile(self.source, f"<audit path {self.name}>", "exec"), namespace)
@@ -62,12 +80,15 @@ def output_padding(case: Case) -> tuple:
 def expected(path: Path, case: Case, arrays: dict) -> dict:
     """The derived results the path's outputs are compared with, by output name."""
     if path.expects == "vjp":
-        name = truth._derivation(case).first.op.output.name
-        return {name: truth.forward(case, arrays), **truth.first_order(case, arrays)}
+        return {truth.output_name(case): truth.forward(case, arrays), **truth.first_order(case, arrays)}
     if path.expects == "transpose":
         second = truth.second_order(case, arrays)
         return {"y": truth.first_order(case, arrays)["x"], "g": second["x", "g"], "w": second["x", "w"]}
-    return truth.double_backward(case, arrays)
+    if path.expects == "third":
+        return truth.third_order(case, arrays)
+    double = truth.double_backward(case, arrays)
+    inputs = [k for k in double if k != "g"]
+    return {**double, "vHv": np.array(sum(float(np.sum(arrays["gg" + k] * double[k])) for k in inputs))}
 
 
 _TORCH_HEAD = '''import numpy as np
@@ -175,6 +196,7 @@ def torch_adapter() -> Adapter:
     paths += [Path("torch.nn.grad.conv*d_input/_weight", conv, "vjp", TORCH_NN_GRAD, symmetric_padding=True),
               Path("torch.matmul autograd", ("matmul",), "vjp", TORCH_MATMUL),
               Path("F.gelu autograd", ("gelu",), "vjp", TORCH_GELU)]
+    paths += program_paths.paths("torch", Path, _TORCH_HEAD)
     return Adapter("torch", torch.__version__, tuple(paths))
 
 
@@ -273,7 +295,7 @@ def jax_adapter() -> Adapter:
              Path("jnp.matmul vjp", ("matmul",), "vjp", JAX_MATMUL),
              Path("jax.nn.gelu vjp", ("gelu",), "vjp", JAX_GELU),
              Path("jnp.convolve vjp", ("convolve",), "vjp", JAX_CONVOLVE))
-    return Adapter("jax", jax.__version__, paths)
+    return Adapter("jax", jax.__version__, paths + tuple(program_paths.paths("jax", Path, _JAX_HEAD)))
 
 
 ADAPTERS = {"torch": torch_adapter, "jax": jax_adapter}

@@ -9,13 +9,13 @@ from pathlib import Path as FilePath
 import numpy as np
 
 from ..version import __version__
-from . import truth
-from .paths import machine
-from .run import EPS32, ULPS32, TOLERANCE64, case_dict, tolerance
+from . import invariants, truth
+from .paths import families, machine
+from .run import EPS, RERUNS, ULPS32, ULPS_LOW, TOLERANCE64, case_dict, floor, tolerance, upstream
 
 
 def _error(value: float, dtype: str) -> str:
-    if dtype == "float32":
+    if dtype != "float64":
         return f"{value:.1f} ulps" if value < 1e5 else f"{value:.2e} ulps"
     return f"{value:.1e}"
 
@@ -37,15 +37,17 @@ def reproducer(adapter, outcome, path) -> str:
         f"Configuration: {case.label()}.",
         "EXPECTED is the gradient symgrad derives from the op's definition, evaluated in float64 and",
         f"cross-checked against central finite differences (largest relative difference {outcome.fd_error:.1e}).",
-        "Exits 1 while the framework disagrees beyond the tolerance.",
+        f"Runs the path {RERUNS} times (a framework may differ run to run) and exits 1 if any run disagrees",
+        "beyond the tolerance.",
         '"""',
         path.source.rstrip(),
         "",
         "",
         f"CASE = {case_dict(path, case)!r}",
         f"DTYPE = {outcome.dtype!r}",
-        f"TOLERANCE = {tolerance(outcome.dtype)!r}  # " + ("float32 ulps of the largest expected value"
-                                                          if outcome.dtype == "float32" else "relative"),
+        f"TOLERANCE = {tolerance(outcome.dtype)!r}  # " + (f"{outcome.dtype} ulps of the largest expected value"
+                                                          if outcome.dtype != "float64" else "relative"),
+        f"EPS = {EPS.get(outcome.dtype, 1.0)!r}  # the unit of the errors: {outcome.dtype}'s ulp at 1 (1.0: relative)",
         "ARRAYS = {",
         *[f"    {k!r}: {_literal(v)}," for k, v in arrays.items()],
         "}",
@@ -60,19 +62,28 @@ def reproducer(adapter, outcome, path) -> str:
         "    return np.asarray(value, dtype=np.float64)",
         "",
         "",
-        "got = run(CASE, ARRAYS, DTYPE)",
-        "worst = 0.0",
-        "for name, want in EXPECTED.items():",
-        "    if name not in got:",
-        "        continue",
-        "    have = as_float64(got[name]).reshape(want.shape)",
-        "    error = np.abs(have - want).max(initial=0.0) / max(np.abs(want).max(initial=0.0), 1e-300)",
-        "    error = error if np.all(np.isfinite(have)) else np.inf  # NaN or inf where numbers are expected",
-        f"    error = error / {EPS32!r} if DTYPE == 'float32' else error",
-        "    worst = max(worst, error)",
-        "    print(f'{name}: error {error:.3g}')",
-        "print('discrepancy reproduced' if worst > TOLERANCE else 'no discrepancy')",
-        "raise SystemExit(1 if worst > TOLERANCE else 0)",
+        f"FLOOR = {floor(want, outcome.dtype, upstream(arrays))!r}  # the scale an output that is 0 or small is measured against",
+        "",
+        "",
+        "def worst_error():",
+        "    got, worst = run(CASE, ARRAYS, DTYPE), 0.0",
+        "    for name, want in EXPECTED.items():",
+        "        if name not in got:",
+        "            continue",
+        "        have = as_float64(got[name]).reshape(want.shape)",
+        "        error = np.abs(have - want).max(initial=0.0) / max(np.abs(want).max(initial=0.0), FLOOR)",
+        "        error = error if np.all(np.isfinite(have)) else np.inf  # NaN or inf where numbers are expected",
+        "        worst = max(worst, error / EPS)",
+        "        print(f'  {name}: error {error / EPS:.3g}')",
+        "    return worst",
+        "",
+        "",
+        "shown = 0",
+        f"for k in range({RERUNS}):",
+        "    print(f'run {k + 1}:')",
+        "    shown += worst_error() > TOLERANCE",
+        f"print(f'discrepancy reproduced in {{shown}} of {RERUNS} runs' if shown else 'no discrepancy')",
+        "raise SystemExit(1 if shown else 0)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -121,31 +132,42 @@ def markdown(result: dict) -> str:
              "The truth is symgrad's derived gradient (first and second order) evaluated in float64 from the "
              "op's definition; every reported discrepancy's truth is cross-checked against central finite "
              f"differences. Tolerance: float64 paths {TOLERANCE64:g} relative to the largest expected magnitude; "
-             f"float32 paths {ULPS32} float32 ulps of it (errors below are given in those units).", "",
+             f"float32 paths {ULPS32} float32 ulps of it, float16 and bfloat16 paths {ULPS_LOW} of their ulps "
+             "(judged against the truth at their own rounding of the inputs); errors below are in those units. "
+             f"Each discrepancy is run {RERUNS} more times: one that shows in only some runs is nondeterministic.", "",
              "## Discrepancies", ""]
     if not result["mismatches"]:
         lines += ["None: every path agreed with the derived truth on every configuration it took.", ""]
     else:
-        lines += ["| path | dtype | found on | shrunk to | error | truth vs finite differences | reproducer |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["| path | dtype | found on | shrunk to | error | reruns showing it | truth vs finite differences | "
+                  "reproducer |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for o in result["mismatches"]:
+            shown, times = o.details.get("reruns", (None, None))
+            said = "-" if shown is None else (f"{shown} of {times}" + (" (nondeterministic)" if shown < times else ""))
             lines.append(f"| {o.path} | {o.dtype} | {o.case.label()} ({o.case.klass}) | {(o.shrunk or o.case).label()} | "
-                         f"{_error(o.error, o.dtype)} in {o.output} | {o.fd_error:.1e} | `{o.reproducer or '-'}` |")
+                         f"{_error(o.error, o.dtype)} in {o.output} | {said} | {o.fd_error:.1e} | `{o.reproducer or '-'}` |")
         lines.append("")
     lines += ["## Historical bug classes", "", "| issue | bug | status here | paths |", "| --- | --- | --- | --- |"]
     for h in result["historical"]:
         said = "; ".join(f"{p}: {s}" + (f" ({m})" if m else "") for p, s, _, m in h["paths"]) or "-"
         lines.append(f"| {h['issue']} | {h['what']} | {h['status']} | {said} |")
-    lines += ["", "## Paths", "", "| path | runs | mismatches | refused | worst float64 | worst float32 |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for name, e in per_path.items():
-        w64, w32 = e["worst"].get("float64"), e["worst"].get("float32")
-        lines.append(f"| {name} | {e['runs']} | {e.get('mismatch', 0)} | {e.get('refused', 0)} | "
-                     f"{'-' if w64 is None else _error(w64, 'float64')} | {'-' if w32 is None else _error(w32, 'float32')} |")
-    lines += ["", "## Configurations per class", "", "| family | class | configurations | runs ok | mismatches | refused |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    dtypes = result["dtypes"]
+    lines += ["", "## Paths", "", "| path | runs | mismatches | refused | " + " | ".join(f"worst {d}" for d in dtypes) + " |",
+              "| --- | --- | --- | --- | " + " | ".join("---" for _ in dtypes) + " |"]
+    for path in adapter.paths:
+        e = per_path.get(path.name)
+        if e is None:
+            continue
+        worst = [e["worst"].get(d) for d in dtypes]
+        lines.append(f"| {path.name} | {e['runs']} | {e.get('mismatch', 0)} | {e.get('refused', 0)} | "
+                     + " | ".join("-" if w is None else _error(w, d) for w, d in zip(worst, dtypes)) + " |")
+    lines += _invariants(result) + _not_run(result, per_path)
+    lines += ["", "## Configurations per class", "", "| family | class | configurations | runs ok | mismatches | refused | note |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for (family, klass), c in sorted(classes.items()):
-        lines.append(f"| {family} | {klass} | {c['configurations']} | {c['ok']} | {c['mismatch']} | {c['refused']} |")
+        runs = c["ok"] + c["mismatch"] + c["refused"] + c["skipped"]
+        note = "" if runs else _why_no_runs(adapter, [case for case in result["cases"] if (case.family, case.klass) == (family, klass)])
+        lines.append(f"| {family} | {klass} | {c['configurations']} | {c['ok']} | {c['mismatch']} | {c['refused']} | {note} |")
     skipped = collections.Counter(o.message for o in result["outcomes"] if o.status == "skipped")
     if skipped:
         lines += ["", "## Skipped (symgrad's definition does not take the configuration)", "", "| reason | runs |",
@@ -160,6 +182,60 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _invariants(result: dict) -> list:
+    """The derived invariants and how far the framework's gradients are from them: per dtype, the worst
+    over every path and run, with the path that gave it."""
+    dtypes, worst = result["dtypes"], {}
+    for o in result["outcomes"]:
+        for label, (ulps, n) in o.details.get("invariants", {}).items():
+            key = (o.case.family, label, o.dtype)
+            if key not in worst or ulps > worst[key][0]:
+                worst[key] = (ulps, n, o.path)
+    if not worst:
+        return []
+    lines = ["", "## Invariants", "", "Derived from each definition: a constant shift of an input along these axes "
+             "leaves the output unchanged, so every gradient of it sums to 0 there. Given: the size of that sum "
+             "relative to the sum of magnitudes, in ulps of the dtype, worst over every path and run (whether or not "
+             "the values were within tolerance), and the path; **bold** where no rounding explains it (more than "
+             "16 ulps per element summed).", "",
+             "| family | invariant | " + " | ".join(dtypes) + " |", "| --- | --- | " + " | ".join("---" for _ in dtypes) + " |"]
+    for family, label in sorted({(f, lab) for f, lab, _ in worst}):
+        cells = []
+        for dtype in dtypes:
+            if (family, label, dtype) not in worst:
+                cells.append("-")
+                continue
+            ulps, n, path = worst[family, label, dtype]
+            said = f"{ulps:.3g} ulps ({path})"
+            cells.append(f"**{said}**" if invariants.beyond_rounding(ulps, n) else said)
+        lines.append(f"| {family} | {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _why_no_runs(adapter, cases) -> str:
+    reasons = sorted({p.why_not(c) for c in cases for p in adapter.paths if c.family in p.families} - {""})
+    return "no path takes it: " + "; ".join(reasons) if reasons else "no path of this framework has the family"
+
+
+def _not_run(result: dict, per_path: dict) -> list:
+    """The families and paths that got no run, and why."""
+    adapter, tried = result["adapter"], {c.family for c in result["cases"]}
+    wanted = result.get("wanted")
+    lines = []
+    for family in families(adapter):
+        if family not in tried:
+            why = ("not asked for (--ops)" if wanted is not None and family not in wanted else
+                   "the time limit (--time) came first")
+            lines.append(f"| family {family} | {why} |")
+    for path in adapter.paths:
+        if path.name not in per_path and set(path.families) & tried:
+            lines.append(f"| {path.name} | " + _why_no_runs(adapter, [c for c in result["cases"] if c.family in path.families])
+                         .replace("no path takes it", "it took none of its family's configurations") + " |")
+    if not lines:
+        return ["", "## Not run", "", "Every family and every path of this framework ran at least once."]
+    return ["", "## Not run", "", "| what | why |", "| --- | --- |"] + lines
+
+
 def as_json(result: dict) -> str:
     adapter = result["adapter"]
     classes, per_path = _summary(result)
@@ -169,10 +245,12 @@ def as_json(result: dict) -> str:
         "seconds": round(result["seconds"], 1), "configurations": len(result["cases"]), "runs": len(result["outcomes"]),
         "tolerance": {"float64_relative": TOLERANCE64, "float32_ulps": ULPS32},
         "discrepancies": [{"path": o.path, "dtype": o.dtype, "class": o.case.klass, "found_on": o.case.as_dict(),
+                           "reruns_showing_it": o.details.get("reruns"),
                            "shrunk_to": (o.shrunk or o.case).as_dict(), "error": o.error, "output": o.output,
                            "truth_vs_finite_differences": o.fd_error, "reproducer": o.reproducer}
                           for o in result["mismatches"]],
-        "historical": [{k: (v.as_dict() if k == "case" else v) for k, v in h.items()} for h in result["historical"]],
+        "historical": [{k: (v.as_dict() if k == "case" and v is not None else v) for k, v in h.items()}
+                       for h in result["historical"]],
         "paths": per_path,
         "classes": [{"family": f, "class": k, **c} for (f, k), c in sorted(classes.items())],
     }, indent=2, default=str)

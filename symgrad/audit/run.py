@@ -13,15 +13,32 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import SymgradError
-from . import truth
-from .cases import Case, edge_cases, random_cases, smaller
-from .paths import Adapter, Path, expected, families, output_padding
+from . import invariants, program_cases, truth
+from .cases import PROGRAMS, Case, edge_cases, random_cases, smaller
+from .paths import ORDER, Adapter, Path, expected, families, output_padding
 
 #: float64 paths must agree to this relative error (of the largest expected magnitude)
 TOLERANCE64 = 1e-10
+#: an output is measured relative to its own largest magnitude, or this fraction of the case's largest
+#: expected magnitude where that is more: float64 to 1e-13 of the case's scale (1e-3 x the tolerance; the
+#: truth itself is exact to ~1e-16 of it, and an output that cancels to 0 carries rounding of that size
+#: in any correct rule), lower precisions in ulps of the case's largest value
+FLOOR = {"float64": 1e-3}
+#: and against this fraction of the upstream gradients' magnitude (other dtypes: all of it, so that their
+#: tolerance is in ulps of it): a value that cancels to 0 keeps rounding of ~1e-16 of them (times the terms of
+#: a third order) in a correct rule
+ABSOLUTE = {"float64": 1e-4}
+#: the smallest normal numbers: a value below one has lost its relative precision in that dtype
+TINY = {"float64": 2.0 ** -1022, "float32": 2.0 ** -126, "float16": 2.0 ** -14, "bfloat16": 2.0 ** -126}
 #: float32 paths: this many units in the last place of float32, at the largest expected magnitude
 ULPS32 = 512
 EPS32 = float(np.finfo(np.float32).eps)
+#: float16 and bfloat16 paths: this many of their ulps, judged against the float64 truth at their own
+#: rounding of the inputs (the rounding of an input is not the framework's error)
+ULPS_LOW = 64
+EPS = {"float32": EPS32, "float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
+#: a discrepancy is run this many times more: the report says when it shows in only some runs
+RERUNS = 5
 
 
 @dataclass
@@ -68,9 +85,28 @@ def as_float64(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def compare(got: dict, want: dict, dtype: str) -> tuple:
-    """(error, output name, per-output errors): the largest over the outputs both give."""
+def floor(want: dict, dtype: str, upstream: float = 0.0) -> float:
+    """The scale an output whose truth is 0 or small is measured against: FLOOR times the case's largest
+    expected magnitude (a correct rule's rounding there is no discrepancy: layer_norm over one element),
+    ABSOLUTE times the upstream gradients' largest magnitude ``upstream`` (a saturated softmax, flat to
+    e^-10000, has every derivative 0 but a framework's rounding), and no less than a value whose ulp is
+    subnormal in ``dtype``."""
+    largest = max((float(np.abs(v).max(initial=0.0)) for v in want.values()), default=0.0)
+    return max(FLOOR.get(dtype, 1.0) * largest, ABSOLUTE.get(dtype, 1.0) * upstream,
+               TINY[dtype] / EPS.get(dtype, 1.0), 1e-300)
+
+
+def upstream(arrays: dict) -> float:
+    """The largest magnitude of the upstream gradients (g, gg<x>, h<n>) of a case's inputs."""
+    return max(float(np.abs(v).max(initial=0.0)) for k, v in arrays.items() if k == "g" or k[:2] == "gg" or
+               (k[:1] == "h" and k[1:] in arrays))
+
+
+def compare(got: dict, want: dict, dtype: str, upstream: float = 0.0) -> tuple:
+    """(error, output name, per-output errors): the largest over the outputs both give (``upstream``:
+    the largest magnitude of the upstream gradients, see :func:`floor`)."""
     errors = {}
+    small = floor(want, dtype, upstream)
     for name, value in want.items():
         if name not in got:
             continue
@@ -81,9 +117,9 @@ def compare(got: dict, want: dict, dtype: str) -> tuple:
             else:
                 errors[name] = float("inf")
                 continue
-        scale = max(float(np.abs(value).max(initial=0.0)), 1e-300)
+        scale = max(float(np.abs(value).max(initial=0.0)), small)
         diff = float(np.abs(have - value).max(initial=0.0)) if np.all(np.isfinite(have)) else float("inf")
-        errors[name] = diff / scale / (EPS32 if dtype == "float32" else 1.0)
+        errors[name] = diff / scale / EPS.get(dtype, 1.0)
     if not errors:
         return 0.0, "", errors
     worst = max(errors, key=errors.get)
@@ -91,22 +127,40 @@ def compare(got: dict, want: dict, dtype: str) -> tuple:
 
 
 def tolerance(dtype: str) -> float:
-    return ULPS32 if dtype == "float32" else TOLERANCE64
+    return {"float64": TOLERANCE64, "float32": ULPS32}.get(dtype, ULPS_LOW)
+
+
+def rounded(a: np.ndarray, dtype: str) -> np.ndarray:
+    """``a`` rounded to float16 or bfloat16 (to nearest, ties to even), as float64."""
+    if dtype == "float16":
+        return np.asarray(a, np.float16).astype(np.float64)
+    bits = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
 
 
 def run_one(path: Path, case: Case, dtype: str, seed: tuple, cache: dict = None) -> Outcome:
     """The path on the case's seeded inputs, compared with the truth (``cache``, shared by the runs
     of one case, keeps the inputs and each kind of expected result: derived once, not per path)."""
     cache = {} if cache is None else cache
+    low = dtype in ("float16", "bfloat16")
     try:
         with np.errstate(all="ignore"):  # a limit guard's other branch may overflow; it is selected away
             if "arrays" not in cache:
                 cache["arrays"] = truth.arrays_for(case, np.random.SeedSequence(list(seed)))
-            if path.expects not in cache:
-                cache[path.expects] = expected(path, case, cache["arrays"])
+            if low and ("arrays", dtype) not in cache:
+                cache["arrays", dtype] = {k: rounded(v, dtype) for k, v in cache["arrays"].items()}
+            key = (path.expects, dtype if low else None)
+            if key not in cache:
+                cache[key] = expected(path, case, cache["arrays", dtype] if low else cache["arrays"])
+            if case.program and "invariants" not in cache:
+                cache["invariants"] = invariants.derived(case)
     except SymgradError as exc:  # a configuration the definition does not take: said, not a finding
         return Outcome(case, path.name, dtype, "skipped", message=str(exc), seed=seed)
-    arrays, want = cache["arrays"], cache[path.expects]
+    except MemoryError:
+        return Outcome(case, path.name, dtype, "skipped", seed=seed,
+                       message=f"{case.family}: the literal truth ({path.expects}) does not fit in memory at these sizes")
+    arrays, want = (cache["arrays", dtype] if low else cache["arrays"]), cache[key]
     try:
         with warnings.catch_warnings():  # the framework's own notes (oneDNN's TF32) are not findings
             warnings.simplefilter("ignore")
@@ -114,9 +168,26 @@ def run_one(path: Path, case: Case, dtype: str, seed: tuple, cache: dict = None)
     except Exception as exc:  # noqa: BLE001  (a framework refusing a configuration is a finding, not a crash)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         return Outcome(case, path.name, dtype, "refused", message=f"{type(exc).__name__}: {first}", seed=seed)
-    error, output, errors = compare(got, want, dtype)
+    error, output, errors = compare(got, want, dtype, upstream(arrays))
     status = "mismatch" if error > tolerance(dtype) else "ok"
-    return Outcome(case, path.name, dtype, status, error, output, seed=seed, details=errors)
+    outcome = Outcome(case, path.name, dtype, status, error, output, seed=seed, details=errors)
+    if path.expects == "vjp" and cache.get("invariants"):
+        scale = max((float(np.abs(v).max(initial=0.0)) for v in want.values()), default=0.0)
+        # (an input whose whole gradient is 0, as layer_norm's over one element, satisfies every one trivially)
+        outcome.details["invariants"] = {inv.label(): invariants.violation(got[inv.input], inv, dtype, scale)
+                                         for inv in cache["invariants"] if inv.input in got
+                                         and float(np.abs(want[inv.input]).max(initial=0.0)) > 1e-12 * scale}
+    return outcome
+
+
+def rerun(path: Path, outcome: Outcome, times: int = RERUNS) -> Outcome:
+    """The discrepancy's path run ``times`` more on the same case and inputs: how many show it (a
+    framework whose result varies run to run is nondeterministic there, and the report says so)."""
+    cache = {}
+    shown = sum(run_one(path, outcome.case, outcome.dtype, outcome.seed, cache).status == "mismatch"
+                for _ in range(times))
+    outcome.details = dict(outcome.details, reruns=(shown, times))
+    return outcome
 
 
 def shrink(path: Path, outcome: Outcome, budget: int = 300) -> Outcome:
@@ -125,7 +196,7 @@ def shrink(path: Path, outcome: Outcome, budget: int = 300) -> Outcome:
     improved = True
     while improved and tries < budget:
         improved = False
-        for candidate in smaller(case):
+        for candidate in (program_cases.smaller(case) if case.program else smaller(case)):
             if not path.applies(candidate):
                 continue
             tries += 1
@@ -135,24 +206,35 @@ def shrink(path: Path, outcome: Outcome, budget: int = 300) -> Outcome:
                 break
             if tries >= budget:
                 break
-    order = 1 if path.expects == "vjp" else 2
     arrays = truth.arrays_for(case, np.random.SeedSequence(list(best.seed)))
-    fd = truth.fd_error(case, arrays, 1, np.random.default_rng(0))
-    if order == 2:
-        fd = max(fd, truth.fd_error(case, arrays, 2, np.random.default_rng(1)))
+    fd = max(truth.fd_error(case, arrays, k, np.random.default_rng(k - 1)) for k in range(1, ORDER[path.expects] + 1))
     outcome.shrunk, outcome.fd_error, outcome.tries = case, fd, tries
     outcome.details = dict(outcome.details, shrunk_error=best.error, shrunk_output=best.output)
     return outcome
 
 
 def configurations(adapter: Adapter, wanted, budget: int, seed: int) -> list:
-    """The systematic edge classes first, then seeded random configurations up to ``budget``."""
+    """The systematic edge classes first, then seeded random configurations up to ``budget``.  The
+    budget is split across the families: under the number of edge cases, each family's edge cases are
+    taken in turn (every family gets at least one configuration, whatever the budget); above it, the
+    random configurations are shared out by family."""
     fams = [f for f in families(adapter) if wanted is None or f in wanted]
-    edges = edge_cases(fams)
-    if budget <= len(edges):
-        step = len(edges) / max(budget, 1)
-        return [edges[int(k * step)] for k in range(budget)]
-    return edges + random_cases(fams, budget - len(edges), np.random.default_rng(seed))
+    ops_fams, program_fams = [f for f in fams if f not in PROGRAMS], [f for f in fams if f in PROGRAMS]
+    edges = edge_cases(ops_fams) + program_cases.edge_cases(program_fams)
+    if budget <= len(edges):  # each family's cases in turn, spread over its classes (every other one first)
+        queues = {f: [c for c in edges if c.family == f] for f in fams}
+        queues = {f: cs[::2] + cs[1::2] for f, cs in queues.items() if cs}
+        out, wanted_count = [], max(budget, len(queues))
+        while len(out) < wanted_count:
+            for f, cs in queues.items():
+                if cs and len(out) < wanted_count:
+                    out.append(cs.pop(0))
+        return out
+    rng = np.random.default_rng(seed)
+    extra = budget - len(edges)
+    share = extra * len(ops_fams) // max(len(fams), 1)
+    return (edges + (random_cases(ops_fams, share, rng) if ops_fams else [])
+            + program_cases.random_cases(program_fams, extra - share if ops_fams else extra, rng))
 
 
 def _work(args):
@@ -198,11 +280,23 @@ def audit(adapter: Adapter, wanted=None, budget: int = 2000, seconds: float = No
     outcomes = [o for _, o in results]
     paths = {p.name: p for p in adapter.paths}
     mismatches = _distinct([o for o in outcomes if o.status == "mismatch"])
-    for o in mismatches:
-        shrink(paths[o.path], o)
-    return {"adapter": adapter, "cases": tried, "outcomes": outcomes, "mismatches": mismatches,
+    work = [(paths[o.path], o) for o in mismatches]
+    if jobs > 1 and len(work) > 1:  # each discrepancy rerun and shrunk in a worker (a JAX shrink retraces each step)
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            mismatches = list(pool.map(_settle, work))
+    else:
+        mismatches = [_settle(w) for w in work]
+    return {"adapter": adapter, "wanted": None if wanted is None else tuple(wanted), "cases": tried,
+            "outcomes": outcomes, "mismatches": mismatches,
             "historical": historical(adapter, dtypes, seed), "seconds": time.perf_counter() - start,
             "budget": budget, "seed": seed, "dtypes": tuple(dtypes), "jobs": jobs}
+
+
+def _settle(work: tuple) -> Outcome:
+    """A discrepancy rerun (is it deterministic?) and shrunk; returned (it may come from another process)."""
+    path, outcome = work
+    rerun(path, outcome)
+    return shrink(path, outcome)
 
 
 def _distinct(mismatches: list) -> list:
@@ -216,7 +310,8 @@ def _distinct(mismatches: list) -> list:
     return out
 
 
-#: the historical bug classes as named configurations: (issue, what it was, path name prefix, case, dtype)
+#: the historical bug classes as named configurations: (issue, what it was, path name prefix, case, dtype);
+#: a prefix of None marks a class the audit cannot run yet, its case then saying why
 HISTORICAL = [
     ("pytorch#51430", "torch.nn.grad.conv2d_weight wrong for groups > 1", "torch.nn.grad",
      Case("conv", "historical", 2, 2, 2, 2, 3, (6, 5), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))), "float64"),
@@ -230,6 +325,22 @@ HISTORICAL = [
      Case("conv_double", "historical", 2, 2, 1, 2, 3, (8, 9), (3, 2), (2, 2), (1, 1), ((1, 1), (0, 0))), "float64"),
     ("mlx#3800", "grouped strided conv2d VJP on Metal", "mlx",
      Case("conv", "historical", 2, 1, 2, 2, 2, (8, 8), (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1))), "float32"),
+    ("pytorch#175754", "layer_norm third-order derivatives silently wrong", "F.layer_norm third order",
+     Case("layer_norm", "historical", shape=(3, 7)), "float64"),
+    ("pytorch#196700", "layer_norm nested forward-mode second derivative has the wrong sign",
+     "F.layer_norm forward-over-forward", Case("layer_norm", "historical", shape=(3, 7)), "float64"),
+    ("pytorch#198119", "avg_pool backward with ceil_mode", None,
+     "the audit has no avg_pool family yet (its definition takes neither ceil_mode nor count_include_pad=False)", ""),
+    ("pytorch#188344", "avg_pool backward with channels_last and padding", None,
+     "the audit has no avg_pool family yet", ""),
+    ("jax#40344", "softmax JVP breaks translation invariance: the VJP does not sum to zero", "jax.nn.softmax vjp",
+     Case("softmax", "historical", shape=(3, 7), scale=3.0), "float32"),
+    ("jax#40384", "softmax drops a small float64 gradient component", "jax.nn.softmax vjp",
+     Case("softmax", "historical", shape=(2, 6), scale=30.0), "float64"),
+    ("jax#40386", "log_softmax drops a small float64 gradient component", "jax.nn.log_softmax vjp",
+     Case("log_softmax", "historical", shape=(2, 6), scale=30.0), "float64"),
+    ("jax#40409", "log_softmax gradient NaN on large float16 arrays", None,
+     "needs rows longer than 65,504 elements; the literal truth's index grid (rows x length^2) is out of reach", ""),
 ]
 
 
@@ -238,16 +349,22 @@ HISTORICAL_SEED = 10 ** 9
 
 
 def historical(adapter: Adapter, dtypes, seed: int) -> list:
-    """Per named bug: present (the path disagrees), absent, refused, or not applicable here."""
+    """Per named bug: present (the path disagrees, or breaks a derived invariant), absent, refused, not
+    applicable here (no such path in this framework), or not audited (with the reason)."""
     out = []
     for issue, what, prefix, case, dtype in HISTORICAL:
+        if prefix is None:  # (case: why the audit cannot run it)
+            out.append({"issue": issue, "what": what, "status": f"not audited: {case}", "paths": [], "case": None})
+            continue
         paths = [p for p in adapter.paths if p.name.startswith(prefix) and p.applies(case)]
         if not paths:
             out.append({"issue": issue, "what": what, "status": "not applicable", "paths": [], "case": case})
             continue
         cache = {}
         runs = [run_one(p, case, dtype, (seed, HISTORICAL_SEED), cache) for p in paths]
+        broken = [r for r in runs if any(invariants.beyond_rounding(*v) for v in r.details.get("invariants", {}).values())]
         status = ("present" if any(r.status == "mismatch" for r in runs) else
+                  "present (an invariant broken)" if broken else
                   "refused" if any(r.status == "refused" for r in runs) else "absent")
         out.append({"issue": issue, "what": what, "status": status, "case": case, "dtype": dtype,
                     "paths": [(r.path, r.status, r.error, r.message) for r in runs]})

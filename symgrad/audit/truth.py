@@ -15,10 +15,11 @@ import sympy as sp
 
 from .. import ops
 from ..engine.diff import forward_terms
-from ..ir import plain
+from ..ir import SymgradError, plain
 from ..second_order import derive_second_order
 from ..sizes import concrete_sizes
 from ..verify.evaluate import evaluate
+from . import program_truth
 from .cases import Case
 
 
@@ -67,8 +68,14 @@ def _flat(case, arrays):
     return {k: np.ravel(v) for k, v in arrays.items()} if case.family == "gelu" else arrays
 
 
+def output_name(case: Case) -> str:
+    return program_truth.output_name(case) if case.program else _derivation(case).first.op.output.name
+
+
 def forward(case: Case, arrays: dict) -> np.ndarray:
     """The op's output by its definition."""
+    if case.program:
+        return program_truth.forward(case, arrays)
     d = _derivation(case).first
     op = d.op
     out = evaluate(forward_terms(op), op.output, d.tensors, tuple(plain(i) for i in op.indices), sizes(case, arrays),
@@ -78,6 +85,8 @@ def forward(case: Case, arrays: dict) -> np.ndarray:
 
 def first_order(case: Case, arrays: dict) -> dict:
     """name -> ∂ℒ/∂name for ℒ = Σ g·y (``arrays`` holds the inputs and g)."""
+    if case.program:
+        return program_truth.first_order(case, arrays)
     d = _derivation(case).first
     at, values = sizes(case, arrays), _flat(case, arrays)
     out = {}
@@ -104,13 +113,24 @@ def second_order(case: Case, arrays: dict) -> dict:
 
 def double_backward(case: Case, arrays: dict) -> dict:
     """name -> ∂ℒ₂/∂name for ℒ₂ = Σ_x Σ ggx·dx: the sums over the gradients (g and every input)."""
+    if case.program:
+        return program_truth.double_backward(case, arrays)
     total = {name: np.zeros(np.shape(arrays[name])) for name in ["g"] + list(_inputs(case))}
     for (x, y), value in second_order(case, arrays).items():
         total[y] = total[y] + value
     return total
 
 
+def third_order(case: Case, arrays: dict) -> dict:
+    """name -> ∂ℒ₃/∂name for ℒ₃ = Σ_n h<n>·∂ℒ₂/∂n (n every input and g): the program families."""
+    if not case.program:
+        raise SymgradError(f"third order: the audit derives it for the program families, not {case.family}")
+    return program_truth.third_order(case, arrays)
+
+
 def _inputs(case: Case) -> tuple:
+    if case.program:
+        return program_truth.inputs(case)
     return tuple(t.name for t in _derivation(case).first.op.inputs)
 
 
@@ -121,9 +141,12 @@ def fd_error(case: Case, arrays: dict, order: int, rng: np.random.Generator) -> 
     if order == 1:
         value = lambda a: float(np.sum(arrays["g"] * forward(case, a)))  # noqa: E731
         truth, wrt = first_order(case, arrays), names
-    else:
+    elif order == 2:
         value = lambda a: sum(float(np.sum(arrays["gg" + n] * v)) for n, v in first_order(case, a).items())  # noqa: E731
         truth, wrt = double_backward(case, arrays), ["g"] + names
+    else:
+        value = lambda a: sum(float(np.sum(arrays["h" + n] * v)) for n, v in double_backward(case, a).items())  # noqa: E731
+        truth, wrt = third_order(case, arrays), names + ["g"] + ["gg" + n for n in names]
     worst, eps = 0.0, 1e-6 if case.family == "gelu" else 1e-3
     for name in wrt:
         v = rng.standard_normal(np.shape(arrays[name]))
@@ -139,10 +162,15 @@ def arrays_for(case: Case, seed: int) -> dict:
     case's scale), seeded."""
     rng = np.random.default_rng(seed)
     shapes = case.shapes()
-    arrays = {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+    if case.program:
+        arrays = program_truth.arrays_for(case, rng)
+    else:
+        arrays = {name: rng.standard_normal(shape) for name, shape in shapes.items()}
     if case.family == "gelu":
         arrays["x"] = arrays["x"] * case.scale
     arrays["g"] = rng.standard_normal(forward(case, arrays).shape)
     for name, shape in shapes.items():
         arrays["gg" + name] = rng.standard_normal(shape)
+    if case.program:
+        arrays.update(program_truth.third_order_arrays(case, arrays, rng))
     return arrays

@@ -307,15 +307,15 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
     names, imports, runtime = _inlined(context["piece_set"] | inner["piece_set"],
                                        sorted(set(context["code_imports"]) | set(inner["code_imports"])), spec)
     bp = second.backward
-    derived = {t.name for t in p.inputs if naming.adjoint(t.name) in bp.outputs}
+    derived = {t.name for t in p.inputs if t.name in second.first.adjoints}  # (bp's outputs, in input order)
     gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
     passed = [g["name"] for g in gg if g["derived"]]
     upstreams = [f"xp.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
     results = [f"xp.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0 else f"_grads[{len(p.inputs) + k}]"
                for k, o in enumerate(context["outputs"])] + [f"_grads[{k}]" for k in range(len(p.inputs))]
     added = [statement_text(s) for s in bp.statements[len(p.statements):]]
-    said = [(t.name, t.name) for t in p.inputs] + [(naming.adjoint(o), f"{g} ({naming.adjoint(o)})")
-                                                    for o, g in zip(p.outputs, context["grad_outputs"])]
+    said = [(t.name, t.name) for t in p.inputs] + [(u.name, f"{g} ({u.name})") for u, g in
+                                                    zip(bp.inputs[len(p.inputs):], context["grad_outputs"])]
     terms = [{"of": text, "kinds": sorted({k for _, g in second.second.adjoints.get(name, []) for k in g.kinds})}
              for name, text in said]
     return {"pieces": names, "imports": imports, "runtime": runtime,
