@@ -90,7 +90,10 @@ def run(case, arrays, dtype):
     names = list(case["inputs"])
     primals = tuple(tensor(arrays[k], dtype, grad=False) for k in names)
     g = tensor(arrays["g"], dtype, grad=False)
-    loss = lambda *a: (forward(case, dict(zip(names, a))) * g.reshape(forward(case, dict(zip(names, a))).shape)).sum()
+
+    def loss(*a):
+        y = forward(case, dict(zip(names, a)))
+        return (y * g.reshape(y.shape)).sum()
     _, hv = jvp(grad(loss, argnums=tuple(range(len(names)))), primals,
                 tuple(tensor(arrays["gg" + k], dtype, grad=False) for k in names))
     return dict(zip(names, hv))
@@ -181,7 +184,10 @@ def run(case, arrays, dtype):
     """H·v: jax.jvp of jax.grad of ℒ = Σ g·y, tangents gg<x>."""
     names = list(case["inputs"])
     g = array(arrays, "g", dtype)
-    loss = lambda *a: jnp.sum(forward(case, *a) * g.reshape(jnp.shape(forward(case, *a))))
+
+    def loss(*a):
+        y = forward(case, *a)
+        return jnp.sum(y * g.reshape(y.shape))
     primals = tuple(array(arrays, k, dtype) for k in names)
     _, hv = jax.jvp(jax.grad(loss, argnums=tuple(range(len(names)))), primals,
                     tuple(array(arrays, "gg" + k, dtype) for k in names))

@@ -129,7 +129,7 @@ def markdown(result: dict) -> str:
              f"symgrad {__version__}; {machine()}; seed {result['seed']}, budget {result['budget']}, "
              f"dtypes {', '.join(result['dtypes'])}, {result['jobs']} job(s); {len(result['cases'])} configurations, "
              f"{runs} path runs in {result['seconds']:.0f} s.", "",
-             "The truth is symgrad's derived gradient (first and second order) evaluated in float64 from the "
+             "The truth is symgrad's derived gradient (first, second and third order) evaluated in float64 from the "
              "op's definition; every reported discrepancy's truth is cross-checked against central finite "
              f"differences. Tolerance: float64 paths {TOLERANCE64:g} relative to the largest expected magnitude; "
              f"float32 paths {ULPS32} float32 ulps of it, float16 and bfloat16 paths {ULPS_LOW} of their ulps "
@@ -170,8 +170,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {family} | {klass} | {c['configurations']} | {c['ok']} | {c['mismatch']} | {c['refused']} | {note} |")
     skipped = collections.Counter(o.message for o in result["outcomes"] if o.status == "skipped")
     if skipped:
-        lines += ["", "## Skipped (symgrad's definition does not take the configuration)", "", "| reason | runs |",
-                  "| --- | --- |"]
+        lines += ["", "## Skipped (the definition does not take the configuration, or its truth is out of reach there)",
+                  "", "| reason | runs |", "| --- | --- |"]
         lines += [f"| {message.replace('|', '/')} | {count} |" for message, count in sorted(skipped.items())]
     refusals = collections.Counter((o.path, o.message) for o in result["outcomes"] if o.status == "refused")
     if refusals:

@@ -44,8 +44,8 @@ RERUNS = 5
 @dataclass
 class Outcome:
     """One path on one configuration in one dtype: ``error`` relative to the largest expected value
-    (in float32 ulps for float32), ``status`` ok, mismatch, refused (the path raised) or skipped
-    (symgrad's definition does not take the configuration)."""
+    (in ulps of the dtype below float64), ``status`` ok, mismatch, refused (the path raised) or skipped
+    (symgrad's definition does not take the configuration, or its literal truth is out of reach there)."""
 
     case: Case
     path: str
