@@ -254,3 +254,23 @@ def test_audit_torch_program_families_and_the_historical_classes_they_hold(tmp_p
     third = [d for d in data["discrepancies"] if d["path"] == "F.layer_norm third order"]
     assert third and third[0]["truth_vs_finite_differences"] < 1e-6 and third[0]["reruns_showing_it"] == [5, 5]
     assert "## Not run" in text and "| family conv | not asked for (--ops) |" in text
+
+
+@needs_torch
+def test_rows_beyond_the_literal_grid_take_the_derivations_recognised_forms():
+    """log_softmax over 70,000 logits (jax#40409's size): the literal truth's grid is out of reach, so
+    the first order is the emitted module's (recognised forms, float64), equal to torch's float64 rule;
+    a third order there is skipped with the reason."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from symgrad.audit import truth
+    from symgrad.ir import SymgradError
+    case = Case("log_softmax", "x", shape=(1, 70000))
+    arrays = truth.arrays_for(case, 0)
+    x = torch.tensor(arrays["x"], requires_grad=True)
+    want, = torch.autograd.grad(F.log_softmax(x, -1), x, torch.tensor(arrays["g"]))
+    got = truth.first_order(case, arrays)["x"]
+    assert np.abs(got - want.numpy()).max() <= 1e-12 * np.abs(want.numpy()).max()
+    with pytest.raises(SymgradError, match="index grid"):
+        truth.third_order(case, arrays)
