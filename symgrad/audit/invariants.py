@@ -36,8 +36,9 @@ class Invariant:
         return f"Σ ∂ℒ/∂{self.input} over axis {', '.join(str(a - self.rank) for a in self.axes)} = 0"
 
 
-def _unchanged(case: Case, arrays: dict, name: str, axes: tuple, rng) -> bool:
-    y = truth.forward(case, arrays)
+def _unchanged(case: Case, arrays: dict, y: np.ndarray, name: str, axes: tuple, rng) -> bool:
+    """Whether shifting input ``name`` by random constants along ``axes`` leaves the output ``y`` (at
+    ``arrays``) unchanged, twice."""
     scale = max(float(np.abs(y).max(initial=0.0)), 1e-300)
     shape = tuple(1 if a in axes else n for a, n in enumerate(np.shape(arrays[name])))
     for _ in range(2):
@@ -56,6 +57,7 @@ def derived(case: Case) -> list:
     arrays = truth.arrays_for(case, 0)
     out = []
     with np.errstate(all="ignore"):
+        y = truth.forward(case, arrays)
         for name in truth._inputs(case):
             rank = np.ndim(arrays[name])
             found = []
@@ -63,7 +65,7 @@ def derived(case: Case) -> list:
                 for axes in itertools.combinations(range(rank), size):
                     if any(set(f) <= set(axes) for f in found):
                         continue  # implied by a smaller set
-                    if _unchanged(case, arrays, name, axes, rng):
+                    if _unchanged(case, arrays, y, name, axes, rng):
                         found.append(axes)
             out += [Invariant(name, axes, rank) for axes in found]
     return out

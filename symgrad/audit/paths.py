@@ -36,15 +36,7 @@ class Path:
     groups: bool = True               # the API takes groups
 
     def applies(self, case: Case) -> bool:
-        if case.family not in self.families:
-            return False
-        if case.conv and self.symmetric_padding and any(lo != hi or lo < 0 for lo, hi in case.pads):
-            return False
-        if case.conv and not self.groups and case.groups != 1:
-            return False
-        if self.expects == "transpose":
-            return all(0 <= p < max(s, d) for p, s, d in zip(output_padding(case), case.stride, case.dilation))
-        return True
+        return not self.why_not(case)
 
     def why_not(self, case: Case) -> str:
         """Why the path does not take ``case`` ("" where it does)."""
@@ -54,7 +46,8 @@ class Path:
             return "its API takes one non-negative padding per axis"
         if case.conv and not self.groups and case.groups != 1:
             return "its API takes no groups"
-        if not self.applies(case):
+        if self.expects == "transpose" and not all(0 <= p < max(s, d) for p, s, d in
+                                                   zip(output_padding(case), case.stride, case.dilation)):
             return "no output_padding below max(stride, dilation) gives the input's length"
         return ""
 

@@ -17,25 +17,44 @@ from .cases import Case
 
 
 @functools.lru_cache(maxsize=None)
-def chain(name: str, params: tuple, order: int = 2) -> tuple:
+def _derived(name: str, params: tuple, order: int) -> tuple:
+    """``(d_0, …, d_{order−1})`` as :func:`symgrad.second_order.derive_program_order` gives them, each
+    level derived once whichever orders are asked for (order 3 extends order 2's levels)."""
+    if order == 1:
+        return (derive_program(ops.build(name, **dict(params))),)
+    below = _derived(name, params, order - 1)
+    return below + (derive_program_order(below[-1], 2)[1],)
+
+
+@functools.lru_cache(maxsize=None)
+def chain(name: str, params: tuple, order: int) -> tuple:
     """The derivations of the program and of its backward programs up to ``order``: ``[d0, d1, …]``,
     d_k the derivation whose literal evaluation gives order k (d0 the forward).  The last is evaluated
     only, so its own gradients are not derived."""
-    below = derive_program_order(ops.build(name, **dict(params)), order)
-    return tuple(below) + (derive_program(backward_program(below[-1]), wrt=(), known=below[-1]),)
+    below = _derived(name, params, order)
+    return below + (derive_program(backward_program(below[-1]), wrt=(), known=below[-1]),)
 
 
-def _chain(case: Case, order: int = 1) -> tuple:
+def _key(case: Case) -> tuple:
     name, params = case.op_params()
-    return chain(name, tuple(sorted(params.items())), max(order, 2))
+    return name, tuple(sorted(params.items()))
+
+
+def _chain(case: Case, order: int) -> tuple:
+    return chain(*_key(case), order)
+
+
+def _program(case: Case):
+    """The family's derivation (its statements, as evaluated for the forward)."""
+    return _derived(*_key(case), 1)[0]
 
 
 def inputs(case: Case) -> tuple:
-    return tuple(t.name for t in _chain(case)[0].program.inputs)
+    return tuple(t.name for t in _program(case).program.inputs)
 
 
 def output_name(case: Case) -> str:
-    return _chain(case)[0].program.outputs[0]
+    return _program(case).program.outputs[0]
 
 
 def _rows(case: Case, shape: tuple) -> tuple:
@@ -50,8 +69,7 @@ def _program_arrays(case: Case, arrays: dict) -> dict:
 
 
 def forward(case: Case, arrays: dict) -> np.ndarray:
-    d = _chain(case)[0]
-    values = literal(d, _program_arrays(case, arrays))
+    values = literal(_program(case), _program_arrays(case, arrays))
     y = values[output_name(case)]
     if case.family == "cross_entropy":
         return y.reshape(np.shape(arrays["x"])[:-1] if case.reduction == "none" else ())
@@ -109,8 +127,7 @@ def _by_module(case: Case, arrays: dict) -> dict:
     value): the derivation's own backward in its recognised forms, the emitted NumPy module run in
     float64 (held to the literal evaluation at small sizes by the suite, and to finite differences on
     every case the audit reports)."""
-    name, params = case.op_params()
-    module = _emitted(name, tuple(sorted(params.items())))
+    module = _emitted(*_key(case))
     names = inputs(case)
     _, pullback = module.vjp(*[np.asarray(arrays[n], dtype=np.float64) for n in names])
     grads = pullback(np.asarray(arrays["g"], dtype=np.float64))
@@ -122,7 +139,7 @@ def _by_module(case: Case, arrays: dict) -> dict:
 def _emitted(name: str, params: tuple):
     from ..emit import load
     from ..emit.program import emit_program
-    return load(emit_program(chain(name, params, 2)[0], jvp=False), f"audit_{name}")
+    return load(emit_program(_derived(name, params, 1)[0], jvp=False), f"audit_{name}")
 
 
 def first_order(case: Case, arrays: dict) -> dict:

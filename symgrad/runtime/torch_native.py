@@ -1,7 +1,7 @@
 """A torch-target module's operation as a native torch op (``torch.library.custom_op``): its kernel,
 a fake kernel (empty results of the shapes the module computes from its inputs' shapes, for
-torch.compile and torch.export), the derived backward as its autograd rule, and a batching rule for ``torch.func.vmap``; and what the
-module's public function does before it: torch.autocast's casts."""
+torch.compile and torch.export), the derived backward as its autograd rule, and a batching rule for
+``torch.func.vmap``; and what the module's public function does before it: torch.autocast's casts."""
 import contextlib
 
 import torch as xp
