@@ -61,7 +61,7 @@ def run(case, arrays, dtype):
     return dict(zip(["g"] + list(case["inputs"]), second))
 '''
 
-TORCH_THIRD = TORCH_DOUBLE.replace("def run(", "def double(") + '''
+TORCH_THIRD = '''
 
 def run(case, arrays, dtype):
     """The double backward's backward: its results (∂/∂inputs, ∂/∂g) dotted with h<n>, differentiated
@@ -157,7 +157,7 @@ def run(case, arrays, dtype):
 '''
 
 
-JAX_THIRD = JAX_DOUBLE.replace("def run(", "def double(") + '''
+JAX_THIRD = '''
 
 def run(case, arrays, dtype):
     """The VJP of the double backward: cotangents h<n> for its results (∂/∂inputs, ∂/∂g)."""
