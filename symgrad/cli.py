@@ -11,15 +11,16 @@ import sys
 from pathlib import Path
 
 from . import ops as ops_mod
+from .audit import names as audit_names
 from .ir import SymgradError
 from .ops import CONV_OPS, TORCH_DEFAULTS
 from .sizes import concrete_sizes, parse_shapes
 
 
 
-#: the op flags, by parameter name: each op takes those its registry entry lists
-OP_FLAGS = ("ndim", "stride", "dilation", "padding", "groups", "kernel_size", "bias", "mode", "a_shape", "b_shape",
-            "approximate", "reduction", "eps", "weight", "is_causal", "scale", "padding_mode")
+#: the op flags, by parameter name: every parameter some registry entry lists (each op takes its own)
+OP_FLAGS = tuple(dict.fromkeys(name for _, takes in [*ops_mod.REGISTRY.values(), *ops_mod.PROGRAMS.values()]
+                               for name in takes))
 
 
 def _boolean(text):
@@ -57,8 +58,16 @@ def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
                    help="a bias input: convolutions, layer_norm, batch_norm, depthwise_separable (the default; "
                         "--bias false or --no-bias: none)")
     b.add_argument("--no-bias", dest="bias", action="store_false", help="no bias input")
+    q = p.add_argument_group("pooling")
+    q.add_argument("--ceil-mode", type=_boolean, metavar="BOOL", help="avg_pool*d, max_pool*d: round the output size up")
+    q.add_argument("--count-include-pad", type=_boolean, metavar="BOOL",
+                   help="avg_pool*d: the padding's zeros count in the mean (default true)")
+    q.add_argument("--divisor-override", type=int, metavar="INT", help="avg_pool*d: divide every window sum by this")
     o = p.add_argument_group("other ops")
-    o.add_argument("--mode", help="convolve: full | same | valid")
+    o.add_argument("--mode", help="convolve: full | same | valid; interpolate: nearest | nearest-exact | linear")
+    o.add_argument("--size", help="interpolate: the output size, an int or one per axis")
+    o.add_argument("--scale-factor", help="interpolate: an integer, or one per axis (instead of --size)")
+    o.add_argument("--align-corners", type=_boolean, metavar="BOOL", help="interpolate (linear): align corners")
     o.add_argument("--a-shape", help="matmul: shape pattern of a, e.g. B,M,K or 1,M,K or K")
     o.add_argument("--b-shape", help="matmul: shape pattern of b, e.g. B,K,N or K,N or K")
     o.add_argument("--approximate", help="gelu: none | tanh")
@@ -412,16 +421,6 @@ def _bench_gpu(args):
     return 0
 
 
-AUDIT_OPS = {"conv": ("conv", "conv_transpose", "conv_double"), "conv_transpose": ("conv_transpose",),
-             "conv_double": ("conv_double",), "matmul": ("matmul",), "gelu": ("gelu",), "convolve": ("convolve",),
-             **{name: (name,) for name in ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm",
-                                           "batch_norm", "attention")}}
-
-
-#: the dtypes an audit runs paths in (float16 and bfloat16 judged in their own ulps)
-AUDIT_DTYPES = ("float64", "float32", "float16", "bfloat16")
-
-
 def cmd_audit(args):
     from .audit import ADAPTERS, audit
     from .audit.report import as_json, markdown, write_reproducers
@@ -431,13 +430,13 @@ def cmd_audit(args):
     wanted = None
     if args.ops:
         names = [n.strip() for n in args.ops.split(",") if n.strip()]
-        unknown = [n for n in names if n not in AUDIT_OPS]
+        unknown = [n for n in names if n not in audit_names.OPS]
         if unknown:
-            raise SymgradError(f"audit: --ops takes {', '.join(AUDIT_OPS)} (comma-separated), got {', '.join(unknown)}")
-        wanted = {f for n in names for f in AUDIT_OPS[n]}
+            raise SymgradError(f"audit: --ops takes {', '.join(audit_names.OPS)} (comma-separated), got {', '.join(unknown)}")
+        wanted = {f for n in names for f in audit_names.OPS[n]}
     dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
-    if not dtypes or any(d not in AUDIT_DTYPES for d in dtypes):
-        raise SymgradError(f"audit: --dtype takes {', '.join(AUDIT_DTYPES)} (comma-separated), got {args.dtype!r}")
+    if not dtypes or any(d not in audit_names.DTYPES for d in dtypes):
+        raise SymgradError(f"audit: --dtype takes {', '.join(audit_names.DTYPES)} (comma-separated), got {args.dtype!r}")
     try:
         adapter = ADAPTERS[args.framework]()
     except ImportError as exc:
@@ -535,11 +534,11 @@ def parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", allow_abbrev=False,
                         help="hold a framework's gradient rules to the derived truth (torch or jax)")
     au.add_argument("framework", help="torch | jax")
-    au.add_argument("--ops", help=f"comma-separated: {', '.join(AUDIT_OPS)} (default all the framework has)")
+    au.add_argument("--ops", help=f"comma-separated: {', '.join(audit_names.OPS)} (default all the framework has)")
     au.add_argument("--budget", type=_integer_at_least(1), default=2000, help="configurations to try (default 2000)")
     au.add_argument("--time", type=float, help="stop starting new configurations after this many seconds")
     au.add_argument("--dtype", default="float64,float32",
-                    help=f"comma-separated, of {', '.join(AUDIT_DTYPES)} (default float64,float32)")
+                    help=f"comma-separated, of {', '.join(audit_names.DTYPES)} (default float64,float32)")
     au.add_argument("--seed", type=_integer_at_least(0), default=0, help="seed of the random configurations (default 0)")
     au.add_argument("-j", "--jobs", type=_integer_at_least(1), help="worker processes (default: every core)")
     au.add_argument("-o", "--output", help="write the Markdown report here and JSON beside it (default: print)")

@@ -88,3 +88,47 @@ def layer_norm_vjp(case, x, w, b, g, dtype):
     dx = rstd * (gh - through_mean - xhat * (gh * xhat).mean(-1, keepdims=True))
     axes = tuple(range(x.ndim - 1))
     return {"y": xhat * w + b, "x": dx, "weight": (g * xhat).sum(axes), "bias": g.sum(axes)}
+
+
+def _windows(case, shape):
+    """((n, c, output position), positions the window covers) of every pooling window of ``case``."""
+    for n, c, i in itertools.product(range(shape[0]), range(shape[1]), itertools.product(*map(range, case["out_length"]))):
+        axes = [[s * ii + d * r - p for r in range(k)] for s, ii, d, k, (p, _) in
+                zip(case["stride"], i, case["dilation"], case["kernel"], case["pads"])]
+        yield (n, c, *i), list(itertools.product(*axes))
+
+
+def avg_pool_vjp(case, x, g, dtype):
+    """torch's average pooling by loops, and its VJP, with the planted bug ``ceil_divisor``: the backward
+    divides a window that ceil_mode clipped by the kernel size, not by the positions it covers."""
+    x, g = np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype)
+    y, dx = np.zeros(x.shape[:2] + tuple(case["out_length"]), dtype=dtype), np.zeros_like(x)
+    lengths = x.shape[2:]
+    for out, positions in _windows(case, x.shape):
+        inside = [q for q in positions if all(0 <= v < L for v, L in zip(q, lengths))]
+        padded = [q for q in positions if all(-p <= v < L + p for v, L, (p, _) in zip(q, lengths, case["pads"]))]
+        divisor = case["divisor"] or len(padded if case["count_include_pad"] else inside)
+        y[out] = sum(x[out[:2] + q] for q in inside) / divisor
+        if case.get("bug") == "ceil_divisor" and case["count_include_pad"] and not case["divisor"]:
+            divisor = len(positions)
+        for q in inside:
+            dx[out[:2] + q] += g[out] / divisor
+    return {"y": y, "x": dx}
+
+
+def max_pool_vjp(case, x, g, dtype):
+    """torch's max pooling by loops (a window without input positions: -inf, no gradient), with the
+    planted bug ``abort_empty``: such a window kills the process, as a write outside the buffer would."""
+    x, g = np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype)
+    y, dx = np.full(x.shape[:2] + tuple(case["out_length"]), -np.inf, dtype=dtype), np.zeros_like(x)
+    for out, positions in _windows(case, x.shape):
+        inside = [out[:2] + q for q in positions if all(0 <= v < L for v, L in zip(q, x.shape[2:]))]
+        if not inside:
+            if case.get("bug") == "abort_empty":
+                import os
+                os.abort()
+            continue
+        best = max(inside, key=lambda q: x[q])
+        y[out] = x[best]
+        dx[best] += g[out]
+    return {"y": y, "x": dx}

@@ -239,8 +239,8 @@ def test_audit_refuses_what_it_cannot_do(capsys):
 @needs_torch
 def test_audit_torch_program_families_and_the_historical_classes_they_hold(tmp_path):
     """The real torch adapter on a program family: layer_norm's third order and nested forward mode
-    (pytorch#175754, #196700) are found here, cross-checked against finite differences, and each
-    historical class the audit cannot run says why."""
+    (pytorch#175754, #196700) are found here, cross-checked against finite differences; avg_pool's classes
+    (pytorch#198119, #188344) run whatever --ops asks for, and are absent in this torch."""
     report = tmp_path / "audit.md"
     assert main(["audit", "torch", "--ops", "layer_norm", "--budget", "1", "--dtype", "float64", "-j", "1",
                  "-o", str(report)]) == 0
@@ -248,7 +248,7 @@ def test_audit_torch_program_families_and_the_historical_classes_they_hold(tmp_p
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| pytorch#")
             or line.startswith("| jax#")}
     assert "| present |" in rows["pytorch#175754"] and "| present |" in rows["pytorch#196700"], rows
-    assert "not audited: the audit has no avg_pool family yet" in rows["pytorch#198119"]
+    assert "| absent |" in rows["pytorch#198119"] and "| absent |" in rows["pytorch#188344"], rows
     assert "| not applicable |" in rows["jax#40344"]
     data = json.loads(report.with_suffix(".json").read_text())
     third = [d for d in data["discrepancies"] if d["path"] == "F.layer_norm third order"]
@@ -274,3 +274,51 @@ def test_rows_beyond_the_literal_grid_take_the_derivations_recognised_forms():
     assert np.abs(got - want.numpy()).max() <= 1e-12 * np.abs(want.numpy()).max()
     with pytest.raises(SymgradError, match="index grid"):
         truth.third_order(case, arrays)
+
+
+POOL = '''import numpy as np
+import fake_framework
+
+
+def run(case, arrays, dtype):
+    return getattr(fake_framework, case["family"] + "_vjp")(case, arrays["x"], arrays["g"], dtype)
+'''
+
+
+def test_a_planted_avg_pool_bug_is_found_and_shrunk():
+    """avg_pool's backward dividing a window clipped by ceil_mode by the kernel size (pytorch#198119's
+    class): found on the ceil_mode classes only, shrunk to one axis, one channel, ceil_mode kept; a correct
+    stand-in passes every configuration, count_include_pad=False and divisor_override included."""
+    sys.path.insert(0, str(TESTS))
+    result = audit(Adapter("fake", "1.0", (
+        AuditPath("fake avg_pool", ("avg_pool",), "vjp", POOL, {"bug": "ceil_divisor"}),
+        AuditPath("fake avg_pool, correct", ("avg_pool",), "vjp", POOL))), ("avg_pool",), budget=16, seed=4,
+        dtypes=("float64",))
+    assert {c.klass for c in result["cases"]} >= {"ceil_mode (pytorch#198119)", "count_include_pad=False",
+                                                  "divisor_override"}
+    hits = _only(result, "fake avg_pool", "float64")
+    assert all(o.case.ceil_mode and o.output == "x" and o.fd_error < 1e-6 for o in hits)
+    for o in hits:
+        assert o.shrunk.ceil_mode and (o.shrunk.ndim, o.shrunk.n, o.shrunk.cin) == (1, 1, 1), o.shrunk
+    assert {o.path for o in result["mismatches"]} == {"fake avg_pool"}
+    assert all(o.status == "ok" for o in result["outcomes"] if o.path == "fake avg_pool, correct")
+
+
+def test_a_path_that_kills_its_process_is_reported_as_crashed(monkeypatch):
+    """A max_pool stand-in that aborts on a window without input positions (torch 2.13's max_pool1d
+    writes outside its buffer there): with workers, the audit runs on, finds the run that dies by
+    running it alone, and reports it as crashed; the other configurations' runs are kept."""
+    import symgrad.audit.run as run_module
+    from symgrad.audit import spatial_cases
+    sys.path.insert(0, str(TESTS))
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # (the spawned workers import the stand-in)
+    cases = [c for c in spatial_cases.edge_cases(("max_pool",)) if c.ndim == 1][:3]
+    empty = next(c for c in spatial_cases.edge_cases(("max_pool",)) if c.klass == "a window in the padding only")
+    monkeypatch.setattr(run_module, "configurations", lambda *a: cases[:2] + [empty] + cases[2:])
+    adapter = Adapter("fake", "1.0", (AuditPath("fake max_pool", ("max_pool",), "vjp", POOL, {"bug": "abort_empty"}),))
+    result = audit(adapter, ("max_pool",), budget=4, seed=0, dtypes=("float64",), jobs=2)
+    status = {o.case.klass: o.status for o in result["outcomes"]}
+    assert status.pop("a window in the padding only") == "crashed" and set(status.values()) == {"ok"}, status
+    assert len(result["outcomes"]) == 4
+    report = markdown(result)
+    assert "## Crashes" in report and "| fake max_pool | float64 | max_pool1d x(2, 3, 1)" in report

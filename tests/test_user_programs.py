@@ -467,3 +467,13 @@ def test_a_constant_index_read_through_a_padding_map_is_placed_not_gathered_over
     xt = torch.tensor(x, requires_grad=True)
     (want,) = torch.autograd.grad((xt[:, cols(400)] * xt[:, 2:3]).sum(), xt)
     _close(dx, want.numpy(), "backward at N = 400")
+
+
+def test_a_rule_that_computes_with_an_index_value_runs():
+    """An index used as a number (a position weight) is no tensor read: the term is computed over the
+    index grid (the generic form), whose code has the indices' values (recognised forms do not)."""
+    import symgrad
+    m = symgrad.module("input x[N, D]\ny[n] = sum(j) x[n, j] * j * n")
+    x = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_allclose(m.forward(x), [n * sum(j * x[n, j] for j in range(4)) for n in range(3)])
+    np.testing.assert_allclose(m.backward(np.ones(3), x)[0], [[n * j for j in range(4)] for n in range(3)])

@@ -18,7 +18,12 @@ class Case:
     ``cin``/``cout``, per spatial axis ``length``, ``kernel``, ``stride``, ``dilation`` and ``pads``
     (lo, hi; negative crops).  matmul: ``a_shape``/``b_shape``; gelu: ``shape``, ``approximate``,
     ``scale`` of the values; convolve: ``length`` (Lx, Ly) and ``mode``.  ``layout`` is how the
-    framework receives the first input: contiguous, channels_last or a strided view."""
+    framework receives the first input: contiguous, channels_last or a strided view.  Pooling
+    (avg_pool, max_pool): ``ndim``, ``n``, channels ``cin``, ``length``, ``kernel``, ``stride``,
+    ``dilation`` (max_pool), symmetric ``pads`` as (p, p) per axis, ``ceil_mode``, and avg_pool's
+    ``count_include_pad`` and ``divisor`` (0: none, as torch's divisor_override=None).  interpolate:
+    ``ndim``, ``n``, ``cin``, ``length``, ``mode`` (nearest, nearest-exact, linear), the output size
+    ``out_size`` or an integer ``factor`` per axis, ``align_corners``."""
 
     family: str
     klass: str
@@ -42,21 +47,49 @@ class Case:
     v_shape: tuple = ()
     causal: bool = False
     reduction: str = "mean"
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor: int = 0
+    out_size: tuple = ()
+    factor: tuple = ()
+    align_corners: bool = False
 
     @property
     def conv(self) -> bool:
         return self.family.startswith("conv") and self.family != "convolve"
 
     @property
+    def spatial(self) -> bool:
+        """A pooling or interpolation family (spatial_cases.py)."""
+        return self.family in SPATIAL
+
+    @property
     def program(self) -> bool:
-        """A family whose definition is a program of several statements (program_cases.py)."""
-        return self.family in PROGRAMS
+        """A family whose definition is a program (program_cases.py; max_pool: one max statement)."""
+        return self.family in PROGRAMS or self.family == "max_pool"
 
     def out_length(self) -> tuple:
-        return tuple((L + lo + hi - d * (K - 1) - 1) // s + 1
-                     for L, K, s, d, (lo, hi) in zip(self.length, self.kernel, self.stride, self.dilation, self.pads))
+        """The output length per spatial axis (a convolution's, or torch's pooling with ``ceil_mode``:
+        rounded up where the last window starts inside the input or its left padding; an interpolation's)."""
+        if self.family == "interpolate":
+            return self.out_size or tuple(f * L for f, L in zip(self.factor, self.length))
+        out = []
+        for L, K, s, d, (lo, hi) in zip(self.length, self.kernel, self.stride, self.dilation, self.pads):
+            span = L + lo + hi - d * (K - 1) - 1
+            out.append((min((span + s - 1) // s, (L + lo - 1) // s) if self.ceil_mode else span // s) + 1)
+        return tuple(out)
 
     def valid(self) -> bool:
+        if self.family == "interpolate":
+            return (min(self.n, self.cin, *self.length, *self.out_length()) >= 1 and len(self.length) == self.ndim
+                    and (not self.align_corners or self.mode == "linear"))
+        if self.spatial:
+            effective = [d * (K - 1) + 1 for K, d in zip(self.kernel, self.dilation)]
+            return (min(self.n, self.cin, *self.length, *self.kernel, *self.stride, *self.dilation) >= 1
+                    and all(0 <= 2 * lo <= K and lo == hi for (lo, hi), K in zip(self.pads, self.kernel))
+                    and all(o >= 1 for o in self.out_length())
+                    and (self.ceil_mode or all(L + 2 * lo >= e for L, (lo, _), e in
+                                               zip(self.length, self.pads, effective))))
         if self.conv:
             return (all(v >= 1 for v in (*self.length, *self.kernel, *self.stride, *self.dilation))
                     and self.n >= 0 and min(self.groups, self.cin, self.cout) >= 1
@@ -71,6 +104,8 @@ class Case:
         return True
 
     def shapes(self) -> dict:
+        if self.spatial:
+            return {"x": (self.n, self.cin, *self.length)}
         if self.family == "attention":
             return {"q": self.a_shape, "k": self.b_shape, "v": self.v_shape}
         if self.program:
@@ -86,6 +121,19 @@ class Case:
 
     def op_params(self) -> tuple:
         """(registered op name, its parameters) of the symgrad op this case evaluates."""
+        if self.family == "interpolate":
+            given = {"size": self.out_size} if self.out_size else {"scale_factor": self.factor}
+            return "interpolate", {"ndim": self.ndim, "mode": self.mode, "align_corners": self.align_corners, **given}
+        if self.spatial:
+            params = {"kernel_size": self.kernel, "stride": self.stride, "padding": tuple(lo for lo, _ in self.pads),
+                      "ceil_mode": self.ceil_mode}
+            if self.family == "max_pool":
+                params["dilation"] = self.dilation
+            elif self.divisor:
+                params["divisor_override"] = self.divisor
+            else:
+                params["count_include_pad"] = self.count_include_pad
+            return f"{self.family}{self.ndim}d", params
         if self.conv:
             return f"conv{self.ndim}d", {"stride": self.stride, "dilation": self.dilation, "groups": self.groups,
                                          "padding": ",".join(f"{lo}:{hi}" for lo, hi in self.pads)}
@@ -103,11 +151,22 @@ class Case:
     def as_dict(self) -> dict:
         """The case as the reproducer scripts and the JSON report see it (plain Python values)."""
         out = {k: v for k, v in dataclasses.asdict(self).items() if v not in ((), "")}
-        if self.conv:
+        if self.conv or self.spatial:
             out["out_length"] = self.out_length()
         return out
 
     def label(self) -> str:
+        if self.family == "interpolate":
+            given = f"size {self.out_size}" if self.out_size else f"scale_factor {self.factor}"
+            return (f"interpolate x{self.shapes()['x']} {given} {self.mode}" + ", align_corners" * self.align_corners
+                    + (f", {self.layout}" if self.layout != "contiguous" else ""))
+        if self.spatial:
+            options = [f"dilation {self.dilation}"] if self.family == "max_pool" else []
+            options += ["ceil_mode"] * self.ceil_mode + ["count_include_pad=False"] * (not self.count_include_pad)
+            options += [f"divisor_override {self.divisor}"] * bool(self.divisor)
+            options += [self.layout] * (self.layout != "contiguous")
+            return (f"{self.family}{self.ndim}d x{self.shapes()['x']} kernel {self.kernel} stride {self.stride} padding "
+                    f"{tuple(lo for lo, _ in self.pads)}" + "".join(", " + o for o in options))
         if self.conv:
             return (f"conv{self.ndim}d x{self.shapes()['x']} w{self.shapes()['w']} stride {self.stride} dilation "
                     f"{self.dilation} pads {self.pads} groups {self.groups}"
@@ -129,6 +188,9 @@ class Case:
 PROGRAMS = {"softmax": lambda s: {}, "log_softmax": lambda s: {}, "cross_entropy": lambda s: {"t": s},
             "layer_norm": lambda s: {"weight": s[-1:], "bias": s[-1:]}, "rms_norm": lambda s: {"weight": s[-1:]},
             "batch_norm": lambda s: {"weight": s[1:2], "bias": s[1:2]}, "attention": None}
+#: the pooling and interpolation families (spatial_cases.py): avg_pool's and interpolate's definitions are
+#: ops, max_pool's a program of one max
+SPATIAL = ("avg_pool", "max_pool", "interpolate")
 #: the norms' eps in the audit (rms_norm's default, finfo(dtype).eps, would make the definition depend on the dtype)
 EPS = 1e-5
 
@@ -243,23 +305,40 @@ def random_cases(families, count: int, rng: np.random.Generator) -> list:
     return out
 
 
+def count_steps(case: Case, keys) -> list:
+    """Changes setting each count ``keys`` names (batch, channels) to 1, and to one less."""
+    return [{key: v} for key in keys for v in dict.fromkeys((1, getattr(case, key) - 1)) if 1 <= v < getattr(case, key)]
+
+
+def axis_steps(case: Case, key: str, low: int = 1, half: bool = False) -> list:
+    """Changes setting one axis of the tuple ``case.<key>`` to ``low`` (to half, with ``half``) and to one
+    less, each kept where it stays at or above ``low``."""
+    values, out = getattr(case, key), []
+    for a, v in enumerate(values):
+        for new in dict.fromkeys((low, v // 2, v - 1) if half else (low, v - 1)):
+            if low <= new < v:
+                out.append({key: values[:a] + (new,) + values[a + 1:]})
+    return out
+
+
+def changed(case: Case, tries):
+    """The valid configurations, other than ``case``, that the changes ``tries`` make of it, in order."""
+    for change in tries:
+        new = dataclasses.replace(case, **change)
+        if new.valid() and new != case:
+            yield new
+
+
 def smaller(case: Case):
     """The neighbours a shrink tries, simplest first: each size, parameter and padding one step
     toward its smallest value (layouts toward contiguous)."""
     tries = []
     if case.conv:
-        for key in ("n", "cin", "cout"):
-            for v in (1, getattr(case, key) - 1):
-                if 1 <= v < getattr(case, key):
-                    tries.append({key: v})
+        tries += count_steps(case, ("n", "cin", "cout"))
         if case.groups > 1:
             tries += [{"groups": 1}, {"groups": case.groups - 1}]
-        for key, low in (("stride", 1), ("dilation", 1), ("kernel", 1), ("length", 1)):
-            values = getattr(case, key)
-            for a, v in enumerate(values):
-                for new in (low, v - 1):
-                    if low <= new < v:
-                        tries.append({key: values[:a] + (new,) + values[a + 1:]})
+        for key in ("stride", "dilation", "kernel", "length"):
+            tries += axis_steps(case, key)
         for a, (lo, hi) in enumerate(case.pads):
             for new in ((0, hi), (lo, 0), (lo - (lo > 0) + (lo < 0), hi), (lo, hi - (hi > 0) + (hi < 0))):
                 if new != (lo, hi):
@@ -282,8 +361,5 @@ def smaller(case: Case):
     else:
         lx, ly = case.length
         tries += [{"length": (lx - 1, ly)}, {"length": (lx, ly - 1)}]
-    for change in tries:
-        new = dataclasses.replace(case, **change)
-        if new.valid() and new != case:
-            yield new
+    yield from changed(case, tries)
 

@@ -34,6 +34,7 @@ class Path:
     options: dict = field(default_factory=dict)
     symmetric_padding: bool = False  # the API takes one non-negative padding per axis
     groups: bool = True               # the API takes groups
+    excludes: tuple = ()              # (case field, value) pairs the API has no counterpart of
 
     def applies(self, case: Case) -> bool:
         return not self.why_not(case)
@@ -46,6 +47,9 @@ class Path:
             return "its API takes one non-negative padding per axis"
         if case.conv and not self.groups and case.groups != 1:
             return "its API takes no groups"
+        for name, value in self.excludes:
+            if getattr(case, name) == value:
+                return f"its API has no {name} {value}"
         if self.expects == "transpose" and not all(0 <= p < max(s, d) for p, s, d in
                                                    zip(output_padding(case), case.stride, case.dilation)):
             return "no output_padding below max(stride, dilation) gives the input's length"

@@ -4,11 +4,9 @@ is shrunk through.  The families' definitions are programs of several statements
 shapes and parameters only (cases.py's :class:`Case`)."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from .cases import PROGRAMS, Case
+from .cases import PROGRAMS, Case, changed
 
 ROWS = ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm")
 
@@ -86,7 +84,4 @@ def smaller(case: Case):
             tries.append({"shape": (int(np.prod(case.shape[:-1])), case.shape[-1])})
     if case.scale != 1.0:
         tries.append({"scale": 1.0})
-    for change in tries:
-        new = dataclasses.replace(case, **change)
-        if new.valid() and new != case:
-            yield new
+    yield from changed(case, tries)

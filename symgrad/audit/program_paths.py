@@ -1,16 +1,39 @@
-"""The frameworks' paths for the program families: what a user of each framework writes for softmax,
-log_softmax, cross_entropy (probability targets), layer_norm, rms_norm, batch_norm (training
-statistics) and scaled dot-product attention, differentiated by the framework once (VJP) and twice
-(double backward).  Each path's source is standalone (the reproducers copy it): the framework's
-head (paths.py), the family's ``forward(case, t)``, and a ``run`` that differentiates it."""
+"""The frameworks' paths for the program and spatial families: what a user of each framework writes for
+softmax, log_softmax, cross_entropy (probability targets), layer_norm, rms_norm, batch_norm (training
+statistics), scaled dot-product attention, average and max pooling and interpolation, differentiated by
+the framework once (VJP), twice (double backward) and, for the programs, three times and in forward
+mode.  Each path's source is standalone (the reproducers copy it): the framework's head (paths.py), the
+family's ``forward(case, t)``, and a ``run`` that differentiates it."""
 from __future__ import annotations
+
+import functools
 
 from .cases import EPS
 
-INPUTS = {"softmax": ("x",), "log_softmax": ("x",), "cross_entropy": ("x", "t"), "layer_norm": ("x", "weight", "bias"),
+#: (framework, family) -> the configurations its API has no counterpart of: (case field, value) pairs
+EXCLUDES = {("jax", "interpolate"): (("mode", "nearest"), ("align_corners", True))}
+
+INPUTS = {"avg_pool": ("x",), "max_pool": ("x",), "interpolate": ("x",), "softmax": ("x",), "log_softmax": ("x",), "cross_entropy": ("x", "t"), "layer_norm": ("x", "weight", "bias"),
           "rms_norm": ("x", "weight"), "batch_norm": ("x", "weight", "bias"), "attention": ("q", "k", "v")}
 
 TORCH_FORWARD = {
+    "avg_pool": ("F.avg_pool*d", '''def forward(case, t):
+    divisor = {"divisor_override": case["divisor"]} if case["divisor"] else {}
+    return getattr(F, f"avg_pool{case['ndim']}d")(t["x"], case["kernel"], case["stride"], [p for p, _ in case["pads"]],
+                                                  ceil_mode=case["ceil_mode"], count_include_pad=case["count_include_pad"],
+                                                  **divisor)
+'''),
+    "interpolate": ("F.interpolate", '''def forward(case, t):
+    mode = {"linear": ("linear", "bilinear", "trilinear")[case["ndim"] - 1]}.get(case["mode"], case["mode"])
+    corners = {"align_corners": case["align_corners"]} if case["mode"] == "linear" else {}
+    if case.get("out_size"):
+        return F.interpolate(t["x"], size=case["out_size"], mode=mode, **corners)
+    return F.interpolate(t["x"], scale_factor=[float(f) for f in case["factor"]], mode=mode, **corners)
+'''),
+    "max_pool": ("F.max_pool*d", '''def forward(case, t):
+    return getattr(F, f"max_pool{case['ndim']}d")(t["x"], case["kernel"], case["stride"], [p for p, _ in case["pads"]],
+                                                  case["dilation"], ceil_mode=case["ceil_mode"])
+'''),
     "softmax": ("F.softmax", "def forward(case, t):\n    return F.softmax(t['x'], dim=-1)\n"),
     "log_softmax": ("F.log_softmax", "def forward(case, t):\n    return F.log_softmax(t['x'], dim=-1)\n"),
     "cross_entropy": ("F.cross_entropy (probabilities)", '''def forward(case, t):
@@ -41,7 +64,7 @@ def forward(case, t):
 TORCH_VJP = '''
 
 def run(case, arrays, dtype):
-    t = {k: tensor(arrays[k], dtype) for k in case["inputs"]}
+    t = {k: tensor(arrays[k], dtype, case.get("layout", "contiguous") if k == "x" else "contiguous") for k in case["inputs"]}
     y = forward(case, t)
     grads = torch.autograd.grad(y, [t[k] for k in case["inputs"]], torch.tensor(arrays["g"], dtype=y.dtype).reshape(y.shape),
                                 allow_unused=True, materialize_grads=True)
@@ -51,7 +74,7 @@ def run(case, arrays, dtype):
 TORCH_DOUBLE = '''
 
 def run(case, arrays, dtype):
-    t = {k: tensor(arrays[k], dtype) for k in case["inputs"]}
+    t = {k: tensor(arrays[k], dtype, case.get("layout", "contiguous") if k == "x" else "contiguous") for k in case["inputs"]}
     g = tensor(arrays["g"], dtype)
     y = forward(case, t)
     first = torch.autograd.grad(y, [t[k] for k in case["inputs"]], g.reshape(y.shape), create_graph=True,
@@ -113,7 +136,47 @@ def run(case, arrays, dtype):
     return {"vHv": (second * tensor(arrays["g"], dtype, grad=False).reshape(second.shape)).sum()}
 '''
 
+_JAX_WINDOW = '''def window(case, x, init, op, **options):
+    """lax.reduce_window over the case's windows: padding (p, p + extra) per axis, where ceil_mode's last
+    window runs past the padded input by extra."""
+    pads = [(0, 0), (0, 0)]
+    for L, K, s, d, O, (p, _) in zip(case["length"], case["kernel"], case["stride"], case["dilation"],
+                                     case["out_length"], case["pads"]):
+        pads.append((p, p + max(0, (O - 1) * s + d * (K - 1) + 1 - (L + 2 * p))))
+    return lax.reduce_window(x, jnp.array(init, x.dtype), op, (1, 1) + tuple(case["kernel"]),
+                             (1, 1) + tuple(case["stride"]), pads, window_dilation=(1, 1) + tuple(case["dilation"]),
+                             **options), pads
+'''
+
 JAX_FORWARD = {
+    "avg_pool": ("lax.reduce_window (add) average", _JAX_WINDOW + '''
+
+def forward(case, x):
+    """The window sums divided by divisor_override, the window size, or the number of positions each window
+    covers: in the padded input (count_include_pad) or in the input."""
+    total, pads = window(case, x, 0, lax.add)
+    if case["divisor"]:
+        return total / case["divisor"]
+    if case["count_include_pad"] and not case["ceil_mode"]:
+        return total / np.prod(case["kernel"])
+    padded = case["count_include_pad"]
+    shape = x.shape[:2] + tuple(L + 2 * p * padded for L, (p, _) in zip(case["length"], case["pads"]))
+    covered = [(0, 0), (0, 0)] + [(lo - lo * padded, hi - lo * padded) for lo, hi in pads[2:]]
+    count = lax.reduce_window(jnp.ones(shape, x.dtype), jnp.array(0, x.dtype), lax.add, (1, 1) + tuple(case["kernel"]),
+                              (1, 1) + tuple(case["stride"]), covered)
+    return total / count
+'''),
+    "interpolate": ("jax.image.resize", '''def forward(case, x):
+    """Half-pixel centres (torch's nearest-exact, and linear without align_corners); no antialiasing,
+    which JAX applies by default when downsampling and torch does not."""
+    method = {"nearest-exact": "nearest", "linear": "linear"}[case["mode"]]
+    return jax.image.resize(x, x.shape[:2] + tuple(case["out_length"]), method=method, antialias=False)
+'''),
+    "max_pool": ("lax.reduce_window (max)", _JAX_WINDOW + '''
+
+def forward(case, x):
+    return window(case, x, -np.inf, lax.max)[0]
+'''),
     "softmax": ("jax.nn.softmax", "def forward(case, x):\n    return jax.nn.softmax(x, axis=-1)\n"),
     "log_softmax": ("jax.nn.log_softmax", "def forward(case, x):\n    return jax.nn.log_softmax(x, axis=-1)\n"),
     "cross_entropy": ("cross-entropy by jax.nn.log_softmax", '''def forward(case, x, t):
@@ -208,8 +271,9 @@ def run(case, arrays, dtype):
 
 
 def paths(framework: str, path_class, head: str) -> list:
-    """The program families' paths of ``framework`` ("torch" or "jax"): a VJP and a double backward each
-    (attention in torch: the kernel torch picks and the math kernel)."""
+    """The program and spatial families' paths of ``framework`` ("torch" or "jax"): a VJP each; a double
+    backward but for max_pool; third order and forward mode for the programs (attention in torch: the
+    kernel torch picks and the math kernel)."""
     if framework == "torch":
         forwards, vjp, double, third = TORCH_FORWARD, TORCH_VJP, TORCH_DOUBLE, TORCH_THIRD
         over_reverse, over_forward, func = TORCH_FORWARD_OVER_REVERSE, TORCH_FORWARD_OVER_FORWARD, "torch.func"
@@ -223,14 +287,19 @@ def paths(framework: str, path_class, head: str) -> list:
         variants = [("", {})]
         if framework == "torch" and family == "attention":
             variants = [(" (kernel torch picks)", {"backend": "default"}), (" (math kernel)", {"backend": "math"})]
+        new = functools.partial(path_class, excludes=EXCLUDES.get((framework, family), ()))
         for label, extra in variants:
             source = head + "\n\n" + forward
             settings = {**options, **extra}
-            out += [path_class(f"{name} {verb}{label}", (family,), "vjp", source + vjp, settings),
-                    path_class(f"{name} double backward{label}", (family,), "double", source + double, settings),
-                    path_class(f"{name} third order{label}", (family,), "third", source + third, settings),
-                    path_class(f"{name} forward-over-reverse ({func}){label}", (family,), "double",
-                               source + over_reverse, settings),
-                    path_class(f"{name} forward-over-forward ({func}){label}", (family,), "double",
-                               source + over_forward, settings)]
+            out += [new(f"{name} {verb}{label}", (family,), "vjp", source + vjp, settings)]
+            if family == "max_pool":  # (a maximum's second order is not derived: its selector is not a rule)
+                continue
+            out += [new(f"{name} double backward{label}", (family,), "double", source + double, settings)]
+            if family in ("avg_pool", "interpolate"):  # (linear: its third order and forward-over-forward are 0)
+                continue
+            out += [new(f"{name} third order{label}", (family,), "third", source + third, settings),
+                    new(f"{name} forward-over-reverse ({func}){label}", (family,), "double", source + over_reverse,
+                        settings),
+                    new(f"{name} forward-over-forward ({func}){label}", (family,), "double", source + over_forward,
+                        settings)]
     return out

@@ -59,7 +59,7 @@ def output_name(case: Case) -> str:
 
 def _rows(case: Case, shape: tuple) -> tuple:
     """An array of a row family's case shape as the program takes it (every leading axis one row axis)."""
-    if case.family in ("attention", "batch_norm") or len(shape) < 2:
+    if case.family in ("attention", "batch_norm") or case.spatial or len(shape) < 2:
         return shape
     return (int(np.prod(shape[:-1])), shape[-1])
 
@@ -73,7 +73,7 @@ def forward(case: Case, arrays: dict) -> np.ndarray:
     y = values[output_name(case)]
     if case.family == "cross_entropy":
         return y.reshape(np.shape(arrays["x"])[:-1] if case.reduction == "none" else ())
-    return y.reshape(np.shape(arrays["x"])) if case.family != "attention" else y
+    return y if case.family == "attention" or case.spatial else y.reshape(np.shape(arrays["x"]))
 
 
 #: the largest index grid the literal evaluation of order k may gather over (elements; it grows as the
@@ -93,7 +93,7 @@ def adjoints(case: Case, arrays: dict, order: int) -> dict:
     order 3 its derivative, ∂ℒ₃/∂(x, g, gg<x>) for ℒ₃ = Σ_n h<n>·∂ℒ₂/∂n."""
     values = _program_arrays(case, arrays)
     largest = max(int(np.size(v)) for v in values.values())
-    if largest ** (order + 1) > GRID and order == 1:
+    if order == 1 and (largest ** (order + 1) > GRID or _selects(case)):
         return _by_module(case, arrays)
     if largest ** (order + 1) > GRID:
         raise SymgradError(f"{case.family}: the literal truth of order {order} would gather over an index grid of "
@@ -122,11 +122,17 @@ def adjoints(case: Case, arrays: dict, order: int) -> dict:
     return out
 
 
+def _selects(case: Case) -> bool:
+    """Whether a gradient flows through a maximum (max_pool): its backward reads the tie-splitting
+    selector, which is not a rule, so the backward is no program to evaluate literally."""
+    return any(s.statement.over and s.derivation.grads for s in _program(case).statements)
+
+
 def _by_module(case: Case, arrays: dict) -> dict:
     """Order 1 where the literal evaluation's grid is out of reach (rows longer than float16's largest
-    value): the derivation's own backward in its recognised forms, the emitted NumPy module run in
-    float64 (held to the literal evaluation at small sizes by the suite, and to finite differences on
-    every case the audit reports)."""
+    value) or the backward is no program (a maximum's): the derivation's own backward in its recognised
+    forms, the emitted NumPy module run in float64 (held to the literal evaluation at small sizes by the
+    suite, and to finite differences on every case the audit reports)."""
     module = _emitted(*_key(case))
     names = inputs(case)
     _, pullback = module.vjp(*[np.asarray(arrays[n], dtype=np.float64) for n in names])

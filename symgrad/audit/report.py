@@ -144,9 +144,17 @@ def markdown(result: dict) -> str:
         for o in result["mismatches"]:
             shown, times = o.details.get("reruns", (None, None))
             said = "-" if shown is None else (f"{shown} of {times}" + (" (nondeterministic)" if shown < times else ""))
+            said = "its rerun or shrink killed the process" if "unsettled" in o.details else said
             lines.append(f"| {o.path} | {o.dtype} | {o.case.label()} ({o.case.klass}) | {(o.shrunk or o.case).label()} | "
                          f"{_error(o.error, o.dtype)} in {o.output} | {said} | {o.fd_error:.1e} | `{o.reproducer or '-'}` |")
         lines.append("")
+    crashes = collections.Counter((o.path, o.dtype, o.case.label(), o.case.klass) for o in result["outcomes"]
+                                  if o.status == "crashed")
+    if crashes:
+        lines += ["## Crashes", "", "The path killed the process running it (run alone in a fresh process: it wrote "
+                  "outside its memory or was killed by a signal). Each is a defect whatever its values.", "",
+                  "| path | dtype | configuration | class |", "| --- | --- | --- | --- |"]
+        lines += [f"| {path} | {dtype} | {label} | {klass} |" for path, dtype, label, klass in sorted(crashes)] + [""]
     lines += ["## Historical bug classes", "", "| issue | bug | status here | paths |", "| --- | --- | --- | --- |"]
     for h in result["historical"]:
         said = "; ".join(f"{p}: {s}" + (f" ({m})" if m else "") for p, s, _, m in h["paths"]) or "-"
@@ -165,8 +173,9 @@ def markdown(result: dict) -> str:
     lines += ["", "## Configurations per class", "", "| family | class | configurations | runs ok | mismatches | refused | note |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for (family, klass), c in sorted(classes.items()):
-        runs = c["ok"] + c["mismatch"] + c["refused"] + c["skipped"]
+        runs = c["ok"] + c["mismatch"] + c["refused"] + c["skipped"] + c["crashed"]
         note = "" if runs else _why_no_runs(adapter, [case for case in result["cases"] if (case.family, case.klass) == (family, klass)])
+        note = f"{c['crashed']} crashed" + (f"; {note}" if note else "") if c["crashed"] else note
         lines.append(f"| {family} | {klass} | {c['configurations']} | {c['ok']} | {c['mismatch']} | {c['refused']} | {note} |")
     skipped = collections.Counter(o.message for o in result["outcomes"] if o.status == "skipped")
     if skipped:
@@ -249,6 +258,8 @@ def as_json(result: dict) -> str:
                            "shrunk_to": (o.shrunk or o.case).as_dict(), "error": o.error, "output": o.output,
                            "truth_vs_finite_differences": o.fd_error, "reproducer": o.reproducer}
                           for o in result["mismatches"]],
+        "crashes": [{"path": o.path, "dtype": o.dtype, "class": o.case.klass, "configuration": o.case.as_dict()}
+                    for o in result["outcomes"] if o.status == "crashed"],
         "historical": [{k: (v.as_dict() if k == "case" and v is not None else v) for k, v in h.items()}
                        for h in result["historical"]],
         "paths": per_path,

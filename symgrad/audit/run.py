@@ -3,8 +3,6 @@ compared with the derived truth; each discrepancy shrunk to a minimal configurat
 against finite differences."""
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import sys
 import time
 import warnings
@@ -13,9 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import SymgradError
-from . import invariants, program_cases, truth
-from .cases import PROGRAMS, Case, edge_cases, random_cases, smaller
+from . import cases, invariants, program_cases, spatial_cases, truth
+from .cases import PROGRAMS, SPATIAL, Case
 from .paths import ORDER, Adapter, Path, expected, families, output_padding
+from .workers import contained, in_child
 
 #: float64 paths must agree to this relative error (of the largest expected magnitude)
 TOLERANCE64 = 1e-10
@@ -44,8 +43,9 @@ RERUNS = 5
 @dataclass
 class Outcome:
     """One path on one configuration in one dtype: ``error`` relative to the largest expected value
-    (in ulps of the dtype below float64), ``status`` ok, mismatch, refused (the path raised) or skipped
-    (symgrad's definition does not take the configuration, or its literal truth is out of reach there)."""
+    (in ulps of the dtype below float64), ``status`` ok, mismatch, refused (the path raised), crashed (it
+    killed the process running it) or skipped (symgrad's definition does not take the configuration, or its
+    literal truth is out of reach there)."""
 
     case: Case
     path: str
@@ -91,9 +91,15 @@ def floor(want: dict, dtype: str, upstream: float = 0.0) -> float:
     ABSOLUTE times the upstream gradients' largest magnitude ``upstream`` (a saturated softmax, flat to
     e^-10000, has every derivative 0 but a framework's rounding), and no less than a value whose ulp is
     subnormal in ``dtype``."""
-    largest = max((float(np.abs(v).max(initial=0.0)) for v in want.values()), default=0.0)
+    largest = max((_largest(v) for v in want.values()), default=0.0)
     return max(FLOOR.get(dtype, 1.0) * largest, ABSOLUTE.get(dtype, 1.0) * upstream,
                TINY[dtype] / EPS.get(dtype, 1.0), 1e-300)
+
+
+def _largest(value) -> float:
+    """The largest finite magnitude in ``value`` (0 for none)."""
+    value = np.abs(np.asarray(value, dtype=np.float64))
+    return float(value[np.isfinite(value)].max(initial=0.0))
 
 
 def upstream(arrays: dict) -> float:
@@ -117,8 +123,10 @@ def compare(got: dict, want: dict, dtype: str, upstream: float = 0.0) -> tuple:
             else:
                 errors[name] = float("inf")
                 continue
-        scale = max(float(np.abs(value).max(initial=0.0)), small)
-        diff = float(np.abs(have - value).max(initial=0.0)) if np.all(np.isfinite(have)) else float("inf")
+        scale = max(_largest(value), small)
+        same = have == value  # (an infinity the truth has too: max_pool over a window of padding only is -inf)
+        diff = float(np.abs(have[~same] - value[~same]).max(initial=0.0)) if np.all(np.isfinite(have) | same) \
+            else float("inf")
         errors[name] = diff / scale / EPS.get(dtype, 1.0)
     if not errors:
         return 0.0, "", errors
@@ -153,7 +161,7 @@ def run_one(path: Path, case: Case, dtype: str, seed: tuple, cache: dict = None)
             key = (path.expects, dtype if low else None)
             if key not in cache:
                 cache[key] = expected(path, case, cache["arrays", dtype] if low else cache["arrays"])
-            if case.program and "invariants" not in cache:
+            if case.family in PROGRAMS and "invariants" not in cache:
                 cache["invariants"] = invariants.derived(case)
     except SymgradError as exc:  # a configuration the definition does not take: said, not a finding
         return Outcome(case, path.name, dtype, "skipped", message=str(exc), seed=seed)
@@ -196,7 +204,7 @@ def shrink(path: Path, outcome: Outcome, budget: int = 300) -> Outcome:
     improved = True
     while improved and tries < budget:
         improved = False
-        for candidate in (program_cases.smaller(case) if case.program else smaller(case)):
+        for candidate in _group(case.family).smaller(case):
             if not path.applies(candidate):
                 continue
             tries += 1
@@ -213,17 +221,26 @@ def shrink(path: Path, outcome: Outcome, budget: int = 300) -> Outcome:
     return outcome
 
 
+def _group(family: str):
+    """The module that makes a family's configurations: spatial_cases, program_cases or cases."""
+    return spatial_cases if family in SPATIAL else program_cases if family in PROGRAMS else cases
+
+
 def configurations(adapter: Adapter, wanted, budget: int, seed: int) -> list:
     """The systematic edge classes first, then seeded random configurations up to ``budget``.  The
     budget is split across the families: under the number of edge cases, each family's edge cases are
     taken in turn (every family gets at least one configuration, whatever the budget); above it, the
     random configurations are shared out by family."""
     fams = [f for f in families(adapter) if wanted is None or f in wanted]
-    ops_fams, program_fams = [f for f in fams if f not in PROGRAMS], [f for f in fams if f in PROGRAMS]
-    edges = edge_cases(ops_fams) + program_cases.edge_cases(program_fams)
-    if budget <= len(edges):  # each family's cases in turn, spread over its classes (every other one first)
-        queues = {f: [c for c in edges if c.family == f] for f in fams}
+    groups = {}
+    for f in fams:
+        groups.setdefault(_group(f), []).append(f)
+    edges = [c for group, members in groups.items() for c in group.edge_cases(members)]
+    if budget <= len(edges):  # each family's cases in turn, spread over its classes (every other one first),
+        queues = {f: [c for c in edges if c.family == f] for f in fams}  # those some path takes before the rest
         queues = {f: cs[::2] + cs[1::2] for f, cs in queues.items() if cs}
+        queues = {f: [c for c in cs if _taken(adapter, c)] + [c for c in cs if not _taken(adapter, c)]
+                  for f, cs in queues.items()}
         out, wanted_count = [], max(budget, len(queues))
         while len(out) < wanted_count:
             for f, cs in queues.items():
@@ -231,10 +248,16 @@ def configurations(adapter: Adapter, wanted, budget: int, seed: int) -> list:
                     out.append(cs.pop(0))
         return out
     rng = np.random.default_rng(seed)
-    extra = budget - len(edges)
-    share = extra * len(ops_fams) // max(len(fams), 1)
-    return (edges + (random_cases(ops_fams, share, rng) if ops_fams else [])
-            + program_cases.random_cases(program_fams, extra - share if ops_fams else extra, rng))
+    extra, out, given = budget - len(edges), list(edges), 0
+    for k, (group, members) in enumerate(groups.items()):  # shares in proportion to the families
+        share = extra - given if k == len(groups) - 1 else extra * len(members) // len(fams)
+        out += group.random_cases(members, share, rng)
+        given += share
+    return out
+
+
+def _taken(adapter: Adapter, case: Case) -> bool:
+    return any(p.applies(case) for p in adapter.paths)
 
 
 def _work(args):
@@ -251,19 +274,16 @@ def _work(args):
 
 def audit(adapter: Adapter, wanted=None, budget: int = 2000, seconds: float = None, dtypes=("float64", "float32"),
           seed: int = 0, jobs: int = 1, progress=None) -> dict:
-    """Run the audit; returns the results the report is made from."""
+    """Run the audit; returns the results the report is made from.  With ``jobs`` > 1 the paths run in
+    worker processes, and a path that kills its process (a framework writing outside its buffers) is
+    found by running alone and reported as crashed; with 1 they run in this process."""
+    from . import historical  # (it runs paths as this module does)
     start = time.perf_counter()
     cases = configurations(adapter, wanted, budget, seed)
     chunk = 8
     batches = [(adapter, cases[k:k + chunk], tuple(dtypes), seed, k) for k in range(0, len(cases), chunk)]
     results, done = [], 0
-    if jobs > 1:
-        # spawned, not forked: a fork of a process whose JAX or torch threads hold locks deadlocks
-        pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
-        futures = [pool.submit(_work, b) for b in batches]
-        iterator = (f.result() for f in futures)
-    else:
-        pool, iterator = None, map(_work, batches)
+    iterator = contained(_work, batches, jobs, _work_alone) if jobs > 1 else map(_work, batches)
     try:
         for batch in iterator:
             results += batch
@@ -273,23 +293,49 @@ def audit(adapter: Adapter, wanted=None, budget: int = 2000, seconds: float = No
             if seconds is not None and time.perf_counter() - start > seconds:
                 break
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        getattr(iterator, "close", lambda: None)()
     results.sort(key=lambda r: r[0])
     tried = cases[:min(done * chunk, len(cases))]  # every configuration considered (some no path takes)
     outcomes = [o for _, o in results]
     paths = {p.name: p for p in adapter.paths}
     mismatches = _distinct([o for o in outcomes if o.status == "mismatch"])
     work = [(paths[o.path], o) for o in mismatches]
-    if jobs > 1 and len(work) > 1:  # each discrepancy rerun and shrunk in a worker (a JAX shrink retraces each step)
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            mismatches = list(pool.map(_settle, work))
+    if jobs > 1:  # each discrepancy rerun and shrunk in a worker (a JAX shrink retraces each step; a shrink may crash)
+        mismatches = list(contained(_settle, work, jobs, _unsettled))
     else:
         mismatches = [_settle(w) for w in work]
     return {"adapter": adapter, "wanted": None if wanted is None else tuple(wanted), "cases": tried,
             "outcomes": outcomes, "mismatches": mismatches,
-            "historical": historical(adapter, dtypes, seed), "seconds": time.perf_counter() - start,
+            "historical": historical.historical(adapter, dtypes, seed), "seconds": time.perf_counter() - start,
             "budget": budget, "seed": seed, "dtypes": tuple(dtypes), "jobs": jobs}
+
+
+def _work_alone(batch: tuple) -> list:
+    """A batch whose worker died: each case alone in a fresh process, and in the case that dies each
+    path and dtype alone, a run that kills its process reported as crashed."""
+    adapter, members, dtypes, seed, start = batch
+    out = []
+    for k, case in enumerate(members, start=start):
+        ok, value = in_child(_work, (adapter, [case], dtypes, seed, k))
+        if ok:
+            out += value
+            continue
+        if not in_child(_work, (adapter, [], dtypes, seed, k))[0]:  # no worker runs at all: not the path's doing
+            raise SymgradError("audit: worker processes die before running anything (a script calling audit() with "
+                               "jobs > 1 needs `if __name__ == '__main__':`)")
+        for path in [p for p in adapter.paths if p.applies(case)]:
+            for dtype in dtypes:
+                ok, value = in_child(_run_alone, (path, case, dtype, (seed, k)))
+                out.append((k, value if ok else Outcome(
+                    case, path.name, dtype, "crashed", seed=(seed, k),
+                    message="the process running the path died (run alone in a fresh process: it wrote outside "
+                            "its memory or was killed by a signal)")))
+    return out
+
+
+def _run_alone(args: tuple) -> Outcome:
+    path, case, dtype, seed = args
+    return run_one(path, case, dtype, seed)
 
 
 def _settle(work: tuple) -> Outcome:
@@ -297,6 +343,17 @@ def _settle(work: tuple) -> Outcome:
     path, outcome = work
     rerun(path, outcome)
     return shrink(path, outcome)
+
+
+def _unsettled(work: tuple) -> Outcome:
+    """A discrepancy whose rerun or shrink killed its process (a smaller configuration crashes the path):
+    as found, its truth cross-checked by finite differences here."""
+    path, outcome = work
+    arrays = truth.arrays_for(outcome.case, np.random.SeedSequence(list(outcome.seed)))
+    outcome.fd_error = max(truth.fd_error(outcome.case, arrays, k, np.random.default_rng(k - 1))
+                           for k in range(1, ORDER[path.expects] + 1))
+    outcome.details = dict(outcome.details, unsettled="rerunning or shrinking it killed the worker process")
+    return outcome
 
 
 def _distinct(mismatches: list) -> list:
@@ -307,67 +364,6 @@ def _distinct(mismatches: list) -> list:
         if key not in seen:
             seen.add(key)
             out.append(o)
-    return out
-
-
-#: the historical bug classes as named configurations: (issue, what it was, path name prefix, case, dtype);
-#: a prefix of None marks a class the audit cannot run yet, its case then saying why
-HISTORICAL = [
-    ("pytorch#51430", "torch.nn.grad.conv2d_weight wrong for groups > 1", "torch.nn.grad",
-     Case("conv", "historical", 2, 2, 2, 2, 3, (6, 5), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))), "float64"),
-    ("pytorch#50042", "depthwise stride-2 weight gradient", "F.conv*d autograd",
-     Case("conv", "historical", 2, 2, 4, 1, 1, (9, 8), (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1))), "float32"),
-    ("pytorch#25101", "MKLDNN input gradient at stride 3, padding 1", "F.conv*d autograd (oneDNN on)",
-     Case("conv", "historical", 2, 2, 1, 3, 4, (10, 11), (3, 3), (3, 3), (1, 1), ((1, 1), (1, 1))), "float32"),
-    ("pytorch#13008", "nn.grad.conv2d_input refusing dilation", "torch.nn.grad",
-     Case("conv", "historical", 2, 1, 1, 2, 2, (9, 9), (3, 3), (1, 1), (2, 2), ((0, 0), (0, 0))), "float64"),
-    ("jax#563", "strided convolution Hessians", "lax.conv_general_dilated vjp of vjp",
-     Case("conv_double", "historical", 2, 2, 1, 2, 3, (8, 9), (3, 2), (2, 2), (1, 1), ((1, 1), (0, 0))), "float64"),
-    ("mlx#3800", "grouped strided conv2d VJP on Metal", "mlx",
-     Case("conv", "historical", 2, 1, 2, 2, 2, (8, 8), (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1))), "float32"),
-    ("pytorch#175754", "layer_norm third-order derivatives silently wrong", "F.layer_norm third order",
-     Case("layer_norm", "historical", shape=(3, 7)), "float64"),
-    ("pytorch#196700", "layer_norm nested forward-mode second derivative has the wrong sign",
-     "F.layer_norm forward-over-forward", Case("layer_norm", "historical", shape=(3, 7)), "float64"),
-    ("pytorch#198119", "avg_pool backward with ceil_mode", None,
-     "the audit has no avg_pool family yet (its definition takes neither ceil_mode nor count_include_pad=False)", ""),
-    ("pytorch#188344", "avg_pool backward with channels_last and padding", None,
-     "the audit has no avg_pool family yet", ""),
-    ("jax#40344", "softmax JVP breaks translation invariance: the VJP does not sum to zero", "jax.nn.softmax vjp",
-     Case("softmax", "historical", shape=(3, 7), scale=3.0), "float32"),
-    ("jax#40384", "softmax drops a small float64 gradient component", "jax.nn.softmax vjp",
-     Case("softmax", "historical", shape=(2, 6), scale=30.0), "float64"),
-    ("jax#40386", "log_softmax drops a small float64 gradient component", "jax.nn.log_softmax vjp",
-     Case("log_softmax", "historical", shape=(2, 6), scale=30.0), "float64"),
-    ("jax#40409", "log_softmax gradient NaN on large float16 arrays", "jax.nn.log_softmax vjp",
-     Case("log_softmax", "historical", shape=(1, 70000)), "float16"),
-]
-
-
-#: the second word of the historical cases' seeds (the budget's cases count from 0)
-HISTORICAL_SEED = 10 ** 9
-
-
-def historical(adapter: Adapter, dtypes, seed: int) -> list:
-    """Per named bug: present (the path disagrees, or breaks a derived invariant), absent, refused, not
-    applicable here (no such path in this framework), or not audited (with the reason)."""
-    out = []
-    for issue, what, prefix, case, dtype in HISTORICAL:
-        if prefix is None:  # (case: why the audit cannot run it)
-            out.append({"issue": issue, "what": what, "status": f"not audited: {case}", "paths": [], "case": None})
-            continue
-        paths = [p for p in adapter.paths if p.name.startswith(prefix) and p.applies(case)]
-        if not paths:
-            out.append({"issue": issue, "what": what, "status": "not applicable", "paths": [], "case": case})
-            continue
-        cache = {}
-        runs = [run_one(p, case, dtype, (seed, HISTORICAL_SEED), cache) for p in paths]
-        broken = [r for r in runs if any(invariants.beyond_rounding(*v) for v in r.details.get("invariants", {}).values())]
-        status = ("present" if any(r.status == "mismatch" for r in runs) else
-                  "present (an invariant broken)" if broken else
-                  "refused" if any(r.status == "refused" for r in runs) else "absent")
-        out.append({"issue": issue, "what": what, "status": status, "case": case, "dtype": dtype,
-                    "paths": [(r.path, r.status, r.error, r.message) for r in runs]})
     return out
 
 

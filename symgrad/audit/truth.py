@@ -91,10 +91,17 @@ def first_order(case: Case, arrays: dict) -> dict:
     at, values = sizes(case, arrays), _flat(case, arrays)
     out = {}
     for name, grad in d.grads.items():
-        value = evaluate([f.term for f in grad.forms], d.op.input(name), d.tensors, grad.indices, at,
+        value = evaluate(_terms(case, grad), d.op.input(name), d.tensors, grad.indices, at,
                          {n: values[n] for n in d.tensors if n in values})
         out[name] = value.reshape(np.shape(arrays[name]))
     return out
+
+
+def _terms(case: Case, grad) -> list:
+    """The terms a gradient is evaluated from: each recognised form's (GELU's in their stable rewriting);
+    pooling's and interpolation's as delta elimination left them (a window sum's form reads a kernel of
+    ones the recogniser made up)."""
+    return list(grad.terms) if case.spatial else [f.term for f in grad.forms]
 
 
 def second_order(case: Case, arrays: dict) -> dict:
@@ -105,7 +112,7 @@ def second_order(case: Case, arrays: dict) -> dict:
     out = {}
     for x, dd in s.of.items():
         for y, grad in dd.grads.items():
-            value = evaluate([f.term for f in grad.forms], dd.tensors[y], dd.tensors, grad.indices, at,
+            value = evaluate(_terms(case, grad), dd.tensors[y], dd.tensors, grad.indices, at,
                              {n: values[n] for n in dd.tensors if n in values})
             out[x, y] = value.reshape(np.shape(arrays[y]))
     return out

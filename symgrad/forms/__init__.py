@@ -7,6 +7,8 @@ index grid) is the named fallback and is always correct.
 """
 from __future__ import annotations
 
+import sympy as sp
+
 from ..ir import SymgradError, Term
 from ..steps import Recognised
 from .conv import CONV
@@ -30,9 +32,18 @@ def kind(name: str) -> Kind:
     return _BY_NAME[name]
 
 
+def _index_valued(term: Term, out_vars: tuple) -> bool:
+    """Whether the term computes with an index's value (``x[n] · n``, an interpolation's weights): only
+    the generic form, which evaluates over the index grid, has the index values as numbers."""
+    indices = set(out_vars) | {v for v, _, _ in term.sums}
+    values = term.factor.replace(lambda e: isinstance(e, sp.Indexed), lambda e: sp.S.One)
+    return bool(values.free_symbols & indices)
+
+
 def recognise(term: Term, tensors: dict, out_vars: tuple, target) -> Form:
-    """The first form whose recogniser accepts ``term``; else the ``generic`` fallback."""
-    for k in KINDS:
+    """The first form whose recogniser accepts ``term``; else the ``generic`` fallback (the only one
+    for a term that computes with an index's value)."""
+    for k in KINDS if not _index_valued(term, out_vars) else ():
         form = k.match(term, tensors, out_vars, target)
         if form is not None:
             form.steps.insert(0, Recognised("recognise", f"The term has the shape of a {form.kind}.", form.kind))

@@ -8,10 +8,11 @@ from .blocks import conv_bias_gelu, depthwise_separable
 from .conv import conv, conv1d, conv2d, conv3d
 from .convolve import convolve
 from .gelu import gelu
+from .interpolate import interpolate
 from .matmul import matmul
 from .norm import batch_norm, layer_norm, rms_norm
 from .padded import conv_padded
-from .pool import avg_pool1d, avg_pool2d, avg_pool3d
+from .pool import avg_pool1d, avg_pool2d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d
 from .softmax import cross_entropy, log_softmax, softmax
 
 #: the convolutions, and the parameters emit and check fill with PyTorch's defaults where unset
@@ -28,6 +29,10 @@ REGISTRY = {
     "matmul": (matmul, {"a_shape": "pattern such as B,M,K or 1,M,K or K",
                         "b_shape": "pattern such as B,K,N or K,N or K"}),
     "gelu": (gelu, {"approximate": "none (erf) | tanh"}),
+    "interpolate": (interpolate, {"ndim": "spatial axes 1..3 (default 1)", "size": "int or one per axis",
+                                  "scale_factor": "an integer, or one per axis (instead of size)",
+                                  "mode": "nearest | nearest-exact | linear (bilinear, trilinear by ndim)",
+                                  "align_corners": "true | false (linear; default false)"}),
 }
 #: programs (several statements), name -> (builder, {parameter: help})
 PROGRAMS = {
@@ -51,10 +56,17 @@ PROGRAMS = {
 POOL_PARAMS = {
     "kernel_size": "int or one per axis (required)",
     "stride": "int or one per axis (default: the kernel size)",
-    "padding": "int or one per axis, at most half the kernel (zeros, counted in the mean)",
+    "padding": "int or one per axis, at most half the kernel size",
+    "ceil_mode": "true | false: the output size rounded up (a last window that starts inside the input or its "
+                 "left padding)",
 }
-for _name, _builder in (("avg_pool1d", avg_pool1d), ("avg_pool2d", avg_pool2d), ("avg_pool3d", avg_pool3d)):
-    REGISTRY[_name] = (_builder, dict(POOL_PARAMS))
+AVG_POOL_PARAMS = {
+    "count_include_pad": "true (default): the padding's zeros count in the mean | false: the input's positions only",
+    "divisor_override": "a nonzero integer every window sum is divided by",
+}
+for _nd, _avg, _max in ((1, avg_pool1d, max_pool1d), (2, avg_pool2d, max_pool2d), (3, avg_pool3d, max_pool3d)):
+    REGISTRY[f"avg_pool{_nd}d"] = (_avg, {**POOL_PARAMS, **AVG_POOL_PARAMS})
+    PROGRAMS[f"max_pool{_nd}d"] = (_max, {**POOL_PARAMS, "dilation": "int or one per axis"})
 
 CONV_PARAMS = {
     "stride": "int or one per axis (default: symbolic for derive, 1 for emit/check)",
@@ -80,5 +92,6 @@ def build(name: str, **params) -> Op | Program:
 
 
 __all__ = ["CONV_OPS", "Op", "PROGRAMS", "TORCH_DEFAULTS", "Program", "REGISTRY", "attention", "batch_norm", "conv_bias_gelu", "cross_entropy",
-           "conv_padded", "depthwise_separable", "layer_norm", "log_softmax", "rms_norm", "softmax", "avg_pool1d", "avg_pool2d", "avg_pool3d", "build", "conv", "conv1d", "conv2d", "conv3d",
-           "convolve", "gelu", "matmul"]
+           "conv_padded", "depthwise_separable", "layer_norm", "log_softmax", "rms_norm", "softmax", "avg_pool1d", "avg_pool2d", "avg_pool3d", "build",
+           "max_pool1d", "max_pool2d", "max_pool3d", "conv", "conv1d", "conv2d", "conv3d",
+           "convolve", "gelu", "interpolate", "matmul"]

@@ -12,6 +12,7 @@ import sympy as sp
 
 from ..ir import SymgradError, Tensor, index, size
 from ..program import Program, rule
+from . import params as P
 
 
 def _eps(op: str, eps):
@@ -26,19 +27,13 @@ def _eps(op: str, eps):
     return sp.Rational(repr(value))
 
 
-def _affine(op: str, flag, name: str) -> bool:
-    if not isinstance(flag, (bool, int)) and flag not in ("true", "false"):
-        raise SymgradError(f"{op}: {name} must be true or false, got {flag!r}")
-    return flag in (True, 1, "true")
-
-
 def _scaled(op: str, inputs: list, value, weight, bias, dims, indices):
     """``value · weight[indices] + bias[indices]``, each part where its flag is on (its input appended)."""
-    if _affine(op, weight, "weight"):
+    if P.flag(op, "weight", weight):
         w = Tensor("weight", tuple(dims))
         inputs.append(w)
         value = value * w[tuple(indices)]
-    if _affine(op, bias, "bias"):
+    if P.flag(op, "bias", bias):
         b = Tensor("bias", tuple(dims))
         inputs.append(b)
         value = value + b[tuple(indices)]

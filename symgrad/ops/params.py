@@ -63,6 +63,13 @@ def _items(op: str, name: str, text: str) -> list:
     return items
 
 
+def flag(op: str, name: str, value) -> bool:
+    """A yes/no parameter: True/False, 1/0 or the strings true/false."""
+    if isinstance(value, float) or value not in (True, False, "true", "false"):
+        raise SymgradError(f"{op}: {name} must be true or false, got {value!r}")
+    return value in (True, "true")
+
+
 PADDING_MODES = ("same", "valid", "full", "causal")
 
 

@@ -54,7 +54,32 @@ def _avg_pool(op, x):
     import torch.nn.functional as F
     p = op.params
     fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[p["ndim"]]
-    return fn(x, tuple(p["kernel_size"]), tuple(map(int, p["stride"])), tuple(map(int, p["padding"])))
+    kernel, stride, padding = tuple(p["kernel_size"]), tuple(map(int, p["stride"])), tuple(map(int, p["padding"]))
+    options = {"ceil_mode": p.get("ceil_mode", False), "count_include_pad": p.get("count_include_pad", True)}
+    if "divisor_override" not in p:
+        return fn(x, kernel, stride, padding, **options)
+    if p["ndim"] == 1:  # avg_pool1d takes no divisor_override: avg_pool2d over a unit axis does
+        return F.avg_pool2d(x.unsqueeze(-2), (1, *kernel), (1, *stride), (0, *padding), **options,
+                            divisor_override=p["divisor_override"]).squeeze(-2)
+    return fn(x, kernel, stride, padding, **options, divisor_override=p["divisor_override"])
+
+
+def _interpolate(op, x):
+    import torch.nn.functional as F
+    p = op.params
+    mode = {"linear": ("linear", "bilinear", "trilinear")[p["ndim"] - 1]}.get(p["mode"], p["mode"])
+    corners = {"align_corners": p.get("align_corners", False)} if p["mode"] == "linear" else {}
+    if "size" in p:
+        return F.interpolate(x, size=tuple(p["size"]), mode=mode, **corners)
+    return F.interpolate(x, scale_factor=tuple(float(f) for f in p["scale_factor"]), mode=mode, **corners)
+
+
+def _max_pool(op, x):
+    import torch.nn.functional as F
+    p = op.params
+    fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[p["ndim"]]
+    return fn(x, tuple(p["kernel_size"]), tuple(map(int, p["stride"])), tuple(map(int, p["padding"])),
+              tuple(map(int, p["dilation"])), ceil_mode=p.get("ceil_mode", False))
 
 
 def _gelu(op, x):
@@ -136,7 +161,8 @@ def _conv_padded(op, x, w, b=None):
 
 REFERENCES = {"conv1d": _conv, "conv2d": _conv, "conv3d": _conv, "convolve": _convolve,
               "matmul": _matmul, "gelu": _gelu, "avg_pool1d": _avg_pool, "avg_pool2d": _avg_pool,
-              "avg_pool3d": _avg_pool, "softmax": _softmax, "log_softmax": _log_softmax,
+              "avg_pool3d": _avg_pool, **{f"max_pool{n}d": _max_pool for n in (1, 2, 3)},
+              "interpolate": _interpolate, "softmax": _softmax, "log_softmax": _log_softmax,
               "cross_entropy": _cross_entropy, "layer_norm": _layer_norm, "rms_norm": _rms_norm,
               "batch_norm": _batch_norm, "attention": _attention, "depthwise_separable": _depthwise_separable,
               **{f"conv{n}d_bias_gelu": _conv_bias_gelu for n in (1, 2, 3)},
