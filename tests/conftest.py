@@ -1,5 +1,8 @@
 import importlib.util
+import os
+import shutil
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +25,14 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "full: a case of an exhaustive sweep beyond its default slice (--full runs it)")
+    if not os.environ.get("SYMGRAD_CACHE_DIR"):  # one cache of emitted modules and compiled loops for the run,
+        os.environ["SYMGRAD_CACHE_DIR"] = tempfile.mkdtemp(prefix="symgrad-tests-")  # its workers sharing it
+        config.symgrad_cache = os.environ["SYMGRAD_CACHE_DIR"]
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "symgrad_cache", None):
+        shutil.rmtree(config.symgrad_cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

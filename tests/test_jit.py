@@ -174,3 +174,30 @@ def test_no_loop_where_a_name_would_clash():
     m = load(source, "square")
     v = np.arange(SIZE, dtype=np.float64)
     assert np.array_equal(m.forward(v), v * v) and np.array_equal(m.grad_out(np.ones(SIZE), v), 2 * v)
+
+
+SECOND_PROCESS = """
+import numpy as np, symgrad
+m = symgrad.module(symgrad.ops.build("softmax"))
+x = np.random.default_rng(0).standard_normal((512, 256)).astype(np.float32)
+print("file", m.__file__)
+print("values", float(np.abs(m.backward(np.ones_like(x), x)[0]).sum()), float(m.forward(x).sum()))
+"""
+
+
+def test_compiled_loops_are_cached_on_disk_for_the_next_process(tmp_path):
+    """A module's compiled loops are saved beside its file in the cache directory, and a second
+    process loads them instead of compiling (numba's cache log says which), with the same results."""
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("numba")
+    env = dict(os.environ, SYMGRAD_CACHE_DIR=str(tmp_path), NUMBA_DEBUG_CACHE="1")
+    runs = [subprocess.run([sys.executable, "-c", SECOND_PROCESS], capture_output=True, text=True, env=env, timeout=300)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-2000:]
+    (first_file, first_values), (second_file, second_values) = [
+        [line for line in r.stdout.splitlines() if line.startswith(("file ", "values "))] for r in runs]
+    assert first_file == second_file and first_file.startswith(f"file {tmp_path}") and first_values == second_values
+    assert "data saved to" in runs[0].stdout and "data loaded from" in runs[1].stdout
+    assert "data saved to" not in runs[1].stdout  # (every loop the second process ran came from the cache)

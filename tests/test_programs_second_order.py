@@ -113,7 +113,8 @@ def test_second_order_derives_each_statement_once(monkeypatch, name):
     source = emit_program(s.first, second=s, jvp=False)  # (forward mode adds its own: test_forward_mode.py)
     assert not any(f"def _second_forward_{stmt}_nest" in source for stmt in first)
     assert any(source.count(f" _forward_{stmt}_nest, ") >= 2 for stmt in first)  # called by both orders
-    assert len(source.splitlines()) < {"layer_norm": 2300, "softmax": 1420, "attention": 1840}[name]
+    # (a forward emitted twice would add hundreds of lines; 27 are the compiled loops' disk cache, runtime/jit_cache.py)
+    assert len(source.splitlines()) < {"layer_norm": 2330, "softmax": 1450, "attention": 1870}[name]
 
 
 @needs_torch

@@ -2,7 +2,9 @@
 
 Thread counts must be fixed before NumPy's BLAS starts, so each measurement runs in a child
 process with OPENBLAS/OMP/MKL/NUMBA thread variables set (and ``torch.set_num_threads``).  Peak memory is
-the child's peak resident set above its baseline after the inputs are made, per method.
+the child's peak resident set above its baseline after the inputs are made, per method; the first call
+(forward + backward) in a fresh process is timed there too, the emitted module's with an empty cache
+of compiled loops (cold) and with the cache that run made.
 """
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import base64
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 SUITE = [
@@ -54,9 +58,12 @@ def _env(threads: int, bind: bool = False) -> dict:
     return env
 
 
-def _child(task: dict, module: str = "symgrad.bench.cpu") -> dict:
-    """Run ``task`` in a fresh ``python -m module`` with the task's thread counts; its last line of output."""
+def _child(task: dict, module: str = "symgrad.bench.cpu", cache: str = None) -> dict:
+    """Run ``task`` in a fresh ``python -m module`` with the task's thread counts (``cache``: the emitted
+    modules' cache directory, SYMGRAD_CACHE_DIR); its last line of output."""
     env = _env(task["threads"], task.get("bind", False))
+    if cache:
+        env["SYMGRAD_CACHE_DIR"] = cache
     if task["mode"] == "memory":  # every array its own mapping (see run_memory)
         env.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     proc = subprocess.run([sys.executable, "-m", module, json.dumps(task)], env=env, capture_output=True, text=True)
@@ -266,12 +273,14 @@ def run_memory(task: dict) -> dict:
         import numpy as np
         g = np.ones(module.forward(*arrays).shape, arrays[0].dtype)
         run = lambda: (module.forward(*arrays), module.backward(g, *arrays))
-    run()  # the warm-up
+    start = time.perf_counter()
+    run()  # the warm-up: the first call in this process
+    first = time.perf_counter() - start
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
     base = _status_kib("VmRSS")
     run()
-    return {"peak_mib": (_status_kib("VmHWM") - base) / 1024}
+    return {"peak_mib": (_status_kib("VmHWM") - base) / 1024, "first_s": first}
 
 
 def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
@@ -298,14 +307,20 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, t
         d = symgrad.derive(built)
         task["source"] = emit(d) if target == "module" else emit_target(d, target)
     result = _child(task)
-    for method in ("emitted", "torch"):
-        result[method]["peak_mib"] = _child(dict(task, mode="memory", method=method))["peak_mib"]
+    cache = tempfile.mkdtemp(prefix="symgrad-bench-")  # empty: the emitted module's first call compiles
+    try:
+        for method in ("emitted", "torch"):
+            memory = _child(dict(task, mode="memory", method=method), cache=cache)
+            result[method].update(peak_mib=memory["peak_mib"], first_s=memory["first_s"])
+        result["emitted"]["first_cached_s"] = _child(dict(task, mode="memory", method="emitted"), cache=cache)["first_s"]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     result["dtype"] = dtype
     return result
 
 
 def format_result(name, threads, result, bind=False) -> str:
-    keys = [k for k in result["emitted"] if k != "peak_mib"]
+    keys = [k for k in result["emitted"] if k not in ("peak_mib", "first_s", "first_cached_s")]
     dtype = "" if result.get("dtype", "float32") == "float32" else f", {result['dtype']}"
     lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}{', bound' if bind else ''}{dtype}); torch's side: "
              f"{result.get('torch_call', 'torch')}"]
@@ -317,6 +332,9 @@ def format_result(name, threads, result, bind=False) -> str:
                      f"(quartiles {low:.2f}-{high:.2f})")
     em, tm = result["emitted"]["peak_mib"], result["torch"]["peak_mib"]
     lines.append(f"  {'peak memory':18s} emitted {em:9.1f} MiB  torch {tm:9.1f} MiB  ratio {em / max(tm, 1e-9):5.2f}")
+    lines.append(f"  {'first call':18s} emitted {result['emitted']['first_s']:.2f} s cold, "
+                 f"{result['emitted']['first_cached_s']:.2f} s cached   torch {result['torch']['first_s']:.2f} s "
+                 "(forward + backward, a fresh process)")
     return "\n".join(lines)
 
 
@@ -360,6 +378,8 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
             "Torch's per-gradient time is one `autograd.grad` call for that input on a graph built once; "
             "fwd+bwd is a forward under autograd plus the full backward. Peak memory: the child process's peak "
             "resident set above its baseline once inputs exist (for torch, including its allocator's caching). "
+            "First call: forward + backward in a fresh process, the emitted module's with no cached compiled loops "
+            "(cold) and with the ones that run cached, then torch's. "
             f"Gauge: GFLOP/s of one {'x'.join(map(str, GAUGE))} (M, K, N) SGEMM in each library, in the timing "
             "child, before/after its timings: what the machine gave each side (a 2-thread NumPy gauge near the "
             "1-thread one means the second core was not there for that case). Rows '2 bound' run with "
@@ -368,8 +388,8 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
             "two threads of a short convolution often shared one vCPU, the other idle; OpenMP's spinning threads "
             "escape that, the emitted modules' sleeping workers do not.", "",
             "| case | threads | forward | " + " | ".join(([] if programs else ["grads (each)"])
-                                                     + ["fwd+bwd", "peak mem", "gauge"]) + " |",
-            "| --- " * (6 if programs else 7) + "|"]
+                                                     + ["fwd+bwd", "peak mem", "first call (cold / cached / torch)", "gauge"])
+            + " |", "| --- " * (7 if programs else 8) + "|"]
     for name, t, r in rows:
         e, tr = r["emitted"], r["torch"]
         ratio = r["ratio"]
@@ -378,7 +398,7 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
         grads = "" if programs else f" {grads} |"
         head.append(f"| {name} | {t} | {ratio['forward'][1]:.2f} |{grads} {mid:.2f} ({low:.2f}-{high:.2f}) | "
                     f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) | "
-                    f"{_gauge_text(r)} |")
+                    f"{e['first_s']:.2f} / {e['first_cached_s']:.2f} / {tr['first_s']:.2f} s | {_gauge_text(r)} |")
     return "\n".join(head) + "\n"
 
 

@@ -165,10 +165,52 @@ def emit(d: Derivation, backend: str = "numpy", order: int = 2, jvp: bool = True
 def load(source: str, name: str = "symgrad_emitted"):
     """Execute emitted source as a module object, registered in ``sys.modules`` under ``name`` as an
     imported module is (torch.compile's inductor imports the module its functions name; a module
-    loaded again under the same name replaces the entry)."""
+    loaded again under the same name replaces the entry).  A module with compiled loops runs from a
+    file in the cache directory (:func:`cache_directory`, named by its source's hash), so that the
+    loops compiled once are loaded from disk by later processes; where that directory cannot be
+    written, from the string."""
+    import importlib.util
     import sys
     import types
-    module = types.ModuleType(name)
+    path = _cached_file(source, name) if "_on_disk(" in source else None
+    if path is None:
+        module = types.ModuleType(name)
+        sys.modules[name] = module
+        exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+        return module
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+    spec.loader.exec_module(module)
     return module
+
+
+def cache_directory():
+    """Where emitted modules and their compiled loops are cached: ``SYMGRAD_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/symgrad``, else ``~/.cache/symgrad``."""
+    import os
+    from pathlib import Path
+    given = os.environ.get("SYMGRAD_CACHE_DIR")
+    if given:
+        return Path(given)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "symgrad"
+
+
+def _cached_file(source: str, name: str):
+    """The module file holding ``source`` in the cache directory (written once: its time stamp keys
+    the compiled loops' cache), or None where it cannot be written."""
+    import hashlib
+    import os
+    import re
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    path = cache_directory() / "modules" / f"{re.sub(r'[^A-Za-z0-9_]', '_', name)}_{digest}.py"
+    if path.is_file():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+        partial.write_text(source)
+        os.replace(partial, path)  # (atomic: another process writing the same module writes the same text)
+    except OSError:
+        return None
+    return path

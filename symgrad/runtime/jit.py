@@ -3,10 +3,11 @@
 Each elementwise function runs as one loop (the emitted module's ``_*_loop`` factories): a single
 pass over memory, vectorised by LLVM and spread over numba's threads (NUMBA_NUM_THREADS,
 numba.set_num_threads), where the NumPy path makes a ufunc pass per operation (some 30 for a GELU
-gradient).  A loop is compiled once per dtype and process, on first use (about half a second).
+gradient).  A loop is compiled once per dtype, on first use (about half a second), and cached.
 Programs' elementwise statements run as loop nests over their index space (_nest), each operand
 read at its own indices (a row's statistic, a column's weight), with the same fallback; runs of
-statements that go row by row run as one loop over the rows (_rows).
+statements that go row by row run as one loop over the rows (_rows).  Compiled loops are cached on
+disk where the module has a file (:mod:`jit_cache`): a later process loads them.
 Every loop computes in double precision and rounds once on the store: float32 loops call the
 double-precision functions of :mod:`jit_erf`, :mod:`jit_tanh` and :mod:`jit_exp`, which LLVM can
 vectorise; float64 loops call C's libm.  Arrays under _JIT_MIN elements, of other dtypes (float16
@@ -19,6 +20,7 @@ import warnings
 import numpy as xp
 
 from .blockwise import _blockwise
+from .jit_cache import _on_disk
 
 try:
     import numba
@@ -107,7 +109,7 @@ def _run(op, factory, kind, out, args) -> bool:
         return True
     # NumPy's error model: x/0 is inf or NaN as in the array code (numba's default raises, and its
     # check on every division keeps LLVM from vectorising a loop)
-    compiled = numba.njit(parallel=True, error_model="numpy")(factory(kind == xp.float32))
+    compiled = _on_disk(numba.njit(parallel=True, error_model="numpy")(factory(kind == xp.float32)))
     try:
         compiled(out, *args)  # compiles on this first call
     except numba.core.errors.NumbaError as error:
