@@ -32,45 +32,43 @@ def _boolean(text):
     return value
 
 
+def _flag_help(name: str) -> str:
+    """A parameter's help, from the registry: each distinct text after the ops that take it."""
+    texts = {}
+    for op, (_, takes) in [*ops_mod.REGISTRY.items(), *ops_mod.PROGRAMS.items()]:
+        if name in takes:
+            texts.setdefault(takes[name], []).append(op)
+    return "; ".join(f"{_op_names(names)}: {text}" for text, names in texts.items()).replace("%", "%%")
+
+
+def _op_names(names: list) -> str:
+    """``avg_pool1d, avg_pool2d, avg_pool3d`` as ``avg_pool1d/2d/3d``."""
+    groups = {}
+    for name in names:
+        stem = name[:-2] if name[-2:] in ("1d", "2d", "3d") else name
+        groups.setdefault(stem, []).append(name[len(stem):])
+    out = []
+    for stem, ends in groups.items():
+        out += [stem] * ("" in ends) + ([stem + "/".join(e for e in ends if e)] if any(ends) else [])
+    return ", ".join(out)
+
+
 def _add_op_args(p: argparse.ArgumentParser, optional: bool = False):
     p.add_argument("op", nargs="?", help="operator or program name (see `symgrad ops`)")
     r = p.add_argument_group("programs")
     r.add_argument("--rule", help="a rule or program in the text syntax, e.g. 'y[n, d] = x[n, d] * w[d]' "
                                   "(statements separated by ';')")
     r.add_argument("-f", "--file", help="a file of statements in the text syntax (.sg)")
-    r.add_argument("--reduction", help="cross_entropy: mean | sum | none")
-    r.add_argument("--eps", type=float, help="layer_norm, rms_norm, batch_norm: the epsilon")
-    r.add_argument("--weight", type=_boolean, metavar="BOOL", help="layer_norm, rms_norm, batch_norm: a weight input")
-    r.add_argument("--is-causal", type=_boolean, metavar="BOOL", help="attention: the causal mask (j <= i)")
-    r.add_argument("--scale", type=float, help="attention: the scores' scale (default 1/sqrt(E))")
-    g = p.add_argument_group("convolution")
-    g.add_argument("--ndim", type=_integer_at_least(0), help="spatial axes: conv (>= 1), conv_bias_gelu, "
-                                                             "depthwise_separable, batch_norm (0..3)")
-    g.add_argument("--stride", help="int, one per axis (2,1) or a name to keep it symbolic")
-    g.add_argument("--dilation", help="int, one per axis, or a name")
-    g.add_argument("--padding", help="int | one per axis | lo:hi per axis (negative crops) | same | valid | full | causal")
-    g.add_argument("--groups", help="int dividing both channel counts, or a name (symbolic)")
-    g.add_argument("--kernel-size", help="int or one per axis (default: read from w at run time)")
-    g.add_argument("--padding-mode", help="zeros (default) | circular | reflect | replicate: PyTorch's padding_mode "
-                                          "(a padding statement before the convolution: a program)")
-    b = p.add_argument_group("convolutions and norms")
-    b.add_argument("--bias", dest="bias", nargs="?", const=True, type=_boolean, metavar="BOOL",
-                   help="a bias input: convolutions, layer_norm, batch_norm, depthwise_separable (the default; "
-                        "--bias false or --no-bias: none)")
-    b.add_argument("--no-bias", dest="bias", action="store_false", help="no bias input")
-    q = p.add_argument_group("pooling")
-    q.add_argument("--ceil-mode", type=_boolean, metavar="BOOL", help="avg_pool*d, max_pool*d: round the output size up")
-    q.add_argument("--count-include-pad", type=_boolean, metavar="BOOL",
-                   help="avg_pool*d: the padding's zeros count in the mean (default true)")
-    q.add_argument("--divisor-override", type=int, metavar="INT", help="avg_pool*d: divide every window sum by this")
-    o = p.add_argument_group("other ops")
-    o.add_argument("--mode", help="convolve: full | same | valid; interpolate: nearest | nearest-exact | linear")
-    o.add_argument("--size", help="interpolate: the output size, an int or one per axis")
-    o.add_argument("--scale-factor", help="interpolate: an integer, or one per axis (instead of --size)")
-    o.add_argument("--align-corners", type=_boolean, metavar="BOOL", help="interpolate (linear): align corners")
-    o.add_argument("--a-shape", help="matmul: shape pattern of a, e.g. B,M,K or 1,M,K or K")
-    o.add_argument("--b-shape", help="matmul: shape pattern of b, e.g. B,K,N or K,N or K")
-    o.add_argument("--approximate", help="gelu: none | tanh")
+    g = p.add_argument_group("op parameters", "each op takes those `symgrad ops` lists for it; a yes/no one is "
+                                              "--flag, --flag false or --no-flag")
+    for name in OP_FLAGS:
+        flag = "--" + name.replace("_", "-")
+        if name in ops_mod.BOOLEAN:  # --bias, --bias false, --no-bias
+            g.add_argument(flag, dest=name, nargs="?", const=True, type=_boolean, metavar="BOOL", help=_flag_help(name))
+            g.add_argument("--no-" + flag[2:], dest=name, action="store_false", help=argparse.SUPPRESS)
+        else:
+            kind = {**dict.fromkeys(ops_mod.INTEGER, int), **dict.fromkeys(ops_mod.NUMBER, float)}.get(name)
+            g.add_argument(flag, type=kind, metavar={int: "INT", float: "NUMBER"}.get(kind), help=_flag_help(name))
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                    help="concrete shape of an input (repeat per input), checked against the op: derive's sizes become "
                         "numbers, check runs at these shapes, bench times them, emit checks them (the module takes "

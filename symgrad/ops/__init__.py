@@ -82,6 +82,12 @@ for _name in ("conv", "conv1d", "conv2d", "conv3d"):
 PROGRAMS["conv_bias_gelu"][1].update({k: v for k, v in CONV_PARAMS.items() if k != "bias"})
 
 
+#: the parameters that are not text, by kind (the CLI parses their flags so): yes/no, integers, numbers
+BOOLEAN = ("bias", "weight", "is_causal", "ceil_mode", "count_include_pad", "align_corners")
+INTEGER = ("ndim", "divisor_override")
+NUMBER = ("eps", "scale")
+
+
 def build(name: str, **params) -> Op | Program:
     """Build a registered op or program by name: ``build("conv2d", stride=2)``, ``build("softmax")``."""
     known = {**REGISTRY, **PROGRAMS}
