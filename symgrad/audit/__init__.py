@@ -2,8 +2,8 @@
 
 cases.py, spatial_cases.py, program_cases.py (what is tried) → paths.py, program_paths.py (the frameworks'
 gradient paths, as standalone code) → truth.py, program_truth.py (symgrad's derivation, evaluated in
-float64) → run.py (compare, shrink; workers.py: the worker processes, historical.py: the named bug
-classes) → report.py (Markdown, JSON, reproducer scripts); names.py: the families and dtypes by name.
+float64) → outcome.py (one path on one configuration, compared) → run.py (every configuration, shrink;
+workers.py: the worker processes, historical.py: the named bug classes) → report.py (Markdown, JSON, reproducer scripts); names.py: the families and dtypes by name.
 """
 __all__ = ["ADAPTERS", "Adapter", "Path", "audit"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import invariants
 from .cases import Case
 from .paths import Adapter
-from .run import run_one
+from .outcome import run_one
 
 
 #: the historical bug classes as named configurations: (issue, what it was, path name prefix, case, dtype);

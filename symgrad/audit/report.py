@@ -11,7 +11,7 @@ import numpy as np
 from ..version import __version__
 from . import invariants, truth
 from .paths import families, machine
-from .run import EPS, RERUNS, ULPS32, ULPS_LOW, TOLERANCE64, case_dict, floor, tolerance, upstream
+from .outcome import EPS, RERUNS, ULPS32, ULPS_LOW, TOLERANCE64, case_dict, floor, tolerance, upstream
 
 
 def _error(value: float, dtype: str) -> str:
