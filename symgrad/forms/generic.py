@@ -85,8 +85,12 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
         masks.append(f"({names[grid[0]]} >= {size_code(bounds[0][0])})")
     masks += [f"({guard_code(sub(g), ap)})" for g in term.guards]
     masks += [f"({ap.doprint(sub(a))} == {ap.doprint(sub(b))})" for a, b in term.deltas]
-    value = array_code(sub(term.factor).replace(lambda e: isinstance(e, sp.Indexed),
-                                                lambda e: mapping.get(_read_key(e), e)), ap)
+    factor = sub(term.factor).replace(lambda e: isinstance(e, sp.Indexed), lambda e: mapping.get(_read_key(e), e))
+    valued = sorted(factor.free_symbols & set(names.values()), key=str)  # indices used as numbers (x[n] · n)
+    if valued and backend and like:  # in the dtype of ``like`` first (an integer grid's sin is torch's float32)
+        lines += [f"{v}_value = {v} * {backend.new('ones', '()', like)}" for v in valued]
+        factor = factor.xreplace({v: sp.Symbol(f"{v}_value") for v in valued})
+    value = array_code(factor, ap)
     if not term.accesses and backend and like:  # a value of sizes alone: in the dtype of ``like`` (torch's where
         value = f"{value} * {backend.new('ones', '()', like)}"  # of two Python numbers is its default float32)
     mask = " & ".join(masks) if masks else "True"

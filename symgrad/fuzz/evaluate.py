@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tree import Affine, Bin, Brk, Fn, Map, Neg, Num, Pow, Read, Reduce, SizeRef, Stop, size_value
+from .tree import Affine, Bin, Brk, Fn, IndexValue, Map, Neg, Num, Pow, Read, Reduce, SizeRef, Stop, size_value
 
 
 class TorchOps:
@@ -177,6 +177,8 @@ class Evaluator:
             return ops.reshape(ops.number(e.value), [1] * rank)
         if isinstance(e, SizeRef):
             return ops.reshape(ops.number(str(size_value(e.extent, self.sizes))), [1] * rank)
+        if isinstance(e, IndexValue):
+            return ops.array(self.index(e.index, scope).astype(np.float64))
         if isinstance(e, Read):
             return self.read(e, scope)
         if isinstance(e, Bin):

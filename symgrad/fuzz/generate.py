@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .tree import (Affine, Bin, Brk, Cmp, Fn, Map, Neg, Num, Pow, Program, Read, Reduce, SizeRef, Statement,
-                   Stop, Tensor, size_names, size_value)
+from .tree import (Affine, Bin, Brk, Cmp, Fn, IndexValue, Map, Neg, Num, Pow, Program, Read, Reduce, SizeRef,
+                   Statement, Stop, Tensor, size_names, size_value)
 
 SIZE_NAMES = ("N", "D", "C", "L", "K", "M", "E", "F")
 BOUNDED = ("tanh", "sin", "cos", "erf", "sigmoid")
@@ -26,7 +26,7 @@ CONSTRUCTS = ("pointwise", "function", "kink", "binary", "division", "power", "l
               "conv", "conv_bracket", "shift", "flip", "const_index", "outside_const", "bracket", "wrap",
               "reflect", "clamp", "softmax", "logsumexp", "layer_norm", "rms_norm", "attention", "causal",
               "residual", "scalar_param", "scalar_result", "outputs", "stop_gradient", "integer_size",
-              "declared_range", "size_line")
+              "declared_range", "size_line", "index_value")
 
 
 @dataclass
@@ -183,6 +183,9 @@ class Generator:
     def leaf(self, sc: _Scope, shifts=True):
         names = self.readable(sc)
         if not names or self.rng.random() < 0.08:
+            if sc.vars and self.rng.random() < 0.3:  # an index as a number: a position weight
+                self.tags.add("index_value")
+                return IndexValue(Affine.of(self.rng.choice(sc.vars)[0], 1, self.rng.choice((0, 1))))
             return Num(self.rng.choice(("2", "0.5", "3", "1.5")))
         return self.read(self.rng.choice(names), sc, shifts)
 

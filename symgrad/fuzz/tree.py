@@ -112,6 +112,16 @@ class SizeRef:
 
 
 @dataclass(frozen=True)
+class IndexValue:
+    """An index expression used as a number (``x[n] * (n + 1)``: a position weight)."""
+
+    index: Affine
+
+    def text(self, ctx=0) -> str:
+        return f"({self.index.text()})"
+
+
+@dataclass(frozen=True)
 class Read:
     tensor: str
     index: tuple          # Affine or Map per axis; () for a scalar
