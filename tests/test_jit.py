@@ -201,3 +201,18 @@ def test_compiled_loops_are_cached_on_disk_for_the_next_process(tmp_path):
     assert first_file == second_file and first_file.startswith(f"file {tmp_path}") and first_values == second_values
     assert "data saved to" in runs[0].stdout and "data loaded from" in runs[1].stdout
     assert "data saved to" not in runs[1].stdout  # (every loop the second process ran came from the cache)
+
+
+def test_a_cached_module_file_runs_only_if_it_is_what_was_emitted(tmp_path, monkeypatch):
+    """The cache's module file is checked against the emitted source before it runs: an edited or
+    truncated file is written again; without numba loops a module runs from its string."""
+    from pathlib import Path
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    source = emit(symgrad.derive(symgrad.ops.gelu()), jvp=False)
+    path = Path(load(source, "symgrad_gelu_cache_test").__file__)
+    assert path.parent == tmp_path / "modules" and path.read_text(encoding="utf-8") == source
+    path.write_text("raise SystemExit('not what was emitted')\n")
+    assert Path(load(source, "symgrad_gelu_cache_test").__file__) == path
+    assert path.read_text(encoding="utf-8") == source
+    plain = emit(symgrad.derive(symgrad.ops.matmul()), jvp=False)
+    assert "_on_disk(" not in plain and getattr(load(plain, "symgrad_matmul_cache_test"), "__file__", None) is None

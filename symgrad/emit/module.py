@@ -204,12 +204,12 @@ def _cached_file(source: str, name: str):
     import re
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
     path = cache_directory() / "modules" / f"{re.sub(r'[^A-Za-z0-9_]', '_', name)}_{digest}.py"
-    if path.is_file():
-        return path
     try:
+        if path.is_file() and path.read_text(encoding="utf-8") == source:  # (what runs is what was emitted, byte for byte)
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
-        partial.write_text(source)
+        partial.write_text(source, encoding="utf-8")
         os.replace(partial, path)  # (atomic: another process writing the same module writes the same text)
     except OSError:
         return None
