@@ -441,7 +441,7 @@ def cmd_audit(args):
         raise SymgradError(f"audit {args.framework}: the framework is not installed ({exc})") from None
     output = Path(args.output) if args.output else None
     result = audit(adapter, wanted, budget=args.budget, seconds=args.time, dtypes=dtypes, seed=args.seed,
-                   jobs=args.jobs or os.cpu_count() or 1, progress=progress_bar())
+                   jobs=args.jobs or os.cpu_count() or 1, progress=progress_bar(), workers=True)
     folder = output.with_name(output.stem + "_reproducers") if output else Path("audit_reproducers")
     write_reproducers(result, folder)
     text = markdown(result)
@@ -538,7 +538,8 @@ def parser() -> argparse.ArgumentParser:
     au.add_argument("--dtype", default="float64,float32",
                     help=f"comma-separated, of {', '.join(audit_names.DTYPES)} (default float64,float32)")
     au.add_argument("--seed", type=_integer_at_least(0), default=0, help="seed of the random configurations (default 0)")
-    au.add_argument("-j", "--jobs", type=_integer_at_least(1), help="worker processes (default: every core)")
+    au.add_argument("-j", "--jobs", type=_integer_at_least(1), help="worker processes (default: every core); a path "
+                                                                      "that kills its worker is reported as crashed")
     au.add_argument("-o", "--output", help="write the Markdown report here and JSON beside it (default: print)")
     au.set_defaults(fn=cmd_audit)
     fz = sub.add_parser("fuzz", allow_abbrev=False,

@@ -101,16 +101,18 @@ def _work(args):
 
 
 def audit(adapter: Adapter, wanted=None, budget: int = 2000, seconds: float = None, dtypes=("float64", "float32"),
-          seed: int = 0, jobs: int = 1, progress=None) -> dict:
-    """Run the audit; returns the results the report is made from.  With ``jobs`` > 1 the paths run in
-    worker processes, and a path that kills its process (a framework writing outside its buffers) is
-    found by running alone and reported as crashed; with 1 they run in this process."""
+          seed: int = 0, jobs: int = 1, progress=None, workers: bool = None) -> dict:
+    """Run the audit; returns the results the report is made from.  With ``workers`` (default: ``jobs``
+    > 1) the paths run in ``jobs`` worker processes, and a path that kills its process (a framework
+    writing outside its buffers) is found by running alone and reported as crashed; without, in this
+    process."""
+    workers = jobs > 1 if workers is None else workers
     start = time.perf_counter()
     cases = configurations(adapter, wanted, budget, seed)
     chunk = 8
     batches = [(adapter, cases[k:k + chunk], tuple(dtypes), seed, k) for k in range(0, len(cases), chunk)]
     results, done = [], 0
-    iterator = contained(_work, batches, jobs, _work_alone) if jobs > 1 else map(_work, batches)
+    iterator = contained(_work, batches, jobs, _work_alone) if workers else map(_work, batches)
     try:
         for batch in iterator:
             results += batch
@@ -127,7 +129,7 @@ def audit(adapter: Adapter, wanted=None, budget: int = 2000, seconds: float = No
     paths = {p.name: p for p in adapter.paths}
     mismatches = _distinct([o for o in outcomes if o.status == "mismatch"])
     work = [(paths[o.path], o) for o in mismatches]
-    if jobs > 1:  # each discrepancy rerun and shrunk in a worker (a JAX shrink retraces each step; a shrink may crash)
+    if workers:  # each discrepancy rerun and shrunk in a worker (a JAX shrink retraces each step; a shrink may crash)
         mismatches = list(contained(_settle, work, jobs, _unsettled))
     else:
         mismatches = [_settle(w) for w in work]
@@ -149,7 +151,7 @@ def _work_alone(batch: tuple) -> list:
             continue
         if not in_child(_work, (adapter, [], dtypes, seed, k))[0]:  # no worker runs at all: not the path's doing
             raise SymgradError("audit: worker processes die before running anything (a script calling audit() with "
-                               "jobs > 1 needs `if __name__ == '__main__':`)")
+                               "workers needs `if __name__ == '__main__':`)")
         for path in [p for p in adapter.paths if p.applies(case)]:
             for dtype in dtypes:
                 ok, value = in_child(_run_alone, (path, case, dtype, (seed, k)))
