@@ -24,7 +24,7 @@ def _clipped(L, K, s, p) -> int:
 
 
 def edge_cases(families) -> list:
-    """A few configurations of each systematic class, for every pooling rank."""
+    """A few configurations of each systematic class of the families asked for, on 1, 2 and 3 axes."""
     out = []
     for ndim in (1, 2, 3):
         L, K = {1: (11, 3), 2: (7, 3), 3: (5, 2)}[ndim]
