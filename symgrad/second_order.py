@@ -169,12 +169,23 @@ def derive_program_second_order(program_or_derivation) -> ProgramSecondOrder:
     ([6, 1], ('xbar',))
     """
     start = time.perf_counter()
-    first = program_or_derivation if isinstance(program_or_derivation, ProgramDerivation) else \
-        derive_program(program_or_derivation)
+    first = _derivation(program_or_derivation)
     if not any(t.name in first.adjoints for t in first.program.inputs):  # the backward is 0: so is its derivative
         return ProgramSecondOrder(first, None, None, time.perf_counter() - start)
-    backward = backward_program(first)
-    return ProgramSecondOrder(first, backward, derive_program(backward, known=first), time.perf_counter() - start)
+    backward, second = _next_order(first)
+    return ProgramSecondOrder(first, backward, second, time.perf_counter() - start)
+
+
+def _derivation(program_or_derivation) -> ProgramDerivation:
+    return program_or_derivation if isinstance(program_or_derivation, ProgramDerivation) else \
+        derive_program(program_or_derivation)
+
+
+def _next_order(d: ProgramDerivation) -> tuple:
+    """``d``'s backward as a program (as written: emission reads it), and its derivation (the statements
+    it shares with ``d``'s program taken from ``d``, not derived again)."""
+    backward = backward_program(d)
+    return backward, derive_program(backward, known=d)
 
 
 def derive_program_order(program_or_derivation, order: int) -> list:
@@ -191,12 +202,11 @@ def derive_program_order(program_or_derivation, order: int) -> list:
     """
     if not isinstance(order, int) or order < 1:
         raise SymgradError(f"order must be an integer >= 1, got {order!r}")
-    first = program_or_derivation if isinstance(program_or_derivation, ProgramDerivation) else \
-        derive_program(program_or_derivation)
+    first = _derivation(program_or_derivation)
     out = [first]
     while len(out) < order:
         if not any(t.name in out[-1].adjoints for t in out[-1].program.inputs):
             raise SymgradError(f"{first.program.name}: order {len(out)} is 0 (no input has a gradient), so is "
                                f"every order above it")
-        out.append(derive_program(backward_program(out[-1]), known=out[-1]))
+        out.append(_next_order(out[-1])[1])
     return out
