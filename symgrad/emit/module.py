@@ -172,11 +172,12 @@ def load(source: str, name: str = "symgrad_emitted"):
     import importlib.util
     import sys
     import types
-    path = _cached_file(source, name) if "_on_disk(" in source else None
+    code = compile(source, f"<{name}>", "exec")
+    path = _cached_file(source, name) if "_on_disk" in code.co_names else None  # (it defines the disk cache)
     if path is None:
         module = types.ModuleType(name)
         sys.modules[name] = module
-        exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+        exec(code, module.__dict__)
         return module
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -201,9 +202,9 @@ def _cached_file(source: str, name: str):
     the compiled loops' cache), or None where it cannot be written."""
     import hashlib
     import os
-    import re
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    path = cache_directory() / "modules" / f"{re.sub(r'[^A-Za-z0-9_]', '_', name)}_{digest}.py"
+    stem = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name)
+    path = cache_directory() / "modules" / f"{stem}_{digest}.py"
     try:
         if path.is_file() and path.read_text(encoding="utf-8") == source:  # (what runs is what was emitted, byte for byte)
             return path
