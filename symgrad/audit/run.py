@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ir import SymgradError
 from . import cases, historical, program_cases, spatial_cases, truth
-from .cases import PROGRAMS, SPATIAL, Case
+from .cases import PROGRAMS, SPATIAL
 from .outcome import RERUNS, Outcome, run_one
 from .paths import ORDER, Adapter, Path, families
 from .workers import contained, in_child
@@ -67,7 +67,7 @@ def configurations(adapter: Adapter, wanted, budget: int, seed: int) -> list:
     if budget <= len(edges):  # each family's cases in turn, spread over its classes (every other one first),
         queues = {f: [c for c in edges if c.family == f] for f in fams}  # those some path takes before the rest
         queues = {f: cs[::2] + cs[1::2] for f, cs in queues.items() if cs}
-        queues = {f: [c for c in cs if _taken(adapter, c)] + [c for c in cs if not _taken(adapter, c)]
+        queues = {f: sorted(cs, key=lambda c: not any(p.applies(c) for p in adapter.paths))  # (stable)
                   for f, cs in queues.items()}
         out, wanted_count = [], max(budget, len(queues))
         while len(out) < wanted_count:
@@ -82,10 +82,6 @@ def configurations(adapter: Adapter, wanted, budget: int, seed: int) -> list:
         out += group.random_cases(members, share, rng)
         given += share
     return out
-
-
-def _taken(adapter: Adapter, case: Case) -> bool:
-    return any(p.applies(case) for p in adapter.paths)
 
 
 def _work(args):
