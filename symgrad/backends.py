@@ -1,5 +1,5 @@
-"""What differs between the emitted modules, in one place: the array module, the printer, which
-runtime pieces stand in for which, how elementwise work runs, and the few spellings the array
+"""What differs between the emitted modules, in one place: the array module, the printer, how
+elementwise work runs, and the few spellings the array
 libraries disagree on.
 
 Two kinds: standalone array modules (``numpy``, ``cupy``: ``emit --backend``) and framework
@@ -8,7 +8,7 @@ targets (``torch``, ``jax``: ``emit --target``), whose modules wrap the same for
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .ir import SymgradError
 from .printing.array import ArrayPrinter, CuPyArrayPrinter, JaxArrayPrinter, ModuleArrayPrinter, TorchArrayPrinter
@@ -18,8 +18,8 @@ from .printing.array import ArrayPrinter, CuPyArrayPrinter, JaxArrayPrinter, Mod
 class Backend:
     """One target array library.
 
-    ``substitutes`` maps a runtime piece written for NumPy to the one that replaces it here (the
-    replacement defines the same names); ``blockwise``: elementwise ops run over cache-sized
+    Its own runtime pieces are in ``symgrad/runtime/<name>/`` and stand in for the shared ones of
+    the same name (:func:`symgrad.emit.inline.resolve`); ``blockwise``: elementwise ops run over cache-sized
     blocks (and numba loops); ``fused``: pointwise expressions become one CUDA kernel each.
     """
 
@@ -27,7 +27,6 @@ class Backend:
     title: str
     array_import: str
     printer: type
-    substitutes: dict = field(default_factory=dict)
     blockwise: bool = False
     fused: bool = False
     #: how a convolution runs, one clause for the emitted header
@@ -88,18 +87,16 @@ NUMPY = Backend("numpy", "NumPy", "import numpy as xp", ModuleArrayPrinter, bloc
                 conv_runs="in cache-sized batch chunks dealt out to worker threads",
                 matmul_runs="one batched BLAS matrix product")
 CUPY = Backend("cupy", "CuPy", "import cupy as xp", CuPyArrayPrinter,
-               substitutes={"gemm_numpy": "gemm_cupy", "accumulate_numpy": "accumulate_cupy", "threads": "stream"}, fused=True,
+               fused=True,
                conv_runs="over the whole batch, each GEMM one cuBLAS call on its operands where they lie",
                matmul_runs="one strided-batched cuBLAS GEMM on the operands as they lie")
 TORCH = Backend("torch", "PyTorch", "import torch as xp", TorchArrayPrinter,
-                substitutes={"conv": "torch_conv", "gemm_numpy": "gemm_torch"},
                 conv_runs="asymmetric or negative padding by torch.nn.functional.pad; on the tensors' device",
                 conv_paths=False, matmul_runs="one torch.matmul on the permuted operands",
                 expression_runs="torch expression (one kernel per operation)",
                 permute="permute", flip_axes="dims", device=True, in_place=False, framework=True, widen="_wide",
                 stop="{}.detach()")
 JAX = Backend("jax", "JAX", "import jax.numpy as xp", JaxArrayPrinter,
-              substitutes={"conv": "jax_conv", "dot_general": "jax_dot_general"},
               conv_runs="jax.lax.conv_general_dilated with these fields verbatim (precision HIGHEST)",
               conv_paths=False, matmul_runs="jax.lax.dot_general with these dimension numbers (precision HIGHEST)",
               expression_runs="jax.numpy expression (XLA fuses it under jit)", in_place=False, framework=True,

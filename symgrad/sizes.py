@@ -34,14 +34,17 @@ def _symbols(op: Op) -> dict:
     return {s.name: s for s in syms}
 
 
-def bind_statements(op: Op, bound=()) -> tuple:
+def bind_statements(op: Op, bound=(), checked=()) -> tuple:
     """``(lines, symbols)``: Python statements that read every size symbol from the input arrays
     (named as the inputs), raise ``ValueError`` naming the op, the input and the expected shape where
     they do not fit, and compute the output sizes; and the symbols they bind, in order.  Symbols in
-    ``bound`` are taken as given (names in scope)."""
+    ``bound`` are taken as given (names in scope); the inputs named in ``checked`` are left out (the
+    caller has checked their shapes: a JVP's tangents, each of its primal's shape)."""
     lines, bound, later = [], list(bound), []
     origins = {}  # size symbol -> (input, axis) it is read from
     for t in op.inputs:
+        if t.name in checked:
+            continue
         want = shape_text(t)
         lines.append(f"if {t.name}.ndim != {len(t.shape)}:")
         lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, got {{{t.name}.shape}}")')

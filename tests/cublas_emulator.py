@@ -1,5 +1,5 @@
 """cuBLAS's gemmStridedBatchedEx emulated with NumPy on host memory, so that the CPU suite runs the
-CuPy modules' GEMM calls (symgrad/runtime/gemm_cupy.py) as they are made on the GPU.
+CuPy modules' GEMM calls (symgrad/runtime/cupy/gemm.py) as they are made on the GPU.
 
 The emulation follows the cuBLAS documentation, not the helper: column-major matrices at raw
 addresses, each read through its leading dimension, op(A) = A or A^T by the transpose flag, a
@@ -110,13 +110,15 @@ _LOADED = itertools.count()
 
 
 def runtime_module(name, xp=None, siblings=None):
-    """A fresh copy of the runtime module ``name`` (symgrad/runtime/<name>.py), loaded now (module
-    constants read the environment anew) with ``import cupy`` giving ``xp`` (None: no cupy); its
-    sibling imports are the package's own modules, or those in ``siblings`` (name -> module)."""
+    """A fresh copy of the runtime module ``name`` (symgrad/runtime/<name>.py, ``cupy/gemm``: in its
+    folder), loaded now (module constants read the environment anew) with ``import cupy`` giving
+    ``xp`` (None: no cupy); its sibling imports are the package's own modules, or those in
+    ``siblings`` (name -> module)."""
     path = Path(symgrad.runtime.__file__).parent / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"symgrad.runtime._{name}_on_host_{next(_LOADED)}", path)
+    package = ".".join(["symgrad.runtime"] + name.split("/")[:-1])
+    spec = importlib.util.spec_from_file_location(f"{package}._{name.split('/')[-1]}_on_host_{next(_LOADED)}", path)
     module = importlib.util.module_from_spec(spec)
-    swapped = {"cupy": xp, **{f"symgrad.runtime.{k}": m for k, m in (siblings or {}).items()}}
+    swapped = {"cupy": xp, **{f"symgrad.runtime.{k.replace('/', '.')}": m for k, m in (siblings or {}).items()}}
     saved = {key: sys.modules.get(key) for key in swapped}
     sys.modules.update(swapped)
     try:
@@ -131,12 +133,12 @@ def runtime_module(name, xp=None, siblings=None):
 
 
 def cupy_helpers():
-    """The CuPy modules' GEMM and accumulation helpers (runtime/gemm_cupy.py and accumulate_cupy.py,
+    """The CuPy modules' GEMM and accumulation helpers (runtime/cupy/gemm.py and cupy/accumulate.py,
     as one namespace) over NumPy arrays, cuBLAS emulated, host addresses standing in for device
     ones; and the emulated cuBLAS, which also records the GEMMs the helpers did not give it."""
     xp, cublas = fake_cupy()
-    gemm = runtime_module("gemm_cupy", xp)
-    accumulate = runtime_module("accumulate_cupy", xp, siblings={"gemm_cupy": gemm})
+    gemm = runtime_module("cupy/gemm", xp)
+    accumulate = runtime_module("cupy/accumulate", xp, siblings={"cupy/gemm": gemm})
     on_host(vars(gemm), cublas)
     accumulate._gemm = gemm._gemm  # the recording wrapper on_host put in place
     return {**vars(gemm), **vars(accumulate)}, cublas

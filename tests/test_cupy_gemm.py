@@ -1,4 +1,4 @@
-"""The CuPy modules' GEMM helper (symgrad/runtime/gemm_cupy.py) on the CPU, cuBLAS emulated on host
+"""The CuPy modules' GEMM helper (symgrad/runtime/cupy/gemm.py) on the CPU, cuBLAS emulated on host
 memory (tests/cublas_emulator.py): which operand layouts it gives to cuBLAS in place (contiguous,
 transposed, strided row windows as the per-tap GEMMs read them, a broadcast batch), that the
 results and beta = 1 accumulation are right in float16/32/64, and that it leaves to cupy.matmul

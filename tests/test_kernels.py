@@ -146,7 +146,7 @@ def test_the_kernel_table_is_what_torch_documents():
 @needs_torch
 def test_within_decides_by_finiteness_range_and_precision():
     import torch
-    from symgrad.runtime.within import _within
+    from symgrad.runtime.torch.within import _within
     inf = math.inf
     assert _within(torch.tensor([-3.0, 2.0]), 3.0, 1.0)                   # float32: the narrow bound
     assert not _within(torch.tensor([-3.0, 2.0], dtype=torch.float64), 3.0, 1.0)

@@ -11,8 +11,9 @@ deriving or emitting anything:
   OMP_PROC_BIND's binding, the serial fallback without threadpoolctl;
 - the numba loops' double-precision scalar ``erf``, ``erfc``, ``tanh``, ``exp`` and the arrays'
   ``erfc`` against 50-digit values;
-- how the emitter inlines them: every piece parses into code, imports and needs; the CuPy
-  substitutes define every name the NumPy pieces are asked for; templates hold no static helper.
+- how the emitter inlines them: every piece parses into code, imports and needs; each backend's
+  own pieces (its folder) define every name the shared pieces are asked for; templates hold no
+  static helper.
 (The CuPy GEMM helper alone: tests/test_cupy_gemm.py.)
 """
 import importlib
@@ -23,7 +24,6 @@ import mpmath
 import numpy as np
 import pytest
 
-import symgrad.backends
 import symgrad.runtime
 from symgrad.emit import inline
 from symgrad.templating import template_dir
@@ -32,7 +32,9 @@ from cublas_emulator import runtime_module
 from support import GPU_CUBLAS, PHASE_SETTINGS
 
 RUNTIME = Path(symgrad.runtime.__file__).parent
-PIECES = sorted(p.stem for p in RUNTIME.glob("*.py") if p.stem != "__init__")
+PIECES = sorted(p.relative_to(RUNTIME).with_suffix("").as_posix() for p in RUNTIME.rglob("*.py") if p.stem != "__init__")
+#: the backends with pieces of their own, each a folder of symgrad/runtime
+BACKENDS = ("cupy", "torch", "jax")
 #: the frameworks a runtime piece may import; a piece of one that is not installed is left out
 OPTIONAL = ("cupy", "jax", "torch")
 
@@ -40,7 +42,7 @@ OPTIONAL = ("cupy", "jax", "torch")
 def _importable(name: str):
     """The runtime module ``name``, or None where it needs an optional framework that is missing."""
     try:
-        return importlib.import_module(f"symgrad.runtime.{name}")
+        return importlib.import_module(f"symgrad.runtime.{name.replace('/', '.')}")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in OPTIONAL:
             return None
@@ -48,7 +50,7 @@ def _importable(name: str):
 
 
 #: the modules the NumPy modules inline, and those of the frameworks that are installed
-MODULES = [m for m in (_importable(name) for name in PIECES if name not in ("gemm_cupy", "fused")) if m is not None]
+MODULES = [m for m in (_importable(name) for name in PIECES if not name.startswith("cupy/")) if m is not None]
 
 
 def apply_setting(monkeypatch, setting: dict):
@@ -241,8 +243,8 @@ def test_loop_scalars_in_double_precision(name, reference, bound):
     """The loops' double-precision erf, erfc, tanh and exp (vectorisable: no libm calls) against
     50-digit values over their whole range, with the edges: erfc keeps its relative accuracy in the
     far tail, exp reaches subnormal results and overflows to inf, NaN stays NaN."""
-    module = {"_erf64": "jit_erf", "_erfc64": "jit_erf", "_tanh64": "jit_tanh", "_exp64": "jit_exp"}[name]
-    loop = _scalar_loop(getattr(importlib.import_module(f"symgrad.runtime.{module}"), name))
+    module = {"_erf64": "erf", "_erfc64": "erf", "_tanh64": "tanh", "_exp64": "exp"}[name]
+    loop = _scalar_loop(getattr(importlib.import_module(f"symgrad.runtime.numba.{module}"), name))
     span = {"_exp64": (-740, 709), "_erfc64": (-6, 26)}.get(name, (-20, 20))
     z = np.concatenate([np.linspace(*span, 4001), np.geomspace(1e-300, 1, 200), -np.geomspace(1e-300, 1, 200)])
     z = z[(z >= span[0]) & (z <= span[1])]
@@ -270,25 +272,31 @@ def test_every_piece_is_inlinable(name):
     compile(piece.code, name, "exec")
 
 
-@pytest.mark.parametrize("substitutes", [{}, symgrad.backends.CUPY.substitutes], ids=["numpy", "cupy"])
-def test_every_backend_resolves_every_piece(substitutes):
-    """Every sibling import is satisfied for both backends (the CuPy substitutes define what the
-    NumPy pieces are asked for), and the pieces come out dependencies first."""
-    roots = [p for p in PIECES if p not in substitutes and p not in substitutes.values()]
-    pieces = inline.closure(roots, substitutes)
+@pytest.mark.parametrize("backend", ("numpy",) + BACKENDS)
+def test_every_backend_resolves_every_piece(backend):
+    """Every sibling import is satisfied for each backend (a backend's own piece defines what the
+    shared piece of its name is asked for), and the pieces come out dependencies first, no other
+    backend's among them.  The roots: for NumPy and CuPy every piece but the other backends', for a
+    framework target its own pieces and the shared ones they stand in for."""
+    others = tuple(f"{b}/" for b in BACKENDS if b != backend)
+    roots = [p for p in PIECES if not p.startswith(others)]
+    if backend in ("torch", "jax"):
+        roots = [p for p in roots if p.startswith(f"{backend}/") or f"{backend}/{p}" in PIECES]
+    pieces = inline.closure(roots, backend)
     order = [p.name for p in pieces]
-    assert len(order) == len(set(order)) and not set(order) & set(substitutes)
+    assert len(order) == len(set(order)) and not any(name.startswith(others) for name in order)
     for p in pieces:
         for module, _ in p.needs:
-            assert order.index(substitutes.get(module, module)) < order.index(p.name)
+            assert order.index(inline.resolve(module, backend)) < order.index(p.name)
+    assert backend == "numpy" or any(name.startswith(f"{backend}/") for name in order)
 
 
-def test_a_substitute_lacking_a_name_is_refused(monkeypatch):
+def test_a_backend_piece_lacking_a_name_is_refused(monkeypatch):
     real = inline.piece
-    monkeypatch.setattr(inline, "piece", lambda name: real(name) if name != "stream" else
+    monkeypatch.setattr(inline, "piece", lambda name: real(name) if name != "cupy/threads" else
                         inline.Piece(name, "", (), (), frozenset({"_split", "_in_parallel"})))
-    with pytest.raises(ValueError, match="stream .*lacks _CHUNK_BYTES"):
-        inline.closure(["flat_shift"], {"threads": "stream"})
+    with pytest.raises(ValueError, match="cupy/threads .*lacks _CHUNK_BYTES"):
+        inline.closure(["flat_shift"], "cupy")
 
 
 def test_templates_hold_no_static_helper():
@@ -318,7 +326,7 @@ def test_batched_matmul_dealt_to_worker_threads():
     each): the same values as numpy.matmul, for float32 and mixed dtypes, with one or two threads."""
     pytest.importorskip("threadpoolctl")
     import threadpoolctl
-    from symgrad.runtime.gemm_numpy import _matmul
+    from symgrad.runtime.gemm import _matmul
     rng = np.random.default_rng(0)
     for a, b in ((rng.standard_normal((5, 7, 3)).astype(np.float32), rng.standard_normal((5, 3, 4)).astype(np.float32)),
                  (rng.standard_normal((3, 2, 6)), rng.standard_normal((3, 6, 2)).astype(np.float32)),

@@ -89,4 +89,4 @@ __all__ = ["compare", "emitted_at", "format_compare"]
 
 if __name__ == "__main__":
     import json
-    print(json.dumps(run_compare(json.loads(sys.argv[1]))))
+    print(json.dumps(run_compare(json.loads(sys.stdin.read()))))

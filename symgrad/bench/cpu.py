@@ -60,13 +60,15 @@ def _env(threads: int, bind: bool = False) -> dict:
 
 def _child(task: dict, module: str = "symgrad.bench.cpu", cache: str = None) -> dict:
     """Run ``task`` in a fresh ``python -m module`` with the task's thread counts (``cache``: the emitted
-    modules' cache directory, SYMGRAD_CACHE_DIR); its last line of output."""
+    modules' cache directory, SYMGRAD_CACHE_DIR); its last line of output.  The task goes in on standard
+    input (it holds the emitted modules' source: one command-line argument may not exceed 128 KiB)."""
     env = _env(task["threads"], task.get("bind", False))
     if cache:
         env["SYMGRAD_CACHE_DIR"] = cache
     if task["mode"] == "memory":  # every array its own mapping (see run_memory)
         env.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    proc = subprocess.run([sys.executable, "-m", module, json.dumps(task)], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", module], input=json.dumps(task), env=env, capture_output=True,
+                          text=True)
     if proc.returncode:
         from ..ir import SymgradError
         raise SymgradError("bench: " + proc.stderr.strip().splitlines()[-1] if proc.stderr else "bench child failed")
@@ -404,5 +406,5 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
 
 
 if __name__ == "__main__":
-    task = json.loads(sys.argv[1])
+    task = json.loads(sys.stdin.read())
     print(json.dumps(run_timing(task) if task["mode"] == "time" else run_memory(task)))

@@ -3,7 +3,7 @@
 
 The forms' code is the one the NumPy modules run (:func:`symgrad.emit.module.code_context`), printed
 for the framework's array module (:mod:`symgrad.backends`) and calling its own convolution and
-contraction (``runtime/torch_conv.py``, ``runtime/jax_conv.py``, …).  Every operation in a backward
+contraction (``runtime/torch/conv.py``, ``runtime/jax/conv.py``, …).  Every operation in a backward
 is the framework's own and differentiable, so the framework differentiates the backward again:
 double backward (torch), ``jax.grad`` of ``jax.grad``.  The module imports the framework and the
 standard library only.
@@ -57,7 +57,7 @@ def target_context(d: Derivation, target: str) -> dict:
     usage = _USAGE[target].format(function=op.name, args=args, module=(
         f"; {layer['class']}(in_channels, out_channels, kernel_size, ...) is the layer, with torch.nn.{layer['class']}'s "
         "constructor, attributes and state_dict" if layer else ""))
-    pieces = code["pieces"] | {f"{target}_inputs"} | ({"torch_layer"} if layer else set())
+    pieces = code["pieces"] | {"inputs"} | ({"layer"} if layer else set())
     native = forward_mode_parts(op, target, {"piece_set": pieces, "code_imports": code["imports"]}, [op.output.name],
                                 {f.kind for f in d.forward}, op.elementwise)  # the derived JVP; torch: a native op
     names, imports, runtime = native["pieces"], native["imports"], native["runtime"]

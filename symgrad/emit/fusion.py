@@ -9,7 +9,8 @@ NumPy fallback and the store into an adjoint, an alias (``dx = dxc``), or other 
 nests over rows of the same extent, each reading what the run made only at its own row, becomes
 one group; a nest that reads nothing the run made (a bias gradient's sum over the rows) moves
 before it; anything else ends it.  The group tries the fused loop (``_rows`` in
-:mod:`symgrad.runtime.jit`) and falls back to the members' own code."""
+:mod:`symgrad.runtime.numba.jit`) and falls back to the members' NumPy code: a member's own loop
+nest is then never called, and :func:`fuse` reports the nests that are."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,13 +34,16 @@ AFTER = _After()
 @dataclass(frozen=True)
 class Unit:
     """One step of the emitted code: ``lines`` alone (the unfused code: nest call, fallback and
-    store); with ``nest``, the loop nest computing ``out`` over ``extent`` rows, its result then
-    stored into ``into`` (``add``: added to it by NumPy after the loop); with ``alias``, ``out`` is
-    that name unchanged (and stored like a nest's)."""
+    store); with ``nest``, the loop nest ``nest_name`` computing ``out`` over ``extent`` rows, its
+    result then stored into ``into`` (``add``: added to it by NumPy after the loop), and ``numpy``
+    the same step without the nest (a fused group's fallback); with ``alias``, ``out`` is that name
+    unchanged (and stored like a nest's)."""
 
     lines: tuple
     out: str = None
     nest: Nest = None
+    nest_name: str = None
+    numpy: tuple = ()
     text: str = ""
     shape: str = ""          # the result's shape, as code
     extent: object = None    # the result's first axis (a size)
@@ -101,11 +105,12 @@ def bound(unit: Unit, index: int, made: dict) -> dict:
             for name in (unit.out, unit.into) if name is not None}
 
 
-def fuse(op: str, units: list, prefix: str, groups: list, live: set) -> list:
+def fuse(op: str, units: list, prefix: str, groups: list, live: set, called: set) -> list:
     """The lines of ``units`` with runs of row nests fused (each group's loop recorded in
-    ``groups`` for the template, named after ``prefix``).  ``live``: the names the code after
-    these lines reads; a member's result that nothing after its group reads, and that has more
-    than one axis, is never stored whole: its loop keeps one row at a time."""
+    ``groups`` for the template, named after ``prefix``; the names of the loop nests the lines
+    still call added to ``called``).  ``live``: the names the code after these lines reads; a
+    member's result that nothing after its group reads, and that has more than one axis, is never
+    stored whole: its loop keeps one row at a time."""
     chunks, group = [], Group()
 
     def close():
@@ -133,6 +138,7 @@ def fuse(op: str, units: list, prefix: str, groups: list, live: set) -> list:
             chunk = chunk.members
         else:
             lines = [line for u in chunk for line in u.comment + u.lines] + lines
+            called |= {u.nest_name for u in chunk if u.nest is not None}
         live = live | reads(chunk)
     groups.extend(reversed(found))
     return lines
@@ -202,7 +208,7 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
             k += 1
         else:
             fused += list(m.lines)
-    own = [line for m in members for line in m.comment + m.lines]
+    own = [line for m in members for line in m.comment + (m.numpy if m.nest is not None else m.lines)]
     head = f"# {len(nests)} statements row by row in one loop ({', '.join(m.out for m in nests)}), else one by one"
     return [head, call, "if _fused is not None:"] + ["    " + line for line in fused] + \
         ["else:"] + ["    " + line for line in own]

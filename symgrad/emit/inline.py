@@ -1,15 +1,18 @@
 """Inline runtime modules into an emitted file, so that it stays standalone.
 
-A runtime module (``symgrad/runtime/<piece>.py``) is ordinary Python; inlined, its docstring and
-its top-level imports go, the rest is copied verbatim.  Its imports say what it needs:
+A runtime piece is an ordinary module of :mod:`symgrad.runtime`, named by its path there
+(``conv``, ``numba/jit``, ``torch/conv``); inlined, its docstring and its top-level imports go, the
+rest is copied verbatim.  Its imports say what it needs:
 
-* ``from .other import names``: the piece ``other`` comes along (the pieces share one namespace
-  in the emitted file, as they do here through these imports);
+* ``from .other import names`` (``from ..other``, ``from .folder.other``): the piece ``other``
+  comes along (the pieces share one namespace in the emitted file, as they do here through these
+  imports);
 * ``import numpy as xp``: the array module, which the emitted file imports per backend;
 * any other import: copied into the file's import block.
 
-A backend may substitute pieces (the CuPy modules carry ``gemm_cupy`` wherever ``gemm_numpy`` is
-imported); the substitute must define every name imported from the piece it replaces.  Pieces
+A backend's own pieces live in its folder (``cupy/``, ``torch/``, ``jax/``): a piece asked for by a
+plain name (``gemm``) is the backend's ``<backend>/gemm`` where that file exists, else the shared
+``gemm`` at the top; the backend's piece must define every name taken from the shared one.  Pieces
 come out dependencies first, in a fixed order, so the file is byte-deterministic.
 """
 from __future__ import annotations
@@ -50,9 +53,23 @@ def _defined(tree) -> set:
     return names
 
 
+def resolve(name: str, backend: str) -> str:
+    """The piece that ``name`` is for ``backend``: its own ``<backend>/<name>`` where there is one."""
+    if "/" not in name and backend and (RUNTIME / backend / f"{name}.py").is_file():
+        return f"{backend}/{name}"
+    return name
+
+
+def _sibling(name: str, node) -> str:
+    """The piece a relative import in the piece ``name`` names (``from .x``, ``from ..x``, ``from .a.x``)."""
+    folder = name.split("/")[:-1]
+    folder = folder[:len(folder) - (node.level - 1)] if node.level > 1 else folder
+    return "/".join(folder + node.module.split("."))
+
+
 @functools.lru_cache(maxsize=None)
 def piece(name: str) -> Piece:
-    """The runtime module ``name``, parsed."""
+    """The runtime module ``name`` (its path under symgrad/runtime, without .py), parsed."""
     path = RUNTIME / f"{name}.py"
     if not path.is_file():
         raise ValueError(f"no runtime piece {name!r} ({path})")
@@ -63,8 +80,8 @@ def piece(name: str) -> Piece:
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         drop |= set(range(body[0].lineno, body[0].end_lineno + 1))
     for node in body:
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            needs.append((node.module, tuple(a.name for a in node.names)))
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            needs.append((_sibling(name, node), tuple(a.name for a in node.names)))
             if any(a.asname for a in node.names):
                 raise ValueError(f"runtime piece {name}: a sibling import may not rename ({ast.unparse(node)})")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -80,20 +97,19 @@ def piece(name: str) -> Piece:
     return Piece(name, code, tuple(imports), tuple(needs), frozenset(_defined(tree)))
 
 
-def closure(roots, substitutes: dict) -> list:
-    """The pieces ``roots`` need, dependencies first, each once; ``substitutes`` maps a piece to
-    the one that replaces it (and must define every name taken from it)."""
+def closure(roots, backend: str = "") -> list:
+    """The pieces ``roots`` need for ``backend``, dependencies first, each once (see :func:`resolve`)."""
     order, seen = [], set()
 
     def visit(name, path):
-        name = substitutes.get(name, name)
+        name = resolve(name, backend)
         if name in seen:
             return
         if name in path:
             raise ValueError(f"runtime pieces import each other in a circle: {' -> '.join(path + (name,))}")
         p = piece(name)
         for module, names in sorted(p.needs):
-            need = piece(substitutes.get(module, module))
+            need = piece(resolve(module, backend))
             missing = sorted(set(names) - need.defines)
             if missing:
                 raise ValueError(f"runtime piece {need.name} (for {module}) lacks {', '.join(missing)}, "
@@ -121,10 +137,15 @@ def import_block(statements, array_import: str) -> list:
     return std + ([""] if std else []) + [array_import] + other
 
 
-def inline(roots, substitutes: dict) -> tuple:
-    """``(names, imports, code)``: the pieces ``roots`` need, their import statements, and their
-    source, each piece under a comment naming the module it comes from."""
-    pieces = closure(roots, substitutes)
+def module_name(name: str) -> str:
+    """The piece ``name`` as a module of symgrad.runtime (``numba/jit``: ``numba.jit``)."""
+    return name.replace("/", ".")
+
+
+def inline(roots, backend: str = "") -> tuple:
+    """``(names, imports, code)``: the pieces ``roots`` need for ``backend``, their import
+    statements, and their source, each piece under a comment naming the module it comes from."""
+    pieces = closure(roots, backend)
     imports = [s for p in pieces for s in p.imports]
-    code = "\n\n\n".join(f"# symgrad.runtime.{p.name}\n{p.code}" for p in pieces)
-    return [p.name for p in pieces], imports, code
+    code = "\n\n\n".join(f"# symgrad.runtime.{module_name(p.name)}\n{p.code}" for p in pieces)
+    return [module_name(p.name) for p in pieces], imports, code

@@ -1,6 +1,6 @@
 """The nn.Modules a torch target writes beside its function, with torch.nn's constructor: a
 convolution's (``Conv1d``/``2d``/``3d``, every padding mode) and a norm's (``LayerNorm``, ``RMSNorm``).  Each carries the
-settings its module was derived for (``derived``), which the runtime's checks (``runtime/torch_layer.py``)
+settings its module was derived for (``derived``), which the runtime's checks (``runtime/torch/layer.py``)
 compare the constructor's arguments with."""
 from __future__ import annotations
 

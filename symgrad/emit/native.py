@@ -1,5 +1,5 @@
 """What the torch target needs to register its operation as a native torch op
-(``runtime/torch_native.py``): the op's name and schema, its derived batching rule
+(``runtime/torch/native.py``): the op's name and schema, its derived batching rule
 (:func:`symgrad.batching.folds`) and its autocast policy."""
 from __future__ import annotations
 

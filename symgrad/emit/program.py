@@ -93,16 +93,17 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
     fallback = list(body.lines) + ([f"{out} = {into} + {out}"] if fold else [])
     lines = [call, f"if {out} is None:"] + ["    " + line for line in fallback] + store
     dims = target.tensor.dims
-    return Unit(tuple(lines), out=out, nest=n, text=text, shape=shape_code(dims), extent=dims[0],
+    return Unit(tuple(lines), out=out, nest=n, nest_name=name, numpy=tuple(fallback + store), text=text,
+                shape=shape_code(dims), extent=dims[0],
                 work=work, into=into, add=added, row=shape_code(dims[1:]) if len(dims) > 1 else None, reads=read)
 
 
 def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, live: set, prefix: str,
-             shared: dict, made: dict) -> tuple:
+             shared: dict, made: dict, called: set) -> tuple:
     """The statements' code in order (runs that go row by row fused; ``live``: the names read
     after it), and their summaries; ``prefix`` starts the names of its loops.  A statement whose
     forms ``shared`` holds (``name -> (forms, nest)``, another program's in the same module) runs
-    that program's nest; ``made`` gets this program's."""
+    that program's nest; ``made`` gets this program's; ``called``, the nests the code calls."""
     code, blocks, units = Code(()), [], []
     for k, s in enumerate(d.statements, start=1):
         stmt = s.statement
@@ -124,13 +125,13 @@ def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, liv
                        "forms": [{"kind": f.kind, "fields": form_summary(f)["fields"]} for f in s.forward]})
     if spec.fused:
         units = fuse_kernels(units, live, f"{prefix}forward")
-    return code, blocks, fuse(d.program.name, units, f"{prefix}forward", groups, live)
+    return code, blocks, fuse(d.program.name, units, f"{prefix}forward", groups, live, called)
 
 
-def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, prefix: str) -> tuple:
+def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, prefix: str, called: set) -> tuple:
     """The adjoint contributions, statement by statement backwards, each added to its tensor's
     adjoint ``d<name>`` (the outputs' start as the upstream gradients), runs that go row by row
-    fused; and their summaries."""
+    fused; and their summaries (``called``: the nests the code calls)."""
     code, blocks, started, units = Code(()), [], set(d.program.outputs), []
     for s in reversed(d.statements):
         stmt, grads = s.statement, s.derivation.grads
@@ -166,37 +167,42 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
     read = reads(units)
     if spec.fused:
         units = fuse_kernels(units, live, f"{prefix}backward")
-    return code, blocks, started, fuse(d.program.name, units, f"{prefix}backward", groups, live), read
+    return code, blocks, started, fuse(d.program.name, units, f"{prefix}backward", groups, live, called), read
 
 
-def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = "", shared: dict = None) -> dict:
+def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = "", shared: dict = None,
+                    checked=()) -> dict:
     """Everything ``templates/program.py.j2`` (``program_<target>.py.j2`` for torch and jax) needs,
     from the derivation alone, for ``backend`` (NumPy: numba loop nests, runs of row statements
     fused; CuPy: each pointwise statement and contribution one CUDA kernel, the rest CuPy's array
     functions; torch, jax: the framework's operations, differentiable again).  ``prefix`` starts the
     names of its loops (a second program in the same module), whose statements run the first's loop nests
-    where ``shared`` (the first's ``"forward_nests"``) has the same statement's forms."""
+    where ``shared`` (the first's ``"forward_nests"``) has the same statement's forms; the inputs named in
+    ``checked`` have had their shapes checked by the caller (a JVP's tangents)."""
     p = d.program
     spec = find_backend(backend)
     tensors = d.tensors
-    nests, groups = [], []
+    nests, groups, called = [], [], set()
     backward_code, backward, started, backward_lines, backward_reads = _backward(d, tensors, spec, nests, groups,
-                                                                                 prefix)
+                                                                                 prefix, called)
     made = {}
     forward_code, forward, forward_lines = _forward(d, tensors, spec, nests, groups, backward_reads | set(p.outputs),
-                                                    prefix, shared or {}, made)
+                                                    prefix, shared or {}, made, called)
+    # a nest only a fused group's members had is never called: the group falls back to NumPy
+    nests = [n for n in nests if n["name"] in called]
+    made = {name: (forms, nest) for name, (forms, nest) in made.items() if nest in called}
     interface = p.interface()
-    bind, sizes = bind_statements(interface)
+    bind, sizes = bind_statements(interface, checked=checked)
     for s in d.statements:
         require_concrete(s.derivation, sizes + list(p.constants))
     code = forward_code + backward_code
     rows = [t for t in p.inputs if p.leading is not None and t.dims and t.dims[0] == p.leading]
-    pieces = set(code.pieces) | ({f"{spec.name}_inputs"} if spec.framework else {"owned", "inputs"}) | \
+    pieces = set(code.pieces) | ({"inputs"} if spec.framework else {"owned", "inputs"}) | \
         ({"fused"} if spec.fused else set()) | \
-        ({"torch_saved"} if spec.name == "torch" else set()) | \
-        ({"rows"} if rows else set()) | ({"jit"} if nests else set())
-    pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for n in nests for f in n["nest"].functions}  # erfc beside erf
-    pieces |= {f"jit_{'erf' if f == 'erfc' else f}" for g in groups for f in g["functions"]}
+        ({"saved"} if spec.name == "torch" else set()) | \
+        ({"rows"} if rows else set()) | ({"numba/jit"} if nests or groups else set())
+    pieces |= {f"numba/{'erf' if f == 'erfc' else f}" for n in nests for f in n["nest"].functions}  # erfc beside erf
+    pieces |= {f"numba/{'erf' if f == 'erfc' else f}" for g in groups for f in g["functions"]}
     names, imports, runtime = _inlined(pieces, code.imports, spec)
     outputs = [p.tensors[name] for name in p.outputs]
     args = ", ".join(t.name for t in p.inputs)
@@ -244,8 +250,10 @@ def jvp_context(source, backend: str, primal: bool = False, known: ProgramDeriva
     returns the outputs, with ``primal``, and their tangents), with the runtime pieces they call.  The
     program's own statements, which the JVP program begins with, are taken from ``known`` (the program's
     derivation), not derived again, and run the program's loop nests (``shared``: its ``forward_nests``)."""
-    c = program_context(derive_program(jvp_program(source, primal=primal), wrt=(), known=known), backend,
-                        prefix="jvp_", shared=shared)
+    jvp = jvp_program(source, primal=primal)
+    tangents = [t.name for t in jvp.inputs[len(jvp.inputs) // 2:]]  # each of its primal's shape (tangents.py)
+    c = program_context(derive_program(jvp, wrt=(), known=known), backend, prefix="jvp_", shared=shared,
+                        checked=tangents)
     code = None if find_backend(backend).framework else environment().get_template("program_functions.py.j2").render(
         **c, private="_jvp_", public="_jvp_", forward_only=True)
     return {"this": c["this"], "piece_set": c["piece_set"], "code_imports": c["code_imports"], "code": code}
@@ -268,7 +276,7 @@ def forward_mode_parts(source, backend: str, context: dict, results: list, kinds
         except SymgradError as exc:
             refused = str(exc)
     torch = backend == "torch"
-    pieces = context["piece_set"] | derived["piece_set"] | ({"torch_native"} if torch else set()) | \
+    pieces = context["piece_set"] | derived["piece_set"] | ({"native"} if torch else set()) | \
         ({"tangents"} if derived.get("code") else set())
     names, imports, runtime = _inlined(pieces, sorted(set(context["code_imports"]) | set(derived["code_imports"])),
                                        spec, program=not isinstance(source, Op))
@@ -280,7 +288,7 @@ def forward_mode_parts(source, backend: str, context: dict, results: list, kinds
 def _inlined(pieces, code_imports, spec, program: bool = True) -> tuple:
     """(names, import lines, source) of the runtime ``pieces``, with the forms' own ``code_imports``
     (and functools for a ``program``'s standalone module, whose vjp returns a partial)."""
-    names, imports, runtime = inline(pieces, spec.substitutes)
+    names, imports, runtime = inline(pieces, spec.name)
     imports = import_block(list(imports) + list(code_imports) + (["import jax"] if spec.name == "jax" else []) +
                            ([] if spec.framework or not program else ["import functools"]), spec.array_import)
     return names, imports, runtime
@@ -355,7 +363,7 @@ def emit_program(d: ProgramDerivation, backend: str = "numpy", second: ProgramSe
         context.update(_second_context(second, context, backend))
     if backend == "torch":
         context["layer"] = conv_layer(d.program) or norm_layer(d.program)
-        context["piece_set"] = context["piece_set"] | ({"torch_layer"} if context["layer"] else set())
+        context["piece_set"] = context["piece_set"] | ({"layer"} if context["layer"] else set())
     kinds = {f.kind for s in d.statements for f in s.forward}
     context.update(forward_mode_parts(d.program, backend, context, list(d.program.outputs) + context["kept"], kinds,
                                       jvp=jvp, known=d))

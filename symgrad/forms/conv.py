@@ -29,7 +29,7 @@ def _all_one(values) -> bool:
 
 
 def _torch_call(f) -> str:
-    """The torch call that computes a form (runtime/torch_conv.py's choice, read off the fields)."""
+    """The torch call that computes a form (runtime/torch/conv.py's choice, read off the fields)."""
     n = len(f["window_strides"])
     if not _all_one(f["lhs_dilation"]) and _all_one(f["window_strides"]):
         call = (f"torch.nn.functional.conv_transpose{n}d with stride {tuple(f['lhs_dilation'])} (the kernel reversed, "

@@ -17,7 +17,7 @@ wrong op is then not hidden behind a right kernel).  A form runs as a kernel onl
 
 The emitted code calls the kernel when every element of the argument is finite and within that
 range and the kernel's own float formula does not overflow (``Kernel.narrow``/``double``), else it
-computes the derived expression (:func:`symgrad.runtime.within._within` decides, one pass).
+computes the derived expression (:func:`symgrad.runtime.torch.within._within` decides, one pass).
 """
 from __future__ import annotations
 

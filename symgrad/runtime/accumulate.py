@@ -1,21 +1,8 @@
-"""Sums of products into one result: ``total = Σ product(a, b)``, each product added by way of a
-scratch array.  The GEMM modules build on these (the CuPy one first tries cuBLAS, which adds in
-place)."""
-import numpy as xp
+"""How the NumPy modules' convolution paths sum products into one result: each product by way of
+a scratch array (:mod:`products`).  The CuPy modules carry :mod:`cupy.accumulate` instead, which
+defines the same names."""
+from .products import _add_product, _add_products
 
-
-def _add_product(product, a, b, total, scratch, first):
-    """total = product(a, b) for the first term, else total += product(a, b) by way of ``scratch``
-    (made when not given)."""
-    if first:
-        product(a, b, out=total)
-    else:
-        scratch = xp.empty_like(total) if scratch is None else scratch
-        product(a, b, out=scratch)
-        total += scratch
-
-
-def _add_products(products, total, scratch):
-    """total = sum of a * b (broadcast) over the pairs in ``products``, one multiply-add each."""
-    for k, (a, b) in enumerate(products):
-        _add_product(xp.multiply, a, b, total, scratch, k == 0)
+_SCRATCH = True  # the convolution paths keep a scratch buffer for _accumulate
+_accumulate = _add_product  # total (+)= product(a, b), by way of a scratch result
+_sum_of_products = _add_products  # a depthwise layer's taps: one multiply-add per tap

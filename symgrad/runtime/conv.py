@@ -18,7 +18,7 @@ import numpy as xp
 
 from .crop_pad import _crop_and_pad
 from .flat_shift import _flat_shift_outputs, _flat_shift_taps, _positions
-from .gemm_numpy import _matmul
+from .gemm import _matmul
 from .layout import _from_layout, _to_layout
 
 # The few-taps case by one GEMM per kernel tap on the flattened input (False) or by im2col windows

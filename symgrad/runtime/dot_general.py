@@ -1,10 +1,10 @@
 """``jax.lax.dot_general`` for NumPy and CuPy arrays and torch tensors: the entry point of every matmul
-form (the GEMM is :mod:`gemm_numpy`'s, or its CuPy or torch substitute's)."""
+form (the GEMM is :mod:`gemm`'s, or the CuPy or torch one of the same name)."""
 import math
 
 import numpy as xp
 
-from .gemm_numpy import _matmul
+from .gemm import _matmul
 
 
 def dot_general(lhs, rhs, contracting, batch):

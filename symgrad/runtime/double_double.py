@@ -20,8 +20,8 @@ import math
 
 import numpy as xp
 
-from .jit import numba
-from .jit_exp import _float64_bits
+from .numba.jit import numba
+from .numba.exp import _float64_bits
 
 _SPLITTER = 134217729.0                  # 2^27 + 1: Veltkamp's split of a double into two halves
 _SPLIT_MAX = 6.696928794914171e+299      # 2^996: larger numbers are scaled down before the split

@@ -10,7 +10,7 @@ import math
 
 import numpy as xp
 
-from .accumulate_numpy import _SCRATCH, _accumulate, _sum_of_products
+from .accumulate import _SCRATCH, _accumulate, _sum_of_products
 from .threads import _CHUNK_BYTES, _in_parallel, _split
 
 

@@ -6,7 +6,7 @@ The per-tap GEMMs are small (64 x 3364 x 64 for a ResNet layer), so a second BLA
 little on them, while the pads, adds and read-outs between them would run on one core; NumPy
 releases the GIL in all of these.  BLAS's thread count is set through threadpoolctl, for the whole
 process, while a convolution runs (and restored after).  Without threadpoolctl everything runs on
-the calling thread.  The CuPy modules carry :mod:`stream` instead, which defines the same names.
+the calling thread.  The CuPy modules carry :mod:`cupy.threads` instead, which defines the same names.
 """
 import concurrent.futures
 import os

@@ -6,7 +6,7 @@ import contextlib
 
 import torch as xp
 
-from .torch_saved import _keep
+from .saved import _keep
 
 
 def _native(qualname, schema, kernel, shapes, backward, outputs, folds):

@@ -4,7 +4,7 @@ vectorises the loop.  Relative error under 4e-16 up to 8 and under 4e-10 beyond 
 exp(-a^2) P(a)/Q(a) on [1, 8]; past 8 it still holds to far better than a float32 rounding, which is
 all these serve); erfc keeps that relative accuracy in the far tail, where 1 - erf is 0."""
 from .jit import _inline
-from .jit_exp import _exp64, _polynomial
+from .exp import _exp64, _polynomial
 
 _ERF_T = (9.60497373987051638749E0, 9.00260197203842689217E1, 2.23200534594684319226E3, 7.00332514112805075473E3,
           5.55923013010394962768E4)

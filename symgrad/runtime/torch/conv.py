@@ -20,8 +20,8 @@ Torch has convolutions of one to three spatial axes; the emitter refuses more fo
 """
 import torch as xp
 
-from .crop_pad import _crop_and_pad
-from .layout import _from_layout, _to_layout
+from ..crop_pad import _crop_and_pad
+from ..layout import _from_layout, _to_layout
 
 _CONV = {1: xp.nn.functional.conv1d, 2: xp.nn.functional.conv2d, 3: xp.nn.functional.conv3d}
 _CONV_TRANSPOSE = {1: xp.nn.functional.conv_transpose1d, 2: xp.nn.functional.conv_transpose2d,

@@ -1,5 +1,5 @@
-"""GEMMs for the NumPy modules: NumPy's BLAS.  The CuPy modules carry :mod:`gemm_cupy` instead,
-the torch target :mod:`gemm_torch`; each defines the same names."""
+"""GEMMs for the NumPy modules: NumPy's BLAS.  The CuPy modules carry :mod:`cupy.gemm` instead,
+the torch target :mod:`torch.gemm`; each defines the same names."""
 import numpy as xp
 
 from .threads import _in_parallel, _split

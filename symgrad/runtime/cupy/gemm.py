@@ -1,6 +1,6 @@
 """GEMMs for the CuPy modules: direct cuBLAS calls (``cupy.cuda.cublas.gemmStridedBatchedEx``) on the
-operands where they lie; defines the names :mod:`gemm_numpy` defines for the NumPy modules, and
-``_gemm``, which :mod:`accumulate_cupy` uses to add into a result.
+operands where they lie; defines the names :mod:`gemm` defines for the NumPy modules, and
+``_gemm``, which :mod:`cupy.accumulate` uses to add into a result.
 
 cupy.matmul copies every operand that is not C-contiguous, and a per-tap GEMM reads a strided
 window of the input; nor can it add into its output.  cuBLAS reads such a window in place through

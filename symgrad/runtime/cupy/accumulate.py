@@ -1,10 +1,10 @@
 """How the CuPy modules' convolution paths sum products into one result: a GEMM adds into it in
-place by cuBLAS's beta = 1 (:mod:`gemm_cupy`), a depthwise layer's taps by fused elementwise
-kernels; defines the names :mod:`accumulate_numpy` defines for the NumPy modules."""
+place by cuBLAS's beta = 1 (:mod:`cupy.gemm`), a depthwise layer's taps by fused elementwise
+kernels; defines the names :mod:`accumulate` defines for the NumPy modules."""
 import cupy as xp
 
-from .accumulate import _add_product, _add_products
-from .gemm_cupy import _gemm
+from ..products import _add_product, _add_products
+from .gemm import _gemm
 
 _SCRATCH = False  # _accumulate adds in place: no scratch buffers
 _TAPS_PER_KERNEL = 16  # products per fused kernel: its arguments stay well inside CUDA's parameter space

@@ -7,9 +7,9 @@ gradient).  A loop is compiled once per dtype, on first use (about half a second
 Programs' elementwise statements run as loop nests over their index space (_nest), each operand
 read at its own indices (a row's statistic, a column's weight), with the same fallback; runs of
 statements that go row by row run as one loop over the rows (_rows).  Compiled loops are cached on
-disk where the module has a file (:mod:`jit_cache`): a later process loads them.
+disk where the module has a file (:mod:`numba.cache`): a later process loads them.
 Every loop computes in double precision and rounds once on the store: float32 loops call the
-double-precision functions of :mod:`jit_erf`, :mod:`jit_tanh` and :mod:`jit_exp`, which LLVM can
+double-precision functions of :mod:`numba.erf`, :mod:`numba.tanh` and :mod:`numba.exp`, which LLVM can
 vectorise; float64 loops call C's libm.  Arrays under _JIT_MIN elements, of other dtypes (float16
 included), or of differing shapes or dtypes take the NumPy path (:mod:`blockwise`), as does
 everything without numba or with NUMBA_DISABLE_JIT set (the loops would then run in Python).
@@ -19,8 +19,8 @@ import warnings
 
 import numpy as xp
 
-from .blockwise import _blockwise
-from .jit_cache import _on_disk
+from ..blockwise import _blockwise
+from .cache import _on_disk
 
 try:
     import numba

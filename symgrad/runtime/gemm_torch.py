@@ -1,7 +1,0 @@
-"""GEMMs for the torch target: torch's own (differentiable), under the names :mod:`gemm_numpy` defines."""
-import torch as xp
-
-
-def _matmul(a, b):
-    """a @ b (torch.matmul)."""
-    return xp.matmul(a, b)
