@@ -1,4 +1,4 @@
-"""Elementwise ops as numba loops (symgrad/runtime/numba/jit.py, templates/loop.py.j2): the compiled
+"""Elementwise ops as numba loops (symgrad/runtime/numba/jit.py and elementwise.py, templates/loop.py.j2): the compiled
 loop against the NumPy block path of the same module and against PyTorch, per dtype; which arrays
 take which path; the module without numba; the scalar printer.  (The loops' scalar float32
 erf/tanh/exp: tests/test_runtime.py.)"""

@@ -549,8 +549,8 @@ def test_row_fusion_keeps_dead_intermediates_a_row_at_a_time():
     source = emit_program(derive_program(ops.build("layer_norm")), jvp=False)
     pullback = source[source.index("def _pullback"):source.index("def vjp")]
     assert pullback.count("= None  # kept a row at a time") == 2
-    assert pullback.index("_dbias = _nest(") < pullback.index("_fused = _rows(") and \
-        pullback.index("_dweight = _nest(") < pullback.index("_fused = _rows(")
+    assert pullback.index("dbias = _nest(") < pullback.index("_fused = _rows(") and \
+        pullback.index("dweight = _nest(") < pullback.index("_fused = _rows(")
     loop = source[source.index("def _backward_dr_to_dx_rows"):]
     assert "row1 = xp.empty(_r0)" in loop and "out" not in loop[loop.index("row1 = "):loop.index("row1 = ") + 60]
 

@@ -9,7 +9,7 @@ NumPy fallback and the store into an adjoint, an alias (``dx = dxc``), or other 
 nests over rows of the same extent, each reading what the run made only at its own row, becomes
 one group; a nest that reads nothing the run made (a bias gradient's sum over the rows) moves
 before it; anything else ends it.  The group tries the fused loop (``_rows`` in
-:mod:`symgrad.runtime.numba.jit`) and falls back to the members' NumPy code: a member's own loop
+:mod:`symgrad.runtime.numba.nests`) and falls back to the members' NumPy code: a member's own loop
 nest is then never called, and :func:`fuse` reports the nests that are."""
 from __future__ import annotations
 
@@ -202,9 +202,9 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
     for index, m in enumerate(members):
         fused += list(m.comment)
         if index in scratch:
-            fused += [f"{m.out} = None  # kept a row at a time: nothing after reads it"] + _store(m)
+            fused += [f"{m.into or m.out} = None  # kept a row at a time: nothing after reads it"]
         elif m.nest is not None:
-            fused += [f"{m.out} = _fused[{k}]"] + _store(m)
+            fused += stored(m, f"_fused[{k}]")
             k += 1
         else:
             fused += list(m.lines)
@@ -214,10 +214,11 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
         ["else:"] + ["    " + line for line in own]
 
 
-def _store(m: Unit) -> list:
+def stored(m: Unit, value: str) -> list:
+    """The line leaving ``value`` where ``m``'s result goes: its ``into`` (added to it with ``add``), else its ``out``."""
     if m.into is None:
-        return []
-    return [f"{m.into} = {m.into} + {m.out}" if m.add else f"{m.into} = {m.out}"]
+        return [f"{m.out} = {value}"]
+    return [f"{m.into} = {m.into} + {value}" if m.add else f"{m.into} = {value}"]
 
 
 def _ident(text: str) -> str:

@@ -92,7 +92,7 @@ def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = 
     for b, t in zip(backward, op.inputs):
         b["batched"] = bool(unbatched) and t.name in unbatched["inputs"]
     loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
-    pieces = code["pieces"] | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"numba/jit"} if loops else set())
+    pieces = code["pieces"] | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"numba/elementwise"} if loops else set())
     pieces |= {f"numba/{'erf' if f == 'erfc' else f}" for lp in loops for f in lp.functions}  # erfc beside erf
     pieces |= {"double_double"} if any(lp.wide for lp in loops) else set()
     forward_mode = forward_mode_parts(op, backend, {"piece_set": pieces, "code_imports": code["imports"]},

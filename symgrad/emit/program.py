@@ -28,7 +28,7 @@ from .inline import import_block, inline
 from .loops import nest as loop_nest
 from .loops import reduction_nest
 from .concrete import require_concrete
-from .fusion import Unit, fuse, reads
+from .fusion import Unit, fuse, reads, stored
 from .layers import conv_layer, norm_layer
 from .native import native_context
 from .kernel_fusion import fuse_kernels, step
@@ -76,10 +76,11 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
         n = loop_nest(forms + more, out, target.out_vars, target.tensors, target.tensor)
     fold = fold and n is not None
     added = add and not fold
-    store = [] if into is None else [f"{into} = {into} + {out}" if added else f"{into} = {out}"]
+    store = [] if into in (None, out) else [f"{into} = {into} + {out}" if added else f"{into} = {out}"]
     read = _reads(forms, target, *([into] if add else []))
     if alias:
-        return Unit((f"{out} = {alias}", *store), out=out, into=into, add=added, alias=alias, reads=read | {alias})
+        unit = Unit((), out=out, into=into, add=added, alias=alias, reads=read | {alias})
+        return replace(unit, lines=tuple(stored(unit, alias)))
     if n is None:  # (CuPy: a pointwise step a fused kernel may take, emit/kernel_fusion.py)
         pointwise = step(forms, target, into, added) if target.backend.fused else None
         return Unit(tuple(body.lines) + tuple(store), step=pointwise, reads=read)
@@ -148,7 +149,8 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
         for name, grad in grads.items():
             if not grad.forms:  # the statement's value does not depend on it (every read outside its range)
                 continue
-            part = f"_{naming.grad(name)}"
+            # the first contribution is the adjoint itself; a later one a part added to it
+            part = f"_{naming.grad(name)}" if name in started else naming.grad(name)
             target = Target(part, tensors[name], grad.indices, tensors, True, spec)
             body = sum_code(s.op.name, grad.forms, target)
             code += body
@@ -200,7 +202,7 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     pieces = set(code.pieces) | ({"inputs"} if spec.framework else {"owned", "inputs"}) | \
         ({"fused"} if spec.fused else set()) | \
         ({"saved"} if spec.name == "torch" else set()) | \
-        ({"rows"} if rows else set()) | ({"numba/jit"} if nests or groups else set())
+        ({"rows"} if rows else set()) | ({"numba/nests"} if nests or groups else set())
     pieces |= {f"numba/{'erf' if f == 'erfc' else f}" for n in nests for f in n["nest"].functions}  # erfc beside erf
     pieces |= {f"numba/{'erf' if f == 'erfc' else f}" for g in groups for f in g["functions"]}
     names, imports, runtime = _inlined(pieces, code.imports, spec)

@@ -20,9 +20,10 @@ folder and stand in for the top-level piece of the same name (each defines the s
 * :mod:`inputs` — the inputs as arrays, checked; :mod:`tangents` — what a module's jvp takes;
   :mod:`owned` — results the caller may write to; :mod:`rows` — programs' leading axes;
   :mod:`add_terms` — a gradient's terms added in place; :mod:`total` — double backward's sums;
-* ``numba/`` — elementwise functions and programs' loop nests as numba loops (:mod:`numba.jit`),
-  cached on disk (:mod:`numba.cache`), with the double-precision functions they call
-  (:mod:`numba.exp`, :mod:`numba.erf`, :mod:`numba.tanh`);
+* ``numba/`` — compiled loops (:mod:`numba.jit`), cached on disk (:mod:`numba.cache`): an
+  elementwise op's (:mod:`numba.elementwise`), a program's loop nests and fused rows
+  (:mod:`numba.nests`), with the double-precision functions they call (:mod:`numba.exp`,
+  :mod:`numba.erf`, :mod:`numba.tanh`);
 * ``cupy/`` — :mod:`cupy.gemm` (cuBLAS), :mod:`cupy.accumulate`, :mod:`cupy.threads` (one stream
   over the whole batch), :mod:`cupy.fused` (elementwise kernels);
 * ``torch/`` — the torch target: :mod:`torch.conv`, :mod:`torch.gemm` (torch's kernels),

@@ -1,12 +1,13 @@
-"""Elementwise functions of the NumPy modules as compiled loops, when numba is installed.
+"""How the NumPy modules' compiled loops run, when numba is installed: each compiled once per dtype,
+on first use, and kept (:func:`_run`); :mod:`numba.elementwise` and :mod:`numba.nests` call them.
 
 Each elementwise function runs as one loop (the emitted module's ``_*_loop`` factories): a single
 pass over memory, vectorised by LLVM and spread over numba's threads (NUMBA_NUM_THREADS,
 numba.set_num_threads), where the NumPy path makes a ufunc pass per operation (some 30 for a GELU
 gradient).  A loop is compiled once per dtype, on first use (about half a second), and cached.
-Programs' elementwise statements run as loop nests over their index space (_nest), each operand
+Programs' elementwise statements run as loop nests over their index space (``_nest``), each operand
 read at its own indices (a row's statistic, a column's weight), with the same fallback; runs of
-statements that go row by row run as one loop over the rows (_rows).  Compiled loops are cached on
+statements that go row by row run as one loop over the rows (``_rows``).  Compiled loops are cached on
 disk where the module has a file (:mod:`numba.cache`): a later process loads them.
 Every loop computes in double precision and rounds once on the store: float32 loops call the
 double-precision functions of :mod:`numba.erf`, :mod:`numba.tanh` and :mod:`numba.exp`, which LLVM can
@@ -14,12 +15,10 @@ vectorise; float64 loops call C's libm.  Arrays under _JIT_MIN elements, of othe
 included), or of differing shapes or dtypes take the NumPy path (:mod:`blockwise`), as does
 everything without numba or with NUMBA_DISABLE_JIT set (the loops would then run in Python).
 """
-import math
 import warnings
 
 import numpy as xp
 
-from ..blockwise import _blockwise
 from .cache import _on_disk
 
 try:
@@ -44,52 +43,6 @@ def _sum(row):
 
 if numba is not None:
     _sum = numba.njit(fastmath={"reassoc"})(_sum)
-
-
-def _elementwise(op, block, loop, arrays, dtype, wide=None):
-    """block(*arrays) by the numba loop ``loop(single)`` makes when it applies (see above), else by
-    _blockwise; ``op`` names the operator in warnings.  ``wide``: the block computed in
-    double-double, which a float64 result takes instead (the loop does the same for float64).
-
-    A loop numba cannot compile (a function it does not know, in an op of your own) is dropped
-    with a warning that says why, and that function then always takes the NumPy path.
-    """
-    shape, kind = arrays[0].shape, arrays[0].dtype
-    if wide is not None and dtype == xp.float64:
-        block = wide
-    if (dtype != kind or math.prod(shape) < _JIT_MIN or any(a.shape != shape or a.dtype != kind for a in arrays)
-            or not _jit_ok(loop, kind)):
-        return _blockwise(block, arrays, dtype)
-    out = xp.empty(math.prod(shape), dtype=kind)
-    flat = [xp.ascontiguousarray(a).reshape(-1) for a in arrays]
-    if not _run(op, loop, kind, out, flat):
-        return _blockwise(block, arrays, dtype)
-    return out.reshape(shape)
-
-
-def _nest(op, nest, arrays, scalars, shape, kind, work=None):
-    """The array of ``shape`` the numba loop nest ``nest(single)`` computes from ``arrays`` (any
-    strides, read where the nest's indices say) and the numbers ``scalars``, or None when it does
-    not apply: fewer than _JIT_MIN elements of ``work`` (the elements it visits, a reduction's
-    summand grid; default the output's), arrays not all of float type ``kind`` (float32 or
-    float64), no numba, or a nest numba could not compile (warned about once).  The caller then
-    runs its NumPy code."""
-    work = math.prod(shape) if work is None else work
-    if work < _JIT_MIN or any(a.dtype != kind for a in arrays) or not _jit_ok(nest, kind):
-        return None
-    out = xp.empty(shape, dtype=kind)
-    return out if _run(op, nest, kind, out, list(arrays) + list(scalars)) else None
-
-
-def _rows(op, rows, arrays, scalars, shapes, kind, work):
-    """The arrays of ``shapes`` the fused row loop ``rows(single)`` computes (several statements,
-    row by row: each row of the inputs is read from memory once), or None where it does not apply
-    (as _nest; ``work`` counts the elements all of them visit).  The caller then runs each
-    statement's own code."""
-    if work < _JIT_MIN or any(a.dtype != kind for a in arrays) or not _jit_ok(rows, kind):
-        return None
-    outs = tuple(xp.empty(shape, dtype=kind) for shape in shapes)
-    return outs if _run(op, rows, kind, outs[0], list(outs[1:]) + list(arrays) + list(scalars)) else None
 
 
 def _jit_ok(factory, kind) -> bool:
