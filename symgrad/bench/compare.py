@@ -19,7 +19,7 @@ def repository() -> Path:
     """The git checkout of symgrad: the one the command runs in, else the one this package lies in."""
     for where in (Path.cwd(), Path(__file__).resolve().parent):
         proc = subprocess.run(["git", "-C", str(where), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-        if proc.returncode == 0 and (Path(proc.stdout.strip()) / "symgrad" / "cli.py").exists():
+        if proc.returncode == 0 and (Path(proc.stdout.strip()) / "symgrad" / "__init__.py").exists():
             return Path(proc.stdout.strip())
     raise SymgradError("bench --compare: run it in a git checkout of symgrad (the commits to compare come from there)")
 
@@ -33,14 +33,23 @@ def emitted_at(ref: str, emit_argv: list) -> str:
     with tempfile.TemporaryDirectory(prefix="symgrad-ref-") as folder:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             tar.extractall(folder, filter="data")
-        out = Path(folder) / "module.py"
-        env = dict(os.environ, PYTHONPATH=folder)
-        proc = subprocess.run([sys.executable, "-m", "symgrad.cli", "emit", *emit_argv, "-o", str(out)],
-                              cwd=folder, env=env, capture_output=True, text=True)
-        if proc.returncode:
-            lines = proc.stderr.strip().splitlines() or ["no message"]
-            raise SymgradError(f"bench --compare: symgrad emit at {ref} failed: {lines[-1]}")
-        return out.read_text()
+        return _emitted(emit_argv, ref, folder, dict(os.environ, PYTHONPATH=folder))
+
+
+def emitted_here(emit_argv: list) -> str:
+    """The module ``symgrad emit <emit_argv>`` writes with this checkout (in a process of its own, as REF's)."""
+    with tempfile.TemporaryDirectory(prefix="symgrad-here-") as folder:
+        return _emitted(emit_argv, "this checkout", folder)
+
+
+def _emitted(emit_argv: list, what: str, folder: str, env: dict = None) -> str:
+    out = Path(folder) / "module.py"
+    proc = subprocess.run([sys.executable, "-m", "symgrad.cli", "emit", *emit_argv, "-o", str(out)],
+                          cwd=folder if env else None, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        lines = proc.stderr.strip().splitlines() or ["no message"]
+        raise SymgradError(f"bench --compare: symgrad emit at {what} failed: {lines[-1]}")
+    return out.read_text()
 
 
 def run_compare(task: dict) -> dict:
@@ -84,7 +93,7 @@ def format_compare(name: str, ref: str, threads: int, result: dict, dtype: str =
     return "\n".join(lines)
 
 
-__all__ = ["compare", "emitted_at", "format_compare"]
+__all__ = ["compare", "emitted_at", "emitted_here", "format_compare"]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The command line's programs: a built-in program by name, a rule given with ``--rule`` or a file
-of statements with ``-f``; ``derive``, ``emit``, ``check`` and ``bench`` take them as they take ops
-(:mod:`symgrad.cli` hands them here)."""
+of statements with ``-f``, a convolution with a padding mode; ``derive``, ``emit``, ``check`` and
+``bench`` take them as they take ops."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import ops as ops_mod
-from .ir import SymgradError
-from .sizes import concrete_sizes, parse_shapes
+from .. import ops as ops_mod
+from ..ir import SymgradError
+from ..sizes import concrete_sizes, parse_shapes
+from .args import flags, write
 
 
 def is_program(args) -> bool:
@@ -18,18 +19,18 @@ def is_program(args) -> bool:
     return bool(getattr(args, "rule", None) or getattr(args, "file", None)) or args.op in ops_mod.PROGRAMS or padded
 
 
-def build_program(args, flags_of):
+def build_program(args):
     """The program the arguments name: ``--rule TEXT``, ``-f FILE`` or a built-in one with its flags
-    (``flags_of(name, takes)`` gives the flags given, refusing those the program does not take)."""
-    from .syntax import parse_program
+    (those the program does not take refused)."""
+    from ..syntax import parse_program
     given = sum(bool(x) for x in (args.rule, args.file, args.op))
     if given != 1:
         raise SymgradError("give one of: an op or program name, --rule 'y[i] = …', -f FILE.sg")
     if args.op in ops_mod.REGISTRY:  # a convolution with a padding mode: the padding statement, then the conv
-        return conv_program(args, flags_of)
+        return conv_program(args)
     if args.op:
-        return ops_mod.build(args.op, **flags_of(args.op, ops_mod.PROGRAMS[args.op][1]))
-    flags_of("rule", {})  # a rule takes no op flags
+        return ops_mod.build(args.op, **flags(args, args.op, ops_mod.PROGRAMS[args.op][1]))
+    flags(args, "rule", {})  # a rule takes no op flags
     if args.rule:
         return parse_program(args.rule, name="rule", origin="--rule")
     path = Path(args.file)
@@ -42,11 +43,11 @@ def build_program(args, flags_of):
     return parse_program(text, name=path.stem, origin=str(path))
 
 
-def conv_program(args, flags_of):
+def conv_program(args):
     """conv*d with --padding-mode circular/reflect/replicate, PyTorch's defaults for unset parameters."""
     if args.op not in ops_mod.CONV_OPS:
         raise SymgradError(f"{args.op}: --padding-mode applies to the convolutions ({', '.join(ops_mod.CONV_OPS)})")
-    params = {**ops_mod.TORCH_DEFAULTS, **flags_of(args.op, ops_mod.REGISTRY[args.op][1])}
+    params = {**ops_mod.TORCH_DEFAULTS, **flags(args, args.op, ops_mod.REGISTRY[args.op][1])}
     ndim = params.pop("ndim", None) or (int(args.op[4]) if args.op != "conv" else None)
     if ndim is None:
         raise SymgradError("conv: --ndim is required (number of spatial axes, >= 1)")
@@ -59,16 +60,16 @@ def _shapes(program, items):
     return shapes
 
 
-def derive(args, program, write):
-    from .reverse import derive_program
-    from .second_order import derive_program_second_order
-    from .summary import program_as_json, program_as_text, program_second_as_json, program_second_as_text
+def derive(args, program):
+    from ..reverse import derive_program
+    from ..second_order import derive_program_second_order
+    from ..summary import program_as_json, program_as_text, program_second_as_json, program_second_as_text
     _shapes(program, args.input_shape)
     if args.forward_mode and args.order > 1:
         raise SymgradError(f"derive: --forward-mode derives the Jacobian-vector product, first order; --order "
                            f"{args.order} derives the reverse mode's order {args.order}")
     if args.order == 3:
-        return _third(args, program, write)
+        return _third(args, program)
     second = derive_program_second_order(program) if args.order == 2 else None
     d = second.first if second else derive_program(program, wrt=() if args.forward_mode else None)
     if args.timing:
@@ -76,8 +77,8 @@ def derive(args, program, write):
     if args.format == "json":
         write(json.dumps(program_second_as_json(second) if second else program_as_json(d), indent=2), args.output)
     elif args.format in ("markdown", "latex", "pdf"):
-        from .docs.document import write_document
-        from .docs.program_document import program_document_context
+        from ..docs.document import write_document
+        from ..docs.program_document import program_document_context
         title = (f"Double backward of {program.name}: its backward as a program, differentiated" if second
                  else f"Backward pass of {program.name}")
         context = program_document_context(second.second if second and second.second else d, title,
@@ -88,11 +89,11 @@ def derive(args, program, write):
     return 0
 
 
-def _third(args, program, write):
+def _third(args, program):
     """Third order by closure: the double backward (the backward's backward) taken as a program and
     differentiated; its adjoints are the third-order gradients, each in its recognised form."""
-    from .second_order import derive_program_order
-    from .summary import program_as_json, program_as_text
+    from ..second_order import derive_program_order
+    from ..summary import program_as_json, program_as_text
     ds = derive_program_order(program, 3)
     if args.timing:
         print(f"derived in {sum(d.seconds for d in ds):.2f} s", file=sys.stderr)
@@ -101,8 +102,8 @@ def _third(args, program, write):
         write(json.dumps({"order": 3, "program": program.name, "third_order": program_as_json(third)}, indent=2),
               args.output)
     elif args.format in ("markdown", "latex", "pdf"):
-        from .docs.document import write_document
-        from .docs.program_document import program_document_context
+        from ..docs.document import write_document
+        from ..docs.program_document import program_document_context
         context = program_document_context(third, f"Third order of {program.name}: its double backward as a program, "
                                                    "differentiated", command="symgrad " + shlex.join(args.argv))
         write_document(context, args.format, args.output, write, program=True)
@@ -113,13 +114,13 @@ def _third(args, program, write):
     return 0
 
 
-def emit(args, program, write):
-    from .emit.program import emit_program
-    from .reverse import derive_program
-    from .second_order import derive_program_second_order
+def emit(args, program):
+    from ..emit.program import emit_program
+    from ..reverse import derive_program
+    from ..second_order import derive_program_second_order
     _shapes(program, args.input_shape)
     first, second = derive_program(program), None
-    if args.target != "module":  # (--order 1 is refused for targets by symgrad.cli)
+    if args.target != "module":  # (--order 1 is refused for targets by cmd_emit)
         try:  # the backward's own backward derived; else the framework differentiates the backward's code
             second = derive_program_second_order(first)
         except SymgradError:
@@ -139,8 +140,8 @@ def emit(args, program, write):
 
 
 def check(args, program):
-    from .verify.check import table
-    from .verify.program_check import check_program
+    from ..verify.check import table
+    from ..verify.program_check import check_program
     if args.ulp:
         raise SymgradError(f"{program.name}: --ulp scans elementwise ops; check a program without it")
     sizes = _shapes(program, args.input_shape)
@@ -149,3 +150,8 @@ def check(args, program):
     print(table(program, results))
     print(f"{program.name}: {'OK' if ok else 'MISMATCH'} ({len(results)} trials, seed {args.seed})")
     return 0 if ok else 1
+
+
+def program_of(args):
+    """The program the arguments name, or None when they name an op."""
+    return build_program(args) if is_program(args) else None
