@@ -17,7 +17,14 @@ def template_dir() -> Path:
     return Path(str(resources.files("symgrad") / "templates"))
 
 
+def item_separator(loop) -> str:
+    """What follows an item of a tuple a template writes in a ``for`` loop: ``(a, b)``, ``(a,)``."""
+    return ", " if not loop.last else ("," if loop.length == 1 else "")
+
+
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.globals["sep"] = item_separator
+    return env

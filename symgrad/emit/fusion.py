@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..naming import identifier
-from ..printing.text import size_code
+from ..printing.text import comment, size_code, tuple_code
 from .loops import Nest, Ref
 
 
@@ -178,7 +178,7 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
                         inputs.append(holds)
                     refs.append(Ref(f"_x{inputs.index(holds)}"))
             scalars += [s for s in m.nest.scalars if s not in scalars]
-            body.append(f"        # {m.text}")
+            body += [f"        {line}" for line in comment(m.text)]
             if index in scratch:
                 rows.append(m.row)
                 body.append(f"        row{k} = xp.empty(_r{len(rows) - 1})")
@@ -195,12 +195,10 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
                    "body": body})
     work = sp.Add(*[m.work for m in nests])
     kept = [m for i, m in enumerate(members) if m.nest is not None and i not in scratch]
-    call = (f"_fused = _rows({op!r}, _{name}_rows, ({''.join(f'{a}, ' for a in inputs)}), "
-            f"({''.join(f'{s}, ' for s in scalars)}{''.join(f'{r}, ' for r in rows)}), "
-            f"({''.join(f'{m.shape}, ' for m in kept)}), {inputs[0]}.dtype, {size_code(work)})")
+    call = (f"_fused = _rows({op!r}, _{name}_rows, {tuple_code(inputs)}, {tuple_code(scalars + rows)}, "
+            f"{tuple_code(m.shape for m in kept)}, {inputs[0]}.dtype, {size_code(work)})")
     fused, k = [], 0
-    for index, m in enumerate(members):
-        fused += list(m.comment)
+    for index, m in enumerate(members):  # (each member's comment once: before its own code, below)
         if index in scratch:
             fused += [f"{m.into or m.out} = None  # kept a row at a time: nothing after reads it"]
         elif m.nest is not None:

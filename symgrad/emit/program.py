@@ -17,7 +17,7 @@ from ..forms.form import Code, Form
 from ..forms.reduce_max import REDUCE_MAX
 from ..forms.sum import form_summary, sum_code
 from ..ir import Op, SymgradError, Term, plain
-from ..printing.text import shape_code, size_code, statement_text
+from ..printing.text import comment, shape_code, size_code, statement_text, tuple_code
 from ..forward_mode import jvp_program, op_program
 from ..engine.program import normalise
 from ..reverse import ProgramDerivation, derive_program
@@ -89,8 +89,8 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
     name = shared or name
     work = sp.Mul(*target.tensor.dims, *[hi + 1 for _, _, hi in forms[0].term.sums])  # a reduction visits its summand's grid
     extra = f", {size_code(work)}" if forms[0].term.sums else ""
-    call = (f"{out} = _nest({op!r}, _{name}_nest, ({''.join(f'{a}, ' for a in n.arrays)}), "
-            f"({''.join(f'{s}, ' for s in n.scalars)}), {shape_code(target.tensor.dims)}, {n.arrays[0]}.dtype{extra})")
+    call = (f"{out} = _nest({op!r}, _{name}_nest, {tuple_code(n.arrays)}, {tuple_code(n.scalars)}, "
+            f"{shape_code(target.tensor.dims)}, {n.arrays[0]}.dtype{extra})")
     fallback = list(body.lines) + ([f"{out} = {into} + {out}"] if fold else [])
     lines = [call, f"if {out} is None:"] + ["    " + line for line in fallback] + store
     dims = target.tensor.dims
@@ -119,7 +119,7 @@ def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, liv
                       nests, shared=nest if forms is s.forward else None)
         if unit.nest is not None:
             made[stmt.name] = (s.forward, nest if forms is s.forward else f"{prefix}forward_{stmt.name}")
-        units.append(replace(unit, comment=(f"# {k}. {statement_text(stmt)}",)))
+        units.append(replace(unit, comment=comment(f"{k}. {statement_text(stmt)}")))
         if stmt.stop and spec.stop:  # stop_gradient: no gradient through it, of any order
             units.append(Unit((f"{stmt.name} = {spec.stop.format(stmt.name)}",), reads=frozenset({stmt.name})))
         blocks.append({"text": statement_text(stmt),
@@ -163,7 +163,7 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
                           "terms": [form_summary(f) for f in grad.forms]})
         if not steps:  # every contribution is zero
             continue
-        units += [replace(steps[0], comment=(f"# through {statement_text(stmt)}",))] + steps[1:]
+        units += [replace(steps[0], comment=comment(f"through {statement_text(stmt)}"))] + steps[1:]
         blocks.append({"text": statement_text(stmt), "upstream": naming.grad(stmt.name), "parts": parts})
     live = {naming.grad(t.name) for t in d.program.inputs}  # the gradients returned
     read = reads(units)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..printing.latex import tex
-from ..printing.text import shape_code, size_code, text
+from ..printing.text import shape_code, size_code, text, tuple_code
 from ..runtime import conv as runtime_conv
 from ..runtime import flat_shift
 from .conv_match import ONES, match_conv, match_window_sum
@@ -68,7 +68,7 @@ class ConvGeneralDilated(Kind):
         if kernel != rhs:
             lines.append(f"{rhs}_kernel = {kernel}")
             rhs = f"{rhs}_kernel"
-        pads = "(" + "".join(f"({size_code(lo)}, {size_code(hi)}), " for lo, hi in f["padding"]) + ")"
+        pads = tuple_code(f"({size_code(lo)}, {size_code(hi)})" for lo, hi in f["padding"])
         call = (f"conv_general_dilated({f['lhs']}, {rhs}, window_strides={shape_code(f['window_strides'])}, "
                 f"padding={pads}, lhs_dilation={shape_code(f['lhs_dilation'])}, "
                 f"rhs_dilation={shape_code(f['rhs_dilation'])}, "

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from .. import naming
 from ..ir import SymgradError
-from ..printing.text import shape_code, term_text
+from ..printing.text import comment, shape_code, term_text
 from . import kind
 from .form import Code, jsonable
 
@@ -51,7 +51,7 @@ def sum_code(op_name: str, forms, target) -> Code:
         except (NotImplementedError, ValueError) as exc:  # a printer without code for a function
             raise SymgradError(f"{op_name}: no array code for {term_text(form.term)}: "
                                f"{str(exc).splitlines()[0]}") from None
-        code += Code((f"# {form.kind}: {term_text(form.term)}",)) + body
+        code += Code(comment(f"{form.kind}: {term_text(form.term)}")) + body
         parts.append(part)
     fresh = [p for p, f in zip(parts, forms) if kind(f.kind).fresh_result]
     if fresh and len(parts) > 1 and target.backend.in_place:  # add into the convolution's own result, not a new temporary

@@ -2,7 +2,10 @@
 on one line (the CLI, the JSON, the emitted headers)."""
 from __future__ import annotations
 
+import textwrap
+
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.printing.str import StrPrinter
 
@@ -10,32 +13,60 @@ from ..ir import Shielded, Term, plain
 
 
 class SizePrinter(PythonCodePrinter):
-    """Sizes are Python ints: ``floor(a/b)`` prints as ``(a) // (b)``, Min/Max as min/max."""
+    """Sizes are Python ints: ``floor(a/b)`` prints as ``a // b`` (parenthesised as Python needs),
+    ``ceiling(a/b)`` as ``-(-a // b)``, Min/Max as min/max."""
+
+    def _floor_division(self, num, den) -> str:
+        # // binds as * does, from the left: the left operand needs parentheses when it is a sum,
+        # the right one when it is a sum or a product
+        left = self.parenthesize(num, PRECEDENCE["Mul"], strict=True)
+        right = self.parenthesize(den, PRECEDENCE["Mul"], strict=False)
+        return f"{left} // {right}"
+
+    def parenthesize(self, item, level, strict=False):
+        """As SymPy's, but a floor or ceiling printed as a division always in parentheses: SymPy takes
+        it for a function call, which needs none, and asks only where it is an operand (a factor, a
+        power's base, a division's side; a sum's terms and min/max's arguments print without asking)."""
+        if isinstance(item, (sp.floor, sp.ceiling)) and sp.fraction(sp.together(item.args[0]))[1] != 1:
+            return f"({self._print(item)})"
+        return super().parenthesize(item, level, strict)
 
     def _print_floor(self, expr):
         num, den = sp.fraction(sp.together(expr.args[0]))
         if den == 1:
             return self._print(num)
-        return "(%s) // (%s)" % (self._print(num), self._print(den))
+        return self._floor_division(num, den)
 
     def _print_ceiling(self, expr):
         num, den = sp.fraction(sp.together(expr.args[0]))
         if den == 1:
             return self._print(num)
-        return "-((-(%s)) // (%s))" % (self._print(num), self._print(den))
+        return f"-({self._floor_division(-num, den)})"
 
     def _print_Rational(self, expr):
         return "(%d / %d)" % (expr.p, expr.q)
 
 
 def size_code(expr) -> str:
-    """A size as Python integer arithmetic: ``size_code(floor((L - 3)/2) + 1) == '(L - 3) // (2) + 1'``."""
+    """A size as Python integer arithmetic: ``size_code(floor((L - 3)/2) + 1) == '(L - 3) // 2 + 1'``."""
     return SizePrinter().doprint(sp.sympify(expr))
 
 
 def shape_code(dims) -> str:
     """A tuple of size expressions as Python code: ``(N, C_in)``, ``(N,)``, ``()``."""
-    items = [size_code(d) for d in dims]
+    return tuple_code(size_code(d) for d in dims)
+
+
+def comment(text: str, width: int = 100) -> tuple:
+    """``text`` as comment lines of emitted code, at most ``width`` characters each where its words
+    allow (a derived term runs to hundreds): ``# first part``, ``#     the rest``."""
+    return tuple(textwrap.wrap(text, width, initial_indent="# ", subsequent_indent="#     ",
+                               break_long_words=False, break_on_hyphens=False)) or ("#",)
+
+
+def tuple_code(items) -> str:
+    """Python code of the tuple of the code ``items``: ``(a, b)``, ``(a,)``, ``()``."""
+    items = list(items)
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
