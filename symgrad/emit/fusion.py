@@ -184,7 +184,7 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
                 body.append(f"        row{k} = xp.empty(_r{len(rows) - 1})")
             # (the nest's first line, the prange over the rows, is the group's own)
             body += list(m.nest.render(Ref(store[index], row=index in scratch), tuple(refs), f"element{k}")[1:])
-            elements.append(m.nest)
+            elements.append((f"element{k}", m.nest))
             functions |= set(m.nest.functions)
         made.update(bound(m, index, made))
     outs = [store[i] for i in sorted(store) if i not in scratch]

@@ -9,7 +9,7 @@ from typing import Callable
 import sympy as sp
 
 from ..printing.double import wide_statements
-from ..printing.scalar import ElementPrinter, element_statements
+from ..printing.scalar import ElementPrinter, element_parts, element_statements
 
 #: names the numba loop factories define or bind; a tensor with one of them gets no loop
 RESERVED = {"_F", "_erf", "_tanh", "_exp", "math", "numba", "element", "loop", "out", "k", "single", "xp"}
@@ -102,6 +102,8 @@ class Nest:
     rows: tuple = None  # per array, whether every read of it is at the row being computed (axis 0
     #                     read at the output's first index); None: the nest is not row by row (its
     #                     first loop is not the prange over the output's first axis)
+    inlined: bool = False  # the element is one expression, written into the loop where it is read
+    #                        (no element function)
 
     @property
     def body(self) -> tuple:
@@ -147,22 +149,38 @@ def nest(forms, result: str, out_vars: tuple, tensors: dict, target):
                             for g in guards)
     except (ValueError, NotImplementedError):
         return None
+    call = _element_call(expr, result, list(params.values()) + sorted(loose, key=str))
     index = {v: f"_i{k}" for k, v in enumerate(out_vars)}
     slot = {name: k for k, name in enumerate(arrays)}
 
     def render(out: Ref, refs: tuple, element: str) -> tuple:
-        values = ", ".join([f"_F({refs[slot[a.base.name]].at(['0' if v is None else index[v] for v in r])})"
-                            for a, r in zip(accesses, reads)] + [f"_F({s})" for s in scalars])
+        values = [f"_F({refs[slot[a.base.name]].at(['0' if v is None else index[v] for v in r])})"
+                  for a, r in zip(accesses, reads)] + [f"_F({s})" for s in scalars]
         body, pad = [], "    "
         for k, v in enumerate(out_vars):
             body.append(f"{pad}for {index[v]} in {'numba.prange' if k == 0 else 'range'}({out.extent(k)}):")
             pad += "    "
         store = out.at([index[v] for v in out_vars])
-        return tuple(body + [f"{pad}{store} = {element}({values})" + (f" if {mask} else 0" if mask else "")])
+        return tuple(body + [f"{pad}{store} = {call(element, values)}" + (f" if {mask} else 0" if mask else "")])
 
     return Nest(", ".join(str(p) for p in params.values()) + "".join(f", {s}" for s in scalars), tuple(lines),
                 result, arrays, scalars, render, tuple(sorted(printer.used_functions)),
-                _row_reads(arrays, accesses, reads, out_vars[0]))
+                _row_reads(arrays, accesses, reads, out_vars[0]), call.inlined)
+
+
+def _element_call(expr, result: str, symbols: list):
+    """How a loop computes one element of ``expr`` from the values it reads (code, in the order of
+    ``symbols``): the expression itself with the reads written in, where it is one expression; else
+    a call of its element function (several statements: common subexpressions named once)."""
+    temps, value = element_parts(expr, result)
+
+    def call(element: str, values: list) -> str:
+        if temps:
+            return f"{element}({', '.join(values)})"
+        return _ReadPrinter(dict(zip(symbols, values))).doprint(value)
+
+    call.inlined = not temps
+    return call
 
 
 def _row_reads(arrays, accesses, reads, row) -> tuple:
@@ -217,6 +235,7 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
         sizes = {v: printer.doprint(e).replace("_F(", "int(") for v, e in extents.items()}
     except (ValueError, NotImplementedError):
         return None
+    call = _element_call(summand, result, list(inner_p.values()) + sorted(loose, key=str))
     arrays = tuple(dict.fromkeys(a.base.name for a in inner_reads + outer_reads))
     slot = {name: k for k, name in enumerate(arrays)}
     index = {**{v: f"_i{k}" for k, v in enumerate(out_vars)}, **{v: f"_s{k}" for k, v in enumerate(sums)}}
@@ -227,7 +246,7 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
     def render(out: Ref, refs: tuple, element: str) -> tuple:
         def read(a, r):
             return f"_F({refs[slot[a.base.name]].at(['0' if v is None else index[v] for v in r])})"
-        values = ", ".join([read(a, r) for a, r in zip(inner_reads, vars_in)] + [f"_F({s})" for s in scalars])
+        values = [read(a, r) for a, r in zip(inner_reads, vars_in)] + [f"_F({s})" for s in scalars]
         finish = _ReadPrinter({outer_p[a]: read(a, r) for a, r in zip(outer_reads, vars_out)}).doprint(post)
         finish = result if post == 1 else f"{result} * ({finish})"
         body, pad = [], "    "
@@ -241,7 +260,7 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
                 pad += "    "
             last, size = index[sums[-1]], sizes[sums[-1]]  # the innermost summands as one row, for _sum
             body += [f"{pad}_row = xp.empty({size})", f"{pad}for {last} in range({size}):",
-                     f"{pad}    _row[{last}] = {element}({values})", f"{pad}_total += _sum(_row)"]
+                     f"{pad}    _row[{last}] = {call(element, values)}", f"{pad}_total += _sum(_row)"]
             pad = pad[:len(pad) - 4 * (len(sums) - 1)]
             body.append(f"{pad}{result} = _total")
             body.append(f"{pad}{out.at(outs)} = {finish}")
@@ -253,7 +272,7 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
             for k, v in enumerate(out_vars):
                 body.append(f"{pad}for {index[v]} in range({out.extent(k)}):")
                 pad += "    "
-            body.append(f"{pad}_totals[{', '.join(outs)}] += {element}({values})")
+            body.append(f"{pad}_totals[{', '.join(outs)}] += {call(element, values)}")
             pad = "    "
             for k, v in enumerate(out_vars):
                 body.append(f"{pad}for {index[v]} in range({out.extent(k)}):")
@@ -264,4 +283,5 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
 
     params = ", ".join(str(p) for p in inner_p.values()) + "".join(f", {s}" for s in scalars)
     return Nest(params, tuple(lines), result, arrays, scalars, render, tuple(sorted(printer.used_functions)),
-                _row_reads(arrays, inner_reads + outer_reads, vars_in + vars_out, out_vars[0]) if rows else None)
+                _row_reads(arrays, inner_reads + outer_reads, vars_in + vars_out, out_vars[0]) if rows else None,
+                call.inlined)

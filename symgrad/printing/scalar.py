@@ -76,10 +76,17 @@ class ElementPrinter(PythonCodePrinter):
         raise ValueError(f"no scalar code for {expr}")
 
 
+def element_parts(expr, out: str) -> tuple:
+    """``(temps, value)``: one element's expression as the common subexpressions it names once
+    (``[(name, expression)]``, named after ``out``) and the value in terms of them."""
+    temps, (reduced,) = sp.cse(fold_constants(Shielded.lift(expr)), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
+    return temps, reduced
+
+
 def element_statements(expr, out: str, printer=None) -> list:
     """``out = expr`` for one element as statements, common subexpressions named once."""
     printer = printer or ElementPrinter()
-    temps, (reduced,) = sp.cse(fold_constants(Shielded.lift(expr)), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
+    temps, reduced = element_parts(expr, out)
     return [f"{name} = {printer.doprint(value)}" for name, value in temps] + [f"{out} = {printer.doprint(reduced)}"]
 
 
