@@ -193,7 +193,7 @@ def test_unbatched_convolution_input(nd, groups):
 def test_empty_batch(groups):
     import torch
     import torch.nn.functional as F
-    module = load(emit(symgrad.derive(symgrad.ops.conv(2, stride=2, padding=1, dilation=1, groups=groups)), jvp=False))
+    module = load(emit(symgrad.derive(symgrad.ops.conv(2, stride=2, padding=1, dilation=1, groups=groups))))
     x, w, b = np.zeros((0, 4, 7, 6)), np.ones((6, 4 // groups, 3, 3)), np.ones(6)
     ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     want = F.conv2d(*ts, stride=2, padding=1, groups=groups)
@@ -202,6 +202,8 @@ def test_empty_batch(groups):
     assert y.shape == tuple(want.shape)
     for got, t in zip(module.backward(np.zeros(y.shape), x, w, b), ts):
         assert got.shape == tuple(t.shape) and np.array_equal(got, t.grad.numpy())  # dw, db: zeros
+    output, tangent = module.jvp((x, w, b), (x, w, b))  # forward mode takes the empty batch as forward does
+    assert output.shape == tangent.shape == tuple(want.shape)
 
 
 @pytest.mark.parametrize("a_shape,b_shape,a,b", [

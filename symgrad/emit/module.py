@@ -95,7 +95,8 @@ def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = 
     pieces = code["pieces"] | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"numba/elementwise"} if loops else set())
     pieces |= {f"numba/{'erf' if f == 'erfc' else f}" for lp in loops for f in lp.functions}  # erfc beside erf
     pieces |= {"double_double"} if any(lp.wide for lp in loops) else set()
-    forward_mode = forward_mode_parts(op, backend, {"piece_set": pieces, "code_imports": code["imports"]},
+    forward_mode = forward_mode_parts(op, backend, {"piece_set": pieces, "code_imports": code["imports"],
+                                                    "sizes": code["sizes"], "args": args},
                                       [op.output.name], {f.kind for f in d.forward}, op.elementwise, jvp)
     names, imports, runtime = forward_mode["pieces"], forward_mode["imports"], forward_mode["runtime"]
     jit = {None: forward_loop, **{b["name"]: b["loop"] for b in backward}}

@@ -245,17 +245,21 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
 
 
 def jvp_context(source, backend: str, primal: bool = False, known: ProgramDerivation = None,
-                shared: dict = None) -> dict:
+                shared: dict = None, module_sizes: tuple = None) -> dict:
     """The JVP of ``source`` (an op or a program; :mod:`symgrad.forward_mode`) derived and printed for
     ``backend``: a framework's functions (``this``, rendered under ``_jvp`` names: ``_jvp_forward(*inputs,
     *tangents)[0]`` are the outputs' tangents), or a standalone module's (``code``: ``_jvp_forward``
     returns the outputs, with ``primal``, and their tangents), with the runtime pieces they call.  The
     program's own statements, which the JVP program begins with, are taken from ``known`` (the program's
-    derivation), not derived again, and run the program's loop nests (``shared``: its ``forward_nests``)."""
+    derivation), not derived again, and run the program's loop nests (``shared``: its ``forward_nests``);
+    a standalone module's JVP reads its sizes with the module's own ``_sizes`` where that binds the same
+    ones (``module_sizes``: those sizes, and the primal inputs it takes)."""
     jvp = jvp_program(source, primal=primal)
     tangents = [t.name for t in jvp.inputs[len(jvp.inputs) // 2:]]  # each of its primal's shape (tangents.py)
     c = program_context(derive_program(jvp, wrt=(), known=known), backend, prefix="jvp_", shared=shared,
                         checked=tangents)
+    if module_sizes and module_sizes[0] == c["sizes"]:  # (the tangents' shapes are each their primal's)
+        c["sizes_call"] = f"_sizes({module_sizes[1]})"
     code = None if find_backend(backend).framework else environment().get_template("program_functions.py.j2").render(
         **c, private="_jvp_", public="_jvp_", forward_only=True)
     return {"this": c["this"], "piece_set": c["piece_set"], "code_imports": c["code_imports"], "code": code}
@@ -274,7 +278,8 @@ def forward_mode_parts(source, backend: str, context: dict, results: list, kinds
     if jvp or spec.framework:
         try:
             derived = jvp_context(program, backend, primal=not spec.framework, known=known,
-                                  shared=context.get("forward_nests"))
+                                  shared=context.get("forward_nests"),
+                                  module_sizes=(context["sizes"], context["args"]) if "sizes" in context else None)
         except SymgradError as exc:
             refused = str(exc)
     torch = backend == "torch"
