@@ -231,14 +231,20 @@ def conv_impls():
 
 
 def stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
-                   program=None, dtype="float32"):
-    """What symgrad.bench.cpu.bench returns, without the timing children."""
-    methods = ["forward", "dx", "forward+backward"]
+                   program=None, dtype="float32", compile=None, memory=True, methods=None):
+    """What symgrad.bench.cpu.bench returns, without the timing children (torch.compile's times for a
+    program, as bench gives them)."""
+    import symgrad
+    methods = list(methods or ["forward", "dx", "forward+backward"])
     times = {m: 1e-3 for m in methods}
-    return {"emitted": dict(times, peak_mib=1.0, first_s=2.0, first_cached_s=0.3),
-            "torch": dict(times, peak_mib=1.0, first_s=0.2),
-            "ratio": {m: (0.9, 1.0, 1.1) for m in methods},
-            "gauge": [{"numpy": 100.0, "torch": 100.0}] * 2}
+    memory = dict(peak_mib=1.0, first_s=2.0, first_cached_s=0.3) if memory else {}
+    result = {"emitted": dict(times, **memory), "torch": dict(times, **({k: memory[k] for k in ("peak_mib", "first_s")}
+                                                                       if memory else {})),
+              "ratio": {m: (0.9, 1.0, 1.1) for m in methods},
+              "gauge": [{"numpy": 100.0, "torch": 100.0}] * 2, "dtype": dtype}
+    if compile or (compile is None and op_name in symgrad.ops.PROGRAMS and target == "module"):
+        result.update(compiled=dict(times), ratio_compiled={m: (1.1, 1.2, 1.3) for m in methods})
+    return result
 
 
 GPU_HELPERS, GPU_CUBLAS = cupy_helpers()

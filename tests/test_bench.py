@@ -65,3 +65,22 @@ def test_asymmetric_padding_is_padded_and_said():
     assert note.startswith("F.pad + F.conv1d")
     op = ops.conv(2, stride=2, padding=1, dilation=1)
     assert torch_call(op, {"x": (1, 2, 7, 7), "w": (3, 2, 3, 3), "b": (3,)})[1] == "F.conv2d"
+
+
+def test_the_programs_suite_gives_torch_compile_and_the_size_sweep(monkeypatch):
+    """``bench --suite --programs``: each program's fwd+bwd against torch eager and torch.compile, then the
+    size sweep (rows 64 ... 65,536 x width 64 ... 4,096, float32 and float64, each thread count), every
+    cell filled (the timing children stood in for)."""
+    from support import stand_in_bench
+    from symgrad.bench import cpu
+    calls = []
+    monkeypatch.setattr(cpu, "bench", lambda *a, **k: calls.append((a, k)) or stand_in_bench(*a, **k))
+    text = cpu.suite(threads=(1, 2), repeats=3, progress=lambda line: None, programs=True)
+    head, sweep = text.split("## Size sweep", 1)
+    assert "fwd+bwd / torch.compile's" in head and "| 1.20 (1.10-1.30) |" in head
+    rows = [line for line in sweep.splitlines() if line.startswith("| ") and "rows x width" not in line and "---" not in line]
+    assert len(rows) == len(cpu.SWEEP_PROGRAMS) * len(cpu.SWEEP_SIZES)
+    assert all(line.count("1.00 (0.90-1.10)") == len(cpu.SWEEP_DTYPES) * 2 for line in rows)
+    swept = [k for a, k in calls if k.get("memory") is False]
+    assert {k["dtype"] for k in swept} == set(cpu.SWEEP_DTYPES) and all(k["compile"] is False for k in swept)
+    assert {(64, 64), (65536, 64), (1024, 4096)} <= {a[2]["x"] for a, k in calls if k.get("memory") is False}

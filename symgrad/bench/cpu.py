@@ -9,6 +9,7 @@ of compiled loops (cold) and with the cache that run made.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import pickle
@@ -181,13 +182,17 @@ def _eager(task):
     return load(task["eager"], "eager") if task.get("own") else None
 
 
-def _torch_fns(op, arrays, threads, shapes, module=None, eager=None):
+def _torch_fns(op, arrays, threads, shapes, module=None, eager=None, compiled=False):
     """forward, per-input gradient and forward+backward callables of torch's op (or of the emitted
-    Function in ``module``), the upstream gradient, and what torch's side calls."""
+    Function in ``module``; ``compiled``: of torch.compile's, inductor on the CPU), the upstream gradient,
+    and what torch's side calls."""
     import torch
     torch.set_num_threads(threads)
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
     ref, note = _reference(op, shapes, module, eager)
+    if compiled:
+        function = torch.compile(functools.partial(ref, op))
+        ref = lambda op, *ts: function(*ts)  # noqa: E731
     graph = ref(op, *ts)  # built once: a gradient's time is its backward alone
     g = torch.ones_like(graph)
 
@@ -211,6 +216,7 @@ def run_timing(task: dict) -> dict:
     t_fwd, t_grad, t_bwd, g, note = _torch_fns(op, arrays, task["threads"], task["shapes"], eager=_eager(task))
     pause = 0.2 if task["threads"] > 1 else 0.0
     out = {"emitted": {}, "torch": {}, "ratio": {}, "gauge": [_gauge(pause)], "torch_call": note}
+    compiled = _compiled(task, op, arrays, out) if task.get("compile") else {}
     if task.get("program") and task.get("target") == "module":  # forward, and vjp + pullback (a training step)
         def step():
             y, pullback = module.vjp(*arrays)
@@ -226,13 +232,34 @@ def run_timing(task: dict) -> dict:
             fn = getattr(module, f"grad_{t.name}")
             methods[f"d{t.name}"] = ((lambda fn=fn: fn(g, *arrays)), t_grad(k))
         methods["forward+backward"] = (lambda: (module.forward(*arrays), module.backward(g, *arrays)), t_bwd)
-    for key, (emitted, torch_fn) in methods.items():
-        times = _interleaved_times({"emitted": emitted, "torch": torch_fn}, reps, warm, pause=pause)
-        out["emitted"][key], out["torch"][key] = (_quartiles(times[k])[1] for k in ("emitted", "torch"))
+    for key in task.get("methods") or methods:
+        emitted, torch_fn = methods[key]
+        sides = {"emitted": emitted, "torch": torch_fn, **({"compiled": compiled[key]} if key in compiled else {})}
+        times = _interleaved_times(sides, reps, warm, pause=pause)
+        for side in sides:
+            out.setdefault(side, {})[key] = _quartiles(times[side])[1]
         # the ratio of each turn's pair: drift of the machine over the run cancels within a pair
         out["ratio"][key] = _quartiles([e / t for e, t in zip(times["emitted"], times["torch"])])
+        if "compiled" in sides:
+            out.setdefault("ratio_compiled", {})[key] = _quartiles([e / c for e, c in zip(times["emitted"],
+                                                                                          times["compiled"])])
     out["gauge"].append(_gauge(pause))
     return out
+
+
+def _compiled(task, op, arrays, out) -> dict:
+    """torch.compile's forward and forward+backward of torch's side, compiled now (outside the timings);
+    none where it cannot compile (no C++ compiler, an operation inductor refuses): ``out`` says why."""
+    try:
+        c_fwd, _, c_bwd, _, _ = _torch_fns(op, arrays, task["threads"], task["shapes"], eager=_eager(task),
+                                          compiled=True)
+        c_fwd()
+        c_bwd()
+    except Exception as exc:  # torch._dynamo and inductor raise many kinds
+        text = str(exc).strip()
+        out["compile_error"] = text.splitlines()[0] if text else type(exc).__name__
+        return {}
+    return {"forward": c_fwd, "forward+backward": c_bwd}
 
 
 def _gauge_text(result) -> str:
@@ -286,17 +313,21 @@ def run_memory(task: dict) -> dict:
 
 
 def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
-          program=None, dtype="float32") -> dict:
+          program=None, dtype="float32", compile=None, memory=True, methods=None) -> dict:
     """Times and peak memory of the emitted module (``target`` "module") or torch.autograd.Function
     (``target`` "torch") against torch's own op, in child processes.  ``program``: a program of one's
     own (``--rule``, ``-f``, a padding mode), sent whole to the children; torch's side is its own
-    autograd through the same statements as torch operations (see :func:`_reference`)."""
+    autograd through the same statements as torch operations (see :func:`_reference`).  ``compile``
+    (default: for a program's module): torch.compile's times too, what a user might pick instead of
+    eager; ``memory=False``: no peak memory or first calls (the size sweep); ``methods``: those alone
+    (``("forward+backward",)``)."""
     import symgrad
     from symgrad.emit import emit, emit_target
     built = program if program is not None else symgrad.ops.build(op_name, **params)
     is_program = isinstance(built, symgrad.ops.Program)
     task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
-            "warmup": warmup, "mode": "time", "bind": bind, "target": target, "program": is_program, "dtype": dtype}
+            "warmup": warmup, "mode": "time", "bind": bind, "target": target, "program": is_program, "dtype": dtype,
+            "compile": is_program and target == "module" if compile is None else compile, "methods": methods}
     if is_program:
         from symgrad.emit.program import emit_program
         from symgrad.reverse import derive_program
@@ -309,6 +340,9 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, t
         d = symgrad.derive(built)
         task["source"] = emit(d) if target == "module" else emit_target(d, target)
     result = _child(task)
+    result["dtype"] = dtype
+    if not memory:
+        return result
     cache = tempfile.mkdtemp(prefix="symgrad-bench-")  # empty: the emitted module's first call compiles
     try:
         for method in ("emitted", "torch"):
@@ -318,7 +352,6 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, t
         result["emitted"]["first_cached_s"] = cached["first_s"]
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    result["dtype"] = dtype
     return result
 
 
@@ -333,6 +366,14 @@ def format_result(name, threads, result, bind=False) -> str:
         low, mid, high = result["ratio"][k]
         lines.append(f"  {k:18s} emitted {e * 1e3:9.2f} ms   torch {t * 1e3:9.2f} ms   ratio {mid:5.2f} "
                      f"(quartiles {low:.2f}-{high:.2f})")
+        if k in result.get("ratio_compiled", {}):
+            low, mid, high = result["ratio_compiled"][k]
+            lines.append(f"  {'':18s} {'':26s}torch.compile {result['compiled'][k] * 1e3:9.2f} ms   ratio {mid:5.2f} "
+                         f"(quartiles {low:.2f}-{high:.2f})")
+    if result.get("compile_error"):
+        lines.append(f"  torch.compile: not timed ({result['compile_error']})")
+    if "peak_mib" not in result["emitted"]:  # (memory=False)
+        return "\n".join(lines)
     em, tm = result["emitted"]["peak_mib"], result["torch"]["peak_mib"]
     lines.append(f"  {'peak memory':18s} emitted {em:9.1f} MiB  torch {tm:9.1f} MiB  ratio {em / max(tm, 1e-9):5.2f}")
     lines.append(f"  {'first call':18s} emitted {result['emitted']['first_s']:.2f} s cold, "
@@ -390,19 +431,74 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
             "bound one to a CPU; unbound, on the 2-vCPU reference VM (its kernel booted with sched_vcpu_pack) the "
             "two threads of a short convolution often shared one vCPU, the other idle; OpenMP's spinning threads "
             "escape that, the emitted modules' sleeping workers do not.", "",
-            "| case | threads | forward | " + " | ".join(([] if programs else ["grads (each)"])
-                                                     + ["fwd+bwd", "peak mem", "first call (cold / cached / torch)", "gauge"])
-            + " |", "| --- " * (7 if programs else 8) + "|"]
+            "| case | threads | forward | " + " | ".join(["grads (each)"] * (not programs) + ["fwd+bwd"]
+                                                     + ["fwd+bwd / torch.compile's"] * programs
+                                                     + ["peak mem", "first call (cold / cached / torch)", "gauge"])
+            + " |", "| --- " * 8 + "|"]
     for name, t, r in rows:
         e, tr = r["emitted"], r["torch"]
         ratio = r["ratio"]
         grads = ", ".join(f"{k} {ratio[k][1]:.2f}" for k in e if k.startswith("d"))
         low, mid, high = ratio["forward+backward"]
-        grads = "" if programs else f" {grads} |"
-        head.append(f"| {name} | {t} | {ratio['forward'][1]:.2f} |{grads} {mid:.2f} ({low:.2f}-{high:.2f}) | "
+        grads = f" {_compiled_text(r)} |" if programs else f" {grads} |"
+        middle = f" {mid:.2f} ({low:.2f}-{high:.2f}) |"
+        middle = f"{grads}{middle}" if not programs else f"{middle}{grads}"
+        head.append(f"| {name} | {t} | {ratio['forward'][1]:.2f} |{middle} "
                     f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) | "
                     f"{e['first_s']:.2f} / {e['first_cached_s']:.2f} / {tr['first_s']:.2f} s | {_gauge_text(r)} |")
+    if programs:
+        head += ["", sweep(threads=threads, repeats=max(3, repeats // 2), progress=progress)]
     return "\n".join(head) + "\n"
+
+
+def _compiled_text(result, key: str = "forward+backward") -> str:
+    """The emitted module's time over torch.compile's, with quartiles; why not, where it was not timed."""
+    if key not in result.get("ratio_compiled", {}):
+        return f"not timed ({result['compile_error']})" if result.get("compile_error") else "not timed"
+    low, mid, high = result["ratio_compiled"][key]
+    return f"{mid:.2f} ({low:.2f}-{high:.2f})"
+
+
+#: the programs of the size sweep (``bench --suite --programs``), each over rows x width
+SWEEP_PROGRAMS = ("softmax", "log_softmax", "layer_norm", "rms_norm", "cross_entropy")
+#: rows x width, 64 ... 65,536 rows and 64 ... 4,096 wide, up to 2^24 elements
+SWEEP_SIZES = ((64, 64), (64, 1024), (64, 4096), (1024, 64), (1024, 1024), (1024, 4096), (16384, 64),
+               (16384, 1024), (65536, 64), (65536, 256))
+SWEEP_DTYPES = ("float32", "float64")
+
+
+def sweep_shapes(name: str, rows: int, width: int) -> dict:
+    """The inputs of a sweep program at ``rows`` x ``width``."""
+    import symgrad
+    shapes = {"x": (rows, width), "t": (rows, width), "weight": (width,), "bias": (width,)}
+    return {t.name: shapes[t.name] for t in symgrad.ops.build(name).inputs}
+
+
+def sweep(threads=(1, 2), repeats=5, progress=print, programs=SWEEP_PROGRAMS, sizes=SWEEP_SIZES,
+          dtypes=SWEEP_DTYPES) -> str:
+    """The row programs' forward + backward against torch eager's at every size of the sweep, each
+    dtype and thread count (no peak memory, no torch.compile: a compile per size would take longer than
+    the sweep), as a Markdown table of fwd+bwd ratios (median, quartiles)."""
+    runs = [(name, size, dtype, t) for name in programs for size in sizes for dtype in dtypes for t in threads]
+    progress(f"bench: size sweep, {len(runs)} runs")
+    cells = {}
+    for k, (name, (rows, width), dtype, t) in enumerate(runs, start=1):
+        r = bench(name, {}, sweep_shapes(name, rows, width), threads=t, repeats=repeats, dtype=dtype, compile=False,
+                  memory=False, methods=("forward+backward",))
+        low, mid, high = r["ratio"]["forward+backward"]
+        cells[name, rows, width, dtype, t] = f"{mid:.2f} ({low:.2f}-{high:.2f})"
+        progress(f"[{k}/{len(runs)}] {name} {rows}x{width} {dtype} {t} thread{'s' if t > 1 else ''}: fwd+bwd {mid:.2f}")
+    columns = [(dtype, t) for dtype in dtypes for t in threads]
+    lines = ["## Size sweep: forward + backward, emitted module / torch eager", "",
+             f"Each program at rows x width; median of {repeats} interleaved pairs (quartiles); vjp + pullback "
+             "against torch's call under autograd.", "",
+             "| program | rows x width | " + " | ".join(f"{d}, {t} thread{'s' if t > 1 else ''}" for d, t in columns)
+             + " |", "| --- " * (2 + len(columns)) + "|"]
+    for name in programs:
+        for rows, width in sizes:
+            lines.append(f"| {name} | {rows} x {width} | "
+                         + " | ".join(cells[name, rows, width, d, t] for d, t in columns) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def parser() -> argparse.ArgumentParser:
     add_op_args(bn, optional=True)
     bn.add_argument("--suite", action="store_true", help="run the standard shapes and write BENCHMARKS.md")
     bn.add_argument("--programs", action="store_true", help="with --suite: the programs' shapes (layer_norm, softmax, "
-                                                             "conv->bias->GELU, attention)")
+                                                             "conv->bias->GELU, attention; beside torch eager also "
+                                                             "torch.compile), then the size sweep of the row programs")
     bn.add_argument("--threads", type=integer_at_least(1), action="append", help="thread count (repeat for several)")
     bn.add_argument("--repeats", type=integer_at_least(1), default=9,
                     help="timed runs per side, interleaved; the ratio is their median (default 9)")
