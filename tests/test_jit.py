@@ -203,6 +203,35 @@ def test_compiled_loops_are_cached_on_disk_for_the_next_process(tmp_path):
     assert "data saved to" not in runs[1].stdout  # (every loop the second process ran came from the cache)
 
 
+UNREGISTERED = """
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("softmax_grad", sys.argv[1])
+m = importlib.util.module_from_spec(spec)  # (not put in sys.modules, as many scripts do)
+spec.loader.exec_module(m)
+x = np.random.default_rng(0).standard_normal((512, 256)).astype(np.float32)
+print("values", float(np.abs(m.backward(np.ones_like(x), x)[0]).sum()))
+"""
+
+
+def test_a_module_file_loaded_without_registering_runs_in_every_process(tmp_path):
+    """An emitted file a script loads with importlib without putting it in sys.modules compiles its
+    loops in each process instead of caching them under a module no process can import (the second
+    process failed with ModuleNotFoundError: No module named '<dynamic>')."""
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("numba")
+    path = tmp_path / "softmax_grad.py"
+    from symgrad.emit.program import emit_program
+    path.write_text(emit_program(symgrad.derive_program(symgrad.ops.build("softmax")), jvp=False))
+    runs = [subprocess.run([sys.executable, "-c", UNREGISTERED, str(path)], capture_output=True, text=True,
+                           env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba")), timeout=300)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.startswith("values ")
+
+
 def test_a_cached_module_file_runs_only_if_it_is_what_was_emitted(tmp_path, monkeypatch):
     """The cache's module file is checked against the emitted source before it runs: an edited or
     truncated file is written again; without numba loops a module runs from its string."""

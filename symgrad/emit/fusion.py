@@ -161,7 +161,7 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
     name = f"{prefix}_{_ident(nests[0].out)}_to_{_ident(nests[-1].out)}"
     taken = {g["name"] for g in groups}
     name = next(f"{name}{k or ''}" for k in range(len(taken) + 1) if f"{name}{k or ''}" not in taken)
-    inputs, scalars, body, elements, functions, rows = [], [], [], [], set(), []
+    inputs, scalars, body, elements, functions, rows, buffers = [], [], [], [], set(), [], []
     store = {}  # a member (index among all) → what the loop calls its result: outK or rowK
     made = {}
     for index, m in enumerate(members):
@@ -179,11 +179,15 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
                     refs.append(Ref(f"_x{inputs.index(holds)}"))
             scalars += [s for s in m.nest.scalars if s not in scalars]
             body += [f"        {line}" for line in comment(m.text)]
-            if index in scratch:
+            if index in scratch:  # (a scratch row and a reduction's summands: made once per chunk of rows)
                 rows.append(m.row)
-                body.append(f"        row{k} = xp.empty(_r{len(rows) - 1})")
+                buffers.append(f"row{k} = xp.empty(_r{len(rows) - 1})")
+            buffer = f"_row{k}" if m.nest.buffer else None
+            if buffer:
+                buffers.append(f"{buffer} = xp.empty({m.nest.buffer})")
             # (the nest's first line, the prange over the rows, is the group's own)
-            body += list(m.nest.render(Ref(store[index], row=index in scratch), tuple(refs), f"element{k}")[1:])
+            body += list(m.nest.render(Ref(store[index], row=index in scratch), tuple(refs), f"element{k}",
+                                       buffer)[1:])
             elements.append((f"element{k}", m.nest))
             functions |= set(m.nest.functions)
         made.update(bound(m, index, made))
@@ -192,7 +196,7 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
                    "functions": sorted(functions),
                    "loop_args": ", ".join(outs + [f"_x{j}" for j in range(len(inputs))] + scalars +
                                           [f"_r{j}" for j in range(len(rows))]),
-                   "body": body})
+                   "body": body, "buffers": buffers})
     work = sp.Add(*[m.work for m in nests])
     kept = [m for i, m in enumerate(members) if m.nest is not None and i not in scratch]
     call = (f"_fused = _rows({op!r}, _{name}_rows, {tuple_code(inputs)}, {tuple_code(scalars + rows)}, "

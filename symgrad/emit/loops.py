@@ -97,13 +97,15 @@ class Nest:
     result: str
     arrays: tuple       # the arrays the nest reads, in argument order (tensor names)
     scalars: tuple      # the size symbols and constants it reads, in argument order
-    render: Callable = None  # (out: Ref, arrays: tuple of Ref, element: str) -> the loop lines
+    render: Callable = None  # (out: Ref, arrays: tuple of Ref, element: str, buffer: str) -> the loop lines
     functions: tuple = ()
     rows: tuple = None  # per array, whether every read of it is at the row being computed (axis 0
     #                     read at the output's first index); None: the nest is not row by row (its
     #                     first loop is not the prange over the output's first axis)
     inlined: bool = False  # the element is one expression, written into the loop where it is read
     #                        (no element function)
+    buffer: str = None  # a row reduction's summand row: its length, as code (a fused loop makes it once
+    #                     per chunk of rows and passes its name to render)
 
     @property
     def body(self) -> tuple:
@@ -153,7 +155,7 @@ def nest(forms, result: str, out_vars: tuple, tensors: dict, target):
     index = {v: f"_i{k}" for k, v in enumerate(out_vars)}
     slot = {name: k for k, name in enumerate(arrays)}
 
-    def render(out: Ref, refs: tuple, element: str) -> tuple:
+    def render(out: Ref, refs: tuple, element: str, buffer: str = None) -> tuple:  # (no summand row to take)
         values = [f"_F({refs[slot[a.base.name]].at(['0' if v is None else index[v] for v in r])})"
                   for a, r in zip(accesses, reads)] + [f"_F({s})" for s in scalars]
         body, pad = [], "    "
@@ -243,7 +245,7 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
     widest = max(vars_in, key=lambda r: len([v for v in r if v is not None]))
     rows = [v for v in widest if v is not None][-1] in sums
 
-    def render(out: Ref, refs: tuple, element: str) -> tuple:
+    def render(out: Ref, refs: tuple, element: str, buffer: str = None) -> tuple:
         def read(a, r):
             return f"_F({refs[slot[a.base.name]].at(['0' if v is None else index[v] for v in r])})"
         values = [read(a, r) for a, r in zip(inner_reads, vars_in)] + [f"_F({s})" for s in scalars]
@@ -259,8 +261,10 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
                 body.append(f"{pad}for {index[v]} in range({sizes[v]}):")
                 pad += "    "
             last, size = index[sums[-1]], sizes[sums[-1]]  # the innermost summands as one row, for _sum
-            body += [f"{pad}_row = xp.empty({size})", f"{pad}for {last} in range({size}):",
-                     f"{pad}    _row[{last}] = {call(element, values)}", f"{pad}_total += _sum(_row)"]
+            row = buffer or "_row"  # (given: made by the caller, once for many rows)
+            body += [f"{pad}_row = xp.empty({size})"] * (buffer is None) + [
+                f"{pad}for {last} in range({size}):", f"{pad}    {row}[{last}] = {call(element, values)}",
+                f"{pad}_total += _sum({row})"]
             pad = pad[:len(pad) - 4 * (len(sums) - 1)]
             body.append(f"{pad}{result} = _total")
             body.append(f"{pad}{out.at(outs)} = {finish}")
@@ -284,4 +288,4 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
     params = ", ".join(str(p) for p in inner_p.values()) + "".join(f", {s}" for s in scalars)
     return Nest(params, tuple(lines), result, arrays, scalars, render, tuple(sorted(printer.used_functions)),
                 _row_reads(arrays, inner_reads + outer_reads, vars_in + vars_out, out_vars[0]) if rows else None,
-                call.inlined)
+                call.inlined, sizes[sums[-1]] if rows else None)

@@ -50,7 +50,8 @@ def _to_rows(op, names, arrays, ranks, dim=None):
                 raise ValueError(f"{op}: dim {dim} is out of range for input {name} with {a.ndim} axes")
             if not a.ndim:  # a 0-d input, as torch takes it (softmax of a scalar is 1): one row of one
                 return [a.reshape((1, 1))], SCALAR
-            a = xp.moveaxis(a, dim, -1)
+            if dim % a.ndim != a.ndim - 1:  # (already last: no view to make, as at the default dim=-1)
+                a = xp.moveaxis(a, dim, -1)
         if a.ndim < rank - 1:
             raise ValueError(f"{op}: input {name} needs at least {rank - 1} axes, got shape {a.shape}")
         moved.append(a)
@@ -81,4 +82,4 @@ def _from_rows(a, lead, dim=None, of=None):
         extra = len(lead) - len(head)
         spread = tuple(range(extra)) + tuple(extra + k for k, n in enumerate(head) if n == 1 and lead[extra + k] != 1)
         a = a.sum(axis=spread).reshape(head + tail) if spread else a
-    return a if dim is None or not a.ndim else xp.moveaxis(a, -1, dim)
+    return a if dim is None or not a.ndim or dim % a.ndim == a.ndim - 1 else xp.moveaxis(a, -1, dim)

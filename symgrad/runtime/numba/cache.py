@@ -6,9 +6,12 @@ pickled, and a loop here closes over other compiled functions, which pickle with
 the key never matched in the next process.  :class:`_StableCache` keys the closure on what those
 functions are (their code, and what they close over, recursively), which is the same in every
 process.  The cache sits where numba puts it for the module's file (``__pycache__`` beside it, or
-``NUMBA_CACHE_DIR``); a module without a file (executed from a string) compiles in every process.
+``NUMBA_CACHE_DIR``); a module without a file (executed from a string), or one not in ``sys.modules``
+under its name (run by ``importlib.util.spec_from_file_location`` and ``exec_module`` alone), compiles
+in every process: a loop numba loads from its cache finds its module by importing that name.
 """
 import hashlib
+import sys
 import types
 
 try:
@@ -36,7 +39,11 @@ class _StableCache(FunctionCache):
 
 def _on_disk(dispatcher):
     """``dispatcher`` (not yet compiled) with its compilations saved to and loaded from disk, where its
-    function has a source file to key them on (else unchanged: compiled in every process)."""
+    function has a source file to key them on and its module is importable by name (else unchanged:
+    compiled in every process)."""
+    function = dispatcher.py_func
+    if getattr(sys.modules.get(function.__module__), "__dict__", None) is not function.__globals__:
+        return dispatcher  # (numba would save it under the module '<dynamic>', which no process can import)
     try:
         dispatcher._cache = _StableCache(dispatcher.py_func)
     except Exception:  # noqa: BLE001  (no file, an unwritable directory, another numba)
