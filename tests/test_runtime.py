@@ -302,7 +302,8 @@ def test_a_backend_piece_lacking_a_name_is_refused(monkeypatch):
 def test_templates_hold_no_static_helper():
     """A function in a template takes a placeholder: static code belongs in symgrad/runtime.  The
     methods of the framework targets' classes (autograd.Function, nn.Module) have the names and
-    signatures torch requires; their bodies are one or two lines that delegate."""
+    signatures torch requires; their bodies are one or two lines that delegate (a nested function whose
+    signature takes placeholders, a loop factory's loop, is per-op code)."""
     templates = template_dir()
     defs, methods = [], []
     for path in templates.rglob("*.py.j2"):
@@ -318,7 +319,7 @@ def test_templates_hold_no_static_helper():
                     body += [b] if b.startswith("        ") else []
                 methods.append((path.name, line, len(body)))
     assert defs and all("{{" in line for _, line in defs), defs
-    assert methods and all(n <= 2 or "__init__" in line for _, line, n in methods), methods
+    assert methods and all(n <= 2 or "__init__" in line or "{{" in line for _, line, n in methods), methods
 
 
 def test_batched_matmul_dealt_to_worker_threads():
