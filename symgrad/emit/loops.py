@@ -185,6 +185,34 @@ def _element_call(expr, result: str, symbols: list):
     return call
 
 
+def max_nest(form, result: str, out_vars: tuple, tensors: dict, target):
+    """A ``reduce_max`` form over the last axis of a plain read with the output's axes before it (a row's
+    maximum: softmax's shift) as one numba loop nest: each row's maximum read off the row where it lies
+    (runtime ``_row_max``, in the row's dtype, exact; NaN where the row holds one).  None otherwise (a
+    bracket, several reduced axes, another layout: the form's array code)."""
+    from ..forms.form import plain_reads
+    term = form.term
+    if form.kind != "reduce_max" or term.guards or len(term.sums) != 1 or target.viewed or target.scalar:
+        return None
+    read, (over, _, hi) = term.factor, term.sums[0]
+    if not isinstance(read, sp.Indexed) or tensors[read.base.name].viewed:
+        return None
+    reads, dims = plain_reads([read], tensors), tensors[read.base.name].dims
+    if reads is None or tuple(reads[0]) != tuple(out_vars) + (over,) or sp.simplify(dims[-1] - (hi + 1)) != 0:
+        return None  # (the maximum over a whole row, read as the row's view)
+    index = [f"_i{k}" for k in range(len(out_vars))]
+
+    def render(out: Ref, refs: tuple, element: str, buffer: str = None) -> tuple:  # (no summand row)
+        body, pad = [], "    "
+        for k in range(len(out_vars)):
+            body.append(f"{pad}for {index[k]} in {'numba.prange' if k == 0 else 'range'}({out.extent(k)}):")
+            pad += "    "
+        row = refs[0].name if refs[0].row and len(index) == 1 else refs[0].at(index)  # the row, a view
+        return tuple(body + [f"{pad}{out.at(index)} = _row_max({row})"])
+
+    return Nest("", (), result, (read.base.name,), (), render, (), (True,), True)
+
+
 def _row_reads(arrays, accesses, reads, row) -> tuple:
     """Per array, whether every read of it takes axis 0 at the output's first index ``row``."""
     return tuple(all(r and r[0] == row for a, r in zip(accesses, reads) if a.base.name == name) for name in arrays)

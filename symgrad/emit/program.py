@@ -26,7 +26,7 @@ from ..sizes import bind_statements, grad_output_statements, shape_text
 from ..templating import environment
 from .inline import import_block, inline
 from .loops import nest as loop_nest
-from .loops import reduction_nest
+from .loops import max_nest, reduction_nest
 from .concrete import require_concrete
 from .fusion import Unit, fuse, reads, stored
 from .layers import conv_layer, norm_layer
@@ -72,6 +72,8 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
         n = None
     elif len(forms) == 1 and forms[0].kind == "reduce_sum":
         n = reduction_nest(forms[0], out, target.out_vars, target.tensors, target.tensor)
+    elif len(forms) == 1 and forms[0].kind == "reduce_max":
+        n = max_nest(forms[0], out, target.out_vars, target.tensors, target.tensor)
     else:
         n = loop_nest(forms + more, out, target.out_vars, target.tensors, target.tensor)
     fold = fold and n is not None
