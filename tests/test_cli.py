@@ -172,7 +172,7 @@ def test_emitted_code_is_standalone_and_deterministic(capsys, argv):
     _, second, _ = run(capsys, "emit", *argv)
     assert first == second
     optional = {"numba", "numba.extending", "numba.core.caching", "llvmlite", "threadpoolctl"}  # (numba's own dependency)
-    assert imports_of(first) <= {"numpy", "scipy.special", "math", "os", "concurrent.futures", "warnings", "hashlib",
+    assert imports_of(first) <= {"numpy", "scipy.special", "math", "os", "concurrent.futures", "warnings", "hashlib", "sys",
                                  "types"} | optional
     # numba is optional: imported only under `try: ... except ImportError`
     guarded = set().union(*[imports_of(ast.unparse(stmt)) for node in ast.walk(ast.parse(first))
