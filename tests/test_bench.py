@@ -72,15 +72,15 @@ def test_the_programs_suite_gives_torch_compile_and_the_size_sweep(monkeypatch):
     size sweep (rows 64 ... 65,536 x width 64 ... 4,096, float32 and float64, each thread count), every
     cell filled (the timing children stood in for)."""
     from support import stand_in_bench
-    from symgrad.bench import cpu
+    from symgrad.bench import cpu, sweep
     calls = []
     monkeypatch.setattr(cpu, "bench", lambda *a, **k: calls.append((a, k)) or stand_in_bench(*a, **k))
     text = cpu.suite(threads=(1, 2), repeats=3, progress=lambda line: None, programs=True)
-    head, sweep = text.split("## Size sweep", 1)
+    head, table = text.split("## Size sweep", 1)
     assert "fwd+bwd / torch.compile's" in head and "| 1.20 (1.10-1.30) |" in head
-    rows = [line for line in sweep.splitlines() if line.startswith("| ") and "rows x width" not in line and "---" not in line]
-    assert len(rows) == len(cpu.SWEEP_PROGRAMS) * len(cpu.SWEEP_SIZES)
-    assert all(line.count("1.00 (0.90-1.10)") == len(cpu.SWEEP_DTYPES) * 2 for line in rows)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "rows x width" not in line and "---" not in line]
+    assert len(rows) == len(sweep.SWEEP_PROGRAMS) * len(sweep.SWEEP_SIZES)
+    assert all(line.count("1.00 (0.90-1.10)") == len(sweep.SWEEP_DTYPES) * 2 for line in rows)
     swept = [k for a, k in calls if k.get("memory") is False]
-    assert {k["dtype"] for k in swept} == set(cpu.SWEEP_DTYPES) and all(k["compile"] is False for k in swept)
+    assert {k["dtype"] for k in swept} == set(sweep.SWEEP_DTYPES) and all(k["compile"] is False for k in swept)
     assert {(64, 64), (65536, 64), (1024, 4096)} <= {a[2]["x"] for a, k in calls if k.get("memory") is False}
