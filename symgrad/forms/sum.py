@@ -51,7 +51,8 @@ def sum_code(op_name: str, forms, target) -> Code:
         except (NotImplementedError, ValueError) as exc:  # a printer without code for a function
             raise SymgradError(f"{op_name}: no array code for {term_text(form.term)}: "
                                f"{str(exc).splitlines()[0]}") from None
-        code += Code(comment(f"{form.kind}: {term_text(form.term)}")) + body
+        reduction = "max" if form.kind == "reduce_max" else "sum"
+        code += Code(comment(f"{form.kind}: {term_text(form.term, reduction)}")) + body
         parts.append(part)
     fresh = [p for p, f in zip(parts, forms) if kind(f.kind).fresh_result]
     if fresh and len(parts) > 1 and target.backend.in_place:  # add into the convolution's own result, not a new temporary

@@ -110,9 +110,10 @@ def text(expr) -> str:
     return _TextPrinter().doprint(expr)
 
 
-def term_text(term: Term) -> str:
-    """``sum_{r=0}^{K-1} [guard] g[…]*w[…]`` — index notation on one line."""
-    parts = [f"sum_{{{v}={text(lo)}..{text(hi)}}}" for v, lo, hi in term.sums]
+def term_text(term: Term, reduction: str = "sum") -> str:
+    """``sum_{r=0}^{K-1} [guard] g[…]*w[…]`` — index notation on one line (``reduction``: what its
+    summed indices do, ``max`` for a max statement's term)."""
+    parts = [f"{reduction}_{{{v}={text(lo)}..{text(hi)}}}" for v, lo, hi in term.sums]
     parts += [f"[{text(g)}]" for g in term.guards]
     parts += [f"delta({text(a)}, {text(b)})" for a, b in term.deltas]
     parts.append(text(term.factor))
