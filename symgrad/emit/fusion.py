@@ -218,9 +218,12 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
 
 def stored(m: Unit, value: str) -> list:
     """The line leaving ``value`` where ``m``'s result goes: its ``into`` (added to it with ``add``), else its ``out``."""
-    if m.into is None:
-        return [f"{m.out} = {value}"]
-    return [f"{m.into} = {m.into} + {value}" if m.add else f"{m.into} = {value}"]
+    return [assign(m.into or m.out, value, m.add and m.into is not None)]
+
+
+def assign(name: str, value: str, add: bool = False) -> str:
+    """``name = value``, or with ``add`` ``name = name + value`` (an adjoint's later contribution)."""
+    return f"{name} = {name} + {value}" if add else f"{name} = {value}"
 
 
 def _ident(text: str) -> str:

@@ -158,10 +158,7 @@ def nest(forms, result: str, out_vars: tuple, tensors: dict, target):
     def render(out: Ref, refs: tuple, element: str, buffer: str = None) -> tuple:  # (no summand row to take)
         values = [f"_F({refs[slot[a.base.name]].at(['0' if v is None else index[v] for v in r])})"
                   for a, r in zip(accesses, reads)] + [f"_F({s})" for s in scalars]
-        body, pad = [], "    "
-        for k, v in enumerate(out_vars):
-            body.append(f"{pad}for {index[v]} in {'numba.prange' if k == 0 else 'range'}({out.extent(k)}):")
-            pad += "    "
+        body, pad = _output_loops([index[v] for v in out_vars], out)
         store = out.at([index[v] for v in out_vars])
         return tuple(body + [f"{pad}{store} = {call(element, values)}" + (f" if {mask} else 0" if mask else "")])
 
@@ -203,14 +200,26 @@ def max_nest(form, result: str, out_vars: tuple, tensors: dict, target):
     index = [f"_i{k}" for k in range(len(out_vars))]
 
     def render(out: Ref, refs: tuple, element: str, buffer: str = None) -> tuple:  # (no summand row)
-        body, pad = [], "    "
-        for k in range(len(out_vars)):
-            body.append(f"{pad}for {index[k]} in {'numba.prange' if k == 0 else 'range'}({out.extent(k)}):")
-            pad += "    "
+        body, pad = _output_loops(index, out)
         row = refs[0].name if refs[0].row and len(index) == 1 else refs[0].at(index)  # the row, a view
         return tuple(body + [f"{pad}{out.at(index)} = _row_max({row})"])
 
     return Nest("", (), result, (read.base.name,), (), render, (), (True,), True)
+
+
+def _output_loops(indices, out: Ref) -> tuple:
+    """``(lines, indent)``: a nest's loops over its output's axes (named ``indices``), the first over
+    the rows in parallel, and the indentation of the body inside them."""
+    lines, pad = [], "    "
+    for k, name in enumerate(indices):
+        lines.append(f"{pad}for {name} in {'numba.prange' if k == 0 else 'range'}({out.extent(k)}):")
+        pad += "    "
+    return lines, pad
+
+
+def function_pieces(functions) -> set:
+    """The runtime pieces that define the double-precision functions a loop calls (erfc beside erf)."""
+    return {f"numba/{'erf' if f == 'erfc' else f}" for f in functions}
 
 
 def _row_reads(arrays, accesses, reads, row) -> tuple:
@@ -279,11 +288,8 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
         values = [read(a, r) for a, r in zip(inner_reads, vars_in)] + [f"_F({s})" for s in scalars]
         finish = _ReadPrinter({outer_p[a]: read(a, r) for a, r in zip(outer_reads, vars_out)}).doprint(post)
         finish = result if post == 1 else f"{result} * ({finish})"
-        body, pad = [], "    "
         if rows:
-            for k, v in enumerate(out_vars):
-                body.append(f"{pad}for {index[v]} in {'numba.prange' if k == 0 else 'range'}({out.extent(k)}):")
-                pad += "    "
+            body, pad = _output_loops(outs, out)
             body.append(f"{pad}_total = 0.0")
             for v in sums[:-1]:
                 body.append(f"{pad}for {index[v]} in range({sizes[v]}):")
@@ -297,6 +303,7 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
             body.append(f"{pad}{result} = _total")
             body.append(f"{pad}{out.at(outs)} = {finish}")
         else:
+            body, pad = [], "    "
             body.append(f"{pad}_totals = xp.zeros({out.name}.shape)")
             for v in sums:
                 body.append(f"{pad}for {index[v]} in range({sizes[v]}):")

@@ -20,6 +20,7 @@ from ..sizes import bind_statements, grad_output_statements, shape_text
 from ..templating import environment
 from .concrete import require_concrete
 from .program import forward_mode_parts
+from .loops import function_pieces
 from .loops import loop as make_loop
 from .second import contributions, second_context
 
@@ -93,7 +94,7 @@ def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = 
         b["batched"] = bool(unbatched) and t.name in unbatched["inputs"]
     loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
     pieces = code["pieces"] | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"numba/elementwise"} if loops else set())
-    pieces |= {f"numba/{'erf' if f == 'erfc' else f}" for lp in loops for f in lp.functions}  # erfc beside erf
+    pieces |= function_pieces(f for lp in loops for f in lp.functions)
     pieces |= {"double_double"} if any(lp.wide for lp in loops) else set()
     forward_mode = forward_mode_parts(op, backend, {"piece_set": pieces, "code_imports": code["imports"],
                                                     "sizes": code["sizes"], "args": args},

@@ -26,9 +26,9 @@ from ..sizes import bind_statements, grad_output_statements, shape_text
 from ..templating import environment
 from .inline import import_block, inline
 from .loops import nest as loop_nest
-from .loops import max_nest, reduction_nest
+from .loops import function_pieces, max_nest, reduction_nest
 from .concrete import require_concrete
-from .fusion import Unit, fuse, reads, stored
+from .fusion import Unit, assign, fuse, reads, stored
 from .layers import conv_layer, norm_layer
 from .native import native_context
 from .kernel_fusion import fuse_kernels, step
@@ -78,7 +78,7 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
         n = loop_nest(forms + more, out, target.out_vars, target.tensors, target.tensor)
     fold = fold and n is not None
     added = add and not fold
-    store = [] if into in (None, out) else [f"{into} = {into} + {out}" if added else f"{into} = {out}"]
+    store = [] if into in (None, out) else [assign(into, out, added)]
     read = _reads(forms, target, *([into] if add else []))
     if alias:
         unit = Unit((), out=out, into=into, add=added, alias=alias, reads=read | {alias})
@@ -205,8 +205,7 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
         ({"fused"} if spec.fused else set()) | \
         ({"saved"} if spec.name == "torch" else set()) | \
         ({"rows"} if rows else set()) | ({"numba/nests"} if nests or groups else set())
-    pieces |= {f"numba/{'erf' if f == 'erfc' else f}" for n in nests for f in n["nest"].functions}  # erfc beside erf
-    pieces |= {f"numba/{'erf' if f == 'erfc' else f}" for g in groups for f in g["functions"]}
+    pieces |= function_pieces([f for n in nests for f in n["nest"].functions] + [f for g in groups for f in g["functions"]])
     names, imports, runtime = _inlined(pieces, code.imports, spec)
     outputs = [p.tensors[name] for name in p.outputs]
     args = ", ".join(t.name for t in p.inputs)
