@@ -154,8 +154,12 @@ def test_element_printer():
     assert element_statements(2 * x + 1, "out") == ["out = _F(2)*x + _F(1)"]
     assert element_statements(x ** -3 + sp.sqrt(y) * x ** sp.Rational(3, 2), "out") == [
         "out = (x*math.sqrt(x))*(math.sqrt(y)) + (_F(1)/(x*x*x))"]
+    # erf and erfc take exp(-u²) from the element, which computes it once where the element holds it too
     assert element_statements(sp.exp(-x ** 2 / 2) * sp.erf(x) + sp.tanh(y), "r") == [
-        "r = _tanh(y) + _exp(-_F(0.5)*(x*x))*_erf(x)"]
+        "r_s0 = (x*x)", "r = _tanh(y) + _exp(-_F(0.5)*r_s0)*_erf(x, _exp(-r_s0))"]
+    assert element_statements(sp.exp(-x ** 2) * sp.erfc(2 * x), "r") == [
+        "r_s0 = (x*x)", "r = _exp(-r_s0)*_erfc(_F(2)*x, _exp(-_F(4)*r_s0))"]
+    assert element_statements(sp.exp(-x ** 2) * sp.erfc(x), "r") == ["r_s0 = _exp(-(x*x))", "r = r_s0*_erfc(x, r_s0)"]
     assert element_statements(sp.tanh(x) ** 2 + sp.tanh(x), "r") == ["r_s0 = _tanh(x)", "r = r_s0*(r_s0 + _F(1))"]
     with pytest.raises(ValueError, match="no scalar code"):
         element_statements(sp.DiracDelta(x), "r")
@@ -230,6 +234,36 @@ def test_a_module_file_loaded_without_registering_runs_in_every_process(tmp_path
             for _ in range(2)]
     assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-2000:]
     assert runs[0].stdout == runs[1].stdout and runs[0].stdout.startswith("values ")
+
+
+REGISTERED_AS = """
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location(sys.argv[2], sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+sys.modules[sys.argv[2]] = m
+spec.loader.exec_module(m)
+x = np.random.default_rng(0).standard_normal((512, 256)).astype(np.float32)
+print("values", float(np.abs(m.backward(np.ones_like(x), x)[0]).sum()))
+"""
+
+
+def test_one_module_file_imported_under_two_names_runs_under_each(tmp_path):
+    """One emitted file imported as ``first`` in one process and as ``second`` in the next: the second
+    process does not load the first's compiled loops, which would import ``first`` (it failed with
+    ModuleNotFoundError: No module named 'first'), and both give the same values."""
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("numba")
+    path = tmp_path / "softmax_grad.py"
+    from symgrad.emit.program import emit_program
+    path.write_text(emit_program(symgrad.derive_program(symgrad.ops.build("softmax")), jvp=False))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    runs = [subprocess.run([sys.executable, "-c", REGISTERED_AS, str(path), name], capture_output=True, text=True,
+                           env=env, timeout=300) for name in ("first", "second", "first")]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
+    assert runs[0].stdout == runs[1].stdout == runs[2].stdout and runs[0].stdout.startswith("values ")
 
 
 def test_a_cached_module_file_runs_only_if_it_is_what_was_emitted(tmp_path, monkeypatch):

@@ -55,6 +55,12 @@ class ElementPrinter(PythonCodePrinter):
 
     _print_erf = _print_erfc = _print_tanh = _print_exp = _print_Function
 
+    def _print__ErfGiven(self, expr):
+        self.used_functions.add(expr.function)
+        return f"_{expr.function}({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    _print__ErfcGiven = _print__ErfGiven
+
     def _print_sigmoid(self, expr):  # 1/(1 + inf) is 0: no overflow in a value computed once
         return self._print(expr.definition())
 
@@ -76,10 +82,31 @@ class ElementPrinter(PythonCodePrinter):
         raise ValueError(f"no scalar code for {expr}")
 
 
+class _ErfGiven(sp.Function):
+    """erf(u) as the loops compute it, from ``args`` (u, exp(-u²)): a derivative of erf(u) holds
+    exp(-u²) as well, and the element then computes it once."""
+
+    nargs, function = 2, "erf"
+
+
+class _ErfcGiven(_ErfGiven):
+    """erfc(u), the same way."""
+
+    function = "erfc"
+
+
+def _with_exp(expr):
+    """``expr`` with each erf(u) and erfc(u) given exp(-u²) (:class:`_ErfGiven`): common
+    subexpression elimination then finds exp(-u²) where the expression also holds it."""
+    return expr.replace(lambda e: isinstance(e, (sp.erf, sp.erfc)),
+                        lambda e: (_ErfcGiven if isinstance(e, sp.erfc) else _ErfGiven)(e.args[0], sp.exp(-e.args[0] ** 2)))
+
+
 def element_parts(expr, out: str) -> tuple:
     """``(temps, value)``: one element's expression as the common subexpressions it names once
     (``[(name, expression)]``, named after ``out``) and the value in terms of them."""
-    temps, (reduced,) = sp.cse(fold_constants(Shielded.lift(expr)), symbols=sp.numbered_symbols(f"{out}_s"), optimizations="basic")
+    temps, (reduced,) = sp.cse(fold_constants(_with_exp(Shielded.lift(expr))), symbols=sp.numbered_symbols(f"{out}_s"),
+                               optimizations="basic")
     return temps, reduced
 
 

@@ -8,7 +8,8 @@ functions are (their code, and what they close over, recursively), which is the 
 process.  The cache sits where numba puts it for the module's file (``__pycache__`` beside it, or
 ``NUMBA_CACHE_DIR``); a module without a file (executed from a string), or one not in ``sys.modules``
 under its name (run by ``importlib.util.spec_from_file_location`` and ``exec_module`` alone), compiles
-in every process: a loop numba loads from its cache finds its module by importing that name.
+in every process: a loop numba loads from its cache finds its module by importing that name.  The key
+holds that name too: one file imported under two names keeps a cache entry for each.
 """
 import hashlib
 import sys
@@ -33,8 +34,9 @@ def _stable(value, seen=()) -> bytes:
 
 
 class _StableCache(FunctionCache):
-    def _index_key(self, sig, codegen):  # numba's key, the closure's part made stable
-        return sig, codegen.magic_tuple(), (hashlib.sha256(_stable(self._py_func)).hexdigest(), "")
+    def _index_key(self, sig, codegen):  # numba's key, the closure's part made stable, with the module's name
+        function = self._py_func
+        return sig, codegen.magic_tuple(), (hashlib.sha256(function.__module__.encode() + _stable(function)).hexdigest(), "")
 
 
 def _on_disk(dispatcher):

@@ -11,6 +11,7 @@ try:
 except ImportError:
     _intrinsic = lambda function: function  # noqa: E731  (without numba nothing calls it)
 
+_exp_libm = math.exp  # what float64 loops call (C's libm)
 _EXP_P = (1.26177193074810590878E-4, 3.02994407707441961300E-2, 9.99999999999999999910E-1)
 _EXP_Q = (3.00198505138664455042E-6, 2.52448340349684104192E-3, 2.27265548208155028766E-1, 2.00000000000000000009E0)
 
