@@ -84,3 +84,14 @@ def test_the_programs_suite_gives_torch_compile_and_the_size_sweep(monkeypatch):
     swept = [k for a, k in calls if k.get("memory") is False]
     assert {k["dtype"] for k in swept} == set(sweep.SWEEP_DTYPES) and all(k["compile"] is False for k in swept)
     assert {(64, 64), (65536, 64), (1024, 4096)} <= {a[2]["x"] for a, k in calls if k.get("memory") is False}
+
+
+def test_each_timed_call_follows_an_untimed_call_of_its_own_side(monkeypatch):
+    """A turn is untimed calls of one side, then its timed call: never straight after the other side's
+    call (whose freed memory slowed torch's short calls up to 6x), warm-up turns first."""
+    from symgrad.bench import cpu
+    monkeypatch.setattr(cpu, "SETTLE", 0.0)  # (one untimed call per turn)
+    log = []
+    times = cpu._interleaved_times({"a": lambda: log.append("a"), "b": lambda: log.append("b")}, repeats=3, warmup=2)
+    assert log == ["a", "b"] * 2 + ["a", "a", "b", "b"] * 3
+    assert [len(v) for v in times.values()] == [3, 3]

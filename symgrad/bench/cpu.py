@@ -91,30 +91,32 @@ def _setup(task):
     return op, module, arrays
 
 
-SETTLE = 0.1  # seconds of untimed calls after each pause (see _interleaved_times)
+SETTLE = 0.1  # seconds of untimed calls before each timed one (see _interleaved_times)
 
 
 def _interleaved_times(pairs: dict, repeats: int, warmup: int, pause: float = 0.0) -> dict:
     """Times of each function, the functions taking turns within every repeat.
 
     Taking turns puts both sides of a comparison under the same machine conditions (a shared VM's
-    speed drifts over seconds).  ``pause`` seconds of sleep before each turn let the other
-    library's spinning worker threads stop; then ``SETTLE`` seconds of untimed calls (at least one)
-    wake the machine, so the timed call runs as in a loop (BENCHMARKS.md says what was measured
-    without them).
+    speed drifts over seconds).  Each turn is ``SETTLE`` seconds of untimed calls of that side (at least
+    one), then the timed call: it runs as in a loop of its own, not straight after the other library's
+    call, whose freed memory and caches it would inherit (torch's softmax 1024 x 1024 fwd+bwd took
+    1.0-6.0 ms called right after the emitted module's, 0.8-1.0 ms called after itself).  ``warmup``
+    turns of one call each come first.  ``pause`` seconds of sleep before each turn let the other
+    library's spinning worker threads stop (BENCHMARKS.md says what was measured without them).
     """
-    for fn in pairs.values():
-        for _ in range(warmup):
+    for _ in range(warmup):
+        for fn in pairs.values():
             fn()
     times = {key: [] for key in pairs}
     for _ in range(repeats):
         for key, fn in pairs.items():
             if pause:
                 time.sleep(pause)
-                settled = time.perf_counter() + SETTLE
+            settled = time.perf_counter() + SETTLE
+            fn()
+            while time.perf_counter() < settled:
                 fn()
-                while time.perf_counter() < settled:
-                    fn()
             start = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - start)
@@ -413,9 +415,10 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
     head = [f"# Benchmarks: {what} vs PyTorch (CPU, float32)", "",
             f"Measured by `{command}` on {platform.machine()} with {os.cpu_count()} cores, "
             f"numpy {numpy.__version__}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
-            "same thread count, the two sides taking turns run by run (with 2+ threads, each turn is 0.2 s of sleep, "
-            f"so neither library's spinning worker threads steal the cores, then {SETTLE:g} s of untimed calls (at least "
-            "one), so the timed one finds the machine awake as in a loop), after one large NumPy "
+            "same thread count, the two sides taking turns run by run: each turn is (with 2+ threads, 0.2 s of sleep, "
+            f"so neither library's spinning worker threads steal the cores, then) {SETTLE:g} s of untimed calls of that "
+            "side (at least one) and the timed call, which so runs as in a loop of its own, not straight after the other "
+            "library's call (whose freed memory slowed torch's short calls up to 6x); after one large NumPy "
             "SGEMM (see `_warm_blas` in symgrad/bench/cpu.py). Ratio = emitted time / torch time (lower is better; < 1 means faster than torch), "
             "the median over the runs of each run's pair (the two sides of one turn), so drift between turns cancels; "
             "fwd+bwd also gives the quartiles of those pair ratios, the spread the machine gave. "
