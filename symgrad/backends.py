@@ -27,6 +27,9 @@ class Backend:
     title: str
     array_import: str
     printer: type
+    #: what the emitted code calls the array module: ``xp`` where one module's code serves NumPy and
+    #: CuPy alike (and jax.numpy), ``torch`` in the torch target's
+    xp: str = "xp"
     blockwise: bool = False
     fused: bool = False
     #: how a convolution runs, one clause for the emitted header
@@ -66,12 +69,12 @@ class Backend:
 
     def flipped(self, code: str, axes) -> str:
         """``code`` reversed along ``axes``."""
-        return f"xp.flip({code}, {self.flip_axes}={tuple(axes)})"
+        return f"{self.xp}.flip({code}, {self.flip_axes}={tuple(axes)})"
 
     def new(self, function: str, shape: str, like: str) -> str:
         """``xp.zeros``/``xp.ones`` of ``shape`` with the dtype (and device) of the array ``like``."""
         device = f", device={like}.device" if self.device else ""
-        return f"xp.{function}({shape}, dtype={like}.dtype{device})"
+        return f"{self.xp}.{function}({shape}, dtype={like}.dtype{device})"
 
     def set_slice(self, array: str, index: str, value: str) -> str:
         """The statement writing ``value`` into ``array[index]``."""
@@ -80,7 +83,7 @@ class Backend:
     def arange(self, lo: str, hi: str, like: str) -> str:
         """``xp.arange(lo, hi)``, on the device of ``like`` where arrays have one."""
         device = f", device={like}.device" if self.device else ""
-        return f"xp.arange({lo}, {hi}{device})"
+        return f"{self.xp}.arange({lo}, {hi}{device})"
 
 
 NUMPY = Backend("numpy", "NumPy", "import numpy as xp", ModuleArrayPrinter, blockwise=True,
@@ -90,7 +93,7 @@ CUPY = Backend("cupy", "CuPy", "import cupy as xp", CuPyArrayPrinter,
                fused=True,
                conv_runs="over the whole batch, each GEMM one cuBLAS call on its operands where they lie",
                matmul_runs="one strided-batched cuBLAS GEMM on the operands as they lie")
-TORCH = Backend("torch", "PyTorch", "import torch as xp", TorchArrayPrinter,
+TORCH = Backend("torch", "PyTorch", "import torch", TorchArrayPrinter, xp="torch",
                 conv_runs="asymmetric or negative padding by torch.nn.functional.pad; on the tensors' device",
                 conv_paths=False, matmul_runs="one torch.matmul on the permuted operands",
                 expression_runs="torch expression (one kernel per operation)",

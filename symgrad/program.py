@@ -141,7 +141,8 @@ class Program:
     inputs and the outputs that stands for any number of leading axes (flattened into one, as
     ``softmax`` or ``layer_norm`` take ``(..., D)``); ``dim``: the module takes a ``dim`` argument
     and moves that axis of those inputs last first (softmax over any axis); ``constants``: symbols
-    the module binds from its inputs (``eps`` as ``xp.finfo(x.dtype).eps``), symbol -> code;
+    the module binds from its inputs (``eps`` as ``{xp}.finfo(x.dtype).eps``), symbol -> code, ``{xp}``
+    standing for what the module calls its array module;
     ``origin``: where its text came from (``--rule``, a file), None for a program built in Python.
     """
 

@@ -105,7 +105,7 @@ def test_a_users_silu_runs_as_torchs_silu():
     x = Tensor("x", (E,))
     op = Op("silu", {}, (x,), Tensor("y", (E,)), (e,), x[e] / (1 + sp.exp(-x[e])), elementwise=True)
     source = emit_target(symgrad.derive(op), "torch")
-    assert "xp.nn.functional.silu(x_0)" in source and "silu_backward" not in source
+    assert "torch.nn.functional.silu(x_0)" in source and "silu_backward" not in source
     t = torch.linspace(-30, 30, 1001, dtype=torch.float64, requires_grad=True)
     r = t.detach().clone().requires_grad_()
     y, want = load(source, "silu").silu(t), torch.nn.functional.silu(r)
@@ -120,7 +120,7 @@ def test_conv_bias_gelu_program_calls_the_kernels():
     from symgrad.emit.program import emit_program
     from symgrad.reverse import derive_program
     source = emit_program(derive_program(symgrad.ops.build("conv_bias_gelu", stride=1, padding=0, dilation=1)), "torch")
-    assert "xp.nn.functional.gelu(y_0)" in source and "xp.ops.aten.gelu_backward(dz_0, y_1)" in source
+    assert "torch.nn.functional.gelu(y_0)" in source and "torch.ops.aten.gelu_backward(dz_0, y_1)" in source
 
 
 def test_the_kernel_table_is_what_torch_documents():

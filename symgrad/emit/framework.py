@@ -79,7 +79,7 @@ def emit_target(d: Derivation, target: str) -> str:
     """The ``torch`` or ``jax`` module's source text; deterministic (same derivation, same bytes).
 
     >>> from symgrad import ops, derive
-    >>> "class GeluFunction(xp.autograd.Function)" in emit_target(derive(ops.gelu()), "torch")
+    >>> "class GeluFunction(torch.autograd.Function)" in emit_target(derive(ops.gelu()), "torch")
     True
     """
     context = target_context(d, target)

@@ -7,7 +7,8 @@ rest is copied verbatim.  Its imports say what it needs:
 * ``from .other import names`` (``from ..other``, ``from .folder.other``): the piece ``other``
   comes along (the pieces share one namespace in the emitted file, as they do here through these
   imports);
-* ``import numpy as xp``: the array module, which the emitted file imports per backend;
+* ``import numpy as xp``: the array module, which the emitted file imports per backend (a file
+  that calls it by another name, the torch target's ``torch``, gets the piece with ``xp`` renamed);
 * any other import: copied into the file's import block.
 
 A backend's own pieces live in its folder (``cupy/``, ``torch/``, ``jax/``): a piece asked for by a
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import io
 import sys
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +39,7 @@ class Piece:
     imports: tuple        # its other top-level import statements, as written
     needs: tuple          # (module, names) per sibling import
     defines: frozenset    # the names it binds at top level
+    array: bool = False   # it calls the array module (``import numpy as xp``)
 
 
 def _defined(tree) -> set:
@@ -75,7 +79,7 @@ def piece(name: str) -> Piece:
         raise ValueError(f"no runtime piece {name!r} ({path})")
     source = path.read_text()
     tree = ast.parse(source)
-    drop, imports, needs = set(), [], []
+    drop, imports, needs, array = set(), [], [], False
     body = tree.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         drop |= set(range(body[0].lineno, body[0].end_lineno + 1))
@@ -85,7 +89,9 @@ def piece(name: str) -> Piece:
             if any(a.asname for a in node.names):
                 raise ValueError(f"runtime piece {name}: a sibling import may not rename ({ast.unparse(node)})")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            if not (isinstance(node, ast.Import) and [a.asname for a in node.names] == [ARRAY_MODULE]):
+            if isinstance(node, ast.Import) and [a.asname for a in node.names] == [ARRAY_MODULE]:
+                array = True
+            else:
                 imports.append(ast.unparse(node))
         else:
             continue
@@ -94,7 +100,18 @@ def piece(name: str) -> Piece:
     code = "\n".join(kept).strip("\n")
     while "\n\n\n\n" in code:
         code = code.replace("\n\n\n\n", "\n\n\n")
-    return Piece(name, code, tuple(imports), tuple(needs), frozenset(_defined(tree)))
+    return Piece(name, code, tuple(imports), tuple(needs), frozenset(_defined(tree)), array)
+
+
+def renamed(code: str, old: str, new: str) -> str:
+    """``code`` with each NAME token ``old`` written ``new`` (strings and comments kept as they are; an
+    attribute ``a.old`` would be renamed too: the pieces use ``xp`` for the array module alone)."""
+    lines = code.splitlines(keepends=True)
+    spots = [t.start for t in tokenize.generate_tokens(io.StringIO(code).readline)
+             if t.type == tokenize.NAME and t.string == old]
+    for row, col in reversed(spots):
+        lines[row - 1] = lines[row - 1][:col] + new + lines[row - 1][col + len(old):]
+    return "".join(lines)
 
 
 def closure(roots, backend: str = "") -> list:
@@ -131,7 +148,7 @@ def _stdlib(statement: str) -> bool:
 def import_block(statements, array_import: str) -> list:
     """The file's import lines: the standard library's, a blank line, the array module's, then the
     other third-party ones; each group sorted, each statement once."""
-    statements = set(statements)
+    statements = set(statements) - {array_import}
     std = sorted(s for s in statements if _stdlib(s))
     other = sorted(s for s in statements if not _stdlib(s))
     return std + ([""] if std else []) + [array_import] + other
@@ -142,10 +159,13 @@ def module_name(name: str) -> str:
     return name.replace("/", ".")
 
 
-def inline(roots, backend: str = "") -> tuple:
+def inline(roots, backend: str = "", xp: str = ARRAY_MODULE) -> tuple:
     """``(names, imports, code)``: the pieces ``roots`` need for ``backend``, their import
-    statements, and their source, each piece under a comment naming the module it comes from."""
+    statements, and their source, each piece under a comment naming the module it comes from; ``xp``:
+    what the file calls its array module."""
     pieces = closure(roots, backend)
     imports = [s for p in pieces for s in p.imports]
-    code = "\n\n\n".join(f"# symgrad.runtime.{module_name(p.name)}\n{p.code}" for p in pieces)
+    code = "\n\n\n".join(f"# symgrad.runtime.{module_name(p.name)}\n"
+                          f"{renamed(p.code, ARRAY_MODULE, xp) if p.array and xp != ARRAY_MODULE else p.code}"
+                          for p in pieces)
     return [module_name(p.name) for p in pieces], imports, code

@@ -41,7 +41,7 @@ def header_context(d: Derivation, spec, blockwise: bool = False, jit: dict = Non
         "forward_forms": [{"kind": f.kind, "formulation": said(f, None)} for f in d.forward],
         "gradients": [{"name": t.name, "indices": ", ".join(map(str, d.grads[t.name].indices)), "terms": [
             {**form_summary(f), "formulation": said(f, t.name)} for f in d.grads[t.name].forms]} for t in op.inputs],
-        "backend_name": spec.title, "array_module": spec.array_import.split()[1],
+        "backend_name": spec.title, "array_module": spec.array_import.split()[1], "xp": spec.xp,
         "grad_output": naming.GRAD_OUTPUT, "usage": usage, "second": [],
     }
 

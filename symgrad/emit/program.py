@@ -222,11 +222,11 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
                      "grad": g, "checks": grad_output_statements(_single(interface, t), g)}
                     for t, g in zip(outputs, grad_outputs)],
         "statements": forward, "adjoints": backward, "notes": list(p.notes),
-        "backend_name": spec.title, "array_module": spec.array_import.split()[1],
+        "backend_name": spec.title, "array_module": spec.array_import.split()[1], "xp": spec.xp,
         "imports": imports, "runtime": runtime, "residuals": residuals,
         "piece_set": pieces, "code_imports": code.imports,
         "pieces": names, "bind": bind, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
-        "constants": [f"{sym} = {value}" for sym, value in p.constants.items()],
+        "constants": [f"{sym} = {value.replace('{xp}', spec.xp)}" for sym, value in p.constants.items()],
         "args": args, "names": repr(tuple(t.name for t in p.inputs)), "one_input": len(p.inputs) == 1,
         "rows": {"names": repr(tuple(t.name for t in rows)), "args": ", ".join(t.name for t in rows),
                  "ranks": repr(tuple(len(t.shape) for t in rows)), "one": len(rows) == 1} if rows else None,
@@ -296,7 +296,7 @@ def forward_mode_parts(source, backend: str, context: dict, results: list, kinds
 def _inlined(pieces, code_imports, spec, program: bool = True) -> tuple:
     """(names, import lines, source) of the runtime ``pieces``, with the forms' own ``code_imports``
     (and functools for a ``program``'s standalone module, whose vjp returns a partial)."""
-    names, imports, runtime = inline(pieces, spec.name)
+    names, imports, runtime = inline(pieces, spec.name, spec.xp)
     imports = import_block(list(imports) + list(code_imports) + (["import jax"] if spec.name == "jax" else []) +
                            ([] if spec.framework or not program else ["import functools"]), spec.array_import)
     return names, imports, runtime
@@ -313,8 +313,9 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
         if spec.framework:
             return {}
         args = context["args"]
-        zeros = [f"xp.zeros(xp.shape({g}), xp.result_type({args}))" for g in context["grad_outputs"]] + \
-            [f"xp.zeros({t.name}.shape, {t.name}.dtype)" for t in p.inputs]
+        xp = spec.xp
+        zeros = [f"{xp}.zeros({xp}.shape({g}), {xp}.result_type({args}))" for g in context["grad_outputs"]] + \
+            [f"{xp}.zeros({t.name}.shape, {t.name}.dtype)" for t in p.inputs]
         return {"second": {"zero": True, "gg_args": ", ".join(naming.grad_grad(t.name) for t in p.inputs),
                            "results": ", ".join(zeros) + ("," if len(zeros) == 1 else "")}}
     inner = program_context(second.second, backend, prefix="second_", shared=context["forward_nests"])
@@ -326,8 +327,9 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
     derived = {t.name for t in p.inputs if t.name in second.first.adjoints}  # (bp's outputs, in input order)
     gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
     passed = [g["name"] for g in gg if g["derived"]]
-    upstreams = [f"xp.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
-    results = [f"xp.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0 else f"_grads[{len(p.inputs) + k}]"
+    xp = spec.xp
+    upstreams = [f"{xp}.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
+    results = [f"{xp}.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0 else f"_grads[{len(p.inputs) + k}]"
                for k, o in enumerate(context["outputs"])] + [f"_grads[{k}]" for k in range(len(p.inputs))]
     added = [statement_text(s) for s in bp.statements[len(p.statements):]]
     said = [(t.name, t.name) for t in p.inputs] + [(u.name, f"{g} ({u.name})") for u, g in
@@ -341,7 +343,7 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
         "gg_call": (f"({', '.join(passed)})" if len(passed) > 1 else passed[0]),
         "gg_derived": ", ".join(f"gg[{k}]" for k, g in enumerate(gg) if g["derived"]),
         "upstreams": ", ".join(upstreams), "results": ", ".join(results) + ("," if len(results) == 1 else ""),
-        "upstream_results": [f"xp.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0
+        "upstream_results": [f"{xp}.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0
                              else f"_grads[{len(p.inputs) + k}]" for k, o in enumerate(context["outputs"])],
         "statements": added, "terms": terms, "count": len(bp.statements), "this": inner["this"]}}
 

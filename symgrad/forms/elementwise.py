@@ -30,11 +30,12 @@ def mask_statements(guards, target, printer) -> list:
     dims, out, lines = shape_code(target.tensor.dims), target.out, []
     if indexed:
         lines, mask = index_mask(indexed, target.out_vars, target.tensor.dims, printer, target.backend, out)
-        lines.append(f"{out} = xp.where({mask}, xp.broadcast_to({out}, {dims}), 0)")
+        lines.append(f"{out} = {printer.module}.where({mask}, {printer.module}.broadcast_to({out}, {dims}), 0)")
     sizes = [g for g in guards if g not in indexed]
     if sizes:
         holds = " and ".join(f"({guard_code(g, printer)})" for g in sizes)
-        lines.append(f"{out} = {out} if {holds} else xp.zeros_like(xp.broadcast_to({out}, {dims}))")
+        xp = printer.module
+        lines.append(f"{out} = {out} if {holds} else {xp}.zeros_like({xp}.broadcast_to({out}, {dims}))")
     return lines
 
 
@@ -97,7 +98,7 @@ class Elementwise(Kind):
         if form.term.guards:
             derived += mask_statements(form.term.guards, target, printer)
         elif target.shaped and set(target.out_vars) - {v for s in form.layout["operands"] for v in s["vars"]}:
-            derived.append(f"{target.out} = xp.broadcast_to({target.out}, {shape_code(target.tensor.dims)})")
+            derived.append(f"{target.out} = {printer.module}.broadcast_to({target.out}, {shape_code(target.tensor.dims)})")
         match = self._one_kernel(form, factor, mapping, target) and kernel(factor, target.backend)
         if not match:
             return printed(lines + derived, printer)

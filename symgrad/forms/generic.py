@@ -55,13 +55,14 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
         [(lo, hi) for _, lo, hi in term.sums]
     names = {v: sp.Symbol(naming.index_var(v)) for v in grid}
     like = term.accesses[0].base.name if term.accesses else like
+    ap = printer or ArrayPrinter()
+    xp = ap.module
     arange = lambda lo, hi: backend.arange(size_code(lo), f"{size_code(hi)} + 1", like) if backend and like else \
-        f"xp.arange({size_code(lo)}, {size_code(hi)} + 1)"
+        f"{xp}.arange({size_code(lo)}, {size_code(hi)} + 1)"
     lines = []
     for k, (v, (lo, hi)) in enumerate(zip(grid, bounds)):
         shape = ", ".join("-1" if a == k else "1" for a in range(len(grid)))
         lines.append(f"{names[v]} = {arange(lo, hi)}.reshape({shape},)")
-    ap = printer or ArrayPrinter()
     sub = lambda e: sp.sympify(e).xreplace(names)
     masks, mapping = [], {}
     for k, acc in enumerate(term.accesses):
@@ -77,7 +78,7 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
                 lines.append(f"{at} = ({ap.doprint(num)}) // ({ap.doprint(den)})")
                 masks.append(f"(({ap.doprint(num)}) % ({ap.doprint(den)}) == 0)")
             masks.append(f"({at} >= 0) & ({at} < {size_code(dim)})")
-            idx.append(f"xp.clip({at}, 0, {size_code(dim)} - 1)")
+            idx.append(f"{xp}.clip({at}, 0, {size_code(dim)} - 1)")
         name = naming.gathered(acc.base.name, k)
         lines.append(f"{name} = {array_of(acc.base.name, tensors)}[{', '.join(idx)}]")
         mapping[_read_key(sub(acc))] = sp.Symbol(name)
@@ -96,7 +97,7 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
     mask = " & ".join(masks) if masks else "True"
     axes = tuple(range(len(out_vars), len(grid)))
     extents = [hi - lo + 1 for lo, hi in bounds]
-    lines.append(f"{out} = xp.broadcast_to(xp.where({mask}, {value}, 0), {shape_code(extents)})")
+    lines.append(f"{out} = {xp}.broadcast_to({xp}.where({mask}, {value}, 0), {shape_code(extents)})")
     if axes:
         lines.append(f"{out} = {out}.sum(axis={axes})")
     if pinned:  # placed where the pinned indices are, 0 elsewhere
@@ -106,7 +107,7 @@ def generic_code(term: Term, out: str, target: Tensor, tensors, out_vars, printe
                 shape = ", ".join("-1" if a == k else "1" for a in range(len(out_vars)))
                 lines.append(f"{names[v]} = {arange(0, target.dims[k] - 1)}.reshape({shape},)")
                 at.append(f"({names[v]} == {size_code(pinned[v])})")
-        lines.append(f"{out} = xp.broadcast_to(xp.where({' & '.join(at)}, {out}, 0), {shape_code(target.dims)})")
+        lines.append(f"{out} = {xp}.broadcast_to({xp}.where({' & '.join(at)}, {out}, 0), {shape_code(target.dims)})")
     return lines
 
 

@@ -68,15 +68,15 @@ def _gelu_tanh(x):
 _CUBE = {"narrow": 2.0 ** 42, "double": 2.0 ** 340}
 
 TORCH = (
-    Kernel("torch.nn.functional.gelu", "xp.nn.functional.gelu({x})", ("x",), _gelu(_X)),
-    Kernel("torch.nn.functional.gelu(approximate='tanh')", "xp.nn.functional.gelu({x}, approximate='tanh')",
+    Kernel("torch.nn.functional.gelu", "torch.nn.functional.gelu({x})", ("x",), _gelu(_X)),
+    Kernel("torch.nn.functional.gelu(approximate='tanh')", "torch.nn.functional.gelu({x}, approximate='tanh')",
            ("x",), _gelu_tanh(_X), **_CUBE),
-    Kernel("torch.ops.aten.gelu_backward", "xp.ops.aten.gelu_backward({g}, {x})", ("g", "x"),
+    Kernel("torch.ops.aten.gelu_backward", "torch.ops.aten.gelu_backward({g}, {x})", ("g", "x"),
            _G * sp.diff(_gelu(_X), _X)),
     Kernel("torch.ops.aten.gelu_backward(approximate='tanh')",
-           "xp.ops.aten.gelu_backward({g}, {x}, approximate='tanh')", ("g", "x"),
+           "torch.ops.aten.gelu_backward({g}, {x}, approximate='tanh')", ("g", "x"),
            _G * sp.diff(_gelu_tanh(_X), _X), **_CUBE),
-    Kernel("torch.nn.functional.silu", "xp.nn.functional.silu({x})", ("x",), _X / (1 + sp.exp(-_X))),
+    Kernel("torch.nn.functional.silu", "torch.nn.functional.silu({x})", ("x",), _X / (1 + sp.exp(-_X))),
 )
 # Not here: sigmoid's and tanh's backward kernels take the output, s(1 − s) and 1 − t², which round to
 # 0 where the derived e^{-x}/(1 + e^{-x})² does not (x > 37 in float64): less accurate than the
@@ -193,7 +193,7 @@ def recognise(expr, framework: str) -> Match | None:
 
     >>> x = sp.Symbol("x_0")
     >>> recognise(x / 2 * (1 + sp.erf(x / sp.sqrt(2))), "torch").call()
-    'xp.nn.functional.gelu(x_0)'
+    'torch.nn.functional.gelu(x_0)'
     >>> recognise(x / 2 * (1 + sp.erf(x / 2)), "torch") is None
     True
     """

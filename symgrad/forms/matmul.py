@@ -79,7 +79,7 @@ class Matmul(Kind):
             own = [a for a, v in enumerate(spec["vars"]) if v in sums and v not in other["vars"]]
             name, read = naming.aligned(spec["tensor"], k), array_of(spec["tensor"], target.tensors)
             if own:
-                read = f"xp.sum({read}, axis={tuple(own)}, keepdims=True)"
+                read = f"{target.backend.xp}.sum({read}, axis={tuple(own)}, keepdims=True)"
             if drop or own:
                 read += "[" + ", ".join("0" if a in drop + own else ":" for a in range(len(spec["vars"]))) + "]"
             lines.append(f"{name} = {read}")
@@ -96,7 +96,7 @@ class Matmul(Kind):
         lines.append(f"{out} = {scaled(f'dot_general({names[0]}, {names[1]}, {dims[0]}, {dims[1]})', form.fields, printer)}")
         aligned = align(out, result, target.out_vars, target.backend)
         if not set(result) >= set(target.out_vars):
-            lines.append(f"{out} = xp.broadcast_to({aligned}, {shape_code(target.tensor.dims)})")
+            lines.append(f"{out} = {target.backend.xp}.broadcast_to({aligned}, {shape_code(target.tensor.dims)})")
         elif aligned != out:
             lines.append(f"{out} = {aligned}")
         return printed(lines, printer, {"dot_general"})

@@ -37,20 +37,20 @@ class ReduceMax(Kind):
     def grid(self, form, target, printer) -> list:
         """``_body``: the operand over the grid (output axes, then the reduced ones), -inf where a
         bracket is 0."""
-        vars_, grid = form.layout["vars"], form.layout["grid"]
+        vars_, grid, xp = form.layout["vars"], form.layout["grid"], target.backend.xp
         lines = [f"_body = {align(array_of(form.fields['operand'], target.tensors), vars_, grid, target.backend)}"]
         extents = list(target.tensor.dims if not target.tensor.scalar else []) + [hi + 1 for _, _, hi in form.term.sums]
         if set(grid) - set(vars_):  # an output axis the operand lacks: the maximum is the same along it
-            lines.append(f"_body = xp.broadcast_to(_body, {shape_code(extents)})")
+            lines.append(f"_body = {xp}.broadcast_to(_body, {shape_code(extents)})")
         if form.term.guards:
             grids, mask = index_mask(form.term.guards, grid, extents, printer, target.backend, "_body")
-            lines += grids + [f"_body = xp.where({mask}, _body, -xp.inf)"]
+            lines += grids + [f"_body = {xp}.where({mask}, _body, -{xp}.inf)"]
         return lines
 
     def code(self, form, target):
         printer = target.backend.make_printer()
         axes = tuple(range(len(form.layout["grid"]) - len(form.term.sums), len(form.layout["grid"])))
-        lines = self.grid(form, target, printer) + [f"{target.out} = xp.amax(_body, axis={axes})"]
+        lines = self.grid(form, target, printer) + [f"{target.out} = {target.backend.xp}.amax(_body, axis={axes})"]
         if target.tensor.scalar:
             lines.append(f"{target.out} = {target.out}.reshape(())")
         return printed(lines, printer)
@@ -60,9 +60,10 @@ class ReduceMax(Kind):
         printer = target.backend.make_printer()
         n = len(form.term.sums)
         axes = tuple(range(len(form.layout["grid"]) - n, len(form.layout["grid"])))
-        widened = f"xp.reshape({value}, tuple({value}.shape) + (1,) * {n})"
+        xp = target.backend.xp
+        widened = f"{xp}.reshape({value}, tuple({value}.shape) + (1,) * {n})"
         lines = self.grid(form, target, printer) + [
-            f"{target.out} = (_body == {widened}) * xp.ones_like(_body)",  # in the operand's dtype, on its device
+            f"{target.out} = (_body == {widened}) * {xp}.ones_like(_body)",  # in the operand's dtype, on its device
             f"{target.out} = {target.out} / {target.out}.sum(axis={axes}, keepdims=True)"]
         return printed(lines, printer)
 
@@ -73,7 +74,7 @@ class ReduceMax(Kind):
                 "among tied maxima"]
 
     def formulation(self, form, backend, blockwise=False, jit=False):
-        return "one reduction (xp.amax); the backward's selector one comparison"
+        return f"one reduction ({backend.xp}.amax); the backward's selector one comparison"
 
 
 REDUCE_MAX = ReduceMax()

@@ -82,7 +82,7 @@ class ReduceSum(Kind):
     def code(self, form, target):
         lay = form.layout
         printer = target.backend.make_printer()
-        out, sums, grid = target.out, lay["sums"], lay["grid"]
+        out, sums, grid, xp = target.out, lay["sums"], lay["grid"], target.backend.xp
         inner, specs = lay["inner"], lay["operands"]
         if isinstance(inner, sp.Indexed):  # one tensor: sum it where it lies (over the narrowed ranges)
             spec = specs[0]
@@ -96,14 +96,14 @@ class ReduceSum(Kind):
                            f"{'' if hi is None else f'max(min({size_code(hi)} + 1, {size_code(extents[v])}), 0)'}")
             operand = array_of(spec['tensor'], target.tensors)
             operand += f"[{', '.join(cut)}]" if any(c != ":" for c in cut) else ""
-            lines = [f"{out} = xp.sum({operand}, axis={tuple(form.fields['axes'])})"]
+            lines = [f"{out} = {xp}.sum({operand}, axis={tuple(form.fields['axes'])})"]
         else:
             lines, value = _aligned(inner, list(zip(sorted(inner.atoms(sp.Indexed), key=sp.default_sort_key), specs)),
                                     grid, target, "summand")
             lines += array_statements(value, out, printer)
             kept = [v for v in grid if v not in sums]
             axes = tuple(k for k, v in enumerate(grid) if v in sums)
-            lines.append(f"{out} = xp.sum({out}, axis={axes})")
+            lines.append(f"{out} = {xp}.sum({out}, axis={axes})")
         if form.fields["scale"] != 1:
             lines.append(f"{out} = {scaled(out, form.fields, printer)}")
         aligned = align(out, kept, target.out_vars, target.backend)
@@ -120,7 +120,7 @@ class ReduceSum(Kind):
         if lay["mask"]:
             lines += mask_statements(lay["mask"], target, printer)
         elif not covered >= set(target.out_vars):
-            lines.append(f"{out} = xp.broadcast_to({out}, {shape_code(target.tensor.dims)})")
+            lines.append(f"{out} = {xp}.broadcast_to({out}, {shape_code(target.tensor.dims)})")
         return printed(lines, printer)
 
     def describe(self, form, show=None):
@@ -132,7 +132,7 @@ class ReduceSum(Kind):
         return [f"sum of {f['summand']} over {', '.join(f['over'])}{times}"]
 
     def formulation(self, form, backend, blockwise=False, jit=False):
-        return "one reduction (xp.sum)" + (" of the summand over its grid" if "summand" in form.fields else "")
+        return f"one reduction ({backend.xp}.sum)" + (" of the summand over its grid" if "summand" in form.fields else "")
 
 
 REDUCE_SUM = ReduceSum()

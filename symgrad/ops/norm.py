@@ -92,7 +92,7 @@ def rms_norm(eps=None, weight=True, ndim=1) -> Program:
     r, y = Tensor("r", (N,)), Tensor("y", (N, *dims))
     inputs = [x]
     value = _scaled("rms_norm", inputs, x[(n, *ds)] * r[n], weight, False, dims, ds)
-    constants = {e: "xp.finfo(x.dtype).eps"} if eps is None else {}
+    constants = {e: "{xp}.finfo(x.dtype).eps"} if eps is None else {}
     params = {"eps": None if eps is None else float(eps), "weight": bool(weight), **({"ndim": ndim} if ndim != 1 else {})}
     return Program("rms_norm", params, tuple(inputs), (
         rule(r, (n,), 1 / sp.sqrt(_over(x[(n, *ks)] ** 2, ks, dims) + e)),

@@ -169,13 +169,13 @@ def array_statements(expr, out: str, printer=None) -> list:
 
 
 #: SciPy's special functions that the frameworks have, under their names there
-_TORCH_SPECIAL = {"erf": "xp.special.erf", "erfc": "xp.special.erfc", "erfcx": "xp.special.erfcx",
-                  "erfinv": "xp.special.erfinv", "gammaln": "xp.special.gammaln", "psi": "xp.special.digamma",
-                  "digamma": "xp.special.digamma", "polygamma": "xp.special.polygamma", "expit": "xp.special.expit",
-                  "logit": "xp.special.logit", "i0": "xp.special.i0", "i0e": "xp.special.i0e", "i1": "xp.special.i1",
-                  "i1e": "xp.special.i1e", "ndtr": "xp.special.ndtr", "ndtri": "xp.special.ndtri",
-                  "log_ndtr": "xp.special.log_ndtr", "xlogy": "xp.special.xlogy", "xlog1py": "xp.special.xlog1py",
-                  "zeta": "xp.special.zeta"}
+_TORCH_SPECIAL = {"erf": "torch.special.erf", "erfc": "torch.special.erfc", "erfcx": "torch.special.erfcx",
+                  "erfinv": "torch.special.erfinv", "gammaln": "torch.special.gammaln", "psi": "torch.special.digamma",
+                  "digamma": "torch.special.digamma", "polygamma": "torch.special.polygamma", "expit": "torch.special.expit",
+                  "logit": "torch.special.logit", "i0": "torch.special.i0", "i0e": "torch.special.i0e", "i1": "torch.special.i1",
+                  "i1e": "torch.special.i1e", "ndtr": "torch.special.ndtr", "ndtri": "torch.special.ndtri",
+                  "log_ndtr": "torch.special.log_ndtr", "xlogy": "torch.special.xlogy", "xlog1py": "torch.special.xlog1py",
+                  "zeta": "torch.special.zeta"}
 _JAX_SPECIAL = ("erf", "erfc", "erfinv", "gamma", "gammaln", "digamma", "psi", "polygamma", "expit", "logit", "i0",
                 "i0e", "i1", "i1e", "ndtr", "ndtri", "log_ndtr", "xlogy", "xlog1py", "zeta", "betaln", "spence")
 
@@ -232,31 +232,32 @@ class _FrameworkPrinter(ArrayPrinter):
 
 
 class TorchArrayPrinter(_FrameworkPrinter):
-    """Code for the torch target (``xp`` = torch): SciPy's special functions as ``torch.special``'s,
+    """Code for the torch target (``torch.`` names): SciPy's special functions as ``torch.special``'s,
     ``maximum``/``minimum`` with constants as ``clamp`` (torch's take tensors only), ``==`` as
     ``eq`` (``torch.equal`` compares whole tensors), ``mod`` as ``remainder``."""
 
     framework = "torch"
+    module = "torch"
     special_names = tuple(_TORCH_SPECIAL)
 
     def _module_format(self, fqn, register=True):
         if fqn.startswith("scipy.special.") and fqn[len("scipy.special."):] in _TORCH_SPECIAL:
             return _TORCH_SPECIAL[fqn[len("scipy.special."):]]
         if fqn == "numpy.equal":
-            return "xp.eq"
+            return "torch.eq"
         if fqn == "numpy.mod":
-            return "xp.remainder"
+            return "torch.remainder"
         return super()._module_format(fqn, register)
 
     def _print_gamma(self, expr):
         if not expr.args[0].is_positive:
             raise NotImplementedError("torch has no gamma function (only lgamma, for positive arguments)")
-        return f"xp.exp(xp.lgamma({self._print(expr.args[0])}))"
+        return f"torch.exp(torch.lgamma({self._print(expr.args[0])}))"
 
     def _print_Heaviside(self, expr):
         at_zero = expr.args[1] if len(expr.args) > 1 else sp.S.Half
         x = self._print(expr.args[0])
-        return f"xp.where({x} > 0, 1.0, xp.where({x} == 0, {self._print(sp.Float(at_zero))}, 0.0))"
+        return f"torch.where({x} > 0, 1.0, torch.where({x} == 0, {self._print(sp.Float(at_zero))}, 0.0))"
 
     def _clamped(self, expr, bound):
         """Numbers and expressions of sizes alone (``log(D)``: integer symbols) are Python floats: the
@@ -269,7 +270,7 @@ class TorchArrayPrinter(_FrameworkPrinter):
             return text
         floats = [self._print(sp.Float(a)) if a.is_number else f"float({self._print(a)})" for a in numbers]
         limit = floats[0] if len(floats) == 1 else f"{'max' if bound == 'min' else 'min'}({', '.join(floats)})"
-        return f"xp.clamp({text}, {bound}={limit})" if rest else limit
+        return f"torch.clamp({text}, {bound}={limit})" if rest else limit
 
     def _print_Max(self, expr):
         return self._clamped(expr, "min")

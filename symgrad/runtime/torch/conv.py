@@ -18,15 +18,15 @@ double backward.
 
 Torch has convolutions of one to three spatial axes; the emitter refuses more for this target.
 """
-import torch as xp
+import torch
 
 from ..crop_pad import _crop_and_pad
 from ..layout import _from_layout, _to_layout
 
-_CONV = {1: xp.nn.functional.conv1d, 2: xp.nn.functional.conv2d, 3: xp.nn.functional.conv3d}
-_CONV_TRANSPOSE = {1: xp.nn.functional.conv_transpose1d, 2: xp.nn.functional.conv_transpose2d,
-                   3: xp.nn.functional.conv_transpose3d}
-_CONV_WEIGHT = {1: xp.nn.grad.conv1d_weight, 2: xp.nn.grad.conv2d_weight, 3: xp.nn.grad.conv3d_weight}
+_CONV = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}
+_CONV_TRANSPOSE = {1: torch.nn.functional.conv_transpose1d, 2: torch.nn.functional.conv_transpose2d,
+                   3: torch.nn.functional.conv_transpose3d}
+_CONV_WEIGHT = {1: torch.nn.grad.conv1d_weight, 2: torch.nn.grad.conv2d_weight, 3: torch.nn.grad.conv3d_weight}
 
 
 def _pad(a, pads):
@@ -39,7 +39,7 @@ def _pad(a, pads):
     flat = []
     for lo, hi in reversed(adds):  # torch.nn.functional.pad takes the last axis first
         flat += [lo, hi]
-    return xp.nn.functional.pad(a, flat) if any(flat) else a
+    return torch.nn.functional.pad(a, flat) if any(flat) else a
 
 
 def _transposed(lhs, rhs, padding, lhs_dilation, rhs_dilation, groups):
@@ -50,7 +50,7 @@ def _transposed(lhs, rhs, padding, lhs_dilation, rhs_dilation, groups):
     nsp = lhs.ndim - 2
     o, i = rhs.shape[:2]
     kernel = rhs.reshape((groups, o // groups, i) + tuple(rhs.shape[2:])).transpose(1, 2)
-    kernel = xp.flip(kernel.reshape((groups * i, o // groups) + tuple(rhs.shape[2:])), dims=tuple(range(2, 2 + nsp)))
+    kernel = torch.flip(kernel.reshape((groups * i, o // groups) + tuple(rhs.shape[2:])), dims=tuple(range(2, 2 + nsp)))
     starts, rests, shared = [], [], []
     for q, ld, (lo, hi), k, rd in zip(lhs.shape[2:], lhs_dilation, padding, rhs.shape[2:], rhs_dilation):
         full = (q - 1) * ld + (k - 1) * rd + 1          # z's length without padding
@@ -90,7 +90,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_di
                          dimension_numbers, feature_group_count=1, batch_group_count=1):
     """jax.lax.conv_general_dilated (XLA semantics) on torch tensors (see the module's docstring).
 
-    >>> lhs, rhs = xp.arange(5.0).reshape(1, 1, 5), xp.ones((1, 1, 2))
+    >>> lhs, rhs = torch.arange(5.0).reshape(1, 1, 5), torch.ones((1, 1, 2))
     >>> conv_general_dilated(lhs, rhs, (1,), [(0, 0)], (1,), (1,), ("NCW", "OIW", "NCW")).tolist()
     [[[1.0, 3.0, 5.0, 7.0]]]
     """

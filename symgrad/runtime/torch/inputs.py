@@ -1,5 +1,5 @@
 """What a torch-target module takes: floating-point tensors of one dtype on one device."""
-import torch as xp
+import torch
 
 
 def _tensors(op, names, values):
@@ -7,7 +7,7 @@ def _tensors(op, names, values):
     (torch's kernels take nothing else); a TypeError naming the op and the input otherwise."""
     first = None
     for name, value in zip(names, values):
-        if not isinstance(value, xp.Tensor):
+        if not isinstance(value, torch.Tensor):
             raise TypeError(f"{op}: input {name} must be a torch tensor, got {type(value).__name__} "
                             "(torch.as_tensor converts arrays and lists)")
         if not value.is_floating_point():
@@ -23,4 +23,4 @@ def _tensors(op, names, values):
 def _wide(a):
     """``a`` in double precision when it is a narrower float: elementwise work computes in float64 and
     rounds once at the end, as the NumPy modules do (a limit guard's threshold is a float64 number)."""
-    return a.double() if a.dtype in (xp.float16, xp.bfloat16, xp.float32) else a
+    return a.double() if a.dtype in (torch.float16, torch.bfloat16, torch.float32) else a

@@ -3,17 +3,17 @@ torch.nn.LayerNorm and RMSNorm — their constructors' arguments checked against
 derived for, their parameters initialised as torch.nn's, their reprs."""
 import math
 
-import torch as xp
+import torch
 
 
 def _init_conv(weight, bias):
     """Kaiming-uniform weight (a = √5) and a bias uniform in ±1/√fan_in, as torch.nn.Conv*d's
     reset_parameters; ``bias`` may be None."""
-    xp.nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
     if bias is not None:
         fan_in = weight[0].numel()
         bound = 1 / math.sqrt(fan_in) if fan_in else 0
-        xp.nn.init.uniform_(bias, -bound, bound)
+        torch.nn.init.uniform_(bias, -bound, bound)
 
 
 def _conv_settings(op, derived, kernel_size, stride, padding, dilation, groups, bias, padding_mode):
@@ -105,9 +105,9 @@ def _or_filled(parameter, shape, fill, like):
 def _init_norm(weight, bias):
     """Weight ones and bias zeros, as torch.nn.LayerNorm's and RMSNorm's reset_parameters; either may be None."""
     if weight is not None:
-        xp.nn.init.ones_(weight)
+        torch.nn.init.ones_(weight)
     if bias is not None:
-        xp.nn.init.zeros_(bias)
+        torch.nn.init.zeros_(bias)
 
 
 def _norm_repr(layer, with_bias):

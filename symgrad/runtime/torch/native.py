@@ -4,7 +4,7 @@ torch.compile and torch.export), the derived backward as its autograd rule, and 
 ``torch.func.vmap``; and what the module's public function does before it: torch.autocast's casts."""
 import contextlib
 
-import torch as xp
+import torch
 
 from .saved import _keep
 
@@ -19,7 +19,7 @@ def _native(qualname, schema, kernel, shapes, backward, outputs, folds):
     (:func:`_vmap_rule`)."""
     namespace, name = qualname.split("::")
     try:
-        return getattr(getattr(xp.ops, namespace), name).default
+        return getattr(getattr(torch.ops, namespace), name).default
     except (AttributeError, RuntimeError):
         pass
 
@@ -35,17 +35,17 @@ def _native(qualname, schema, kernel, shapes, backward, outputs, folds):
 
     def fake(*inputs):
         first = inputs[0]
-        results = [xp.empty(shape, dtype=first.dtype, device=first.device) for shape in shapes(*inputs)]
+        results = [torch.empty(shape, dtype=first.dtype, device=first.device) for shape in shapes(*inputs)]
         return results[0] if len(results) == 1 else tuple(results)
 
     def autograd(ctx, *grads):
         return backward(ctx, *grads[:outputs])
 
-    op = xp.library.custom_op(qualname, run, mutates_args=(), schema=schema)
+    op = torch.library.custom_op(qualname, run, mutates_args=(), schema=schema)
     op.register_fake(fake)
     op.register_autograd(autograd, setup_context=lambda ctx, inputs, output: _keep(ctx, inputs, output, outputs))
     op.register_vmap(_vmap_rule(op, schema, folds))
-    return getattr(getattr(xp.ops, namespace), name).default
+    return getattr(getattr(torch.ops, namespace), name).default
 
 
 def _vmap_rule(op, schema, folds):
@@ -78,8 +78,8 @@ def _vmap_rule(op, schema, folds):
         args = [a if n in batched else a.expand((size,) + tuple(a.shape)) for n, a in zip(names, moved)]
         runs = [op(*(a[k] for a in args)) for k in range(size)]
         if not isinstance(runs[0], tuple):
-            return xp.stack(runs), 0
-        return tuple(xp.stack(r) for r in zip(*runs)), (0,) * len(runs[0])
+            return torch.stack(runs), 0
+        return tuple(torch.stack(r) for r in zip(*runs)), (0,) * len(runs[0])
 
     return rule
 
@@ -88,7 +88,7 @@ def _applied(function, op, *inputs):
     """``function.apply(*inputs)`` (the autograd function: derived backward and JVP), or under
     torch.compile the native op itself, whose autograd rule is the same derived backward (Dynamo does
     not trace an autograd function that defines jvp)."""
-    return op(*inputs) if xp.compiler.is_compiling() else function.apply(*inputs)
+    return op(*inputs) if torch.compiler.is_compiling() else function.apply(*inputs)
 
 
 def _autocast(values, lower):
@@ -99,9 +99,9 @@ def _autocast(values, lower):
     where ``values`` are unchanged.  The casts are differentiable: float32 parameters get float32
     gradients."""
     first = values[0]
-    if not isinstance(first, xp.Tensor) or not xp.is_autocast_enabled(first.device.type):
+    if not isinstance(first, torch.Tensor) or not torch.is_autocast_enabled(first.device.type):
         return values, contextlib.nullcontext()
     kind = first.device.type
-    dtype = xp.get_autocast_dtype(kind) if lower else first.dtype
-    values = tuple(v.to(dtype) if isinstance(v, xp.Tensor) and v.is_floating_point() else v for v in values)
-    return values, xp.autocast(kind, enabled=False)
+    dtype = torch.get_autocast_dtype(kind) if lower else first.dtype
+    values = tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in values)
+    return values, torch.autocast(kind, enabled=False)

@@ -1,6 +1,6 @@
 """What a torch target's autograd functions keep between their forward and their backward or jvp,
 and how they use it (each method of the emitted autograd.Function delegates here)."""
-import torch as xp
+import torch
 
 
 
@@ -19,7 +19,7 @@ def _saved(ctx, count, forward):
     backward differentiates through them as well."""
     saved = ctx.saved_tensors
     inputs = saved[:count]
-    return (*inputs, *(forward(*inputs)[1] if xp.is_grad_enabled() else saved[count:]))
+    return (*inputs, *(forward(*inputs)[1] if torch.is_grad_enabled() else saved[count:]))
 
 
 def _moved(ctx, tangents, jvp_forward, flat=False, residuals=0):
@@ -58,9 +58,9 @@ def _backward_moved(ctx, tangents, count, kept, pullback, forward):
     primals = ctx.saved_tensors
     moved = _tangents(primals, tangents[:count] + tangents[count + kept:])
     backward = lambda *a: pullback(*a[:count], *forward(*a[:count])[1], *a[count:])  # noqa: E731
-    return xp.func.jvp(backward, primals, moved)[1]
+    return torch.func.jvp(backward, primals, moved)[1]
 
 
 def _tangents(inputs, tangents):
     """The tangents of a JVP with a zero tangent for each input that has none (None)."""
-    return tuple(xp.zeros_like(a) if t is None else t for a, t in zip(inputs, tangents))
+    return tuple(torch.zeros_like(a) if t is None else t for a, t in zip(inputs, tangents))

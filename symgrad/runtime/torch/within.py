@@ -1,5 +1,5 @@
 """Whether a framework kernel may compute an elementwise form (:mod:`symgrad.forms.kernels`)."""
-import torch as xp
+import torch
 
 
 def _within(a, narrow, double):
@@ -8,12 +8,12 @@ def _within(a, narrow, double):
     host sync.  NaN is outside: the derived expression then computes every element.  Where the
     values cannot be read (traced by torch.compile or torch.export, fake tensors, a vmap's batch),
     False: the derived expression is right for every element."""
-    if xp.compiler.is_compiling():
+    if torch.compiler.is_compiling():
         return False
     if a.numel() == 0:
         return True
-    bound = min(double if a.dtype == xp.float64 else narrow, xp.finfo(a.dtype).max)  # ±inf stays out
-    lo, hi = xp.aminmax(a)
+    bound = min(double if a.dtype == torch.float64 else narrow, torch.finfo(a.dtype).max)  # ±inf stays out
+    lo, hi = torch.aminmax(a)
     try:
         return bool((lo >= -bound) & (hi <= bound))
     except RuntimeError:  # (data-dependent: a fake or batched tensor)
