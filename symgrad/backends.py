@@ -27,9 +27,6 @@ class Backend:
     title: str
     array_import: str
     printer: type
-    #: what the emitted code calls the array module: ``xp`` where one module's code serves NumPy and
-    #: CuPy alike (and jax.numpy), ``torch`` in the torch target's
-    xp: str = "xp"
     blockwise: bool = False
     fused: bool = False
     #: how a convolution runs, one clause for the emitted header
@@ -63,6 +60,12 @@ class Backend:
     def make_printer(self) -> ArrayPrinter:
         return self.printer()
 
+    @property
+    def xp(self) -> str:
+        """What the emitted code calls the array module (its printer's ``module``): ``xp`` where one
+        module's code serves NumPy and CuPy alike (and jax.numpy), ``torch`` in the torch target's."""
+        return self.printer.module
+
     def permuted(self, code: str, order) -> str:
         """``code`` with its axes in ``order``."""
         return f"{code}.{self.permute}({', '.join(map(str, order))})"
@@ -93,7 +96,7 @@ CUPY = Backend("cupy", "CuPy", "import cupy as xp", CuPyArrayPrinter,
                fused=True,
                conv_runs="over the whole batch, each GEMM one cuBLAS call on its operands where they lie",
                matmul_runs="one strided-batched cuBLAS GEMM on the operands as they lie")
-TORCH = Backend("torch", "PyTorch", "import torch", TorchArrayPrinter, xp="torch",
+TORCH = Backend("torch", "PyTorch", "import torch", TorchArrayPrinter,
                 conv_runs="asymmetric or negative padding by torch.nn.functional.pad; on the tensors' device",
                 conv_paths=False, matmul_runs="one torch.matmul on the permuted operands",
                 expression_runs="torch expression (one kernel per operation)",

@@ -75,7 +75,7 @@ def test_the_programs_suite_gives_torch_compile_and_the_size_sweep(monkeypatch):
     from symgrad.bench import cpu, sweep
     calls = []
     monkeypatch.setattr(cpu, "bench", lambda *a, **k: calls.append((a, k)) or stand_in_bench(*a, **k))
-    text = cpu.suite(threads=(1, 2), repeats=3, progress=lambda line: None, programs=True)
+    text = sweep.programs_suite(threads=(1, 2), repeats=3, progress=lambda line: None)
     head, table = text.split("## Size sweep", 1)
     assert "fwd+bwd / torch.compile's" in head and "| 1.20 (1.10-1.30) |" in head
     rows = [line for line in table.splitlines() if line.startswith("| ") and "rows x width" not in line and "---" not in line]

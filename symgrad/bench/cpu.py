@@ -449,9 +449,6 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
         head.append(f"| {name} | {t} | {ratio['forward'][1]:.2f} |{middle} "
                     f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) | "
                     f"{e['first_s']:.2f} / {e['first_cached_s']:.2f} / {tr['first_s']:.2f} s | {_gauge_text(r)} |")
-    if programs:
-        from .sweep import sweep
-        head += ["", sweep(threads=threads, repeats=max(3, repeats // 2), progress=progress)]
     return "\n".join(head) + "\n"
 
 

@@ -1,6 +1,7 @@
-"""The size sweep of ``symgrad bench --suite --programs``: the row programs' forward + backward
-against torch eager's at rows 64 ... 65,536 x width 64 ... 4,096, each dtype and thread count, timed
-as every benchmark is (:func:`symgrad.bench.cpu.bench`, interleaved in a child process)."""
+"""``symgrad bench --suite --programs``: the programs' suite of :mod:`cpu`, then the size sweep: the row
+programs' forward + backward against torch eager's at rows 64 ... 65,536 x width 64 ... 4,096, each
+dtype and thread count, timed as every benchmark is (:func:`symgrad.bench.cpu.bench`, interleaved in a
+child process)."""
 from __future__ import annotations
 
 from . import cpu
@@ -19,6 +20,12 @@ def sweep_shapes(name: str, rows: int, width: int) -> dict:
     import symgrad
     shapes = {"x": (rows, width), "t": (rows, width), "weight": (width,), "bias": (width,)}
     return {t.name: shapes[t.name] for t in symgrad.ops.build(name).inputs}
+
+
+def programs_suite(threads=(1, 2), repeats=9, progress=print, target="module") -> str:
+    """``bench --suite --programs``: the programs' suite (:func:`cpu.suite`), then the size sweep."""
+    return (cpu.suite(threads=threads, repeats=repeats, progress=progress, target=target, programs=True) + "\n"
+            + sweep(threads=threads, repeats=max(3, repeats // 2), progress=progress))
 
 
 def sweep(threads=(1, 2), repeats=5, progress=print, programs=SWEEP_PROGRAMS, sizes=SWEEP_SIZES,

@@ -49,8 +49,11 @@ def cmd_bench(args):
             raise SymgradError("bench: --suite runs the standard shapes; give either an op or --suite")
         path = _suite_output(args)
         threads = tuple(args.threads or (1, 2))
-        _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target,
-                                  programs=args.programs))
+        if args.programs:
+            from ..bench.sweep import programs_suite
+            _report(path, programs_suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target))
+        else:
+            _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target))
         return 0
     if not (args.op or args.rule or args.file):
         raise SymgradError("bench: give an op (with --input-shape for every input), --rule, -f FILE, or --suite")

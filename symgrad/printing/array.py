@@ -25,7 +25,7 @@ class ArrayPrinter(SciPyPrinter):
     ``xp`` (to import) and in ``used_pieces`` the runtime pieces it calls (to inline).
     """
 
-    module = "xp"
+    module = "xp"  # what the code calls the array module (Backend.xp reads it)
     special = "scipy.special."
     accurate_erfc = False  # True: erfc prints as the runtime's _erfc (float64's far tail)
     shields = False        # True: a Shielded element prints as where(cond, at, x) (autograd reads it)
