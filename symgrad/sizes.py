@@ -120,6 +120,12 @@ def grad_output_statements(op: Op, name: str) -> list:
             f'got {{{name}.shape}}")']
 
 
+def grad_output_reads(op: Op) -> set:
+    """The arrays :func:`grad_output_statements` reads besides the upstream gradient (an elementwise
+    op's first input, whose shape it must have)."""
+    return {op.inputs[0].name} if op.elementwise else set()
+
+
 def concrete_sizes(op: Op, shapes: dict, known: dict = None) -> dict:
     """Size symbol -> value for inputs of the given ``shapes`` (name -> tuple), by the very statements
     the emitted module runs; a SymgradError with the module's own message where they do not fit.

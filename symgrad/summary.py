@@ -7,8 +7,8 @@ import json
 import sympy as sp
 
 from .forms import jsonable, kind
-from .forms.sum import form_json
-from .printing.text import statement_text, term_text, text
+from .forms.sum import form_json, form_text
+from .printing.text import statement_text, text
 
 
 def _concrete(value, sizes):
@@ -32,14 +32,14 @@ def as_json(d, sizes=None) -> dict:
         "inputs": [t.name for t in op.inputs],
         "shapes": {t.name: [str(s) for s in t.shape] for t in (*op.inputs, op.output)},
         "output_sizes": {str(k): v for k, v in op.output_sizes.items()},
-        "forward": {"expr": " + ".join(term_text(f.term) for f in d.forward),
+        "forward": {"expr": " + ".join(form_text(f) for f in d.forward),
                     "forms": [dict(kind=f.kind, **f.fields) for f in d.forward]},
         "grads": _grads_json(d.grads),
     }, sizes))
 
 
 def _grads_json(grads: dict) -> dict:
-    return {name: {"indices": [str(i) for i in g.indices], "expr": " + ".join(term_text(f.term) for f in g.forms) or "0",
+    return {name: {"indices": [str(i) for i in g.indices], "expr": " + ".join(form_text(f) for f in g.forms) or "0",
                    "form": form_json(g.forms)} for name, g in grads.items()}
 
 
@@ -56,7 +56,7 @@ def as_text(d, sizes=None) -> str:
     for note in op.notes:
         lines.append(f"  note: {note}")
     idx = ", ".join(str(i.label) for i in op.indices)
-    lines += ["", "forward:", f"  {op.output.name}[{idx}] = " + " + ".join(term_text(f.term) for f in d.forward)]
+    lines += ["", "forward:", f"  {op.output.name}[{idx}] = " + " + ".join(form_text(f) for f in d.forward)]
     for f in d.forward:
         lines.append(f"    form: {f.kind}" + (f" {json.dumps(jsonable(f.fields))}" if f.kind != "elementwise" else ""))
     for name, g in d.grads.items():
@@ -68,7 +68,7 @@ def _gradient_lines(label: str, g, sizes, indent: str = "") -> list:
     """``label[indices] =`` and each term with its form, described."""
     lines = [f"{indent}{label}[{', '.join(map(str, g.indices))}] ="]
     for k, f in enumerate(g.forms):
-        lines.append(f"{indent}  {'+ ' if k else ''}{term_text(f.term)}")
+        lines.append(f"{indent}  {'+ ' if k else ''}{form_text(f)}")
         lines.append(f"{indent}    form: {f.kind}")
         for sentence in kind(f.kind).describe(f):
             lines.append(f"{indent}      - {sentence}")

@@ -8,7 +8,7 @@ from ..forms import Target
 from ..forms.form import Code
 from ..forms.sum import form_summary, sum_code
 from ..second_order import SecondOrder
-from ..sizes import grad_output_statements
+from ..sizes import grad_output_reads, grad_output_statements
 
 
 def second_context(second: SecondOrder, spec) -> tuple:
@@ -26,7 +26,10 @@ def second_context(second: SecondOrder, spec) -> tuple:
             terms.append({"of": y, "indices": ", ".join(map(str, grad.indices)),
                           "terms": [form_summary(f) for f in grad.forms]})
         code += body
+        reads = {a.base.name for grad in dd.grads.values() for f in grad.forms for a in f.term.accesses} | \
+            grad_output_reads(dd.op)
         blocks.append({"wrt": x, "grad": naming.grad(x), "gg": dd.op.upstream, "function": f"_double_backward_{x}",
+                       "reads_upstream": naming.UPSTREAM in reads,
                        "checks": grad_output_statements(dd.op, dd.op.upstream), "body": list(body.lines),
                        "results": results, "terms": terms,
                        "returns": ", ".join(r["var"] for r in results) + ("," if len(results) == 1 else "")})

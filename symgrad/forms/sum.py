@@ -21,9 +21,14 @@ def form_json(forms) -> dict:
     return {"kind": "sum", "terms": [dict(kind=f.kind, **f.fields) for f in forms]}
 
 
+def form_text(form) -> str:
+    """A form's term on one line, its summed indices a max's where the form is a maximum."""
+    return term_text(form.term, "max" if form.kind == "reduce_max" else "sum")
+
+
 def form_summary(form) -> dict:
     """A form as the emitted modules' headers list it: the term's text, the kind, its fields as JSON."""
-    return {"text": term_text(form.term), "kind": form.kind, "fields": json.dumps(jsonable(form.fields), sort_keys=True)}
+    return {"text": form_text(form), "kind": form.kind, "fields": json.dumps(jsonable(form.fields), sort_keys=True)}
 
 
 def views(tensors, names) -> list:
@@ -49,10 +54,9 @@ def sum_code(op_name: str, forms, target) -> Code:
         except SymgradError:  # already names the op and the fault
             raise
         except (NotImplementedError, ValueError) as exc:  # a printer without code for a function
-            raise SymgradError(f"{op_name}: no array code for {term_text(form.term)}: "
+            raise SymgradError(f"{op_name}: no array code for {form_text(form)}: "
                                f"{str(exc).splitlines()[0]}") from None
-        reduction = "max" if form.kind == "reduce_max" else "sum"
-        code += Code(comment(f"{form.kind}: {term_text(form.term, reduction)}")) + body
+        code += Code(comment(f"{form.kind}: {form_text(form)}")) + body
         parts.append(part)
     fresh = [p for p, f in zip(parts, forms) if kind(f.kind).fresh_result]
     if fresh and len(parts) > 1 and target.backend.in_place:  # add into the convolution's own result, not a new temporary
