@@ -414,7 +414,7 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
     command = "symgrad bench --suite" + ("" if target == "module" else " --target torch") + (" --programs" if programs else "")
     head = [f"# Benchmarks: {what} vs PyTorch (CPU, float32)", "",
             f"Measured by `{command}` on {platform.machine()} with {os.cpu_count()} cores, "
-            f"numpy {numpy.__version__}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
+            f"numpy {numpy.__version__} ({_blas_kernels()}), numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
             "same thread count, the two sides taking turns run by run: each turn is (with 2+ threads, 0.2 s of sleep, "
             f"so neither library's spinning worker threads steal the cores, then) {SETTLE:g} s of untimed calls of that "
             "side (at least one) and the timed call, which so runs as in a loop of its own, not straight after the other "
@@ -450,6 +450,19 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
                     f"{e['peak_mib'] / max(tr['peak_mib'], 1e-9):.2f} ({e['peak_mib']:.0f} / {tr['peak_mib']:.0f} MiB) | "
                     f"{e['first_s']:.2f} / {e['first_cached_s']:.2f} / {tr['first_s']:.2f} s | {_gauge_text(r)} |")
     return "\n".join(head) + "\n"
+
+
+def _blas_kernels() -> str:
+    """Which kernels NumPy's BLAS runs (OpenBLAS picks them per CPU unless OPENBLAS_CORETYPE names
+    some: AVX2's run SGEMM at about half the speed of AVX-512's on the reference VM)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS kernels not known: no threadpoolctl"
+    found = [f"{i['internal_api']} {i['architecture']} kernels" for i in threadpool_info()
+             if i.get("user_api") == "blas" and i.get("architecture")]
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    return (", ".join(found) or "BLAS kernels not reported") + (f", OPENBLAS_CORETYPE={pinned} set" if pinned else "")
 
 
 def _compiled_text(result, key: str = "forward+backward") -> str:
