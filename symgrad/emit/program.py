@@ -13,7 +13,7 @@ from .. import naming
 from ..version import __version__
 from ..backends import backend as find_backend
 from ..forms import Target, jsonable
-from ..forms.form import Code, Form
+from ..forms.form import Code, Form, tensors_read
 from ..forms.reduce_max import REDUCE_MAX
 from ..forms.sum import form_summary, sum_code
 from ..ir import Op, SymgradError, Term, plain
@@ -49,8 +49,7 @@ def _reads(forms, target, *names) -> frozenset:
     """The names the code computing ``forms`` into ``target`` reads (besides ``names``): the tensors
     the forms read and every size in their terms and in those tensors' and the target's shapes (a
     superset of what the code prints: liveness, residuals)."""
-    tensors = {a.base.name for f in forms for a in f.term.accesses} | \
-        {f.fields[k] for f in forms for k in ("lhs", "rhs") if f.fields.get(k)}
+    tensors = tensors_read(forms)
     shapes = [target.tensor] + [target.tensors[n] for n in sorted(tensors) if n in target.tensors]
     symbols = set().union(*[f.term.expr().free_symbols for f in forms],
                           *[sp.sympify(d).free_symbols for t in shapes for d in t.dims])
@@ -308,12 +307,12 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
     framework target, those functions as the framework's (``this``), which the backward's own
     autograd function (torch) or custom_vjp (jax) calls as its backward."""
     spec = find_backend(backend)
+    xp = spec.xp
     p = second.first.program
     if second.second is None:  # no input has a gradient: every second-order gradient is 0
         if spec.framework:
             return {}
         args = context["args"]
-        xp = spec.xp
         zeros = [f"{xp}.zeros({xp}.shape({g}), {xp}.result_type({args}))" for g in context["grad_outputs"]] + \
             [f"{xp}.zeros({t.name}.shape, {t.name}.dtype)" for t in p.inputs]
         return {"second": {"zero": True, "gg_args": ", ".join(naming.grad_grad(t.name) for t in p.inputs),
@@ -327,7 +326,6 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
     derived = {t.name for t in p.inputs if t.name in second.first.adjoints}  # (bp's outputs, in input order)
     gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
     passed = [g["name"] for g in gg if g["derived"]]
-    xp = spec.xp
     upstreams = [f"{xp}.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
     results = [f"{xp}.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0 else f"_grads[{len(p.inputs) + k}]"
                for k, o in enumerate(context["outputs"])] + [f"_grads[{k}]" for k in range(len(p.inputs))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import naming
 from ..forms import Target
-from ..forms.form import Code
+from ..forms.form import Code, tensors_read
 from ..forms.sum import form_summary, sum_code
 from ..second_order import SecondOrder
 from ..sizes import grad_output_reads, grad_output_statements
@@ -26,8 +26,7 @@ def second_context(second: SecondOrder, spec) -> tuple:
             terms.append({"of": y, "indices": ", ".join(map(str, grad.indices)),
                           "terms": [form_summary(f) for f in grad.forms]})
         code += body
-        reads = {a.base.name for grad in dd.grads.values() for f in grad.forms for a in f.term.accesses} | \
-            grad_output_reads(dd.op)
+        reads = tensors_read([f for grad in dd.grads.values() for f in grad.forms]) | grad_output_reads(dd.op)
         blocks.append({"wrt": x, "grad": naming.grad(x), "gg": dd.op.upstream, "function": f"_double_backward_{x}",
                        "reads_upstream": naming.UPSTREAM in reads,
                        "checks": grad_output_statements(dd.op, dd.op.upstream), "body": list(body.lines),

@@ -42,6 +42,13 @@ class Code:
         return Code(self.lines + other.lines, self.pieces | other.pieces, self.imports | other.imports)
 
 
+def tensors_read(forms) -> set:
+    """The tensors the code of ``forms`` reads: every tensor their terms access, and a convolution's
+    operands (its ``lhs`` and ``rhs`` fields, which may name a padded or flipped view)."""
+    return {a.base.name for f in forms for a in f.term.accesses} | \
+        {f.fields[k] for f in forms for k in ("lhs", "rhs") if f.fields.get(k)}
+
+
 def printed(lines, printer, pieces=()) -> Code:
     """``lines`` with the modules and runtime pieces ``printer`` recorded while printing them."""
     return Code(tuple(lines), frozenset(pieces) | frozenset(printer.used_pieces),

@@ -10,7 +10,7 @@ from .. import naming
 from ..ir import SymgradError
 from ..printing.text import comment, shape_code, term_text
 from . import kind
-from .form import Code, jsonable
+from .form import Code, jsonable, tensors_read
 
 
 def form_json(forms) -> dict:
@@ -44,8 +44,7 @@ def views(tensors, names) -> list:
 def sum_code(op_name: str, forms, target) -> Code:
     """Statements leaving Σ forms in ``target.out``, in the target tensor's real shape (an
     elementwise op's result keeps its arrays' shape)."""
-    used = sorted(name for name in {a.base.name for f in forms for a in f.term.accesses}
-                  | {f.fields[k] for f in forms for k in ("lhs", "rhs") if f.fields.get(k)} if name in target.tensors)
+    used = sorted(name for name in tensors_read(forms) if name in target.tensors)
     code, parts = Code(tuple(views(target.tensors, used))), []
     for k, form in enumerate(forms):
         part = naming.term(target.out, k)
