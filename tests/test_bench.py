@@ -8,7 +8,7 @@ import pytest
 
 from conftest import needs_torch
 from symgrad import ops
-from symgrad.bench.cpu import PROGRAM_SUITE, SUITE
+from symgrad.bench.suite import PROGRAM_SUITE, SUITE
 from symgrad.bench.torch_side import torch_call
 from symgrad.verify.reference import torch_reference
 

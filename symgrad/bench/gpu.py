@@ -183,8 +183,8 @@ def _timed(runs, time_run, describe, progress):
 
 
 def program_suite(dtypes=("float32",), progress=print) -> str:
-    """The programs' suite (the CPU's shapes, bench/cpu.py PROGRAM_SUITE) on the GPU, as a Markdown table."""
-    from .cpu import PROGRAM_SUITE
+    """The programs' suite (the CPU's shapes, bench/suite.py PROGRAM_SUITE) on the GPU, as a Markdown table."""
+    from .suite import PROGRAM_SUITE
     runs = [(case, dt) for case in PROGRAM_SUITE for dt in dtypes]
     progress(f"bench: {len(runs)} GPU program runs")
     rows, dev = _timed(runs, lambda case, dt: bench_gpu_program(*case[1:], dt), format_program_result, progress)

@@ -1,10 +1,10 @@
-"""``symgrad bench --suite --programs``: the programs' suite of :mod:`cpu`, then the size sweep: the row
+"""``symgrad bench --suite --programs``: the programs' suite of :mod:`suite`, then the size sweep: the row
 programs' forward + backward against torch eager's at rows 64 ... 65,536 x width 64 ... 4,096, each
 dtype and thread count, timed as every benchmark is (:func:`symgrad.bench.cpu.bench`, interleaved in a
 child process)."""
 from __future__ import annotations
 
-from . import cpu
+from . import cpu, suite
 
 
 #: the programs of the size sweep (``bench --suite --programs``), each over rows x width
@@ -23,8 +23,8 @@ def sweep_shapes(name: str, rows: int, width: int) -> dict:
 
 
 def programs_suite(threads=(1, 2), repeats=9, progress=print, target="module") -> str:
-    """``bench --suite --programs``: the programs' suite (:func:`cpu.suite`), then the size sweep."""
-    return (cpu.suite(threads=threads, repeats=repeats, progress=progress, target=target, programs=True) + "\n"
+    """``bench --suite --programs``: the programs' suite (:func:`suite.suite`), then the size sweep."""
+    return (suite.suite(threads=threads, repeats=repeats, progress=progress, target=target, programs=True) + "\n"
             + sweep(threads=threads, repeats=max(3, repeats // 2), progress=progress))
 
 

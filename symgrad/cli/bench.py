@@ -33,6 +33,7 @@ def _report(path, text: str):
 
 def cmd_bench(args):
     from ..bench import cpu as bench
+    from ..bench.suite import format_result
     if args.programs and not args.suite:
         raise SymgradError("bench: --programs chooses the programs' suite; it goes with --suite")
     if args.backend == "cupy":
@@ -53,7 +54,8 @@ def cmd_bench(args):
             from ..bench.sweep import programs_suite
             _report(path, programs_suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target))
         else:
-            _report(path, bench.suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target))
+            from ..bench.suite import suite
+            _report(path, suite(threads=threads, repeats=args.repeats, progress=_progress, target=args.target))
         return 0
     if not (args.op or args.rule or args.file):
         raise SymgradError("bench: give an op (with --input-shape for every input), --rule, -f FILE, or --suite")
@@ -68,7 +70,7 @@ def cmd_bench(args):
         for t in args.threads or (1,):
             result = bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats, bind=args.bind,
                                  target=args.target, program=op if own else None, dtype=dtype)
-            print(bench.format_result(op.name, t, result, bind=args.bind))
+            print(format_result(op.name, t, result, bind=args.bind))
     return 0
 
 
