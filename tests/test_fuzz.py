@@ -15,9 +15,9 @@ import pytest
 from conftest import HAS_JAX, needs_torch
 from symgrad.fuzz import campaign, generate
 from symgrad.fuzz.oracle import judge
-from symgrad.fuzz.run import Checker, Failure, Hang, Result, time_limit
+from symgrad.fuzz.run import Checker, Failure, Hang, Result, check, time_limit
 from symgrad.fuzz.shrink import shrink
-from symgrad.fuzz.tree import Affine, Bin, Fn, Program, Read, Statement, Tensor, walk
+from symgrad.fuzz.tree import Affine, Bin, Fn, Program, Read, Statement, Tensor, size_value, walk
 
 SEED = 20261206
 TARGETS = ("numpy", "torch") + (("jax",) if HAS_JAX else ())
@@ -110,17 +110,44 @@ def test_the_arbiter_judges_values_and_second_order():
 def test_float32_is_judged_against_torchs_float32_and_the_size_of_what_it_is_computed_from():
     c = Checker(_square(), {"N": 4}, 2, Result(0, False, "", {}))
     zero, g = np.zeros(4), [np.full(4, 3.0)]
-    c.float32_agree("float32 backward", [zero + 1e-6], [zero], [zero], scale=g)  # cancellation's rounding
+    c.float32_agree("float32 backward", [zero + 1e-6], [[zero]], [zero], scale=g)  # cancellation's rounding
     with pytest.raises(Failure, match="torch float32's 0.00e"):
-        c.float32_agree("float32 backward", [zero + 1e-3], [zero], [zero], scale=g)
+        c.float32_agree("float32 backward", [zero + 1e-3], [[zero]], [zero], scale=g)
     # a forward that is 0 by cancellation (x − mean over a constant axis; campaign seed 34, program 2626)
-    c.float32_agree("float32 forward", [zero - 5.96e-8], [zero], [zero], scale=[np.full(4, 1.5)])
+    c.float32_agree("float32 forward", [zero - 5.96e-8], [[zero]], [zero], scale=[np.full(4, 1.5)])
     with pytest.raises(Failure):
-        c.float32_agree("float32 forward", [zero - 5.96e-8], [zero], [zero])
+        c.float32_agree("float32 forward", [zero - 5.96e-8], [[zero]], [zero])
     truth = np.linspace(1, 2, 4)
-    c.float32_agree("float32 forward", [truth * (1 + 1e-6)], [truth], [truth])
+    c.float32_agree("float32 forward", [truth * (1 + 1e-6)], [[truth]], [truth])
     with pytest.raises(Failure):                           # a hundredth of a percent off: precision lost
-        c.float32_agree("float32 forward", [truth * (1 + 1e-4)], [truth * (1 + 1e-6)], [truth])
+        c.float32_agree("float32 forward", [truth * (1 + 1e-4)], [[truth * (1 + 1e-6)]], [truth])
+    # judged by torch's least accurate evaluation
+    c.float32_agree("float32 forward", [truth * (1 + 1e-4)], [[truth], [truth * (1 + 1e-5)]], [truth])
+
+
+@needs_torch
+def test_the_float32_yardstick_includes_torch_einsum_for_a_contraction():
+    """A sum of products summed after broadcasting is more accurate in float32 than the GEMM that
+    torch.einsum (or symgrad's matmul) runs; erfc's gradient amplifies the difference 2t² times.  Campaign
+    seed 52, program 29 was judged wrong against the broadcast sum alone."""
+    import torch
+    from symgrad.fuzz.evaluate import torch_values
+    seed = campaign.program_seed(52, 29)
+    tree = generate.program(seed, large=True)
+    sizes = generate.sizes(tree, seed, large=True)
+    rng = np.random.default_rng(0)
+    conc = tree.concrete(sizes)
+    arrays = {t.name: rng.standard_normal(tuple(size_value(d, conc) for d in t.dims)) for t in tree.inputs}
+    plain, gemm = (torch_values(tree, sizes, arrays, einsum=e)[1] for e in (False, True))
+    for name in tree.outputs:
+        np.testing.assert_allclose(gemm[name].detach().numpy(), plain[name].detach().numpy(), rtol=1e-12, atol=1e-12)
+    arrays32 = {n: a.astype(np.float32) for n, a in arrays.items()}
+    plain32, gemm32 = (torch_values(tree, sizes, arrays32, torch.float32, einsum=e)[1] for e in (False, True))
+    err = [np.abs(v[o].detach().double().numpy() - plain[o].detach().numpy()).max() for v in (plain32, gemm32)
+           for o in tree.outputs]
+    assert err[1] > err[0]
+    assert check(tree, sizes, seed, large=True, targets=("numpy",)).status == "ok"
+
 
 
 def test_the_shrinker_finds_a_minimal_failing_program():

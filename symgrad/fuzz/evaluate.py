@@ -8,6 +8,9 @@ this file's reading of the semantics and nothing of symgrad's:
 * ``max(j) [c] e`` leaves out the elements where c fails (a bracket as the body's top factor);
   the maximum's gradient is split evenly among ties (``torch.amax``);
 * ``stop_gradient(e)`` is ``e``, with no gradient through it.
+
+A sum of a product of two factors is the broadcast product summed, or with ``einsum`` (a float32
+yardstick: what a user writing ``torch.einsum`` gets, a GEMM where it is one) ``torch.einsum``.
 """
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ from .tree import Affine, Bin, Brk, Fn, IndexValue, Map, Neg, Num, Pow, Read, Re
 class TorchOps:
     """The reference: PyTorch tensors of ``dtype``, differentiable."""
 
-    def __init__(self, dtype=None):
+    def __init__(self, dtype=None, einsum: bool = False):
         import torch
         self.torch = torch
         self.dtype = dtype or torch.float64
+        self.einsum = einsum
         t = torch
         self.functions = {
             "exp": t.exp, "log": t.log, "sqrt": t.sqrt, "tanh": t.tanh, "erf": t.erf, "erfc": t.erfc,
@@ -53,6 +57,18 @@ class TorchOps:
 
     def amax(self, a, axes):
         return a.amax(dim=axes) if axes else a
+
+    def contract(self, a, b, shape: tuple, kept: int):
+        """The sum of ``a * b`` (broadcast to ``shape``) over the axes after the first ``kept``, by
+        ``torch.einsum``; None where a summed or kept axis is broadcast in both factors (no letter for it)."""
+        if len(shape) > 26:
+            return None
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        full = [[k for k, n in enumerate(t.shape) if n == shape[k]] for t in (a, b)]
+        if any(k not in full[0] and k not in full[1] for k in range(len(shape))):
+            return None
+        parts = [(t.reshape([shape[k] for k in ks]), "".join(letters[k] for k in ks)) for t, ks in zip((a, b), full)]
+        return self.torch.einsum(f"{parts[0][1]},{parts[1][1]}->{letters[:kept]}", parts[0][0], parts[1][0])
 
     def power(self, a, exp: str):
         return a ** float(exp)
@@ -220,6 +236,10 @@ class Evaluator:
         inner = scope + [(v, size_value(x, self.sizes)) for v, x, _ in e.over]
         shape = tuple(n for _, n in inner)
         axes = tuple(range(len(scope), len(inner)))
+        if e.kind == "sum" and isinstance(e.body, Bin) and e.body.op == "*" and getattr(ops, "einsum", False):
+            out = ops.contract(self.expr(e.body.a, inner), self.expr(e.body.b, inner), shape, len(scope))
+            if out is not None:
+                return ops.reshape(out, [n for _, n in scope] or [])
         if e.kind == "sum":
             body = ops.expand(self.expr(e.body, inner), shape)
             return ops.reshape(ops.sum(body, axes), [n for _, n in scope] or [])
@@ -232,9 +252,10 @@ class Evaluator:
         return ops.reshape(ops.amax(value, axes), [n for _, n in scope] or [])
 
 
-def torch_values(program, sizes: dict, arrays: dict, dtype=None, grad: bool = False) -> tuple:
-    """``(inputs, every tensor)`` as PyTorch tensors (the inputs requiring grad with ``grad``)."""
-    ops = TorchOps(dtype)
+def torch_values(program, sizes: dict, arrays: dict, dtype=None, grad: bool = False, einsum: bool = False) -> tuple:
+    """``(inputs, every tensor)`` as PyTorch tensors (the inputs requiring grad with ``grad``; with
+    ``einsum`` a sum of two factors by ``torch.einsum``)."""
+    ops = TorchOps(dtype, einsum)
     inputs = {n: ops.array(a).requires_grad_(grad) for n, a in arrays.items()}
     return inputs, Evaluator(program, sizes, ops).run(dict(inputs))
 
