@@ -220,6 +220,7 @@ def test_bench_reports_every_method_with_pair_ratios(capsys):
         line = next(line for line in lines if line.split()[0] == method)
         assert "emitted" in line and "torch" in line and "ratio" in line and "(quartiles " in line
     assert any(line.split()[:2] == ["peak", "memory"] for line in lines)
+    assert any(line.split()[:1] == ["heap"] and "heap" in line.split(None, 1)[1] for line in lines)
     gauge = next(line for line in lines if line.split()[:2] == ["gauge", "SGEMM"])
     rates = gauge.split("before/after: ")[1]  # "numpy A/B, torch C/D"
     for part, lib in zip(rates.split(", "), ("numpy", "torch")):

@@ -21,6 +21,27 @@ import tempfile
 import time
 
 
+#: glibc's heap kept by the process (``symgrad bench --heap kept``): freed memory is not given back to the
+#: system (no trim) and arrays up to 32 MiB (glibc's largest mmap threshold) come from the heap, so a
+#: call's fresh arrays reuse pages the last call freed instead of faulting in new ones (zeroed by the
+#: kernel), as a caching allocator (jemalloc, tcmalloc, torch's on the GPU) would have them
+KEPT_HEAP = {"MALLOC_TRIM_THRESHOLD_": str(1 << 40), "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
+
+
+def heap_text(env=None) -> str:
+    """How the children's heap is set: "glibc's default heap", or the glibc variables set."""
+    env = os.environ if env is None else env
+    set_ = [f"{k}={env[k]}" for k in sorted(env) if heap_variable(k)]
+    if not set_:
+        return "glibc's default heap"
+    return ("heap kept (" if all(env.get(k) == v for k, v in KEPT_HEAP.items()) else "heap set (") + ", ".join(set_) + ")"
+
+
+def heap_variable(name: str) -> bool:
+    """A variable that sets glibc's heap."""
+    return name.startswith("MALLOC_") or name == "GLIBC_TUNABLES"
+
+
 def _env(threads: int, bind: bool = False) -> dict:
     """The child's environment: ``threads`` for every library; with ``bind``, OMP_PROC_BIND=true,
     which binds torch's OpenMP threads and the emitted modules' worker threads one to a CPU (else
@@ -312,7 +333,7 @@ def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, t
         d = symgrad.derive(built)
         task["source"] = emit(d) if target == "module" else emit_target(d, target)
     result = _child(task)
-    result["dtype"] = dtype
+    result.update(dtype=dtype, heap=heap_text())
     if not memory:
         return result
     cache = tempfile.mkdtemp(prefix="symgrad-bench-")  # empty: the emitted module's first call compiles

@@ -47,6 +47,7 @@ def format_result(name, threads, result, bind=False) -> str:
     lines = [f"{name} ({threads} thread{'s' if threads > 1 else ''}{', bound' if bind else ''}{dtype}); torch's side: "
              f"{result.get('torch_call', 'torch')}"]
     lines.append(f"  {'gauge SGEMM':18s} {'x'.join(map(str, GAUGE))} (M, K, N) GFLOP/s before/after: {_gauge_text(result)}")
+    lines.append(f"  {'heap':18s} {result.get('heap', cpu.heap_text())}")
     for k in keys:
         e, t = result["emitted"][k], result["torch"][k]
         low, mid, high = result["ratio"][k]
@@ -98,7 +99,7 @@ def suite(threads=(1, 2), repeats=9, progress=print, target="module", programs: 
     command = "symgrad bench --suite" + ("" if target == "module" else " --target torch") + (" --programs" if programs else "")
     head = [f"# Benchmarks: {what} vs PyTorch (CPU, float32)", "",
             f"Measured by `{command}` on {platform.machine()} with {os.cpu_count()} cores, "
-            f"numpy {numpy.__version__} ({_blas_kernels()}), numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
+            f"numpy {numpy.__version__} ({_blas_kernels()}), {cpu.heap_text()}, numba {versions['numba']} (elementwise loops), torch {versions['torch']}; median of {repeats} runs after warm-up, both sides with the "
             "same thread count, the two sides taking turns run by run: each turn is (with 2+ threads, 0.2 s of sleep, "
             f"so neither library's spinning worker threads steal the cores, then) {SETTLE:g} s of untimed calls of that "
             "side (at least one) and the timed call, which so runs as in a loop of its own, not straight after the other "

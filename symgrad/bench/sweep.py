@@ -45,7 +45,7 @@ def sweep(threads=(1, 2), repeats=5, progress=print, programs=SWEEP_PROGRAMS, si
     columns = [(dtype, t) for dtype in dtypes for t in threads]
     lines = ["## Size sweep: forward + backward, emitted module / torch eager", "",
              f"Each program at rows x width; median of {repeats} interleaved pairs (quartiles); vjp + pullback "
-             "against torch's call under autograd.", "",
+             f"against torch's call under autograd; {cpu.heap_text()}.", "",
              "| program | rows x width | " + " | ".join(f"{d}, {t} thread{'s' if t > 1 else ''}" for d, t in columns)
              + " |", "| --- " * (2 + len(columns)) + "|"]
     for name in programs:

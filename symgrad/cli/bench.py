@@ -45,6 +45,7 @@ def cmd_bench(args):
         raise SymgradError("bench: --gemm and --conv-path compare routes on the GPU; they need --backend cupy")
     if "float16" in (args.dtype or ()):
         raise SymgradError("bench: --dtype float16 is timed on the GPU (--backend cupy); on the CPU, float32 or float64")
+    _set_heap(args.heap)
     if args.suite:
         if args.op:
             raise SymgradError("bench: --suite runs the standard shapes; give either an op or --suite")
@@ -74,9 +75,21 @@ def cmd_bench(args):
     return 0
 
 
+def _set_heap(heap):
+    """``--heap``: the glibc variables the benchmark children inherit (the parent's own heap, set when it
+    started, stays as it is)."""
+    import os
+    from ..bench.cpu import KEPT_HEAP, heap_variable
+    if heap is not None:
+        for key in [k for k in os.environ if heap_variable(k)]:
+            del os.environ[key]
+    if heap == "kept":
+        os.environ.update(KEPT_HEAP)
+
+
 #: bench's own options (with a value, and without): what is left of its command line is emit's
 _BENCH_ONLY = ({"--threads", "--repeats", "--compare", "--target", "--backend", "--dtype", "--gemm", "--conv-path", "-o",
-                "--output"}, {"--bind", "--suite", "--programs", "--force"})
+                "--output", "--heap"}, {"--bind", "--suite", "--programs", "--force"})
 
 
 def _bench_compare(args, op, shapes):

@@ -103,6 +103,11 @@ def parser() -> argparse.ArgumentParser:
                     help="timed runs per side, interleaved; the ratio is their median (default 9)")
     bn.add_argument("--bind", action="store_true",
                     help="OMP_PROC_BIND=true for both sides: threads bound one to a CPU")
+    bn.add_argument("--heap", choices=("glibc", "kept"),
+                    help="the benchmark processes' heap: glibc, glibc's default (freed memory goes back to the system "
+                         "and each call faults in fresh pages for its large arrays); kept, glibc set to keep it "
+                         "(MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_), as a caching allocator does; default: "
+                         "as the environment sets it")
     bn.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                     help="numpy: CPU against torch CPU; cupy: GPU against torch with cuDNN")
     bn.add_argument("--target", choices=("module", "torch"), default="module",
