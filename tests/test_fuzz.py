@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import HAS_JAX, needs_torch
-from symgrad.fuzz import campaign, generate
+from symgrad.fuzz import campaign, generate, sizing
 from symgrad.fuzz.oracle import judge
-from symgrad.fuzz.run import Checker, Failure, Hang, Result, check, time_limit
+from symgrad.fuzz.checker import Checker, Failure
+from symgrad.fuzz.run import Hang, Result, check, time_limit
 from symgrad.fuzz.shrink import shrink
 from symgrad.fuzz.tree import Affine, Bin, Fn, Program, Read, Statement, Tensor, size_value, walk
 
@@ -34,7 +35,7 @@ def test_random_program(k):
 
 def test_generator_is_deterministic_and_reaches_every_construct():
     assert generate.program(7).text() == generate.program(7).text()
-    assert generate.sizes(generate.program(7), 7) == generate.sizes(generate.program(7), 7)
+    assert sizing.sizes(generate.program(7), 7) == sizing.sizes(generate.program(7), 7)
     seen = set()
     for seed in range(600):
         seen |= generate.program(seed).tags
@@ -44,7 +45,7 @@ def test_generator_is_deterministic_and_reaches_every_construct():
 def test_large_programs_hold_a_tensor_of_two_to_the_sixteen_elements():
     for seed in range(5):
         p = generate.program(seed, large=True)
-        sizes = p.concrete(generate.sizes(p, seed, large=True))
+        sizes = p.concrete(sizing.sizes(p, seed, large=True))
         biggest = max(int(np.prod([sizes[d] if isinstance(d, str) else d for d in s.dims]))
                       for s in p.statements if s.dims)
         counts = [int(np.prod([sizes[d] if isinstance(d, str) else d for d in t.dims])) for t in p.inputs]
@@ -134,7 +135,7 @@ def test_the_float32_yardstick_includes_torch_einsum_for_a_contraction():
     from symgrad.fuzz.evaluate import torch_values
     seed = campaign.program_seed(52, 29)
     tree = generate.program(seed, large=True)
-    sizes = generate.sizes(tree, seed, large=True)
+    sizes = sizing.sizes(tree, seed, large=True)
     rng = np.random.default_rng(0)
     conc = tree.concrete(sizes)
     arrays = {t.name: rng.standard_normal(tuple(size_value(d, conc) for d in t.dims)) for t in tree.inputs}
@@ -156,7 +157,7 @@ def test_the_shrinker_finds_a_minimal_failing_program():
         p = generate.program(seed)
         if len(p.statements) >= 4 and any(isinstance(n, Fn) and n.name == "cos" for s in p.statements
                                           for n in walk(s.rhs)):
-            tree, sizes = p, generate.sizes(p, seed)
+            tree, sizes = p, sizing.sizes(p, seed)
             break
 
     def fails(q, z):  # "fails" wherever a cos remains

@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 
-from . import generate
+from . import generate, sizing
 from .run import Result, check
 from .shrink import shrink
 
@@ -37,7 +37,7 @@ def one(job) -> Result:
     s = program_seed(seed, k)
     large = is_large(k, large_every)
     tree = generate.program(s, large=large)
-    result = check(tree, generate.sizes(tree, s, large), s, large, targets, timeout)
+    result = check(tree, sizing.sizes(tree, s, large), s, large, targets, timeout)
     result.index = k
     return result
 
@@ -61,7 +61,7 @@ def minimal(result: Result, targets, timeout: float, budget: int = 120) -> tuple
     """The failure of ``result`` shrunk: ``(text, sizes, result)``."""
     s = result.seed
     tree = generate.program(s, large=result.large)
-    sizes = generate.sizes(tree, s, result.large)
+    sizes = sizing.sizes(tree, s, result.large)
 
     def fails(p, z):
         return _same(check(p, z, s, False, targets, timeout), result)
@@ -91,7 +91,7 @@ def lost(job, silence: float) -> Result:
     seed, k, large_every, *_ = job
     s, large = program_seed(seed, k), is_large(k, large_every)
     tree = generate.program(s, large=large)
-    return Result(s, large, tree.text(), generate.sizes(tree, s, large), "crash", "worker",
+    return Result(s, large, tree.text(), sizing.sizes(tree, s, large), "crash", "worker",
                   f"no result in {silence:.0f} s of silence: its worker process died (killed by the system: out of "
                   f"memory?)", index=k)
 
