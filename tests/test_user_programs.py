@@ -477,3 +477,17 @@ def test_a_rule_that_computes_with_an_index_value_runs():
     x = np.arange(12.0).reshape(3, 4)
     np.testing.assert_allclose(m.forward(x), [n * sum(j * x[n, j] for j in range(4)) for n in range(3)])
     np.testing.assert_allclose(m.backward(np.ones(3), x)[0], [[n * j for j in range(4)] for n in range(3)])
+
+
+def test_an_index_value_beside_a_step_that_vanishes_at_reads_of_one_is_computed_over_the_grid():
+    """The gradient of i / minimum(c, t1[i, n]) holds i · Heaviside(c − t1[i, n]): the test for an index
+    value (reads set to symbols, not to 1, which made the step Heaviside(c − 1) = 0 for c < 1) sends it to
+    the generic form; the elementwise code printed i as a name nothing defined (campaign seed 54,
+    program 102: NameError)."""
+    import symgrad
+    m = symgrad.module("input z[D, N]\nparam w\nt1[n < N, i < N] = w\nt2[n < N, i < N] = i / minimum(sigmoid(2), t1[i, n])")
+    w, g = np.array(0.3), np.arange(9.0).reshape(3, 3)
+    dz, dw = m.backward(g, np.ones((2, 3)), w)
+    i = np.arange(3)[None, :]  # t2[n, i] = i / w where w < sigmoid(2)
+    np.testing.assert_allclose(dw, (-g * i / w ** 2).sum())
+    assert not dz.any()

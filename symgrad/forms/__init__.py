@@ -36,7 +36,8 @@ def _index_valued(term: Term, out_vars: tuple) -> bool:
     """Whether the term computes with an index's value (``x[n] · n``, an interpolation's weights): only
     the generic form, which evaluates over the index grid, has the index values as numbers."""
     indices = set(out_vars) | {v for v, _, _ in term.sums}
-    values = term.factor.replace(lambda e: isinstance(e, sp.Indexed), lambda e: sp.S.One)
+    # each read a symbol of its own (not a number, which may make the rest vanish: Heaviside(c − 1) is 0)
+    values = term.factor.xreplace({a: sp.Dummy() for a in term.factor.atoms(sp.Indexed)})
     return bool(values.free_symbols & indices)
 
 
