@@ -641,3 +641,25 @@ def test_the_pullback_keeps_only_what_the_forward_made(text, backend):
         for call in [n for n in ast.walk(fn) if isinstance(n, ast.Call) and ast.unparse(n.func) == "functools.partial"]:
             handed = {a.id for a in call.args[1:] if isinstance(a, ast.Name)}
             assert handed <= bound, (fn.name, handed - bound)
+
+
+def _assigned_never_read(source: str) -> list:
+    """(function, name) of each ``name = ...`` in a function of ``source`` that the function never reads."""
+    import ast
+    out = []
+    for fn in [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)]:
+        stored = [n.targets[0].id for n in ast.walk(fn)
+                  if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)]
+        loaded = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Store)}
+        out += [(fn.name, name) for name in dict.fromkeys(stored) if name not in loaded]
+    return out
+
+
+@pytest.mark.parametrize("name,target", [("depthwise_separable", "numpy"), ("depthwise_separable", "torch"),
+                                         ("conv_bias_gelu", "numpy"), ("layer_norm", "numpy")])
+def test_emitted_code_reads_every_variable_it_assigns(name, target):
+    """No dead assignments: a grouped tensor's index-space view is made only where a form reads it
+    (a convolution reads its operands whole: depthwise_separable's views were made and never read)."""
+    d = derive_program(ops.build(name, **builder_params(name, {})))
+    from symgrad.second_order import derive_program_second_order
+    assert _assigned_never_read(emit_program(d, target, second=derive_program_second_order(d))) == []

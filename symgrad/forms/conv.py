@@ -47,6 +47,7 @@ def _torch_call(f) -> str:
 
 class ConvGeneralDilated(Kind):
     name = "conv_general_dilated"
+    reads_views = False  # (its groups are conv_general_dilated's feature and batch group counts)
     fresh_result = True
     numeric_fields = ("window_strides", "padding", "lhs_dilation", "rhs_dilation", "feature_group_count",
                       "batch_group_count", "rhs_regroup", "rhs_shape", "scale")

@@ -75,12 +75,14 @@ class Kind:
 
     Subclasses set ``name`` and implement the four methods; ``fresh_result`` says the code returns
     an array made for the term (a gradient's other terms may be added into it), ``numeric_fields``
-    which fields must be numbers before code can be emitted.
+    which fields must be numbers before code can be emitted, ``reads_views`` whether the code reads a
+    grouped tensor through its index-space view (:func:`array_of`) or, as a convolution does, whole.
     """
 
     name = ""
     fresh_result = False
     numeric_fields = ()
+    reads_views = True
 
     def match(self, term: Term, tensors: dict, out_vars: tuple, target: Tensor):
         """The form if ``term`` has this kind's shape, else None."""

@@ -44,7 +44,7 @@ def views(tensors, names) -> list:
 def sum_code(op_name: str, forms, target) -> Code:
     """Statements leaving Σ forms in ``target.out``, in the target tensor's real shape (an
     elementwise op's result keeps its arrays' shape)."""
-    used = sorted(name for name in tensors_read(forms) if name in target.tensors)
+    used = sorted(name for name in tensors_read([f for f in forms if kind(f.kind).reads_views]) if name in target.tensors)
     code, parts = Code(tuple(views(target.tensors, used))), []
     for k, form in enumerate(forms):
         part = naming.term(target.out, k)
