@@ -241,7 +241,7 @@ def stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind
     result = {"emitted": dict(times, **memory), "torch": dict(times, **({k: memory[k] for k in ("peak_mib", "first_s")}
                                                                        if memory else {})),
               "ratio": {m: (0.9, 1.0, 1.1) for m in methods},
-              "gauge": [{"numpy": 100.0, "torch": 100.0}] * 2, "dtype": dtype}
+              "gauge": [{"numpy": 100.0, "torch": 100.0}] * 2, "dtype": dtype, "heap": "glibc's default heap"}
     if compile or (compile is None and op_name in symgrad.ops.PROGRAMS and target == "module"):
         result.update(compiled=dict(times), ratio_compiled={m: (1.1, 1.2, 1.3) for m in methods})
     return result

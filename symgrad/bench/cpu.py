@@ -28,9 +28,9 @@ import time
 KEPT_HEAP = {"MALLOC_TRIM_THRESHOLD_": str(1 << 40), "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
 
 
-def heap_text(env=None) -> str:
-    """How the children's heap is set: "glibc's default heap", or the glibc variables set."""
-    env = os.environ if env is None else env
+def heap_text() -> str:
+    """How the children's heap is set (they inherit it): "glibc's default heap", or the glibc variables set."""
+    env = os.environ
     set_ = [f"{k}={env[k]}" for k in sorted(env) if heap_variable(k)]
     if not set_:
         return "glibc's default heap"

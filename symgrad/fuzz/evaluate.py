@@ -236,13 +236,16 @@ class Evaluator:
         inner = scope + [(v, size_value(x, self.sizes)) for v, x, _ in e.over]
         shape = tuple(n for _, n in inner)
         axes = tuple(range(len(scope), len(inner)))
-        if e.kind == "sum" and isinstance(e.body, Bin) and e.body.op == "*" and getattr(ops, "einsum", False):
-            out = ops.contract(self.expr(e.body.a, inner), self.expr(e.body.b, inner), shape, len(scope))
-            if out is not None:
-                return ops.reshape(out, [n for _, n in scope] or [])
         if e.kind == "sum":
-            body = ops.expand(self.expr(e.body, inner), shape)
-            return ops.reshape(ops.sum(body, axes), [n for _, n in scope] or [])
+            if isinstance(e.body, Bin) and e.body.op == "*" and getattr(ops, "einsum", False):
+                a, b = self.expr(e.body.a, inner), self.expr(e.body.b, inner)
+                out = ops.contract(a, b, shape, len(scope))
+                if out is not None:
+                    return ops.reshape(out, [n for _, n in scope] or [])
+                body = a * b  # (the factors evaluated once: their product, as expr gives it)
+            else:
+                body = self.expr(e.body, inner)
+            return ops.reshape(ops.sum(ops.expand(body, shape), axes), [n for _, n in scope] or [])
         body, conds = e.body, ()
         if isinstance(body, Brk):  # the body's bracket leaves elements out of the maximum
             body, conds = body.body, body.conds
