@@ -33,6 +33,10 @@ class Backend:
     conv_runs: str = ""
     #: whether that clause follows the paths of runtime/conv.py (else it is the whole story)
     conv_paths: bool = True
+    #: a convolution without lhs dilation or batch groups calls runtime/plain_conv.py, so that a module
+    #: whose convolutions are all plain carries no transposed path nor im2col (CuPy keeps the general
+    #: entry: its im2col alternative is a measured choice on the GPU)
+    plain_conv: bool = False
     #: how a matmul form runs, one clause for the emitted header
     matmul_runs: str = ""
     #: how a pointwise expression runs, one clause for the emitted header
@@ -89,7 +93,7 @@ class Backend:
         return f"{self.xp}.arange({lo}, {hi}{device})"
 
 
-NUMPY = Backend("numpy", "NumPy", "import numpy as xp", ModuleArrayPrinter, blockwise=True,
+NUMPY = Backend("numpy", "NumPy", "import numpy as xp", ModuleArrayPrinter, blockwise=True, plain_conv=True,
                 conv_runs="in cache-sized batch chunks dealt out to worker threads",
                 matmul_runs="one batched BLAS matrix product")
 CUPY = Backend("cupy", "CuPy", "import cupy as xp", CuPyArrayPrinter,

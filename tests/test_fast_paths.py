@@ -51,8 +51,8 @@ def test_whole_batch_paths_as_on_the_gpu(monkeypatch, name, params, shapes):
     merged long-K GEMM per output position), every GEMM made as the cuBLAS call the CuPy module
     makes (strided operands in place, beta = 1 accumulation), cuBLAS emulated."""
     module = _module(name, params)
-    for key, value in GPU_SETTING.items():
-        monkeypatch.setattr(module, key, value)
+    for key, value in GPU_SETTING.items():  # (a NumPy module of plain convolutions has no im2col: no _matmul)
+        monkeypatch.setattr(module, key, value, raising=key != "_matmul")
     gemms = len(GPU_CUBLAS.calls)
     errors = run_config(name, params, shapes)
     assert max(errors.values()) <= 1e-10, errors
@@ -190,3 +190,19 @@ SUITE_LIKE = [  # the benchmark layers, scaled down
 def test_float32_within_1e5_of_float64(name, params, shapes):
     errors = run_config(name, params, shapes, dtype=np.float32)
     assert max(errors.values()) <= 1e-5, errors
+
+
+def test_plain_convolutions_carry_no_transposed_path():
+    """A NumPy module whose convolutions have no lhs dilation and no batch groups calls plain_conv
+    and inlines neither the output phases nor im2col; a strided layer's (dx is transposed), a grouped
+    layer's (dw has batch groups) and every CuPy module call the general entry."""
+    def source(params, backend="numpy"):
+        return emit(symgrad.derive(symgrad.ops.build("conv2d", **params)), backend, jvp=False)
+    plain = source({"stride": 1, "padding": 1, "dilation": 2, "groups": 1})
+    assert "def plain_conv(" in plain and "def conv_general_dilated(" not in plain
+    assert "def _output_phases" not in plain and "def _im2col" not in plain
+    for params, backend in (({"stride": 2, "padding": 1, "dilation": 1, "groups": 1}, "numpy"),
+                            ({"stride": 1, "padding": 1, "dilation": 1, "groups": 2}, "numpy"),
+                            ({"stride": 1, "padding": 1, "dilation": 1, "groups": 1}, "cupy")):
+        general = source(params, backend)
+        assert "def conv_general_dilated(" in general and "def _output_phases" in general and "def _im2col" in general

@@ -70,12 +70,19 @@ class ConvGeneralDilated(Kind):
             lines.append(f"{rhs}_kernel = {kernel}")
             rhs = f"{rhs}_kernel"
         pads = tuple_code(f"({size_code(lo)}, {size_code(hi)})" for lo, hi in f["padding"])
-        call = (f"conv_general_dilated({f['lhs']}, {rhs}, window_strides={shape_code(f['window_strides'])}, "
-                f"padding={pads}, lhs_dilation={shape_code(f['lhs_dilation'])}, "
-                f"rhs_dilation={shape_code(f['rhs_dilation'])}, "
-                f"dimension_numbers={tuple(f['dimension_numbers'])!r}, "
-                f"feature_group_count={size_code(f['feature_group_count'])}, "
-                f"batch_group_count={size_code(f['batch_group_count'])})")
+        if target.backend.plain_conv and _all_one(f["lhs_dilation"]) and _all_one([f["batch_group_count"]]):
+            pieces = (pieces - {"conv"}) | {"plain_conv"}
+            call = (f"plain_conv({f['lhs']}, {rhs}, window_strides={shape_code(f['window_strides'])}, "
+                    f"padding={pads}, rhs_dilation={shape_code(f['rhs_dilation'])}, "
+                    f"dimension_numbers={tuple(f['dimension_numbers'])!r}, "
+                    f"feature_group_count={size_code(f['feature_group_count'])})")
+        else:
+            call = (f"conv_general_dilated({f['lhs']}, {rhs}, window_strides={shape_code(f['window_strides'])}, "
+                    f"padding={pads}, lhs_dilation={shape_code(f['lhs_dilation'])}, "
+                    f"rhs_dilation={shape_code(f['rhs_dilation'])}, "
+                    f"dimension_numbers={tuple(f['dimension_numbers'])!r}, "
+                    f"feature_group_count={size_code(f['feature_group_count'])}, "
+                    f"batch_group_count={size_code(f['batch_group_count'])})")
         call = scaled(call, f, target.backend.make_printer())
         lines.append(f"{target.out} = {call}.reshape{shape_code(target.tensor.dims)}")
         return Code(tuple(lines), frozenset(pieces))

@@ -1,5 +1,7 @@
-"""``jax.lax.conv_general_dilated`` (XLA semantics) for NumPy and CuPy arrays: the entry point every
-convolution form of an emitted module calls, and the choice of path.
+"""``jax.lax.conv_general_dilated`` (XLA semantics) for NumPy and CuPy arrays: the entry point a
+convolution form calls where lhs is dilated or the batch grouped (a NumPy module whose convolutions
+are all plain calls :mod:`plain_conv` instead; the CuPy modules call this one, whose im2col
+alternative the GPU benchmark switches on).
 
 lhs is dilated by inserting lhs_dilation-1 zeros between elements, then padded by (lo, hi) per
 spatial axis (negative = crop); the kernel taps are rhs_dilation apart and the window moves by
@@ -7,19 +9,18 @@ window_strides.  Which path runs:
 
 * lhs_dilation > 1 at unit window strides (a transposed convolution, the input gradient of a
   strided layer): by output phase, without zero insertion (:func:`_output_phases`);
-* fewer output positions than kernel taps (a weight gradient): one GEMM per output position
-  (:func:`flat_shift._flat_shift_outputs`);
-* else one GEMM per kernel tap (:func:`flat_shift._flat_shift_taps`), or, for batch-grouped calls
-  or with ``_IM2COL`` set, im2col windows and one GEMM per group (:func:`_im2col`).
+* then as :func:`conv_paths._conv` chooses, with im2col windows and one GEMM per group
+  (:func:`_im2col`) for the few-taps case of batch-grouped calls, or of every call with ``_IM2COL``
+  set.
 """
 import math
 
 import numpy as xp
 
-from .crop_pad import _crop_and_pad
-from .flat_shift import _flat_shift_outputs, _flat_shift_taps, _positions
+from .flat_shift import _positions
 from .gemm import _matmul
-from .layout import _from_layout, _to_layout
+from .layout import _from_layout
+from .conv_paths import _canonical, _conv
 
 # The few-taps case by one GEMM per kernel tap on the flattened input (False) or by im2col windows
 # and one GEMM per group (True): the CPU measured the taps faster, and they copy no windows.
@@ -65,7 +66,7 @@ def _output_phases(lhs, rhs, padding, lhs_dilation, rhs_dilation, groups):
                                                     target.shape[2:], size):
             first = (r + rd * ts[0] - lo) // ld  # the input read by output u = 0 at the first tap
             pads.append((-first, first + u + dl * (len(ts) - 1) - q))
-        _conv(lhs, sub, (1,) * len(size), pads, dilation, groups, 1, out=target)
+        _conv(lhs, sub, (1,) * len(size), pads, dilation, groups, out=target, windows=_windows(1))
     return out
 
 
@@ -89,10 +90,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_di
     >>> conv_general_dilated(lhs, rhs, (1,), [(0, 0)], (1,), (1,), ("NCW", "OIW", "NCW"))
     array([[[1., 3., 5., 7.]]])
     """
-    lhs_spec, rhs_spec, out_spec = dimension_numbers
-    spatial = "".join(c for c in rhs_spec if c not in "OI")
-    lhs = _to_layout(lhs, lhs_spec, "NC" + spatial)
-    rhs = _to_layout(rhs, rhs_spec, "OI" + spatial)
+    lhs, rhs, spatial = _canonical(lhs, rhs, dimension_numbers)
+    out_spec = dimension_numbers[2]
     if _by_output_phases(window_strides, lhs_dilation, batch_group_count):
         return _from_layout(_output_phases(lhs, rhs, padding, lhs_dilation, rhs_dilation, feature_group_count),
                             "NC" + spatial, out_spec)
@@ -101,8 +100,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_di
                            dtype=lhs.dtype)
         dilated[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in lhs_dilation)] = lhs
         lhs = dilated
-    return _from_layout(_conv(lhs, rhs, window_strides, padding, rhs_dilation, feature_group_count,
-                              batch_group_count), "NC" + spatial, out_spec)
+    return _from_layout(_conv(lhs, rhs, window_strides, padding, rhs_dilation, feature_group_count, batch_group_count,
+                              windows=_windows(batch_group_count)), "NC" + spatial, out_spec)
 
 
 def _by_output_phases(window_strides, lhs_dilation, batch_group_count):
@@ -111,30 +110,10 @@ def _by_output_phases(window_strides, lhs_dilation, batch_group_count):
     return any(d != 1 for d in lhs_dilation) and all(s == 1 for s in window_strides) and batch_group_count == 1
 
 
-def _conv(lhs, rhs, window_strides, padding, rhs_dilation, groups, batch_groups, out=None):
-    """conv_general_dilated on the canonical layouts (NC..., OI...) with an undilated lhs: picks the
-    path.  The result is written into ``out`` when it is given (a strided share of a larger
-    output, for the output phases)."""
-    crop, pads = zip(*(_crop_and_pad(n, lo, hi) for (lo, hi), n in zip(padding, lhs.shape[2:])))
-    pads = list(pads)
-    lhs = lhs[(slice(None), slice(None)) + crop]
-    padded = tuple(q + lo + hi for q, (lo, hi) in zip(lhs.shape[2:], pads))
-    kernel = rhs.shape[2:]
-    span = tuple((k - 1) * d + 1 for k, d in zip(kernel, rhs_dilation))
-    out_sp = tuple(max(0, (n - sp) // s + 1) for n, sp, s in zip(padded, span, window_strides))
-    taps, outs = math.prod(kernel), math.prod(out_sp)
-    if any(sp > n for sp, n in zip(span, padded)) or lhs.shape[1] == 0:  # no window, or nothing to sum: zeros
-        result = xp.zeros((lhs.shape[0] // batch_groups, rhs.shape[0]) + out_sp, dtype=xp.result_type(lhs, rhs))
-    elif outs < taps:  # loop over whichever is fewer; the weight-gradient case: the "kernel" is the image
-        result = _flat_shift_outputs(lhs, rhs, pads, window_strides, rhs_dilation, groups, batch_groups)
-    elif batch_groups == 1 and not _IM2COL:
-        return _flat_shift_taps(lhs, rhs, pads, window_strides, rhs_dilation, groups, out=out)
-    else:
-        result = _im2col(lhs, rhs, window_strides, pads, rhs_dilation, groups, batch_groups)
-    if out is None:
-        return result
-    out[...] = result
-    return out
+def _windows(batch_groups):
+    """The few-taps path for conv_paths._conv: im2col for batch groups or where _IM2COL asks for it,
+    else None (one GEMM per tap)."""
+    return _im2col if batch_groups != 1 or _IM2COL else None
 
 
 def _im2col(lhs, rhs, window_strides, pads, rhs_dilation, groups, batch_groups):
