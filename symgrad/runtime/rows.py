@@ -23,6 +23,9 @@ def _leading(op, heads):
     """The shape the inputs' leading axes (``heads``: name -> shape) broadcast to; a ValueError naming
     each input's where they do not (the sizes check of symgrad/sizes.py asks the same before any array
     exists)."""
+    shapes = set(heads.values())
+    if len(shapes) == 1:  # nothing to broadcast (the common case; broadcast_shapes costs a small call's time)
+        return shapes.pop()
     try:
         return tuple(xp.broadcast_shapes(*heads.values()))
     except (ValueError, RuntimeError):

@@ -28,7 +28,11 @@ except ImportError:
     numba = None
 # scalar helpers are compiled lazily, into the loops that call them
 _inline = numba.njit(inline="always") if numba is not None else (lambda function: function)
-_JIT_MIN = 1 << 16
+# Below this many elements a call takes the NumPy path, which compiles nothing.  A compiled loop is
+# faster at every size measured (GELU of 16 elements: 8 us against 41; softmax of 8 x 8: 19 against
+# 27), but its first call compiles it (about a second, once per machine with the disk cache), which a
+# one-off small call would not repay.
+_JIT_MIN = 1 << 10
 _COMPILED = {}
 
 
