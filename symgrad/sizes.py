@@ -34,12 +34,15 @@ def _symbols(op: Op) -> dict:
     return {s.name: s for s in syms}
 
 
-def bind_statements(op: Op, bound=(), checked=()) -> tuple:
+def bind_statements(op: Op, bound=(), checked=(), shown=None) -> tuple:
     """``(lines, symbols)``: Python statements that read every size symbol from the input arrays
     (named as the inputs), raise ``ValueError`` naming the op, the input and the expected shape where
     they do not fit, and compute the output sizes; and the symbols they bind, in order.  Symbols in
     ``bound`` are taken as given (names in scope); the inputs named in ``checked`` are left out (the
-    caller has checked their shapes: a JVP's tangents, each of its primal's shape)."""
+    caller has checked their shapes: a JVP's tangents, each of its primal's shape).  ``shown``: the
+    names the messages give the op and inputs where the caller knows them by others (a double
+    backward's: ``softmax double_backward``, ``grad_output`` for the backward program's ``ybar``)."""
+    say = _say(shown)
     lines, bound, later = [], list(bound), []
     origins = {}  # size symbol -> (input, axis) it is read from
     for t in op.inputs:
@@ -47,7 +50,7 @@ def bind_statements(op: Op, bound=(), checked=()) -> tuple:
             continue
         want = shape_text(t)
         lines.append(f"if {t.name}.ndim != {len(t.shape)}:")
-        lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want}, got {{{t.name}.shape}}")')
+        lines.append(f'    raise ValueError(f"{say(op.name)}: input {say(t.name)} must have shape {want}, got {{{t.name}.shape}}")')
         if t.scalar:  # one element, read through its one index axis
             continue
         for axis, run in enumerate([t.dims[a] for a in r] for r in t.runs):
@@ -66,21 +69,21 @@ def bind_statements(op: Op, bound=(), checked=()) -> tuple:
                 else:
                     lines.append(f"{u} = {t.name}.shape[{axis}] // {size_code(known)}")  # (SymInt-safe: no divmod)
                     lines.append(f"if {t.name}.shape[{axis}] % {size_code(known)}:")
-                    lines.append(f'    raise ValueError(f"{op.name}: axis {axis} of input {t.name} ({{{t.name}.shape[{axis}]}}) '
-                                 f'is not a multiple of {known}: {t.name} must have shape {want}, {known} groups of '
+                    lines.append(f'    raise ValueError(f"{say(op.name)}: axis {axis} of input {say(t.name)} ({{{t.name}.shape[{axis}]}}) '
+                                 f'is not a multiple of {known}: {say(t.name)} must have shape {want}, {known} groups of '
                                  f'{u}; got {{{t.name}.shape}}")')
                 if u != op.batch and u not in op.empty_ok:
                     lines.append(f"if {u} < 1:")
-                    lines.append(f'    raise ValueError(f"{op.name}: input {t.name} must have shape {want} with '
+                    lines.append(f'    raise ValueError(f"{say(op.name)}: input {say(t.name)} must have shape {want} with '
                                  f'{u} >= 1, got {{{t.name}.shape}}")')
                 bound.append(u)
             else:
-                lines += _axis_check(op, t, axis, run, origins)
+                lines += _axis_check(op, t, axis, run, origins, say)
     for sym, expr in op.output_sizes.items():
         lines.append(f"{sym} = {size_code(expr)}")
         bound.append(sym)
     for t, axis, run in later:
-        lines += _axis_check(op, t, axis, run, origins)
+        lines += _axis_check(op, t, axis, run, origins, say)
     names = _symbols(op)
     for cond, message in op.requires:
         text = re.sub(r"\{([^{}]*)\}", lambda m: "{" + size_code(sp.sympify(m.group(1), locals=names)) + "}", message)
@@ -88,35 +91,42 @@ def bind_statements(op: Op, bound=(), checked=()) -> tuple:
         lines.append(f"    raise ValueError(f{text!r})")
     for sym in op.output_sizes:
         lines.append(f"if {sym} < 1:")
-        lines.append(f'    raise ValueError(f"{op.name}: output size {sym} = {{{sym}}} < 1 for these shapes")')
+        lines.append(f'    raise ValueError(f"{say(op.name)}: output size {sym} = {{{sym}}} < 1 for these shapes")')
     return lines, bound
 
 
-def _axis_check(op: Op, t, axis: int, run, origins: dict = None) -> list:
+def _say(shown):
+    """name -> the name a message gives it (``shown``'s where it has one)."""
+    return lambda name: (shown or {}).get(name, name)
+
+
+def _axis_check(op: Op, t, axis: int, run, origins: dict = None, say=_say(None)) -> list:
     """The statements raising ValueError where axis ``axis`` of input ``t`` is not the size ``run`` says
     (and where a size in it was read from another input, which axis of which: a channels-last input
     shows up as the wrong size of the next one)."""
     value = sp.Mul(*run)
     named = "" if value.is_Integer else f"{value} = "  # which size it is: C_in, per group
     read = [(s, *origins[s]) for s in sorted(value.free_symbols, key=str) if s in (origins or {}) and origins[s][0] != t]
-    where = "".join(f", read from axis {a} of {src.name}, whose shape {{{src.name}.shape}} is taken as "
+    where = "".join(f", read from axis {a} of {say(src.name)}, whose shape {{{src.name}.shape}} is taken as "
                     f"{shape_text(src)}" for s, src, a in read)
     return [f"if {t.name}.shape[{axis}] != {size_code(value)}:",
-            f'    raise ValueError(f"{op.name}: input {t.name} must have shape {shape_text(t)}, '
+            f'    raise ValueError(f"{say(op.name)}: input {say(t.name)} must have shape {shape_text(t)}, '
             f'got {{{t.name}.shape}} (axis {axis} should be {named}{{{size_code(value)}}}{where})")']
 
 
-def grad_output_statements(op: Op, name: str) -> list:
+def grad_output_statements(op: Op, name: str, shown=None) -> list:
     """Statements that raise ``ValueError`` unless the upstream gradient ``name`` has the output's
-    shape (an elementwise op's: its first input's), the sizes being bound already."""
+    shape (an elementwise op's: its first input's), the sizes being bound already (``shown``: as
+    :func:`bind_statements`)."""
+    say = _say(shown)
     if op.elementwise:
         first = op.inputs[0].name
         return [f"if {name}.shape != {first}.shape:",
-                f'    raise ValueError(f"{op.name}: {name} must have the shape of {first} {{{first}.shape}}, '
+                f'    raise ValueError(f"{say(op.name)}: {say(name)} must have the shape of {say(first)} {{{first}.shape}}, '
                 f'got {{{name}.shape}}")']
     want = shape_code(op.output.shape)
     return [f"if {name}.shape != {want}:",
-            f'    raise ValueError(f"{op.name}: {name} must have shape {shape_text(op.output)} = {{{want}}}, '
+            f'    raise ValueError(f"{say(op.name)}: {say(name)} must have shape {shape_text(op.output)} = {{{want}}}, '
             f'got {{{name}.shape}}")']
 
 

@@ -137,3 +137,24 @@ def test_a_derivation_is_the_same_text_every_time(capsys):
     assert outputs[:2] == outputs[2:] and "derived in" not in outputs[0] and '"seconds"' not in outputs[1]
     main(["derive", "conv1d", "--timing"])
     assert "derived in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["softmax", "layer_norm"])
+def test_double_backward_errors_name_its_own_arguments(name):
+    """double_backward differentiates the backward taken as a program of its own (inputs x, ybar; its
+    upstream gradient per derived gradient); a bad argument is still named as the caller passed it:
+    grad_output, ggx, ggbias, under "<program> double_backward"."""
+    op = symgrad.ops.build(name)
+    module = symgrad.module(op)
+    args = [np.zeros((3, 4)) if t.name == "x" else np.zeros(4) for t in op.inputs]
+    ggs = [np.zeros_like(a) for a in args]
+    bad = {"grad_output": (ggs, np.zeros((3, 5))), "ggx": ([np.zeros((2, 2))] + ggs[1:], np.zeros((3, 4))),
+           "grad_output ": (ggs, np.zeros((3, 4), complex))}
+    if name == "layer_norm":
+        bad["ggbias"] = (ggs[:-1] + [np.zeros(5)], np.zeros((3, 4)))
+    for argument, (gg, g) in bad.items():
+        with pytest.raises((TypeError, ValueError)) as error:
+            module.double_backward(*gg, g, *args)
+        message = str(error.value)
+        assert message.startswith(f"{name} double_backward: ") and f"{argument.strip()} must" in message, message
+        assert "ybar" not in message and f"{name}_backward" not in message and "grad_output_" not in message

@@ -100,7 +100,7 @@ def _fused(op: str, name: str, text: str, forms, target, body: Code, nests: list
                 work=work, into=into, add=added, row=shape_code(dims[1:]) if len(dims) > 1 else None, reads=read)
 
 
-def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, live: set, prefix: str,
+def _forward(d: ProgramDerivation, label: str, tensors, spec, nests: list, groups: list, live: set, prefix: str,
              shared: dict, made: dict, called: set) -> tuple:
     """The statements' code in order (runs that go row by row fused; ``live``: the names read
     after it), and their summaries; ``prefix`` starts the names of its loops.  A statement whose
@@ -116,7 +116,7 @@ def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, liv
         body = sum_code(s.op.name, s.forward, target)
         code += body
         forms, nest = shared.get(stmt.name, (None, None))
-        unit = _fused(d.program.name, f"{prefix}forward_{stmt.name}", statement_text(stmt), s.forward, target, body,
+        unit = _fused(label, f"{prefix}forward_{stmt.name}", statement_text(stmt), s.forward, target, body,
                       nests, shared=nest if forms is s.forward else None)
         if unit.nest is not None:
             made[stmt.name] = (s.forward, nest if forms is s.forward else f"{prefix}forward_{stmt.name}")
@@ -127,10 +127,11 @@ def _forward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, liv
                        "forms": [{"kind": f.kind, "fields": form_summary(f)["fields"]} for f in s.forward]})
     if spec.fused:
         units = fuse_kernels(units, live, f"{prefix}forward")
-    return code, blocks, fuse(d.program.name, units, f"{prefix}forward", groups, live, called)
+    return code, blocks, fuse(label, units, f"{prefix}forward", groups, live, called)
 
 
-def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, prefix: str, called: set) -> tuple:
+def _backward(d: ProgramDerivation, label: str, tensors, spec, nests: list, groups: list, prefix: str,
+              called: set) -> tuple:
     """The adjoint contributions, statement by statement backwards, each added to its tensor's
     adjoint ``d<name>`` (the outputs' start as the upstream gradients), runs that go row by row
     fused; and their summaries (``called``: the nests the code calls)."""
@@ -156,7 +157,7 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
             body = sum_code(s.op.name, grad.forms, target)
             code += body
             adjoint = naming.grad(name)
-            steps.append(_fused(d.program.name, f"{prefix}{naming.grad(name)}_through_{stmt.name}",
+            steps.append(_fused(label, f"{prefix}{naming.grad(name)}_through_{stmt.name}",
                                 f"∂ℒ/∂{name} through {stmt.name}", grad.forms, target, body, nests, into=adjoint,
                                 add=name in started))
             started.add(name)
@@ -170,32 +171,36 @@ def _backward(d: ProgramDerivation, tensors, spec, nests: list, groups: list, pr
     read = reads(units)
     if spec.fused:
         units = fuse_kernels(units, live, f"{prefix}backward")
-    return code, blocks, started, fuse(d.program.name, units, f"{prefix}backward", groups, live, called), read
+    return code, blocks, started, fuse(label, units, f"{prefix}backward", groups, live, called), read
 
 
 def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = "", shared: dict = None,
-                    checked=()) -> dict:
+                    checked=(), shown: dict = None) -> dict:
     """Everything ``templates/program.py.j2`` (``program_<target>.py.j2`` for torch and jax) needs,
     from the derivation alone, for ``backend`` (NumPy: numba loop nests, runs of row statements
     fused; CuPy: each pointwise statement and contribution one CUDA kernel, the rest CuPy's array
     functions; torch, jax: the framework's operations, differentiable again).  ``prefix`` starts the
     names of its loops (a second program in the same module), whose statements run the first's loop nests
     where ``shared`` (the first's ``"forward_nests"``) has the same statement's forms; the inputs named in
-    ``checked`` have had their shapes checked by the caller (a JVP's tangents)."""
+    ``checked`` have had their shapes checked by the caller (a JVP's tangents); ``shown``: the names its
+    messages give the program, its inputs and its upstream gradients where the caller knows them by
+    others (:func:`_second_context`)."""
     p = d.program
     spec = find_backend(backend)
     tensors = d.tensors
+    say = (shown or {}).get
+    label = say(p.name, p.name)  # (what its messages call the program)
     nests, groups, called = [], [], set()
-    backward_code, backward, started, backward_lines, backward_reads = _backward(d, tensors, spec, nests, groups,
-                                                                                 prefix, called)
+    backward_code, backward, started, backward_lines, backward_reads = _backward(d, label, tensors, spec, nests,
+                                                                                 groups, prefix, called)
     made = {}
-    forward_code, forward, forward_lines = _forward(d, tensors, spec, nests, groups, backward_reads | set(p.outputs),
-                                                    prefix, shared or {}, made, called)
+    forward_code, forward, forward_lines = _forward(d, label, tensors, spec, nests, groups,
+                                                    backward_reads | set(p.outputs), prefix, shared or {}, made, called)
     # a nest only a fused group's members had is never called: the group falls back to NumPy
     nests = [n for n in nests if n["name"] in called]
     made = {name: (forms, nest) for name, (forms, nest) in made.items() if nest in called}
     interface = p.interface()
-    bind, sizes = bind_statements(interface, checked=checked)
+    bind, sizes = bind_statements(interface, checked=checked, shown=shown)
     for s in d.statements:
         require_concrete(s.derivation, sizes + list(p.constants))
     code = forward_code + backward_code
@@ -213,12 +218,12 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     kept = [s.statement.name for s in d.statements] + [str(v) for v in sizes] + [str(c) for c in p.constants]
     residuals = [t.name for t in p.inputs] + [n for n in kept if n in read]
     residuals += (["_lead"] if rows else []) + (["dim"] if p.dim else []) + (["_kinds"] if spec.fused else [])
-    grad_outputs = [naming.GRAD_OUTPUT] if len(outputs) == 1 else [f"{naming.GRAD_OUTPUT}_{t.name}" for t in outputs]
+    grad_outputs = _grad_outputs(p.outputs)
     context = {
-        "op": p.name, "version": __version__, "params": json.dumps(jsonable(p.params), sort_keys=True),
+        "op": label, "version": __version__, "params": json.dumps(jsonable(p.params), sort_keys=True),
         "inputs": ", ".join(f"{t.name} {shape_text(t)}" for t in p.inputs),
         "outputs": [{"name": t.name, "shape": shape_text(t), "rows": bool(rows) and t.dims[0] == p.leading, "rank": len(t.shape),
-                     "grad": g, "checks": grad_output_statements(_single(interface, t), g)}
+                     "grad": g, "shown": say(g, g), "checks": grad_output_statements(_single(interface, t), g, shown)}
                     for t, g in zip(outputs, grad_outputs)],
         "statements": forward, "adjoints": backward, "notes": list(p.notes),
         "backend_name": spec.title, "array_module": spec.array_import.split()[1], "xp": spec.xp,
@@ -226,8 +231,8 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
         "piece_set": pieces, "code_imports": code.imports,
         "pieces": names, "bind": bind, "sizes": ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else ""),
         "constants": [f"{sym} = {value.replace('{xp}', spec.xp)}" for sym, value in p.constants.items()],
-        "args": args, "names": repr(tuple(t.name for t in p.inputs)), "one_input": len(p.inputs) == 1,
-        "rows": {"names": repr(tuple(t.name for t in rows)), "args": ", ".join(t.name for t in rows),
+        "args": args, "names": repr(tuple(say(t.name, t.name) for t in p.inputs)), "one_input": len(p.inputs) == 1,
+        "rows": {"names": repr(tuple(say(t.name, t.name) for t in rows)), "args": ", ".join(t.name for t in rows),
                  "ranks": repr(tuple(len(t.shape) for t in rows)), "one": len(rows) == 1} if rows else None,
         "dim": p.dim,
         "grads": [{"name": t.name, "grad": naming.grad(t.name), "derived": t.name in started,
@@ -317,13 +322,14 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
             [f"{xp}.zeros({t.name}.shape, {t.name}.dtype)" for t in p.inputs]
         return {"second": {"zero": True, "gg_args": ", ".join(naming.grad_grad(t.name) for t in p.inputs),
                            "results": ", ".join(zeros) + ("," if len(zeros) == 1 else "")}}
-    inner = program_context(second.second, backend, prefix="second_", shared=context["forward_nests"])
+    bp = second.backward
+    derived = {t.name for t in p.inputs if t.name in second.first.adjoints}  # (bp's outputs, in input order)
+    inner = program_context(second.second, backend, prefix="second_", shared=context["forward_nests"],
+                            shown=_second_names(second, context["grad_outputs"]))
     code = None if spec.framework else environment().get_template("program_functions.py.j2").render(
         **inner, private="_second_", public="_second_")
     names, imports, runtime = _inlined(context["piece_set"] | inner["piece_set"],
                                        sorted(set(context["code_imports"]) | set(inner["code_imports"])), spec)
-    bp = second.backward
-    derived = {t.name for t in p.inputs if t.name in second.first.adjoints}  # (bp's outputs, in input order)
     gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
     passed = [g["name"] for g in gg if g["derived"]]
     upstreams = [f"{xp}.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
@@ -344,6 +350,24 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
         "upstream_results": [f"{xp}.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0
                              else f"_grads[{len(p.inputs) + k}]" for k, o in enumerate(context["outputs"])],
         "statements": added, "terms": terms, "count": len(bp.statements), "this": inner["this"]}}
+
+
+def _grad_outputs(outputs) -> list:
+    """What a pullback calls the upstream gradients of the outputs named ``outputs``."""
+    return [naming.GRAD_OUTPUT] if len(outputs) == 1 else [f"{naming.GRAD_OUTPUT}_{o}" for o in outputs]
+
+
+def _second_names(second: ProgramSecondOrder, grad_outputs: list) -> dict:
+    """The names double_backward's caller knows the backward program's by, for its messages: the
+    program ``softmax double_backward``, each upstream gradient ``ybar`` as the module's ``grad_output``,
+    and the upstream gradients of that program's own pullback (``grad_output``, ``grad_output_xbar``),
+    one per derived gradient, as ``ggx``."""
+    p, bp = second.first.program, second.backward
+    shown = {bp.name: f"{p.name} double_backward"}
+    shown.update((u.name, g) for u, g in zip(bp.inputs[len(p.inputs):], grad_outputs))
+    derived = [t.name for t in p.inputs if t.name in second.first.adjoints]
+    shown.update((g, naming.grad_grad(name)) for g, name in zip(_grad_outputs(bp.outputs), derived))
+    return shown
 
 
 def _single(interface, t):
