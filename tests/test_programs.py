@@ -663,3 +663,23 @@ def test_emitted_code_reads_every_variable_it_assigns(name, target):
     d = derive_program(ops.build(name, **builder_params(name, {})))
     from symgrad.second_order import derive_program_second_order
     assert _assigned_never_read(emit_program(d, target, second=derive_program_second_order(d))) == []
+
+
+def test_a_module_defines_the_row_helpers_its_loops_call():
+    """The compiled loops' row helpers come with the loops that call them: a row's maximum (_row_max)
+    with a max statement's, a row of summands' sum (_sum) with a reduction's; layer_norm has no max,
+    GELU (an op module, one elementwise loop) neither."""
+    import ast
+    from symgrad import derive
+    from symgrad.emit import emit
+
+    def defined(source):
+        tree = ast.parse(source)
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        return {h: (h in names, h in called) for h in ("_row_max", "_sum")}
+    sources = {name: emit_program(derive_program(ops.build(name)), "numpy") for name in ("softmax", "layer_norm")}
+    sources["gelu"] = emit(derive(ops.build("gelu")))
+    assert defined(sources["softmax"]) == {"_row_max": (True, True), "_sum": (True, True)}
+    assert defined(sources["layer_norm"]) == {"_row_max": (False, False), "_sum": (True, True)}
+    assert defined(sources["gelu"]) == {"_row_max": (False, False), "_sum": (False, False)}

@@ -161,7 +161,7 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
     name = f"{prefix}_{_ident(nests[0].out)}_to_{_ident(nests[-1].out)}"
     taken = {g["name"] for g in groups}
     name = next(f"{name}{k or ''}" for k in range(len(taken) + 1) if f"{name}{k or ''}" not in taken)
-    inputs, scalars, body, elements, functions, rows, buffers = [], [], [], [], set(), [], []
+    inputs, scalars, body, elements, functions, pieces, rows, buffers = [], [], [], [], set(), set(), [], []
     store = {}  # a member (index among all) → what the loop calls its result: outK or rowK
     made = {}
     for index, m in enumerate(members):
@@ -190,10 +190,11 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
                                        buffer)[1:])
             elements.append((f"element{k}", m.nest))
             functions |= set(m.nest.functions)
+            pieces |= set(m.nest.pieces)
         made.update(bound(m, index, made))
     outs = [store[i] for i in sorted(store) if i not in scratch]
     groups.append({"name": name, "text": ", ".join(m.out for m in nests), "elements": elements,
-                   "functions": sorted(functions),
+                   "functions": sorted(functions), "pieces": sorted(pieces),
                    "loop_args": ", ".join(outs + [f"_x{j}" for j in range(len(inputs))] + scalars +
                                           [f"_r{j}" for j in range(len(rows))]),
                    "body": body, "buffers": buffers})

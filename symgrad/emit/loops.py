@@ -106,6 +106,7 @@ class Nest:
     #                        (no element function)
     buffer: str = None  # a row reduction's summand row: its length, as code (a fused loop makes it once
     #                     per chunk of rows and passes its name to render)
+    pieces: tuple = ()  # the runtime pieces its lines call besides the element's functions (a row's sum)
 
     @property
     def body(self) -> tuple:
@@ -204,7 +205,7 @@ def max_nest(form, result: str, out_vars: tuple, tensors: dict, target):
         row = refs[0].name if refs[0].row and len(index) == 1 else refs[0].at(index)  # the row, a view
         return tuple(body + [f"{pad}{out.at(index)} = _row_max({row})"])
 
-    return Nest("", (), result, (read.base.name,), (), render, (), (True,), True)
+    return Nest("", (), result, (read.base.name,), (), render, (), (True,), True, pieces=("numba/row_max",))
 
 
 def _output_loops(indices, out: Ref) -> tuple:
@@ -323,4 +324,4 @@ def reduction_nest(form, result: str, out_vars: tuple, tensors: dict, target):
     params = ", ".join(str(p) for p in inner_p.values()) + "".join(f", {s}" for s in scalars)
     return Nest(params, tuple(lines), result, arrays, scalars, render, tuple(sorted(printer.used_functions)),
                 _row_reads(arrays, inner_reads + outer_reads, vars_in + vars_out, out_vars[0]) if rows else None,
-                call.inlined, sizes[sums[-1]] if rows else None)
+                call.inlined, sizes[sums[-1]] if rows else None, pieces=("numba/row_sum",) if rows else ())

@@ -210,6 +210,7 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
         ({"saved"} if spec.name == "torch" else set()) | \
         ({"rows"} if rows else set()) | ({"numba/nests"} if nests or groups else set())
     pieces |= function_pieces([f for n in nests for f in n["nest"].functions] + [f for g in groups for f in g["functions"]])
+    pieces |= {q for n in nests for q in n["nest"].pieces} | {q for g in groups for q in g["pieces"]}
     names, imports, runtime = _inlined(pieces, code.imports, spec)
     outputs = [p.tensors[name] for name in p.outputs]
     args = ", ".join(t.name for t in p.inputs)
