@@ -1,6 +1,7 @@
 """``conv_general_dilated``: a term recognised as ``jax.lax.conv_general_dilated`` (:mod:`conv_match`
 reads its fields off the index expressions), computed by the runtime's implementation of it
-(``symgrad/runtime/conv.py``), described, and related to the forward's convolution."""
+(``symgrad/runtime/conv.py``; ``plain_conv.py`` where a NumPy module's lhs is undilated and its batch
+ungrouped), described, and related to the forward's convolution."""
 from __future__ import annotations
 
 import sympy as sp

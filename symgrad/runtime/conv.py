@@ -17,10 +17,10 @@ import math
 
 import numpy as xp
 
+from .conv_paths import _canonical, _conv
 from .flat_shift import _positions
 from .gemm import _matmul
 from .layout import _from_layout
-from .conv_paths import _canonical, _conv
 
 # The few-taps case by one GEMM per kernel tap on the flattened input (False) or by im2col windows
 # and one GEMM per group (True): the CPU measured the taps faster, and they copy no windows.
