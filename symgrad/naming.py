@@ -14,6 +14,11 @@ def grad(tensor: str) -> str:
     return f"d{tensor}"
 
 
+def grad_outputs(outputs) -> list:
+    """What a pullback calls the upstream gradients of the outputs named ``outputs``."""
+    return [GRAD_OUTPUT] if len(outputs) == 1 else [f"{GRAD_OUTPUT}_{o}" for o in outputs]
+
+
 def term(target: str, k: int) -> str:
     return f"{target}_term{k}"
 

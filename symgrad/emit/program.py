@@ -219,7 +219,7 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     kept = [s.statement.name for s in d.statements] + [str(v) for v in sizes] + [str(c) for c in p.constants]
     residuals = [t.name for t in p.inputs] + [n for n in kept if n in read]
     residuals += (["_lead"] if rows else []) + (["dim"] if p.dim else []) + (["_kinds"] if spec.fused else [])
-    grad_outputs = _grad_outputs(p.outputs)
+    grad_outputs = naming.grad_outputs(p.outputs)
     context = {
         "op": label, "version": __version__, "params": json.dumps(jsonable(p.params), sort_keys=True),
         "inputs": ", ".join(f"{t.name} {shape_text(t)}" for t in p.inputs),
@@ -323,14 +323,14 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
             [f"{xp}.zeros({t.name}.shape, {t.name}.dtype)" for t in p.inputs]
         return {"second": {"zero": True, "gg_args": ", ".join(naming.grad_grad(t.name) for t in p.inputs),
                            "results": ", ".join(zeros) + ("," if len(zeros) == 1 else "")}}
-    bp = second.backward
-    derived = {t.name for t in p.inputs if t.name in second.first.adjoints}  # (bp's outputs, in input order)
     inner = program_context(second.second, backend, prefix="second_", shared=context["forward_nests"],
                             shown=_second_names(second, context["grad_outputs"]))
     code = None if spec.framework else environment().get_template("program_functions.py.j2").render(
         **inner, private="_second_", public="_second_")
     names, imports, runtime = _inlined(context["piece_set"] | inner["piece_set"],
                                        sorted(set(context["code_imports"]) | set(inner["code_imports"])), spec)
+    bp = second.backward
+    derived = {t.name for t in p.inputs if t.name in second.first.adjoints}  # (bp's outputs, in input order)
     gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
     passed = [g["name"] for g in gg if g["derived"]]
     upstreams = [f"{xp}.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
@@ -353,11 +353,6 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
         "statements": added, "terms": terms, "count": len(bp.statements), "this": inner["this"]}}
 
 
-def _grad_outputs(outputs) -> list:
-    """What a pullback calls the upstream gradients of the outputs named ``outputs``."""
-    return [naming.GRAD_OUTPUT] if len(outputs) == 1 else [f"{naming.GRAD_OUTPUT}_{o}" for o in outputs]
-
-
 def _second_names(second: ProgramSecondOrder, grad_outputs: list) -> dict:
     """The names double_backward's caller knows the backward program's by, for its messages: the
     program ``softmax double_backward``, each upstream gradient ``ybar`` as the module's ``grad_output``,
@@ -367,7 +362,7 @@ def _second_names(second: ProgramSecondOrder, grad_outputs: list) -> dict:
     shown = {bp.name: f"{p.name} double_backward"}
     shown.update((u.name, g) for u, g in zip(bp.inputs[len(p.inputs):], grad_outputs))
     derived = [t.name for t in p.inputs if t.name in second.first.adjoints]
-    shown.update((g, naming.grad_grad(name)) for g, name in zip(_grad_outputs(bp.outputs), derived))
+    shown.update((g, naming.grad_grad(name)) for g, name in zip(naming.grad_outputs(bp.outputs), derived))
     return shown
 
 
