@@ -31,5 +31,4 @@ def _row_max(row):
     return math.nan if nan else top
 
 
-if numba is not None:
-    _row_max = numba.njit(_row_max)
+_row_max = numba.njit(_row_max) if numba is not None else _row_max

@@ -13,5 +13,4 @@ def _sum(row):
     return total
 
 
-if numba is not None:
-    _sum = numba.njit(fastmath={"reassoc"})(_sum)
+_sum = numba.njit(fastmath={"reassoc"})(_sum) if numba is not None else _sum
