@@ -27,10 +27,8 @@ except ImportError:
     numba = None
 # scalar helpers are compiled lazily, into the loops that call them
 _inline = numba.njit(inline="always") if numba is not None else (lambda function: function)
-# Below this many elements a call takes the NumPy path, which compiles nothing.  A compiled loop is
-# faster at every size measured (GELU of 16 elements: 8 us against 41; softmax of 8 x 8: 19 against
-# 27), but its first call compiles it (about a second, once per machine with the disk cache), which a
-# one-off small call would not repay.
+# Fewer elements take the NumPy path: a compiled loop is faster at every size (docs/performance.md), but
+# its first call compiles it (about a second, once per machine), which a one-off tiny call would not repay.
 _JIT_MIN = 1 << 10
 _COMPILED = {}
 
