@@ -203,7 +203,7 @@ def _group_lines(op: str, group: Group, prefix: str, groups: list, live: set) ->
     call = (f"_fused = _rows({op!r}, _{name}_rows, {tuple_code(inputs)}, {tuple_code(scalars + rows)}, "
             f"{tuple_code(m.shape for m in kept)}, {inputs[0]}.dtype, {size_code(work)})")
     rowwise = list(dict.fromkeys(members[i].into or members[i].out for i in sorted(scratch)))
-    fused, k = [f"{name} = None  # kept a row at a time: nothing after reads it" for name in rowwise], 0
+    fused, k = [f"{held} = None  # kept a row at a time: nothing after reads it" for held in rowwise], 0
     for index, m in enumerate(members):  # (each member's comment once: before its own code, below)
         if index in scratch:
             continue

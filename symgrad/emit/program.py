@@ -323,16 +323,16 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
             [f"{xp}.zeros({t.name}.shape, {t.name}.dtype)" for t in p.inputs]
         return {"second": {"zero": True, "gg_args": ", ".join(naming.grad_grad(t.name) for t in p.inputs),
                            "results": ", ".join(zeros) + ("," if len(zeros) == 1 else "")}}
-    inner = program_context(second.second, backend, prefix="second_", shared=context["forward_nests"],
-                            shown=_second_names(second, context["grad_outputs"]))
-    code = None if spec.framework else environment().get_template("program_functions.py.j2").render(
-        **inner, private="_second_", public="_second_")
-    names, imports, runtime = _inlined(context["piece_set"] | inner["piece_set"],
-                                       sorted(set(context["code_imports"]) | set(inner["code_imports"])), spec)
     bp = second.backward
     derived = {t.name for t in p.inputs if t.name in second.first.adjoints}  # (bp's outputs, in input order)
     gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
     passed = [g["name"] for g in gg if g["derived"]]
+    inner = program_context(second.second, backend, prefix="second_", shared=context["forward_nests"],
+                            shown=_second_names(second, context["grad_outputs"], passed))
+    code = None if spec.framework else environment().get_template("program_functions.py.j2").render(
+        **inner, private="_second_", public="_second_")
+    names, imports, runtime = _inlined(context["piece_set"] | inner["piece_set"],
+                                       sorted(set(context["code_imports"]) | set(inner["code_imports"])), spec)
     upstreams = [f"{xp}.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
     results = [f"{xp}.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0 else f"_grads[{len(p.inputs) + k}]"
                for k, o in enumerate(context["outputs"])] + [f"_grads[{k}]" for k in range(len(p.inputs))]
@@ -353,16 +353,15 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
         "statements": added, "terms": terms, "count": len(bp.statements), "this": inner["this"]}}
 
 
-def _second_names(second: ProgramSecondOrder, grad_outputs: list) -> dict:
+def _second_names(second: ProgramSecondOrder, grad_outputs: list, passed: list) -> dict:
     """The names double_backward's caller knows the backward program's by, for its messages: the
     program ``softmax double_backward``, each upstream gradient ``ybar`` as the module's ``grad_output``,
     and the upstream gradients of that program's own pullback (``grad_output``, ``grad_output_xbar``),
-    one per derived gradient, as ``ggx``."""
+    one per derived gradient, as double_backward's argument for it (``passed``: ``ggx``, …)."""
     p, bp = second.first.program, second.backward
     shown = {bp.name: f"{p.name} double_backward"}
     shown.update((u.name, g) for u, g in zip(bp.inputs[len(p.inputs):], grad_outputs))
-    derived = [t.name for t in p.inputs if t.name in second.first.adjoints]
-    shown.update((g, naming.grad_grad(name)) for g, name in zip(naming.grad_outputs(bp.outputs), derived))
+    shown.update(zip(naming.grad_outputs(bp.outputs), passed))
     return shown
 
 
