@@ -34,14 +34,15 @@ def _symbols(op: Op) -> dict:
     return {s.name: s for s in syms}
 
 
-def bind_statements(op: Op, bound=(), checked=(), shown=None) -> tuple:
+def bind_statements(op: Op, bound=(), checked=(), shown=None, ranked=()) -> tuple:
     """``(lines, symbols)``: Python statements that read every size symbol from the input arrays
     (named as the inputs), raise ``ValueError`` naming the op, the input and the expected shape where
     they do not fit, and compute the output sizes; and the symbols they bind, in order.  Symbols in
     ``bound`` are taken as given (names in scope); the inputs named in ``checked`` are left out (the
     caller has checked their shapes: a JVP's tangents, each of its primal's shape).  ``shown``: the
     names the messages give the op and inputs where the caller knows them by others (a double
-    backward's: ``softmax double_backward``, ``grad_output`` for the backward program's ``ybar``)."""
+    backward's: ``softmax double_backward``, ``grad_output`` for the backward program's ``ybar``); the
+    inputs named in ``ranked`` have their rank already (a program's rows: runtime/rows.py makes them)."""
     say = _say(shown)
     lines, bound, later = [], list(bound), []
     origins = {}  # size symbol -> (input, axis) it is read from
@@ -49,8 +50,9 @@ def bind_statements(op: Op, bound=(), checked=(), shown=None) -> tuple:
         if t.name in checked:
             continue
         want = shape_text(t)
-        lines.append(f"if {t.name}.ndim != {len(t.shape)}:")
-        lines.append(f'    raise ValueError(f"{say(op.name)}: input {say(t.name)} must have shape {want}, got {{{t.name}.shape}}")')
+        if t.name not in ranked:
+            lines.append(f"if {t.name}.ndim != {len(t.shape)}:")
+            lines.append(f'    raise ValueError(f"{say(op.name)}: input {say(t.name)} must have shape {want}, got {{{t.name}.shape}}")')
         if t.scalar:  # one element, read through its one index axis
             continue
         for axis, run in enumerate([t.dims[a] for a in r] for r in t.runs):

@@ -158,3 +158,44 @@ def test_double_backward_errors_name_its_own_arguments(name):
         message = str(error.value)
         assert message.startswith(f"{name} double_backward: ") and f"{argument.strip()} must" in message, message
         assert "ybar" not in message and f"{name}_backward" not in message and "grad_output_" not in message
+
+
+def test_an_upstream_gradient_must_have_the_shape_of_what_it_is_the_gradient_of():
+    """A program over rows flattens its leading axes; a grad_output of another shape with as many
+    elements (or one that broadcasts against x) was once read as if it had the output's shape. Each is
+    refused in the caller's own shape, along ``dim`` too, for backward and double_backward alike."""
+    module = symgrad.module(symgrad.ops.build("softmax"))
+    x = np.random.default_rng(0).random((2, 3, 4))
+    bad = [(lambda g: module.backward(g, x), (6, 4), "softmax: grad_output must have the output's shape (2, 3, 4)"),
+           (lambda g: module.backward(g, x), (3, 2, 4), "softmax: grad_output must have the output's shape (2, 3, 4)"),
+           (lambda g: module.backward(g, x.transpose(0, 2, 1), dim=1), (2, 3, 4),
+            "softmax: grad_output must have the output's shape (2, 4, 3)"),
+           (lambda g: module.double_backward(None, g, x), (3, 4),
+            "softmax double_backward: grad_output must have the output's shape (2, 3, 4)"),
+           (lambda g: module.double_backward(g, np.ones(x.shape), x), (6, 4),
+            "softmax double_backward: ggx must have the shape of x (2, 3, 4)")]
+    for call, shape, message in bad:
+        with pytest.raises(ValueError) as error:
+            call(np.ones(shape))
+        assert str(error.value) == f"{message}, got {shape}"
+    with pytest.raises(ValueError, match="^softmax jvp: dim 5 is out of range for input x"):
+        module.jvp((x,), (None,), dim=5)
+
+
+def test_a_scalar_and_a_broadcast_batch_reach_every_order():
+    """softmax of a 0-d array (torch's: 1) has a double backward and a jvp (their programs take two
+    inputs along dim); attention's q broadcast against k and v has a double backward whose gradients
+    have q's shape: the same numbers as with q expanded to the batch first."""
+    module = symgrad.module(symgrad.ops.build("softmax"))
+    x = np.array(0.5)
+    assert [np.shape(a) for a in module.double_backward(np.array(2.0), np.array(1.0), x)] == [(), ()]
+    assert module.jvp((x,), (np.array(3.0),)) == (1.0, 0.0)
+    attention = symgrad.module(symgrad.ops.build("attention"))
+    rng = np.random.default_rng(1)
+    q, k, v = rng.standard_normal((4, 3, 8)), rng.standard_normal((2, 4, 6, 8)), rng.standard_normal((2, 4, 6, 8))
+    gy, ggq, ggk = rng.standard_normal((2, 4, 3, 8)), rng.standard_normal(q.shape), rng.standard_normal(k.shape)
+    got = attention.double_backward(ggq, ggk, None, gy, q, k, v)
+    wide = attention.double_backward(np.broadcast_to(ggq, gy.shape), ggk, None, gy, np.broadcast_to(q, gy.shape), k, v)
+    assert [g.shape for g in got] == [gy.shape, q.shape, k.shape, v.shape]
+    for a, b in zip(got, (wide[0], wide[1].sum(axis=0)) + wide[2:]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

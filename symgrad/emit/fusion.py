@@ -9,7 +9,7 @@ NumPy fallback and the store into an adjoint, an alias (``dx = dxc``), or other 
 nests over rows of the same extent, each reading what the run made only at its own row, becomes
 one group; a nest that reads nothing the run made (a bias gradient's sum over the rows) moves
 before it; anything else ends it.  The group tries the fused loop (``_rows`` in
-:mod:`symgrad.runtime.numba.nests`) and falls back to the members' NumPy code: a member's own loop
+:mod:`symgrad.runtime.numba.fused_rows`) and falls back to the members' NumPy code: a member's own loop
 nest is then never called, and :func:`fuse` reports the nests that are."""
 from __future__ import annotations
 

@@ -175,7 +175,7 @@ def _backward(d: ProgramDerivation, label: str, tensors, spec, nests: list, grou
 
 
 def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = "", shared: dict = None,
-                    checked=(), shown: dict = None) -> dict:
+                    checked=(), shown: dict = None, upstream=(), gradients: dict = None) -> dict:
     """Everything ``templates/program.py.j2`` (``program_<target>.py.j2`` for torch and jax) needs,
     from the derivation alone, for ``backend`` (NumPy: numba loop nests, runs of row statements
     fused; CuPy: each pointwise statement and contribution one CUDA kernel, the rest CuPy's array
@@ -184,7 +184,9 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     where ``shared`` (the first's ``"forward_nests"``) has the same statement's forms; the inputs named in
     ``checked`` have had their shapes checked by the caller (a JVP's tangents); ``shown``: the names its
     messages give the program, its inputs and its upstream gradients where the caller knows them by
-    others (:func:`_second_context`)."""
+    others (:func:`_second_context`); the inputs named in ``upstream`` are upstream gradients (a second
+    program's), which must have the output's leading axes, not broadcast to them, and the outputs in
+    ``gradients`` (name -> input) an input's gradient, of that input's shape."""
     p = d.program
     spec = find_backend(backend)
     tensors = d.tensors
@@ -200,15 +202,15 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     nests = [n for n in nests if n["name"] in called]
     made = {name: (forms, nest) for name, (forms, nest) in made.items() if nest in called}
     interface = p.interface()
-    bind, sizes = bind_statements(interface, checked=checked, shown=shown)
+    rows = [t for t in p.inputs if p.leading is not None and t.dims and t.dims[0] == p.leading]
+    bind, sizes = bind_statements(interface, checked=checked, shown=shown, ranked=[t.name for t in rows])
     for s in d.statements:
         require_concrete(s.derivation, sizes + list(p.constants))
     code = forward_code + backward_code
-    rows = [t for t in p.inputs if p.leading is not None and t.dims and t.dims[0] == p.leading]
     pieces = set(code.pieces) | ({"inputs"} if spec.framework else {"owned", "inputs"}) | \
         ({"fused"} if spec.fused else set()) | \
         ({"saved"} if spec.name == "torch" else set()) | \
-        ({"rows"} if rows else set()) | ({"numba/nests"} if nests or groups else set())
+        ({"rows"} if rows else set()) | ({"numba/nests"} if nests else set()) | ({"numba/fused_rows"} if groups else set())
     pieces |= function_pieces([f for n in nests for f in n["nest"].functions] + [f for g in groups for f in g["functions"]])
     pieces |= {q for n in nests for q in n["nest"].pieces} | {q for g in groups for q in g["pieces"]}
     names, imports, runtime = _inlined(pieces, code.imports, spec)
@@ -224,7 +226,8 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
         "op": label, "version": __version__, "params": json.dumps(jsonable(p.params), sort_keys=True),
         "inputs": ", ".join(f"{t.name} {shape_text(t)}" for t in p.inputs),
         "outputs": [{"name": t.name, "shape": shape_text(t), "rows": bool(rows) and t.dims[0] == p.leading, "rank": len(t.shape),
-                     "grad": g, "shown": say(g, g), "checks": grad_output_statements(_single(interface, t), g, shown)}
+                     "grad": g, "shown": say(g, g), "checks": grad_output_statements(_single(interface, t), g, shown),
+                     "tail": shape_code(t.dims[1:]), "of": (gradients or {}).get(t.name)}
                     for t, g in zip(outputs, grad_outputs)],
         "statements": forward, "adjoints": backward, "notes": list(p.notes),
         "backend_name": spec.title, "array_module": spec.array_import.split()[1], "xp": spec.xp,
@@ -234,9 +237,11 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
         "constants": [f"{sym} = {value.replace('{xp}', spec.xp)}" for sym, value in p.constants.items()],
         "args": args, "names": repr(tuple(say(t.name, t.name) for t in p.inputs)), "one_input": len(p.inputs) == 1,
         "rows": {"names": repr(tuple(say(t.name, t.name) for t in rows)), "args": ", ".join(t.name for t in rows),
-                 "ranks": repr(tuple(len(t.shape) for t in rows)), "one": len(rows) == 1} if rows else None,
+                 "ranks": repr(tuple(len(t.shape) for t in rows)), "one": len(rows) == 1,
+                 "exact": repr(tuple(say(t.name, t.name) for t in rows if t.name in upstream)) if upstream else None}
+        if rows else None,
         "dim": p.dim,
-        "grads": [{"name": t.name, "grad": naming.grad(t.name), "derived": t.name in started,
+        "grads": [{"name": t.name, "shown": say(t.name, t.name), "grad": naming.grad(t.name), "derived": t.name in started,
                    "rows": t in rows, "kind": f"_kinds[{k}]" if spec.fused else f"{t.name}.dtype"}
                   for k, t in enumerate(p.inputs)],
         "grad_outputs": grad_outputs, "nests": nests, "groups": groups, "one_dtype": spec.fused,
@@ -261,9 +266,11 @@ def jvp_context(source, backend: str, primal: bool = False, known: ProgramDeriva
     a standalone module's JVP reads its sizes with the module's own ``_sizes`` where that binds the same
     ones (``module_sizes``: those sizes, and the primal inputs it takes)."""
     jvp = jvp_program(source, primal=primal)
-    tangents = [t.name for t in jvp.inputs[len(jvp.inputs) // 2:]]  # each of its primal's shape (tangents.py)
+    half = len(jvp.inputs) // 2
+    tangents = [t.name for t in jvp.inputs[half:]]  # each of its primal's shape (tangents.py)
+    shown = {jvp.name: f"{source.name} jvp", **{t: f"{p.name}'s tangent" for t, p in zip(tangents, jvp.inputs)}}
     c = program_context(derive_program(jvp, wrt=(), known=known), backend, prefix="jvp_", shared=shared,
-                        checked=tangents)
+                        checked=tangents, shown=shown)
     if module_sizes and module_sizes[0] == c["sizes"]:  # (the tangents' shapes are each their primal's)
         c["sizes_call"] = f"_sizes({module_sizes[1]})"
     code = None if find_backend(backend).framework else environment().get_template("program_functions.py.j2").render(
@@ -328,9 +335,11 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
     gg = [{"name": naming.grad_grad(t.name), "input": t.name, "derived": t.name in derived} for t in p.inputs]
     passed = [g["name"] for g in gg if g["derived"]]
     inner = program_context(second.second, backend, prefix="second_", shared=context["forward_nests"],
-                            shown=_second_names(second, context["grad_outputs"], passed))
+                            shown=_second_names(second, context["grad_outputs"], passed),
+                            upstream=[u.name for u in bp.inputs[len(p.inputs):]],
+                            gradients=dict(zip(bp.outputs, [g["input"] for g in gg if g["derived"]])))
     code = None if spec.framework else environment().get_template("program_functions.py.j2").render(
-        **inner, private="_second_", public="_second_")
+        **inner, private="_second_", public="_second_", wrappers=False)
     names, imports, runtime = _inlined(context["piece_set"] | inner["piece_set"],
                                        sorted(set(context["code_imports"]) | set(inner["code_imports"])), spec)
     upstreams = [f"{xp}.reshape({o['grad']}, (1,))" if o["rank"] == 0 else o["grad"] for o in context["outputs"]]
@@ -345,7 +354,7 @@ def _second_context(second: ProgramSecondOrder, context: dict, backend: str) -> 
             "piece_set": context["piece_set"] | inner["piece_set"],
             "code_imports": sorted(set(context["code_imports"]) | set(inner["code_imports"])), "second": {
         "code": code, "gg": gg, "gg_args": ", ".join(g["name"] for g in gg),
-        "gg_call": (f"({', '.join(passed)})" if len(passed) > 1 else passed[0]),
+        "gg_call": ", ".join(passed),
         "gg_derived": ", ".join(f"gg[{k}]" for k, g in enumerate(gg) if g["derived"]),
         "upstreams": ", ".join(upstreams), "results": ", ".join(results) + ("," if len(results) == 1 else ""),
         "upstream_results": [f"{xp}.reshape(_grads[{len(p.inputs) + k}], ())" if o["rank"] == 0

@@ -21,8 +21,8 @@ folder and stand in for the top-level piece of the same name (each defines the s
   :mod:`owned` — results the caller may write to; :mod:`rows` — programs' leading axes;
   :mod:`add_terms` — a gradient's terms added in place; :mod:`total` — double backward's sums;
 * ``numba/`` — compiled loops (:mod:`numba.jit`), cached on disk (:mod:`numba.cache`): an
-  elementwise op's (:mod:`numba.elementwise`), a program's loop nests and fused rows
-  (:mod:`numba.nests`), with the double-precision functions they call (:mod:`numba.exp`,
+  elementwise op's (:mod:`numba.elementwise`), a program's loop nests (:mod:`numba.nests`) and
+  fused rows (:mod:`numba.fused_rows`), with the double-precision functions they call (:mod:`numba.exp`,
   :mod:`numba.erf`, :mod:`numba.tanh`);
 * ``cupy/`` — :mod:`cupy.gemm` (cuBLAS), :mod:`cupy.accumulate`, :mod:`cupy.threads` (one stream
   over the whole batch), :mod:`cupy.fused` (elementwise kernels);

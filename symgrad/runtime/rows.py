@@ -33,10 +33,12 @@ def _leading(op, heads):
         raise ValueError(f"{op}: the leading axes of the inputs do not broadcast together: {told}") from None
 
 
-def _to_rows(op, names, arrays, ranks, dim=None):
-    """Each array with axis ``dim`` moved last (when given) and its leading axes flattened into one
-    (``ranks``: the rule's number of axes, the first standing for all leading ones); the inputs'
-    leading axes broadcast together.  Returns the arrays and the leading shape (a :class:`Lead`).
+def _to_rows(op, names, arrays, ranks, dim=None, exact=()):
+    """Each array with axis ``dim`` moved last (when given; a 0-d array is one row of one, as torch
+    takes it) and its leading axes flattened into one (``ranks``: the rule's number of axes, the
+    first standing for all leading ones); the inputs' leading axes broadcast together, but for those
+    named in ``exact`` (upstream gradients), which must have the others' (the output's) themselves.
+    Returns the arrays and the leading shape (a :class:`Lead`; :data:`SCALAR` where all are 0-d).
 
     >>> import numpy
     >>> rows, lead = _to_rows("softmax", ("x",), (numpy.zeros((2, 3, 4)),), (2,))
@@ -51,15 +53,20 @@ def _to_rows(op, names, arrays, ranks, dim=None):
         if dim is not None:
             if not -max(a.ndim, 1) <= dim < max(a.ndim, 1):  # (a 0-d input takes -1 and 0, as torch)
                 raise ValueError(f"{op}: dim {dim} is out of range for input {name} with {a.ndim} axes")
-            if not a.ndim:  # a 0-d input, as torch takes it (softmax of a scalar is 1): one row of one
-                return [a.reshape((1, 1))], SCALAR
-            if dim % a.ndim != a.ndim - 1:  # (already last: no view to make, as at the default dim=-1)
+            if not a.ndim:  # softmax of a scalar is 1
+                a = a.reshape((1,))
+            elif dim % a.ndim != a.ndim - 1:  # (already last: no view to make, as at the default dim=-1)
                 a = xp.moveaxis(a, dim, -1)
         if a.ndim < rank - 1:
             raise ValueError(f"{op}: input {name} needs at least {rank - 1} axes, got shape {a.shape}")
         moved.append(a)
         heads[name] = tuple(a.shape[:a.ndim - rank + 1])
-    shape = _leading(op, heads)
+    scalar = dim is not None and not any(a.ndim for name, a in zip(names, arrays) if name not in exact)
+    shape = _leading(op, {name: head for name, head in heads.items() if name not in exact})
+    for name, a, given in zip(names, moved, arrays):
+        if name in exact and (heads[name] != shape or scalar and given.ndim):
+            want = _shape(SCALAR if scalar else shape, a.shape[len(heads[name]):], dim)
+            raise ValueError(f"{op}: {name} must have the output's shape {want}, got {given.shape}")
     size = 1
     for n in shape:
         size *= n
@@ -69,7 +76,36 @@ def _to_rows(op, names, arrays, ranks, dim=None):
         if heads[name] != shape:
             a = xp.broadcast_to(a, shape + tail)
         out.append(a.reshape((size,) + tail))
-    return out, Lead(shape, {name: head for name, head in heads.items() if head != shape})
+    return out, SCALAR if scalar else Lead(shape, {name: head for name, head in heads.items() if head != shape})
+
+
+def _shape(lead, tail, dim=None):
+    """The shape :func:`_from_rows` gives rows of shape ``tail`` (an upstream gradient must have it).
+
+    >>> _shape((2, 3), (4,), 1), _shape(SCALAR, (1,), -1)
+    ((2, 4, 3), ())
+    """
+    if lead is SCALAR:
+        return ()
+    shape = tuple(lead) + tuple(tail)
+    if dim is None or not shape or dim % len(shape) == len(shape) - 1:
+        return shape
+    at = dim % len(shape)
+    return shape[:at] + shape[-1:] + shape[at:-1]
+
+
+def _upstream(op, name, a, lead, tail, dim=None, of=None):
+    """``a``, the upstream gradient ``name`` of an output made of rows of shape ``tail``, as rows of the
+    leading axes ``lead``; a ValueError unless it has the output's shape (the gradient of input ``of``:
+    that input's, broadcast to ``lead`` here as the input was)."""
+    head = getattr(lead, "heads", {}).get(of)
+    want = _shape(lead if head is None else head, tail, dim)
+    if a.shape != want:
+        what = f"the shape of {of}" if of else "the output's shape"
+        raise ValueError(f"{op}: {name} must have {what} {want}, got {a.shape}")
+    if head is not None:
+        a = xp.broadcast_to(a, _shape(lead, tail, dim))
+    return _to_rows(op, (name,), (a,), (len(tail) + 1,), dim)[0][0]
 
 
 def _from_rows(a, lead, dim=None, of=None):

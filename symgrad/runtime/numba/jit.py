@@ -1,5 +1,6 @@
 """How the NumPy modules' compiled loops run, when numba is installed: each compiled once per dtype,
-on first use, and kept (:func:`_run`); :mod:`numba.elementwise` and :mod:`numba.nests` call them.
+on first use, and kept (:func:`_run`); :mod:`numba.elementwise`, :mod:`numba.nests` and
+:mod:`numba.fused_rows` call them.
 
 Each elementwise function runs as one loop (the emitted module's ``_*_loop`` factories): a single
 pass over memory, vectorised by LLVM and spread over numba's threads (NUMBA_NUM_THREADS,
