@@ -178,10 +178,11 @@ class Program:
         raise SymgradError(f"{self.name}: no statement defines {name!r}")
 
     def interface(self) -> Op:
-        """The program as the shape checks see it: its inputs, its first output, its sizes."""
+        """The program as the shape checks see it: its inputs, its first output, its sizes (the leading
+        axes may hold no rows: an empty batch, as in PyTorch)."""
         out = self.tensors[self.outputs[0]]
         return Op(self.name, dict(self.params), self.inputs, out, (), sp.S.Zero, dict(self.output_sizes),
-                  list(self.requires))
+                  list(self.requires), empty_ok=frozenset({self.leading} if self.leading is not None else ()))
 
 
 def rule(output: Tensor, indices, rhs, stop: bool = False) -> Statement:

@@ -1,20 +1,42 @@
 """Programs over rows (softmax, log_softmax, layer_norm, rms_norm, attention) called as a user calls
-them: random leading axes (none, or 0-d along ``dim``), ``dim`` anywhere, batch axes of attention's q,
+them: random leading axes (none, or 0-d along ``dim``; an empty batch), ``dim`` anywhere, batch axes of attention's q,
 k and v broadcast against each other. Every order the module derives (forward, backward,
-double_backward, jvp) against PyTorch's autograd on the same call, and an upstream gradient of
-another shape with as many elements refused by name. A failure names its case: rerun it with
+double_backward, jvp) against PyTorch's autograd on the same call (attention as its definition in
+torch operations), and an upstream gradient of another shape with as many elements refused by name.
+An empty axis along ``dim`` is refused by name (torch returns an empty result). A failure names its
+case: rerun it with
 ``pytest tests/test_leading_axes.py -k '<name>-<seed>'``."""
 import numpy as np
 import pytest
 
 from conftest import needs_torch, sliced
-from support import close
 from symgrad import module, ops
 
 NAMES = ("softmax", "log_softmax", "layer_norm", "rms_norm", "attention", "attention_causal")
 CASES = sliced([(name, seed) for seed in range(60) for name in NAMES], every=10,
                ids=[f"{name}-{seed}" for seed in range(60) for name in NAMES])
 _MODULES = {}
+
+
+def close(got, want, tol):
+    """Within ``tol`` of the reference, relative to its largest value, or absolutely where that is under 1
+    (the inputs are O(1): a near-zero gradient is the difference of O(1) terms)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert np.abs(got - want).max(initial=0) <= tol * max(1.0, np.abs(want).max(initial=0)), np.abs(got - want).max()
+
+
+def _attention(causal):
+    """Attention as its definition, in torch operations (torch's own scaled_dot_product_attention takes
+    its output's batch axes from q alone where an input is empty; matmul broadcasts them all)."""
+    import torch
+
+    def attention(q, k, v):
+        s = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+        if causal:
+            s = s.masked_fill(~torch.ones(s.shape[-2:], dtype=torch.bool).tril(), float("-inf"))
+        return torch.softmax(s, -1) @ v
+    return attention
 
 
 def _module(name):
@@ -24,7 +46,11 @@ def _module(name):
 
 
 def _lead(rng, most=3):
-    return tuple(int(n) for n in rng.integers(1, 4, int(rng.integers(0, most + 1))))
+    """Up to ``most`` leading axes of 1 to 3, now and then one of 0 (an empty batch, as torch takes it)."""
+    lead = [int(n) for n in rng.integers(1, 4, int(rng.integers(0, most + 1)))]
+    if lead and rng.random() < 0.15:
+        lead[int(rng.integers(0, len(lead)))] = 0
+    return tuple(lead)
 
 
 def _spread(rng, lead):
@@ -62,9 +88,7 @@ def draw(name, seed):
     shapes = [_spread(rng, lead) + (t, e), _spread(rng, lead) + (s, e), _spread(rng, lead) + (s, f)]
     if lead and rng.random() < 0.2:  # v's last batch axis another size: broadcast only where q's and k's are 1
         shapes[2] = lead[:-1] + (lead[-1] + 1,) + shapes[2][-2:]
-    causal = name == "attention_causal"
-    return ([rng.standard_normal(sh) for sh in shapes], {},
-            lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+    return [rng.standard_normal(sh) for sh in shapes], {}, _attention(name == "attention_causal")
 
 
 @needs_torch
@@ -79,6 +103,10 @@ def test_every_order_at_any_leading_shape_against_torch(name, seed):
     except RuntimeError:  # torch refuses the call (q, k, v that do not broadcast): so must the module
         with pytest.raises(ValueError, match=f"^{name.split('_causal')[0]}: "):
             m.forward(*arrays, **kw)
+        return
+    if "dim" in kw and arrays[0].ndim and not arrays[0].shape[kw["dim"]]:  # an empty axis along dim: torch's
+        with pytest.raises(ValueError, match="with D >= 1"):                # result is empty, the module
+            m.forward(*arrays, **kw)                                        # refuses it by name
         return
     rng = np.random.default_rng(seed + 1)
     close(m.forward(*arrays, **kw), want.detach().numpy(), 1e-10)
