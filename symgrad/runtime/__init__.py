@@ -18,8 +18,9 @@ folder and stand in for the top-level piece of the same name (each defines the s
   :mod:`double_double` — float64 results in double-double; :mod:`erfc` — erfc of float64 arrays,
   accurate in the far tail;
 * :mod:`inputs` — the inputs as arrays, checked; :mod:`tangents` — what a module's jvp takes;
-  :mod:`owned` — results the caller may write to; :mod:`rows` — programs' leading axes;
-  :mod:`add_terms` — a gradient's terms added in place; :mod:`total` — double backward's sums;
+  :mod:`owned` — results the caller may write to; :mod:`rows` — programs' leading axes and
+  :mod:`upstream` — their upstream gradients; :mod:`add_terms` — a gradient's terms added in
+  place; :mod:`total` — double backward's sums;
 * ``numba/`` — compiled loops (:mod:`numba.jit`), cached on disk (:mod:`numba.cache`): an
   elementwise op's (:mod:`numba.elementwise`), a program's loop nests (:mod:`numba.nests`) and
   fused rows (:mod:`numba.fused_rows`), with the double-precision functions they call (:mod:`numba.exp`,
