@@ -134,3 +134,55 @@ def test_every_order_at_any_leading_shape_against_torch(name, seed):
     other = shape[::-1] if shape[::-1] != shape else (int(np.prod(shape)),) if len(shape) != 1 else (1,) + shape
     with pytest.raises(ValueError, match="grad_output must have the output's shape"):
         m.backward(np.ones(other), *arrays, **kw)
+
+
+_TORCH = {}
+
+
+def _torch_function(name):
+    """The torch target's function for ``name`` (an autograd function over rows, double backward by autograd)."""
+    if name not in _TORCH:
+        from symgrad.emit import load
+        from symgrad.emit.program import emit_program
+        from symgrad.reverse import derive_program
+        program = ops.build("attention", is_causal=True) if name == "attention_causal" else ops.build(name)
+        _TORCH[name] = getattr(load(emit_program(derive_program(program), "torch"), f"rows_{name}_torch"), program.name)
+    return _TORCH[name]
+
+
+@needs_torch
+@pytest.mark.parametrize("name, seed", sliced([(name, seed) for seed in range(60) for name in NAMES], every=20,
+                                              ids=[f"{name}-{seed}" for seed in range(60) for name in NAMES]))
+def test_the_torch_target_at_any_leading_shape(name, seed):
+    """The torch target's function on the same calls: output, gradients, second-order gradients (autograd
+    through its backward) and forward mode (torch.func.jvp), against the reference's."""
+    import torch
+    arrays, kw, reference = draw(name, seed)
+    f = _torch_function(name)
+    try:
+        want = reference(*[torch.tensor(a) for a in arrays])
+    except RuntimeError:
+        with pytest.raises((RuntimeError, ValueError)):
+            f(*[torch.tensor(a) for a in arrays], **kw)
+        return
+    if "dim" in kw and arrays[0].ndim and not arrays[0].shape[kw["dim"]]:
+        with pytest.raises(ValueError, match="with D >= 1"):
+            f(torch.tensor(arrays[0]), **kw)
+        return
+    rng = np.random.default_rng(seed + 2)
+    g = torch.tensor(rng.standard_normal(tuple(want.shape)), requires_grad=True)
+    ggs = [torch.tensor(rng.standard_normal(a.shape)) for a in arrays]
+    tangents = tuple(torch.tensor(rng.standard_normal(a.shape)) for a in arrays)
+    results = []
+    for function in (f, reference):
+        ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+        y = function(*ts, **kw) if function is f else function(*ts)
+        grads = torch.autograd.grad(y, ts, g, create_graph=True)
+        total = sum((gg * grad).sum() for gg, grad in zip(ggs, grads))
+        seconds = torch.autograd.grad(total, [g] + ts, allow_unused=True)
+        seconds = [torch.zeros(like.shape, dtype=like.dtype) if s is None else s for s, like in zip(seconds, [g] + ts)]
+        _, y_dot = torch.func.jvp((lambda *xs: f(*xs, **kw)) if function is f else function,
+                                  tuple(torch.tensor(a) for a in arrays), tangents)
+        results.append([y, *grads, *seconds, y_dot])
+    for a, b in zip(*results):
+        close(a.detach().numpy(), b.detach().numpy(), 1e-9)
