@@ -199,3 +199,17 @@ def test_a_scalar_and_a_broadcast_batch_reach_every_order():
     assert [g.shape for g in got] == [gy.shape, q.shape, k.shape, v.shape]
     for a, b in zip(got, (wide[0], wide[1].sum(axis=0)) + wide[2:]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_a_module_of_an_op_with_symbolic_parameters_names_them_as_the_user_does():
+    """ops.conv2d() keeps stride, dilation and padding symbolic (for derivations); its module needs
+    numbers, and the message says which parameters, by the names the user gives them, never the
+    symbols s_1, lo_1 the derivation calls them."""
+    with pytest.raises(symgrad.SymgradError) as error:
+        symgrad.module(symgrad.ops.build("conv2d", stride=2))
+    message = str(error.value)
+    assert message.startswith("conv2d: emitting code needs numbers for dilation, padding, symbolic here") and \
+        "dilation=1, padding=0" in message and not any(s in message for s in ("d_1", "lo_1", "hi_1", "s_1"))
+    with pytest.raises(symgrad.SymgradError, match=r"^conv1d: emitting code needs numbers for dilation, symbolic "
+                                                   r"here; give it .*dilation=1,"):
+        symgrad.module(symgrad.ops.build("conv1d", padding="same"))  # (its padding is the user's "same")

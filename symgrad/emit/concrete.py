@@ -7,6 +7,7 @@ import sympy as sp
 from ..derive import Derivation
 from ..forms import kind
 from ..ir import SymgradError
+from ..ops import TORCH_DEFAULTS
 
 
 def require_concrete(d: Derivation, bound):
@@ -17,10 +18,22 @@ def require_concrete(d: Derivation, bound):
             used |= v.free_symbols if isinstance(v, sp.Basic) else set()
     for e in d.op.output_sizes.values():
         used |= e.free_symbols
-    loose = sorted(str(s) for s in used - set(bound))
+    loose = used - set(bound)
     if loose:
-        raise SymgradError(f"{d.op.name}: emitting code needs concrete parameter values; symbolic: "
-                           f"{', '.join(loose)} (the CLI's emit fills unset ones with PyTorch's defaults)")
+        named = [k for k, v in d.op.params.items()  # (the user's names for them; padding="same" is given)
+                 if set(_symbols(v)) & loose and d.op.spec.get(k) is None]
+        left = sorted(str(s) for s in loose - {x for k in named for x in _symbols(d.op.params[k])})
+        what = ", ".join(named + ([f"the sizes {', '.join(left)}"] if left else []))
+        example = ", ".join(f"{k}={TORCH_DEFAULTS[k]}" for k in named if k in TORCH_DEFAULTS)
+        raise SymgradError(f"{d.op.name}: emitting code needs numbers for {what}, symbolic here; give "
+                           f"{'it' if len(named) + bool(left) == 1 else 'them'} when building it" + (f" (PyTorch's defaults: {example}, which the CLI's emit fills in where "
+                                             f"unset)" if example else ""))
+
+
+def _symbols(value):
+    """The SymPy symbols in a parameter's value (a number, a symbol, lists of them)."""
+    for v in _leaves(value):
+        yield from (v.free_symbols if isinstance(v, sp.Basic) else ())
 
 
 def _leaves(value):
