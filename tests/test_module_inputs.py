@@ -213,3 +213,32 @@ def test_a_module_of_an_op_with_symbolic_parameters_names_them_as_the_user_does(
     with pytest.raises(symgrad.SymgradError, match=r"^conv1d: emitting code needs numbers for dilation, symbolic "
                                                    r"here; give it .*dilation=1,"):
         symgrad.module(symgrad.ops.build("conv1d", padding="same"))  # (its padding is the user's "same")
+
+
+def test_an_op_modules_upstream_gradients_are_checked_in_the_callers_shapes():
+    """An unbatched call (x without its batch axis, as PyTorch takes it) re-enters with a batch of one:
+    its grad_output and ggx are checked first, in the caller's shapes; double_backward checks
+    grad_output even where every gg is None (it once returned zeros for any shape), and names the
+    gradients' rules as the caller knows them (not 'conv2d dx', not g)."""
+    conv = symgrad.module(symgrad.ops.build("conv2d", stride=1, padding=0, dilation=1))
+    x, w, b, g = np.ones((3, 8, 8)), np.ones((4, 3, 3, 3)), np.ones(4), np.ones((4, 6, 6))
+    bad = [(lambda: conv.backward(g[None], x, w, b),
+            "conv2d: grad_output must have shape (C_out, O_1, O_2) for an unbatched x, got (1, 4, 6, 6)"),
+           (lambda: conv.double_backward(x[None], None, None, g, x, w, b),
+            "conv2d double_backward: ggx must have shape (C_in, L_1, L_2) for an unbatched x, got (1, 3, 8, 8)"),
+           (lambda: conv.double_backward(None, None, None, g[None], x, w, b),
+            "conv2d double_backward: grad_output must have shape (C_out, O_1, O_2) for an unbatched x, got (1, 4, 6, 6)"),
+           (lambda: conv.double_backward(None, w[0], None, g, x, w, b),
+            "conv2d double_backward: ggw must have shape (C_out, C_in, K_1, K_2) = (4, 3, 3, 3), got (3, 3, 3)")]
+    matmul = symgrad.module(symgrad.ops.matmul("B,M,K", "B,K,N"))
+    a, c = np.ones((2, 3, 4)), np.ones((2, 4, 5))
+    bad.append((lambda: matmul.double_backward(None, None, np.ones((1, 2, 3, 5)), a, c),
+                "matmul: grad_output must have shape (B, M, N) = (2, 3, 5), got (1, 2, 3, 5)"))
+    gelu = symgrad.module(symgrad.ops.gelu())
+    bad.append((lambda: gelu.double_backward(np.ones(3), np.ones((2, 3)), np.ones((2, 3))),
+                "gelu double_backward: ggx must have the shape of grad_output (2, 3), got (3,)"))
+    for call, message in bad:
+        with pytest.raises(ValueError) as error:
+            call()
+        assert str(error.value) == message
+    assert [r.shape for r in conv.double_backward(x, None, None, g, x, w, b)] == [g.shape, x.shape, w.shape, b.shape]

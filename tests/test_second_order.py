@@ -151,7 +151,7 @@ def test_double_backward_takes_none_and_refuses_wrong_shapes():
     gg = rng.standard_normal(w.shape)
     only_w = module.double_backward(None, gg, None, g, x, w, b)
     assert not only_w[2].any() and only_w[1].any()  # ∂ℒ₂/∂w needs ggx, ∂ℒ₂/∂x comes from ggw
-    with pytest.raises(ValueError, match=r"conv1d dw: ggw must have shape \(C_out, C_in, K\)"):
+    with pytest.raises(ValueError, match=r"conv1d double_backward: ggw must have shape \(C_out, C_in, K\)"):
         module.double_backward(None, gg[:, :2], None, g, x, w, b)
     batched = module.double_backward(x, gg, b, g, x, w, b)
     single = module.double_backward(x[0], gg, b, g[0], x[0], w, b)  # unbatched, as torch takes it

@@ -134,7 +134,18 @@ def _unbatched(op) -> dict:
         return None
     first = op.input(batched[0])
     args = lambda: [f"{t.name}[None]" if t.name in batched else t.name for t in op.inputs]
+
+    def rank(name, t, label):  # an unbatched call's upstream gradient (or gg) has no batch axis either
+        want = "(" + ", ".join(str(d) for d in t.shape[1:]) + ("," if len(t.shape) == 2 else "") + ")"
+        return [f"if {name}.ndim != {len(t.shape) - 1}:",
+                f'    raise ValueError(f"{label}: {name} must have shape {want} for an unbatched {first.name}, '
+                f'got {{{name}.shape}}")']
+    gg = [(naming.grad_grad(t.name), t) for t in op.inputs if t.name in batched]
     return {"test": f"{first.name}.ndim == {len(first.split) - 1}", "inputs": batched,
+            "grad_check": rank(naming.GRAD_OUTPUT, op.output, op.name),
+            "second_check": rank(naming.GRAD_OUTPUT, op.output, f"{op.name} double_backward") +
+            [line for name, t in gg for line in [f"if {name} is not None:"] +
+             ["    " + r for r in rank(name, t, f"{op.name} double_backward")]],
             "args": ", ".join(args()), "grad_args": ", ".join([f"{naming.GRAD_OUTPUT}[None]"] + args()),
             "shape": f"({', '.join(str(d) for d in first.shape[1:])})",
             "gg_args": ", ".join(f"None if {gg} is None else {gg}[None]" if t.name in batched else gg

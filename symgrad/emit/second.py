@@ -16,6 +16,8 @@ def second_context(second: SecondOrder, spec) -> tuple:
     together (its runtime pieces and imports)."""
     op = second.first.op
     shaped = not op.elementwise
+    # (a gradient's rule "conv2d dx" reads the upstream gradient g: double_backward's grad_output)
+    shown = {dd.op.name: f"{op.name} double_backward" for dd in second.of.values()} | {naming.UPSTREAM: naming.GRAD_OUTPUT}
     blocks, code = [], Code(())
     for x, dd in second.of.items():
         body, results, terms = Code(()), [], []
@@ -29,7 +31,7 @@ def second_context(second: SecondOrder, spec) -> tuple:
         reads = tensors_read([f for grad in dd.grads.values() for f in grad.forms]) | grad_output_reads(dd.op)
         blocks.append({"wrt": x, "grad": naming.grad(x), "gg": dd.op.upstream, "function": f"_double_backward_{x}",
                        "reads_upstream": naming.UPSTREAM in reads,
-                       "checks": grad_output_statements(dd.op, dd.op.upstream), "body": list(body.lines),
+                       "checks": grad_output_statements(dd.op, dd.op.upstream, shown), "body": list(body.lines),
                        "results": results, "terms": terms,
                        "returns": ", ".join(r["var"] for r in results) + ("," if len(results) == 1 else "")})
     return blocks, code + Code((), frozenset({"total"}))
