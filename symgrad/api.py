@@ -39,10 +39,10 @@ def module(source, target: str = "numpy", order: int = 2, forward_mode: bool = F
         return load(text, f"symgrad_{source.name}")
     if not isinstance(source, Program):
         raise SymgradError(f"module: give program text, a Program or an Op, got {type(source).__name__}")
-    d, second = derive_program(source), None
+    d, second, refused = derive_program(source), None, None
     if order == 2:
         try:
             second = derive_program_second_order(d)
-        except SymgradError:  # (a max whose gradient flows: first order only, as `symgrad emit` says)
-            pass
-    return load(emit_program(d, target, second=second), f"symgrad_{source.name}")
+        except SymgradError as exc:  # (a max whose gradient flows: double_backward says why it is not derived)
+            refused = str(exc)
+    return load(emit_program(d, target, second=second, second_refused=refused), f"symgrad_{source.name}")

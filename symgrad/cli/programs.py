@@ -127,15 +127,17 @@ def emit(args, program):
             pass
         write(emit_program(first, args.target, second=second), args.output)
         return 0
+    refused = None
     if args.order != 1:  # as for ops: a module has double_backward unless --order 1
         try:
             second = derive_program_second_order(first)
         except SymgradError as exc:
             if args.order == 2:  # asked for: refused with the reason
                 raise
-            print(f"symgrad: note: no double_backward: {exc}; the module has forward, backward and vjp",
-                  file=sys.stderr)
-    write(emit_program(first, args.backend or "numpy", second=second), args.output)
+            refused = str(exc)
+            print(f"symgrad: note: no double_backward: {exc}; the module's double_backward raises "
+                  f"NotImplementedError saying so", file=sys.stderr)
+    write(emit_program(first, args.backend or "numpy", second=second, second_refused=refused), args.output)
     return 0
 
 

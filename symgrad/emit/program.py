@@ -380,13 +380,14 @@ def _single(interface, t):
 
 
 def emit_program(d: ProgramDerivation, backend: str = "numpy", second: ProgramSecondOrder = None,
-                 jvp: bool = True) -> str:
+                 jvp: bool = True, second_refused: str = None) -> str:
     """The program's module source for ``backend`` (numpy, cupy, or a target: torch, a native op and
     an autograd function over it; jax, a jax.custom_jvp and a custom_vjp); deterministic (same
     derivation → same bytes).
     With ``second`` (:func:`symgrad.second_order.derive_program_second_order` of the same program), a
-    NumPy or CuPy module has ``double_backward`` too; ``jvp`` (every NumPy and CuPy module unless False;
-    the targets always): forward mode, derived (:mod:`symgrad.forward_mode`).
+    NumPy or CuPy module has ``double_backward`` too (with ``second_refused``, why second order could not be
+    derived, one that raises NotImplementedError saying so); ``jvp`` (every NumPy and CuPy module unless
+    False; the targets always): forward mode, derived (:mod:`symgrad.forward_mode`).
 
     >>> from symgrad import ops
     >>> from symgrad.reverse import derive_program
@@ -394,9 +395,11 @@ def emit_program(d: ProgramDerivation, backend: str = "numpy", second: ProgramSe
     True
     """
     template = f"program_{backend}.py.j2" if backend in ("torch", "jax") else "program.py.j2"
-    context = program_context(d, backend)
+    context = dict(program_context(d, backend), second_refused=None)
     if second is not None:
         context.update(_second_context(second, context, backend))
+    elif second_refused and not find_backend(backend).framework:
+        context.update(second_refused=second_refused, gg_args=", ".join(naming.grad_grad(t.name) for t in d.program.inputs))
     if backend == "torch":
         context["layer"] = conv_layer(d.program) or norm_layer(d.program)
         context["piece_set"] = context["piece_set"] | ({"layer"} if context["layer"] else set())
