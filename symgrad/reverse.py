@@ -88,15 +88,23 @@ def _needed(program: Program) -> set:
     return needed
 
 
-def _reuse(stmt: Statement, d: Derivation):
-    """Common subexpressions of forward and backward: where a VJP term holds the statement's own
-    right-hand side (exp's derivative is exp), read the forward's tensor instead, a residual, and
-    recognise the term again."""
+def own_rhs(stmt: Statement):
+    """``(right-hand side, read)`` where a derivative of ``stmt`` may hold its own right-hand side (exp's
+    derivative is exp): the read of its output that stands for it, which the forward computed; None
+    where it cannot (a sum, a max, no function)."""
     if stmt.over or stmt.rhs.has(sp.Sum) or not stmt.rhs.has(sp.Function):
-        return
+        return None
     own = plain(stmt.rhs)
     # an index the right-hand side does not depend on is not bound in the term: read its first element
-    read = stmt.output[tuple(v if v in own.free_symbols else 0 for v in (plain(i) for i in stmt.indices))]
+    return own, stmt.output[tuple(v if v in own.free_symbols else 0 for v in (plain(i) for i in stmt.indices))]
+
+
+def _reuse(stmt: Statement, d: Derivation):
+    """Common subexpressions of forward and backward: where a VJP term holds the statement's own
+    right-hand side, read the forward's tensor instead, a residual, and recognise the term again."""
+    if own_rhs(stmt) is None:
+        return
+    own, read = own_rhs(stmt)
     for grad in d.grads.values():
         for k, form in enumerate(grad.forms):
             if not form.term.factor.has(own):

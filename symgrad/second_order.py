@@ -30,7 +30,7 @@ from . import naming
 from .derive import Derivation, derive
 from .ir import Op, SymgradError, Tensor, grad_indices, plain, upstream
 from .program import Program, Statement
-from .reverse import ProgramDerivation, derive_program
+from .reverse import ProgramDerivation, derive_program, own_rhs
 
 
 def gradient_op(d: Derivation, wrt: str) -> Op:
@@ -124,6 +124,8 @@ def backward_program(d: ProgramDerivation) -> Program:
             up = d.statements[k].statement.name
             read = {naming.grad(up): adjoint[up]}
             expr = sp.Add(*[term.expr() for term in grad.raw])
+            own = own_rhs(d.statements[k].statement)  # (u = exp(…) passes back exp(…)·ū: read u, as the first order does)
+            expr = expr.xreplace(dict([own])) if own is not None else expr  # (xreplace: inside the sums too)
             exprs.append((grad, expr.replace(lambda a: isinstance(a, sp.Indexed) and a.base.name in read,
                                              lambda a: read[a.base.name][a.indices])))
         t = tensors[name]
@@ -165,8 +167,8 @@ def derive_program_second_order(program_or_derivation) -> ProgramSecondOrder:
 
     >>> from symgrad import ops
     >>> s = derive_program_second_order(ops.build("softmax"))
-    >>> [k for k, _ in s.second.adjoints["x"]], s.second.program.outputs
-    ([6, 1], ('xbar',))
+    >>> [k for k, _ in s.second.adjoints["u"]], s.second.program.outputs  # xbar = u·ubar reads u, not exp(…)
+    ([6, 4, 2], ('xbar',))
     """
     start = time.perf_counter()
     first = _derivation(program_or_derivation)
