@@ -251,11 +251,15 @@ def test_bench_times_programs_of_ones_own(capsys, argv, first):
 @needs_torch
 def test_bench_times_float64_and_batch_axes_the_module_takes(capsys):
     """4-d attention (batch and heads, k and v broadcast over the heads) as the module and
-    F.scaled_dot_product_attention take it, in float64."""
+    F.scaled_dot_product_attention take it, in float64, with its double backward (--order 2) against
+    torch's autograd double backward."""
     code, out, err = run(capsys, "bench", "attention", "--input-shape", "q=2,3,8,4", "--input-shape", "k=2,1,8,4",
-                         "--input-shape", "v=2,1,8,5", "--dtype", "float64", "--repeats", "1")
+                         "--input-shape", "v=2,1,8,5", "--dtype", "float64", "--repeats", "1", "--order", "2")
     assert code == 0, err
     assert out.splitlines()[0] == "attention (1 thread, float64); torch's side: F.scaled_dot_product_attention"
+    assert any(line.split()[0] == "double_backward" and "ratio" in line for line in out.splitlines()), out
+    code, _, err = run(capsys, "bench", "gelu", "--input-shape", "x=64", "--order", "2", "--target", "torch")
+    assert code == 2 and "--order 2 times the module's double_backward" in err
     code, _, err = run(capsys, "bench", "attention", "--input-shape", "q=2,3,8,4", "--input-shape", "k=3,8,4",
                        "--input-shape", "v=4,8,5", "--repeats", "1")
     assert code == 2 and "attention: the leading axes of the inputs do not broadcast together: q (2, 3), k (3,), v (4,)" \

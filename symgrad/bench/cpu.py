@@ -206,6 +206,21 @@ def _torch_fns(op, arrays, threads, shapes, module=None, eager=None, compiled=Fa
     return forward, grad, forward_backward, g.detach().numpy(), note
 
 
+def _torch_double(op, arrays, shapes, g, ggs, eager=None):
+    """torch's double backward as a user computes it (a gradient penalty): the forward, the gradients
+    with create_graph=True, and the gradients of Σ gg·gradient with respect to grad_output and each input."""
+    import torch
+    ref, _ = _reference(op, shapes, None, eager)
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    g, ggs = torch.tensor(g, requires_grad=True), [torch.tensor(a) for a in ggs]
+
+    def double_backward():
+        grads = torch.autograd.grad(ref(op, *ts), ts, g, create_graph=True, allow_unused=True)
+        total = sum((gg * grad).sum() for gg, grad in zip(ggs, grads) if grad is not None)
+        torch.autograd.grad(total, [g] + ts, allow_unused=True)
+    return double_backward
+
+
 def run_timing(task: dict) -> dict:
     """Child side: times of the emitted module and of torch, per method, taking turns."""
     op, module, arrays = _setup(task)
@@ -230,6 +245,12 @@ def run_timing(task: dict) -> dict:
             fn = getattr(module, f"grad_{t.name}")
             methods[f"d{t.name}"] = ((lambda fn=fn: fn(g, *arrays)), t_grad(k))
         methods["forward+backward"] = (lambda: (module.forward(*arrays), module.backward(g, *arrays)), t_bwd)
+    if task.get("order") == 2:  # every gg given, as the torch side's Σ gg·gradient reads them all
+        import numpy as np
+        rng = np.random.default_rng(1)
+        ggs = [rng.standard_normal(a.shape, dtype=a.dtype) for a in arrays]
+        methods["double_backward"] = (lambda: module.double_backward(*ggs, g, *arrays),
+                                      _torch_double(op, arrays, task["shapes"], g, ggs, eager=_eager(task)))
     for key in task.get("methods") or methods:
         emitted, torch_fn = methods[key]
         sides = {"emitted": emitted, "torch": torch_fn, **({"compiled": compiled[key]} if key in compiled else {})}
@@ -306,26 +327,29 @@ def run_memory(task: dict) -> dict:
 
 
 def bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
-          program=None, dtype="float32", compile=None, memory=True, methods=None) -> dict:
+          program=None, dtype="float32", compile=None, memory=True, methods=None, order=1) -> dict:
     """Times and peak memory of the emitted module (``target`` "module") or torch.autograd.Function
     (``target`` "torch") against torch's own op, in child processes.  ``program``: a program of one's
     own (``--rule``, ``-f``, a padding mode), sent whole to the children; torch's side is its own
     autograd through the same statements as torch operations (see :func:`_reference`).  ``compile``
     (default: for a program's module): torch.compile's times too, what a user might pick instead of
     eager; ``memory=False``: no peak memory or first calls (the size sweep); ``methods``: those alone
-    (``("forward+backward",)``)."""
+    (``("forward+backward",)``); ``order=2``: the module's double_backward too, against torch's."""
     import symgrad
     from symgrad.emit import emit, emit_target
     built = program if program is not None else symgrad.ops.build(op_name, **params)
     is_program = isinstance(built, symgrad.ops.Program)
     task = {"op": op_name, "params": params, "shapes": shapes, "threads": threads, "repeats": repeats,
             "warmup": warmup, "mode": "time", "bind": bind, "target": target, "program": is_program, "dtype": dtype,
-            "compile": is_program and target == "module" if compile is None else compile, "methods": methods}
+            "compile": is_program and target == "module" if compile is None else compile, "methods": methods,
+            "order": order}
     if is_program:
         from symgrad.emit.program import emit_program
         from symgrad.reverse import derive_program
+        from symgrad.second_order import derive_program_second_order
         d = derive_program(built)
-        task["source"] = emit_program(d, "numpy" if target == "module" else target)
+        second = derive_program_second_order(d) if order == 2 else None
+        task["source"] = emit_program(d, "numpy" if target == "module" else target, second=second)
         if program is not None:
             task.update(own=True, pickled=base64.b64encode(pickle.dumps(program)).decode(),
                         eager=emit_program(d, "torch"))

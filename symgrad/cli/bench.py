@@ -61,6 +61,9 @@ def cmd_bench(args):
     if not (args.op or args.rule or args.file):
         raise SymgradError("bench: give an op (with --input-shape for every input), --rule, -f FILE, or --suite")
     op, params, shapes = _bench_case(args)
+    if args.order == 2 and (args.target != "module" or args.compare):
+        raise SymgradError("bench: --order 2 times the module's double_backward; it goes with --target module, "
+                           "without --compare")
     if args.compare:
         return _bench_compare(args, op, shapes)
     own = isinstance(op, ops_mod.Program) and op.name not in ops_mod.PROGRAMS  # --rule, -f, a padding mode
@@ -70,7 +73,7 @@ def cmd_bench(args):
     for dtype in args.dtype or ("float32",):
         for t in args.threads or (1,):
             result = bench.bench(op.name, params, shapes, threads=t, repeats=args.repeats, bind=args.bind,
-                                 target=args.target, program=op if own else None, dtype=dtype)
+                                 target=args.target, program=op if own else None, dtype=dtype, order=args.order)
             print(format_result(op.name, t, result, bind=args.bind))
     return 0
 
@@ -89,7 +92,7 @@ def _set_heap(heap):
 
 #: bench's own options (with a value, and without): what is left of its command line is emit's
 _BENCH_ONLY = ({"--threads", "--repeats", "--compare", "--target", "--backend", "--dtype", "--gemm", "--conv-path", "-o",
-                "--output", "--heap"}, {"--bind", "--suite", "--programs", "--force"})
+                "--output", "--heap", "--order"}, {"--bind", "--suite", "--programs", "--force"})
 
 
 def _bench_compare(args, op, shapes):

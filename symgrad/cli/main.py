@@ -113,6 +113,10 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--target", choices=("module", "torch"), default="module",
                     help="module: the emitted NumPy module; torch: the emitted torch.autograd.Function under autograd "
                          "(CPU), both against torch's own op")
+    bn.add_argument("--order", type=int, choices=(1, 2), default=1,
+                    help="2: also time the module's double_backward against torch's double backward (the forward, "
+                         "autograd.grad with create_graph=True, and autograd.grad of the sum of gg times the "
+                         "gradients), as a gradient penalty computes it")
     bn.add_argument("--dtype", action="append", choices=("float32", "float16", "float64"),
                     help="the inputs' dtype (repeat for several): float32 (default), float64; float16 with --backend "
                          "cupy (CuPy has no bfloat16)")
