@@ -75,7 +75,7 @@ def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = 
     spec = _module_backend(backend)
     blockwise = op.elementwise and spec.blockwise  # CuPy fuses elementwise work into one kernel instead
     code = code_context(d, spec)
-    blocks, second_code = second_context(second, spec) if second else ([], None)
+    blocks, second_code = second_context(second, spec, blockwise) if second else ([], None)
     if second_code:
         code.update(pieces=code["pieces"] | second_code.pieces, imports=code["imports"] + sorted(second_code.imports))
     args = code["args"]
@@ -92,7 +92,8 @@ def module_context(d: Derivation, backend: str = "numpy", second: SecondOrder = 
     unbatched = _unbatched(op)
     for b, t in zip(backward, op.inputs):
         b["batched"] = bool(unbatched) and t.name in unbatched["inputs"]
-    loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp]
+    loops = [lp for lp in [forward_loop] + [b["loop"] for b in backward] if lp] + \
+        [r["loop"] for b in blocks if b["looped"] for r in b["results"]]
     pieces = code["pieces"] | {"owned", "inputs"} | ({"blockwise"} if blockwise else set()) | ({"numba/elementwise"} if loops else set())
     pieces |= function_pieces(f for lp in loops for f in lp.functions)
     pieces |= {"double_double"} if any(lp.wide for lp in loops) else set()
