@@ -86,3 +86,23 @@ def test_small_upstream_gradients_do_not_vanish_in_float16():
 def test_the_report_names_every_dtype(scanned):
     text = report(scanned)
     assert all(f"{dtype} " in text for dtype in ("float16", "float32", "float64")) and "torch, finite x" in text
+
+
+@pytest.mark.parametrize("size", [64, 4096])  # the NumPy path and the compiled loop (from 1,024 elements)
+def test_the_float64_double_backward_keeps_its_digits_where_the_derivatives_cross_zero(size):
+    """GELU's double backward, float64, near gelu′'s zero (x ≈ −0.7518) and gelu″'s (x = ±√2), where the
+    terms cancel: within 1 ulp of a 40-digit mpmath value of gelu′ and gelu″ (written here from the
+    definition, gelu′ = Φ + xφ, gelu″ = φ(2 − x²)). A float64 NumPy path lost up to 2.6e6 ulps there."""
+    import mpmath
+    mpmath.mp.dps = 40
+    module = symgrad.module(symgrad.ops.gelu())
+    x = np.concatenate([np.linspace(-0.7519, -0.7517, size // 4), np.linspace(1.4141, 1.4143, size // 4),
+                        np.linspace(-1.4143, -1.4141, size // 4), np.linspace(-3, 3, size // 4)])
+    g, gg = np.full_like(x, 1.25), np.full_like(x, -0.75)
+    got_g, got_x = module.double_backward(gg, g, x)
+    for k in range(0, x.size, max(1, x.size // 256)):
+        X = mpmath.mpf(x[k])
+        pdf = mpmath.exp(-X * X / 2) / mpmath.sqrt(2 * mpmath.pi)
+        for got, want in ((got_g[k], gg[k] * (mpmath.erfc(-X / mpmath.sqrt(2)) / 2 + X * pdf)),
+                          (got_x[k], g[k] * gg[k] * pdf * (2 - X * X))):
+            assert abs(mpmath.mpf(got) - want) <= abs(want) * 2.0 ** -52, (x[k], got, want)
