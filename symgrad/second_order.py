@@ -124,8 +124,8 @@ def backward_program(d: ProgramDerivation) -> Program:
             up = d.statements[k].statement.name
             read = {naming.grad(up): adjoint[up]}
             expr = sp.Add(*[term.expr() for term in grad.raw])
-            own = own_rhs(d.statements[k].statement)  # (u = exp(…) passes back exp(…)·ū: read u, as the first order does)
-            expr = expr.xreplace(dict([own])) if own is not None else expr  # (xreplace: inside the sums too)
+            own = own_rhs(d.statements[k].statement)  # u = exp(…) passes back exp(…)·ū: read u, as the first
+            expr = expr.xreplace(dict([own])) if own is not None else expr  # order does (xreplace: inside sums too)
             exprs.append((grad, expr.replace(lambda a: isinstance(a, sp.Indexed) and a.base.name in read,
                                              lambda a: read[a.base.name][a.indices])))
         t = tensors[name]

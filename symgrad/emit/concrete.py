@@ -25,9 +25,9 @@ def require_concrete(d: Derivation, bound):
         left = sorted(str(s) for s in loose - {x for k in named for x in _symbols(d.op.params[k])})
         what = ", ".join(named + ([f"the sizes {', '.join(left)}"] if left else []))
         example = ", ".join(f"{k}={TORCH_DEFAULTS[k]}" for k in named if k in TORCH_DEFAULTS)
+        defaults = f" (PyTorch's defaults: {example}, which the CLI's emit fills in where unset)" if example else ""
         raise SymgradError(f"{d.op.name}: emitting code needs numbers for {what}, symbolic here; give "
-                           f"{'it' if len(named) + bool(left) == 1 else 'them'} when building it" + (f" (PyTorch's defaults: {example}, which the CLI's emit fills in where "
-                                             f"unset)" if example else ""))
+                           f"{'it' if len(named) + bool(left) == 1 else 'them'} when building it{defaults}")
 
 
 def _symbols(value):

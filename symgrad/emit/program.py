@@ -210,7 +210,8 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     pieces = set(code.pieces) | ({"inputs"} if spec.framework else {"owned", "inputs"}) | \
         ({"fused"} if spec.fused else set()) | \
         ({"saved"} if spec.name == "torch" else set()) | \
-        ({"rows"} if rows else set()) | ({"upstream"} if rows and not spec.framework else set()) | ({"numba/nests"} if nests else set()) | ({"numba/fused_rows"} if groups else set())
+        ({"rows"} if rows else set()) | ({"upstream"} if rows and not spec.framework else set()) | \
+        ({"numba/nests"} if nests else set()) | ({"numba/fused_rows"} if groups else set())
     pieces |= function_pieces([f for n in nests for f in n["nest"].functions] + [f for g in groups for f in g["functions"]])
     pieces |= {q for n in nests for q in n["nest"].pieces} | {q for g in groups for q in g["pieces"]}
     names, imports, runtime = _inlined(pieces, code.imports, spec)
