@@ -231,11 +231,11 @@ def conv_impls():
 
 
 def stand_in_bench(op_name, params, shapes, threads=1, repeats=7, warmup=2, bind=False, target="module",
-                   program=None, dtype="float32", compile=None, memory=True, methods=None):
+                   program=None, dtype="float32", compile=None, memory=True, methods=None, order=1):
     """What symgrad.bench.cpu.bench returns, without the timing children (torch.compile's times for a
-    program, as bench gives them)."""
+    program, as bench gives them; double_backward's with ``order=2``)."""
     import symgrad
-    methods = list(methods or ["forward", "dx", "forward+backward"])
+    methods = list(methods or ["forward", "dx", "forward+backward"] + (["double_backward"] if order == 2 else []))
     times = {m: 1e-3 for m in methods}
     memory = dict(peak_mib=1.0, first_s=2.0, first_cached_s=0.3) if memory else {}
     result = {"emitted": dict(times, **memory), "torch": dict(times, **({k: memory[k] for k in ("peak_mib", "first_s")}
