@@ -34,7 +34,7 @@ def _symbols(op: Op) -> dict:
     return {s.name: s for s in syms}
 
 
-def bind_statements(op: Op, bound=(), checked=(), shown=None, ranked=()) -> tuple:
+def bind_statements(op: Op, bound=(), checked=(), shown=None, ranked=None) -> tuple:
     """``(lines, symbols)``: Python statements that read every size symbol from the input arrays
     (named as the inputs), raise ``ValueError`` naming the op, the input and the expected shape where
     they do not fit, and compute the output sizes; and the symbols they bind, in order.  Symbols in
@@ -42,8 +42,11 @@ def bind_statements(op: Op, bound=(), checked=(), shown=None, ranked=()) -> tupl
     caller has checked their shapes: a JVP's tangents, each of its primal's shape).  ``shown``: the
     names the messages give the op and inputs where the caller knows them by others (a double
     backward's: ``softmax double_backward``, ``grad_output`` for the backward program's ``ybar``); the
-    inputs named in ``ranked`` have their rank already (a program's rows: runtime/rows.py makes them)."""
+    inputs in ``ranked`` (name -> how) have their rank already (a program's rows: runtime/rows.py makes
+    them), and the messages say how a shape they show was made from the caller's."""
     say = _say(shown)
+    ranked = ranked or {}
+    got = lambda name: f"{{{name}.shape}}" + (f" {ranked[name]}" if name in ranked else "")  # noqa: E731
     lines, bound, later = [], list(bound), []
     origins = {}  # size symbol -> (input, axis) it is read from
     for t in op.inputs:
@@ -73,19 +76,19 @@ def bind_statements(op: Op, bound=(), checked=(), shown=None, ranked=()) -> tupl
                     lines.append(f"if {t.name}.shape[{axis}] % {size_code(known)}:")
                     lines.append(f'    raise ValueError(f"{say(op.name)}: axis {axis} of input {say(t.name)} ({{{t.name}.shape[{axis}]}}) '
                                  f'is not a multiple of {known}: {say(t.name)} must have shape {want}, {known} groups of '
-                                 f'{u}; got {{{t.name}.shape}}")')
+                                 f'{u}; got {got(t.name)}")')
                 if u != op.batch and u not in op.empty_ok:
                     lines.append(f"if {u} < 1:")
                     lines.append(f'    raise ValueError(f"{say(op.name)}: input {say(t.name)} must have shape {want} with '
-                                 f'{u} >= 1, got {{{t.name}.shape}}")')
+                                 f'{u} >= 1, got {got(t.name)}")')
                 bound.append(u)
             else:
-                lines += _axis_check(op, t, axis, run, origins, say)
+                lines += _axis_check(op, t, axis, run, origins, say, got)
     for sym, expr in op.output_sizes.items():
         lines.append(f"{sym} = {size_code(expr)}")
         bound.append(sym)
     for t, axis, run in later:
-        lines += _axis_check(op, t, axis, run, origins, say)
+        lines += _axis_check(op, t, axis, run, origins, say, got)
     names = _symbols(op)
     for cond, message in op.requires:
         text = re.sub(r"\{([^{}]*)\}", lambda m: "{" + size_code(sp.sympify(m.group(1), locals=names)) + "}", message)
@@ -102,18 +105,19 @@ def _say(shown):
     return lambda name: (shown or {}).get(name, name)
 
 
-def _axis_check(op: Op, t, axis: int, run, origins: dict = None, say=_say(None)) -> list:
+def _axis_check(op: Op, t, axis: int, run, origins: dict = None, say=_say(None),
+                got=lambda name: f"{{{name}.shape}}") -> list:
     """The statements raising ValueError where axis ``axis`` of input ``t`` is not the size ``run`` says
     (and where a size in it was read from another input, which axis of which: a channels-last input
-    shows up as the wrong size of the next one)."""
+    shows up as the wrong size of the next one); ``got``: a shape as the messages show it."""
     value = sp.Mul(*run)
     named = "" if value.is_Integer else f"{value} = "  # which size it is: C_in, per group
     read = [(s, *origins[s]) for s in sorted(value.free_symbols, key=str) if s in (origins or {}) and origins[s][0] != t]
-    where = "".join(f", read from axis {a} of {say(src.name)}, whose shape {{{src.name}.shape}} is taken as "
+    where = "".join(f", read from axis {a} of {say(src.name)}, whose shape {got(src.name)} is taken as "
                     f"{shape_text(src)}" for s, src, a in read)
     return [f"if {t.name}.shape[{axis}] != {size_code(value)}:",
             f'    raise ValueError(f"{say(op.name)}: input {say(t.name)} must have shape {shape_text(t)}, '
-            f'got {{{t.name}.shape}} (axis {axis} should be {named}{{{size_code(value)}}}{where})")']
+            f'got {got(t.name)} (axis {axis} should be {named}{{{size_code(value)}}}{where})")']
 
 
 def grad_output_statements(op: Op, name: str, shown=None) -> list:

@@ -180,6 +180,10 @@ def test_an_upstream_gradient_must_have_the_shape_of_what_it_is_the_gradient_of(
         assert str(error.value) == f"{message}, got {shape}"
     with pytest.raises(ValueError, match="^softmax jvp: dim 5 is out of range for input x"):
         module.jvp((x,), (None,), dim=5)
+    with pytest.raises(ValueError) as error:  # a shape the rule sees as rows says so
+        module.forward(np.ones((2, 3, 0)))
+    assert str(error.value) == ("softmax: input x must have shape (N, D) with D >= 1, got (6, 0) as rows "
+                                "(leading axes flattened into N, dim last)")
 
 
 def test_a_scalar_and_a_broadcast_batch_reach_every_order():

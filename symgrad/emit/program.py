@@ -203,7 +203,8 @@ def program_context(d: ProgramDerivation, backend: str = "numpy", prefix: str = 
     made = {name: (forms, nest) for name, (forms, nest) in made.items() if nest in called}
     interface = p.interface()
     rows = [t for t in p.inputs if p.leading is not None and t.dims and t.dims[0] == p.leading]
-    bind, sizes = bind_statements(interface, checked=checked, shown=shown, ranked=[t.name for t in rows])
+    how = f"as rows (leading axes flattened into {p.leading}{', dim last' if p.dim else ''})"
+    bind, sizes = bind_statements(interface, checked=checked, shown=shown, ranked={t.name: how for t in rows})
     for s in d.statements:
         require_concrete(s.derivation, sizes + list(p.constants))
     code = forward_code + backward_code
