@@ -105,14 +105,13 @@ def _say(shown):
     return lambda name: (shown or {}).get(name, name)
 
 
-def _axis_check(op: Op, t, axis: int, run, origins: dict = None, say=_say(None),
-                got=lambda name: f"{{{name}.shape}}") -> list:
+def _axis_check(op: Op, t, axis: int, run, origins: dict, say, got) -> list:
     """The statements raising ValueError where axis ``axis`` of input ``t`` is not the size ``run`` says
     (and where a size in it was read from another input, which axis of which: a channels-last input
     shows up as the wrong size of the next one); ``got``: a shape as the messages show it."""
     value = sp.Mul(*run)
     named = "" if value.is_Integer else f"{value} = "  # which size it is: C_in, per group
-    read = [(s, *origins[s]) for s in sorted(value.free_symbols, key=str) if s in (origins or {}) and origins[s][0] != t]
+    read = [(s, *origins[s]) for s in sorted(value.free_symbols, key=str) if s in origins and origins[s][0] != t]
     where = "".join(f", read from axis {a} of {say(src.name)}, whose shape {got(src.name)} is taken as "
                     f"{shape_text(src)}" for s, src, a in read)
     return [f"if {t.name}.shape[{axis}] != {size_code(value)}:",

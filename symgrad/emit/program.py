@@ -268,8 +268,7 @@ def jvp_context(source, backend: str, primal: bool = False, known: ProgramDeriva
     a standalone module's JVP reads its sizes with the module's own ``_sizes`` where that binds the same
     ones (``module_sizes``: those sizes, and the primal inputs it takes)."""
     jvp = jvp_program(source, primal=primal)
-    half = len(jvp.inputs) // 2
-    tangents = [t.name for t in jvp.inputs[half:]]  # each of its primal's shape (tangents.py)
+    tangents = [t.name for t in jvp.inputs[len(jvp.inputs) // 2:]]  # each of its primal's shape (tangents.py)
     shown = {jvp.name: f"{source.name} jvp", **{t: f"{p.name}'s tangent" for t, p in zip(tangents, jvp.inputs)}}
     c = program_context(derive_program(jvp, wrt=(), known=known), backend, prefix="jvp_", shared=shared,
                         checked=tangents, shown=shown)
